@@ -1,0 +1,44 @@
+# Everything a fresh clone needs: `make test` and `make demo` set up what they use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: test demo demo-keep lint docs bench setup clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# The virtualenv is reused while pyproject.toml and constraints.txt are unchanged.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m devtools.demo $(DEMO_ARGS)
+
+demo-keep: setup
+	$(PY) -m devtools.demo --keep-running $(DEMO_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check fluke_airflow
+	$(VENV)/bin/mypy
+
+docs: setup
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .work docs/_build

@@ -1,0 +1,157 @@
+"""Start moto's SQS server and Azurite's queue service on free loopback ports.
+
+Used by the test suite, ``make demo`` and ``make bench``, so all three run against the
+same local services. Each emulator gets fresh, random credentials: a secret that shows
+up in a log can then be traced to exactly one run.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+@dataclass
+class _Process:
+    name: str
+    port: int
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True
+        )
+        wait_for_port(self.port, self.process, self.name)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@dataclass
+class MotoSQS(_Process):
+    """moto in server mode: a real HTTP endpoint speaking the SQS API."""
+
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    region: str = "us-east-1"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def create(cls, port: int | None = None, log_path: Path | None = None) -> MotoSQS:
+        port = port or free_port()
+        moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        return cls(
+            name="moto_server",
+            port=port,
+            command=[moto, "-H", "127.0.0.1", "-p", str(port)],
+            log_path=log_path,
+            access_key_id="AKIA" + secrets.token_hex(8).upper(),
+            secret_access_key=secrets.token_urlsafe(30),
+        )
+
+
+@dataclass
+class AzuriteQueue(_Process):
+    """Azurite's queue service with a fresh account and key."""
+
+    account: str = ""
+    key: str = ""
+    workdir: Path | None = None
+
+    @property
+    def account_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.account}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={self.key};"
+            f"QueueEndpoint={self.account_url};"
+        )
+
+    @classmethod
+    def create(cls, port: int | None = None, log_path: Path | None = None) -> AzuriteQueue:
+        if not AZURITE_QUEUE.exists():
+            raise RuntimeError(f"{AZURITE_QUEUE} is missing; run `npm ci` (make does this for you)")
+        port = port or free_port()
+        account = "fluke" + secrets.token_hex(4)
+        key = base64.b64encode(secrets.token_bytes(64)).decode()
+        workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+        return cls(
+            name="azurite-queue",
+            port=port,
+            command=[
+                str(AZURITE_QUEUE),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(port),
+                "--location",
+                str(workdir),
+                "--skipApiVersionCheck",
+                "--loose",
+            ],
+            env={"AZURITE_ACCOUNTS": f"{account}:{key}"},
+            log_path=log_path,
+            account=account,
+            key=key,
+            workdir=workdir,
+        )
+
+    def stop(self) -> None:
+        super().stop()
+
+    def remove(self) -> None:
+        """Stop and delete the data folder (a restart keeps the data, as a real service would)."""
+        self.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)

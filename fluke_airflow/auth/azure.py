@@ -1,0 +1,193 @@
+"""Azure Queue Storage credentials: connection string, account key, SAS token, service
+principal, managed identity and ``DefaultAzureCredential``.
+
+The object keeps *how* to authenticate, not a live credential, because the blocking and
+the asyncio queue clients each need a credential of their own flavour
+(``azure.identity`` versus ``azure.identity.aio``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Method = Literal["connection_string", "account_key", "sas_token", "service_principal", "managed_identity", "default"]
+
+_SECRET_PARTS = ("accountkey", "sharedaccesssignature")
+
+
+def account_url_for(storage_account: str) -> str:
+    return f"https://{storage_account}.queue.core.windows.net"
+
+
+def _account_from_url(url: str) -> str:
+    """``https://acct.queue.core.windows.net`` -> acct; emulator style ``http://127.0.0.1:10001/acct`` -> acct."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        name = parts.path.strip("/").split("/")[0]
+    else:
+        name = host.split(".")[0]
+    if not name:
+        raise ValueError(f"cannot tell the storage account from account_url {url!r}; give storage_account")
+    return name
+
+
+def _parse_conn_string(conn_string: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for segment in conn_string.split(";"):
+        if segment.strip():
+            key, sep, value = segment.partition("=")
+            if not sep:
+                raise ValueError("conn_string is malformed: every segment must look like Key=Value")
+            parts[key.strip().lower()] = value.strip()
+    return parts
+
+
+class AzureAuth:
+    """How to reach and authenticate to a storage account's queue service.
+
+    Build it with one of the ``from_*`` class methods. ``repr`` and ``str`` show the account
+    and the method, never a key, SAS token or client secret.
+    """
+
+    def __init__(self, *, method: Method, account_url: str | None, secret: str | None = None, **options: Any) -> None:
+        self.method = method
+        self.account_url = account_url.rstrip("/") if account_url else None
+        self._secret = secret
+        self._options = options
+
+    # -- constructors ---------------------------------------------------------------------------
+    @classmethod
+    def from_conn_string(cls, conn_string: str) -> AzureAuth:
+        """A storage connection string (``DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...``)."""
+        if not isinstance(conn_string, str) or not conn_string.strip():
+            raise ValueError("conn_string must be a non-empty Azure Storage connection string")
+        parts = _parse_conn_string(conn_string)
+        if "queueendpoint" in parts:
+            url: str | None = parts["queueendpoint"]
+        elif "accountname" in parts:
+            protocol = parts.get("defaultendpointsprotocol", "https")
+            suffix = parts.get("endpointsuffix", "core.windows.net")
+            url = f"{protocol}://{parts['accountname']}.queue.{suffix}"
+        else:
+            raise ValueError("conn_string must name AccountName or QueueEndpoint")
+        if not any(k in parts for k in _SECRET_PARTS):
+            raise ValueError("conn_string must carry AccountKey or SharedAccessSignature")
+        return cls(method="connection_string", account_url=url, secret=conn_string)
+
+    @classmethod
+    def from_account_key(
+        cls, account_key: str, *, storage_account: str | None = None, account_url: str | None = None
+    ) -> AzureAuth:
+        """Shared key authentication."""
+        url = cls._url(storage_account, account_url)
+        name = storage_account or _account_from_url(url)
+        if not account_key:
+            raise ValueError("account_key must be a non-empty string")
+        return cls(method="account_key", account_url=url, secret=account_key, account_name=name)
+
+    @classmethod
+    def from_sas_token(
+        cls, sas_token: str, *, storage_account: str | None = None, account_url: str | None = None
+    ) -> AzureAuth:
+        """A shared access signature (with or without its leading ``?``)."""
+        if not sas_token:
+            raise ValueError("sas_token must be a non-empty string")
+        return cls(method="sas_token", account_url=cls._url(storage_account, account_url), secret=sas_token.lstrip("?"))
+
+    @classmethod
+    def from_service_principal(
+        cls,
+        storage_account: str | None = None,
+        tenant_id: str = "",
+        client_id: str = "",
+        client_secret: str = "",
+        *,
+        account_url: str | None = None,
+        authority: str | None = None,
+    ) -> AzureAuth:
+        """An Entra ID application (client secret); it needs a *Storage Queue Data* role."""
+        for name, value in (("tenant_id", tenant_id), ("client_id", client_id), ("client_secret", client_secret)):
+            if not value:
+                raise ValueError(f"{name} must be a non-empty string for service principal authentication")
+        return cls(
+            method="service_principal",
+            account_url=cls._url(storage_account, account_url),
+            secret=client_secret,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            authority=authority,
+        )
+
+    @classmethod
+    def from_managed_identity(
+        cls, storage_account: str | None = None, *, client_id: str | None = None, account_url: str | None = None
+    ) -> AzureAuth:
+        """The managed identity of the VM, container or AKS pod (user-assigned with ``client_id``)."""
+        return cls(method="managed_identity", account_url=cls._url(storage_account, account_url), client_id=client_id)
+
+    @classmethod
+    def from_default_credential(
+        cls,
+        storage_account: str | None = None,
+        *,
+        account_url: str | None = None,
+        managed_identity_client_id: str | None = None,
+    ) -> AzureAuth:
+        """``DefaultAzureCredential``: environment, workload identity, managed identity, Azure CLI..."""
+        return cls(
+            method="default",
+            account_url=cls._url(storage_account, account_url),
+            managed_identity_client_id=managed_identity_client_id,
+        )
+
+    @staticmethod
+    def _url(storage_account: str | None, account_url: str | None) -> str:
+        if account_url:
+            if not account_url.startswith(("http://", "https://")):
+                raise ValueError(f"account_url must start with http:// or https://, got {account_url!r}")
+            return account_url
+        if storage_account:
+            return account_url_for(storage_account)
+        raise ValueError("give storage_account (the account name) or account_url")
+
+    # -- what the queues use ------------------------------------------------------------------------
+    def credential(self, *, asynchronous: bool = False) -> Any:
+        """A credential for ``QueueClient(account_url, credential=...)``; ``None`` for connection strings."""
+        o = self._options
+        if self.method == "connection_string":
+            return None
+        if self.method == "account_key":
+            return {"account_name": o["account_name"], "account_key": self._secret}
+        if self.method == "sas_token":
+            from azure.core.credentials import AzureSasCredential
+
+            return AzureSasCredential(self._secret or "")
+        if asynchronous:
+            from azure.identity import aio as identity
+        else:
+            import azure.identity as identity  # type: ignore[no-redef]
+        if self.method == "service_principal":
+            kwargs = {"authority": o["authority"]} if o.get("authority") else {}
+            return identity.ClientSecretCredential(o["tenant_id"], o["client_id"], self._secret or "", **kwargs)
+        if self.method == "managed_identity":
+            return identity.ManagedIdentityCredential(client_id=o.get("client_id"))
+        return identity.DefaultAzureCredential(managed_identity_client_id=o.get("managed_identity_client_id"))
+
+    def create_queue_client(self, queue: str, *, asynchronous: bool = False, **kwargs: Any) -> tuple[Any, Any]:
+        """``(queue_client, credential_to_close_or_None)`` for the blocking or the asyncio SDK."""
+        if asynchronous:
+            from azure.storage.queue.aio import QueueClient
+        else:
+            from azure.storage.queue import QueueClient  # type: ignore[assignment]
+        if self.method == "connection_string":
+            return QueueClient.from_connection_string(self._secret or "", queue, **kwargs), None
+        credential = self.credential(asynchronous=asynchronous)
+        closable = credential if hasattr(credential, "close") else None
+        return QueueClient(self.account_url or "", queue, credential=credential, **kwargs), closable
+
+    def __repr__(self) -> str:
+        return f"AzureAuth(method={self.method!r}, account_url={self.account_url!r})"
+
+    __str__ = __repr__

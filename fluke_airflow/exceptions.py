@@ -1,0 +1,21 @@
+"""Errors raised by fluke_airflow, so callers can tell queue problems from their own bugs."""
+
+from __future__ import annotations
+
+
+class QueueError(Exception):
+    """A queue operation failed at the service (after the SDK's own retries)."""
+
+
+class QueueNotFoundError(QueueError, LookupError):
+    """The named queue does not exist (or the credentials may not see it)."""
+
+    def __init__(self, service: str, queue: str, detail: str = "") -> None:
+        self.service = service
+        self.queue = queue
+        message = f"{service} queue {queue!r} does not exist or is not accessible with these credentials"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class QueueClosedError(QueueError):
+    """An operation was attempted on a queue object that is not open."""

@@ -1,0 +1,345 @@
+"""Azure Queue Storage: request limits, pop receipts, encodings and the blocking/asyncio transports.
+
+Azure has no batch API: sends and deletes are one request per message, which the drivers
+run concurrently. A receive returns up to 32 messages. Pop receipts change whenever a
+message's visibility is updated, so visibility changes hand back the new receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from fluke_airflow.auth.azure import AzureAuth
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
+from fluke_airflow.queues.message import Message
+
+log = logging.getLogger("fluke_airflow.queues")
+
+SERVICE = "Azure Queue Storage"
+RECEIVE_LIMIT = 32
+MAX_MESSAGE_BYTES = 65_536
+MAX_VISIBILITY = 7 * 24 * 3600
+_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+_OPTIONS = ("delay_seconds", "time_to_live")
+Encoding = Literal["text", "base64"]
+
+
+def _describe(error: Exception) -> str:
+    code = getattr(error, "error_code", None)
+    reason = getattr(error, "reason", None) or type(error).__name__
+    return f"{code or reason}"
+
+
+def _quiet_sdk_request_logging() -> None:
+    """azure-core logs every request and response header at INFO; keep task logs readable.
+
+    Only when nobody configured that logger: set it to INFO or DEBUG yourself to see requests.
+    """
+    sdk_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    if sdk_log.level == logging.NOTSET:
+        sdk_log.setLevel(logging.WARNING)
+
+
+def _requests_transport(pool_size: int) -> Any:
+    """A requests session whose connection pool fits the number of concurrent requests we make."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+class _AzureProtocol:
+    """Sans-IO half of the Azure transports."""
+
+    delete_chunk_size = 1
+    visibility_chunk_size = 1
+
+    def __init__(self, queue: str, encoding: Encoding) -> None:
+        self.queue = queue
+        self.encoding = encoding
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        _quiet_sdk_request_logging()
+        if self.encoding == "text":
+            return {}
+        from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        return {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+
+    def _open_failed(self, error: Exception) -> QueueError:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if isinstance(error, ResourceNotFoundError):
+            return QueueNotFoundError(SERVICE, self.queue, _describe(error))
+        return self._failure("opening", error)
+
+    def _failure(self, action: str, error: Exception) -> QueueError:
+        return QueueError(f"{action} on {SERVICE} queue {self.queue!r} failed: {_describe(error)}")
+
+    def prepare(self, messages: Sequence[str], options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
+        text = self.encoding == "text"
+        bodies = check.message_list(
+            messages,
+            max_bytes=MAX_MESSAGE_BYTES,
+            service=SERVICE,
+            size_of=check.utf8_size if text else check.base64_size,
+            text_only=text,
+        )
+        kwargs: dict[str, Any] = {}
+        delay = check.non_negative_int(
+            "delay_seconds", options.get("delay_seconds"), maximum=MAX_VISIBILITY, allow_none=True
+        )
+        if delay:
+            kwargs["visibility_timeout"] = delay
+        ttl = options.get("time_to_live")
+        if ttl is not None:
+            if ttl != -1:
+                check.positive_int("time_to_live", ttl)
+            kwargs["time_to_live"] = ttl
+        return [(body, kwargs) for body in bodies]
+
+    @staticmethod
+    def send_chunks(entries: list[Any]) -> list[list[Any]]:
+        return [[entry] for entry in entries]
+
+    @staticmethod
+    def _message(item: Any) -> Message:
+        return Message(id=item.id, body=item.content, receipt=item.pop_receipt, receive_count=item.dequeue_count or 0)
+
+    def _warn(self, action: str, message_id: str, error: Exception) -> None:
+        log.warning(
+            "%s: %s of message %s in queue %r failed: %s", SERVICE, action, message_id, self.queue, _describe(error)
+        )
+
+    def log_push(self, results: list[bool], level: int) -> None:
+        failed = [i for i, ok in enumerate(results) if not ok]
+        log.log(
+            level,
+            "Pushed %d of %d message(s) to %s queue %r",
+            len(results) - len(failed),
+            len(results),
+            SERVICE,
+            self.queue,
+        )
+        if failed:
+            log.warning("%s queue %r did not accept the message(s) at position(s) %s", SERVICE, self.queue, failed)
+
+
+class SyncAzureTransport(_AzureProtocol):
+    def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int) -> None:
+        super().__init__(queue, encoding)
+        from azure.core.exceptions import AzureError
+
+        self._errors = AzureError
+        self.client, self._credential = auth.create_queue_client(
+            queue, transport=_requests_transport(pool_size), **self._client_kwargs()
+        )
+        try:
+            self.client.get_queue_properties()
+        except self._errors as error:
+            self.close()
+            raise self._open_failed(error) from None
+
+    def close(self) -> None:
+        self.client.close()
+        if self._credential is not None:
+            self._credential.close()
+
+    def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        body, kwargs = chunk[0]
+        try:
+            self.client.send_message(body, **kwargs)
+        except self._errors as error:
+            self._warn("send", "(new)", error)
+            return [False]
+        return [True]
+
+    def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        n = min(max_messages, RECEIVE_LIMIT)
+        try:
+            pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout).by_page()
+            return [self._message(item) for item in next(pages, [])]
+        except self._errors as error:
+            raise self._failure("receive", error) from error
+
+    def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
+        message = chunk[0]
+        try:
+            self.client.delete_message(message.id, message.receipt)
+        except self._errors as error:
+            self._warn("delete", message.id, error)
+            return [False]
+        return [True]
+
+    def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
+        message = chunk[0]
+        try:
+            updated = self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
+        except self._errors as error:
+            self._warn("visibility change", message.id, error)
+            return [None]
+        return [message.with_receipt(updated.pop_receipt)]
+
+    def peek(self, driver: Any, limit: int) -> list[str]:
+        try:
+            return [item.content for item in self.client.peek_messages(max_messages=limit)]
+        except self._errors as error:
+            raise self._failure("peek", error) from error
+
+    def count(self) -> int:
+        try:
+            return int(self.client.get_queue_properties().approximate_message_count or 0)
+        except self._errors as error:
+            raise self._failure("count", error) from error
+
+    def clear(self, driver: Any) -> None:
+        try:
+            self.client.clear_messages()
+        except self._errors as error:
+            raise self._failure("clear", error) from error
+
+
+class AsyncAzureTransport(_AzureProtocol):
+    def __init__(self, queue: str, encoding: Encoding) -> None:
+        super().__init__(queue, encoding)
+        from azure.core.exceptions import AzureError
+
+        self._errors = AzureError
+        self.client: Any = None
+        self._credential: Any = None
+
+    async def connect(self, auth: AzureAuth) -> AsyncAzureTransport:
+        self.client, self._credential = auth.create_queue_client(self.queue, asynchronous=True, **self._client_kwargs())
+        try:
+            await self.client.get_queue_properties()
+        except self._errors as error:
+            await self.close()
+            raise self._open_failed(error) from None
+        return self
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+    async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        body, kwargs = chunk[0]
+        try:
+            await self.client.send_message(body, **kwargs)
+        except self._errors as error:
+            self._warn("send", "(new)", error)
+            return [False]
+        return [True]
+
+    async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        n = min(max_messages, RECEIVE_LIMIT)
+        try:
+            pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout).by_page()
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                return []
+            return [self._message(item) async for item in page]
+        except self._errors as error:
+            raise self._failure("receive", error) from error
+
+    async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
+        message = chunk[0]
+        try:
+            await self.client.delete_message(message.id, message.receipt)
+        except self._errors as error:
+            self._warn("delete", message.id, error)
+            return [False]
+        return [True]
+
+    async def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
+        message = chunk[0]
+        try:
+            updated = await self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
+        except self._errors as error:
+            self._warn("visibility change", message.id, error)
+            return [None]
+        return [message.with_receipt(updated.pop_receipt)]
+
+    async def peek(self, driver: Any, limit: int) -> list[str]:
+        try:
+            return [item.content for item in await self.client.peek_messages(max_messages=limit)]
+        except self._errors as error:
+            raise self._failure("peek", error) from error
+
+    async def count(self) -> int:
+        try:
+            return int((await self.client.get_queue_properties()).approximate_message_count or 0)
+        except self._errors as error:
+            raise self._failure("count", error) from error
+
+    async def clear(self, driver: Any) -> None:
+        try:
+            await self.client.clear_messages()
+        except self._errors as error:
+            raise self._failure("clear", error) from error
+
+
+class _AzureConfig(QueueBase[AzureAuth]):
+    service = SERVICE
+    max_visibility_timeout = MAX_VISIBILITY
+    max_wait_seconds = 20  # accepted for symmetry with SQS; Azure has no long polling
+
+    def __init__(
+        self,
+        auth: AzureAuth,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 16,
+        message_encoding: Encoding = "text",
+    ) -> None:
+        if message_encoding not in ("text", "base64"):
+            raise ValueError(f"message_encoding must be 'text' or 'base64', got {message_encoding!r}")
+        self._encoding: Encoding = message_encoding
+        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+
+    def _check_auth(self, auth: Any) -> None:
+        if not isinstance(auth, AzureAuth):
+            raise TypeError(f"auth must be an AzureAuth for an {SERVICE} queue, got {type(auth).__name__}")
+
+    def _check_queue(self, queue: str) -> str:
+        if not _QUEUE_NAME.match(queue):
+            raise ValueError(
+                f"queue {queue!r} is not a valid {SERVICE} queue name: use 3-63 lowercase letters, digits "
+                "and single hyphens, starting and ending with a letter or digit"
+            )
+        return queue
+
+
+class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):
+    """An Azure Storage queue. Opens (and checks the queue exists) on construction.
+
+    ``message_encoding="base64"`` reads and writes base64 bodies, as Azure Functions and
+    other SDKs do; the default ``"text"`` sends bodies as they are. ``push`` accepts
+    ``delay_seconds`` and ``time_to_live``.
+    """
+
+    def _connect(self) -> SyncAzureTransport:
+        return SyncAzureTransport(self._auth, self._queue, self._encoding, max(10, self._max_concurrency))
+
+
+class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
+    """The asyncio twin of :class:`AzureStorageQueue` (``azure.storage.queue.aio``)."""
+
+    async def _connect(self) -> AsyncAzureTransport:
+        return await AsyncAzureTransport(self._queue, self._encoding).connect(self._auth)

@@ -1,0 +1,322 @@
+"""The public queue classes' shared half: argument checks, logging and the flow plumbing.
+
+A backend (``sqs.py``, ``azure.py``) supplies transports; everything a user calls is
+defined here once for the blocking classes and once for the asyncio ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from fluke_airflow.exceptions import QueueClosedError
+from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.drivers import AsyncDriver, SyncDriver
+from fluke_airflow.queues.flows import Delete, PollOptions, SetVisibility, poll_flow
+from fluke_airflow.queues.message import Message
+
+log = logging.getLogger("fluke_airflow.queues")
+
+AuthT = TypeVar("AuthT")
+
+DEFAULT_VISIBILITY_TIMEOUT = 30
+PEEK_LIMIT = 10
+
+
+class QueueBase(Generic[AuthT]):
+    """What the blocking and asyncio queues share: configuration and input checks."""
+
+    service: ClassVar[str]
+    max_visibility_timeout: ClassVar[int]
+    max_wait_seconds: ClassVar[int] = 0
+
+    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
+        self._check_auth(auth)
+        self._auth = auth
+        self._queue = self._check_queue(check.non_empty_str("queue", queue))
+        self._suppress_output = check.boolean("suppress_output", suppress_output)
+        self._max_concurrency = check.positive_int("max_concurrency", max_concurrency, maximum=64)
+        self._level = logging.DEBUG if suppress_output else logging.INFO
+
+    def _check_auth(self, auth: Any) -> None:
+        raise NotImplementedError
+
+    def _check_queue(self, queue: str) -> str:
+        return queue
+
+    def get_name(self) -> str:
+        """The queue's name (for SQS the last part of a queue URL)."""
+        return self._queue
+
+    def _poll_options(
+        self,
+        num_messages: Any,
+        batch_size: Any,
+        polling_frequency: Any,
+        pre_delivery_delete: Any,
+        visibility_timeout: Any,
+        wait_time_seconds: Any,
+    ) -> PollOptions:
+        return PollOptions(
+            num_messages=check.positive_int("num_messages", num_messages, allow_none=True),
+            batch_size=check.positive_int("batch_size", batch_size),  # type: ignore[arg-type]
+            polling_frequency=check.non_negative_number("polling_frequency", polling_frequency, allow_none=True),
+            pre_delivery_delete=check.boolean("pre_delivery_delete", pre_delivery_delete),
+            visibility_timeout=check.non_negative_int(  # type: ignore[arg-type]
+                "visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout
+            ),
+            wait_seconds=check.non_negative_int(  # type: ignore[arg-type]
+                "wait_time_seconds", wait_time_seconds, maximum=self.max_wait_seconds
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(queue={self._queue!r}, auth={self._auth!r})"
+
+
+class Queue(QueueBase[AuthT]):
+    """A queue with blocking methods. Opens on construction; use it as a context manager."""
+
+    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
+        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        self._driver: SyncDriver | None = None
+        self.open()
+
+    # -- backend hooks ------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        """Create the transport and check that the queue exists."""
+        raise NotImplementedError
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect and check that the queue exists (raises QueueNotFoundError otherwise)."""
+        if self._driver is None:
+            self._driver = SyncDriver(self._connect(), self._max_concurrency)
+            log.log(self._level, "Opened %s queue %r", self.service, self._queue)
+
+    def close(self) -> None:
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            driver.close()
+            driver.transport.close()  # type: ignore[attr-defined]
+            log.log(self._level, "Closed %s queue %r", self.service, self._queue)
+
+    def is_open(self) -> bool:
+        return self._driver is not None
+
+    def __enter__(self) -> Queue[AuthT]:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _d(self) -> SyncDriver:
+        if self._driver is None:
+            raise QueueClosedError(f"{self.service} queue {self._queue!r} is closed; call open() first")
+        return self._driver
+
+    @property
+    def _t(self) -> Any:
+        return self._d.transport
+
+    # -- the guide's API ---------------------------------------------------------------------------
+    def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
+        """Send one message; ``True`` once the service accepted it, ``False`` (logged) if not."""
+        return self.push_many([message], suppress_output=suppress_output, **options)[0]
+
+    def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[bool]:
+        """Send messages with the service's batch API (or concurrently); one result each, in order."""
+        entries = self._t.prepare(messages, options)
+        results: list[bool] = self._d.fanout(self._t.send_batch, self._t.send_chunks(entries))
+        self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
+        return results
+
+    def peek(self, *, suppress_output: bool = False) -> list[str]:
+        """Up to 10 bodies, as many as are available; nothing is deleted."""
+        return self._t.peek(self._d, PEEK_LIMIT)  # type: ignore[no-any-return]
+
+    def poll(
+        self,
+        num_messages: int | None = None,
+        batch_size: int = 10,
+        polling_frequency: float | None = None,
+        pre_delivery_delete: bool = False,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_time_seconds: int = 1,
+        suppress_output: bool = False,
+    ) -> Iterator[list[str]]:
+        """Batches of bodies; see the guide for ``num_messages``, ``polling_frequency`` and deletes."""
+        messages = self.poll_messages(
+            num_messages,
+            batch_size,
+            polling_frequency,
+            pre_delivery_delete,
+            visibility_timeout=visibility_timeout,
+            wait_time_seconds=wait_time_seconds,
+        )
+        return _bodies(messages)
+
+    def poll_messages(
+        self,
+        num_messages: int | None = None,
+        batch_size: int = 10,
+        polling_frequency: float | None = None,
+        pre_delivery_delete: bool = False,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_time_seconds: int = 1,
+    ) -> Iterator[list[Message]]:
+        """Like :meth:`poll`, with :class:`Message` objects (ids, receipts, receive counts)."""
+        options = self._poll_options(
+            num_messages, batch_size, polling_frequency, pre_delivery_delete, visibility_timeout, wait_time_seconds
+        )
+        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level))
+
+    def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
+        """Delete received messages by receipt; one result each (failures are logged by id)."""
+        return self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]
+
+    def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
+        """Hide received messages for ``timeout`` more seconds (0 releases them now).
+
+        Returns the messages whose change succeeded, with their current receipts.
+        """
+        check.non_negative_int("timeout", timeout, maximum=self.max_visibility_timeout)
+        return self._d.execute(SetVisibility(tuple(messages), timeout))  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        """The approximate number of messages waiting (the services only know it approximately)."""
+        return int(self._t.count())
+
+    def clear(self) -> None:
+        """Delete every message in the queue."""
+        self._t.clear(self._d)
+        log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
+
+
+def _bodies(batches: Iterator[list[Message]]) -> Iterator[list[str]]:
+    """Bodies only; closing this closes ``batches`` at once, so no batch is deleted on close."""
+    try:
+        for batch in batches:
+            yield [m.body for m in batch]
+    finally:
+        batches.close()  # type: ignore[attr-defined]
+
+
+async def _abodies(batches: AsyncIterator[list[Message]]) -> AsyncIterator[list[str]]:
+    try:
+        async for batch in batches:
+            yield [m.body for m in batch]
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+class AsyncQueue(QueueBase[AuthT]):
+    """The asyncio twin of :class:`Queue`: ``async with`` opens it; same semantics, same flows."""
+
+    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
+        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        self._driver: AsyncDriver | None = None
+
+    async def _connect(self) -> Any:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        if self._driver is None:
+            self._driver = AsyncDriver(await self._connect(), self._max_concurrency)
+            log.log(self._level, "Opened %s queue %r (async)", self.service, self._queue)
+
+    async def close(self) -> None:
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            await driver.transport.close()  # type: ignore[attr-defined]
+
+    def is_open(self) -> bool:
+        return self._driver is not None
+
+    async def __aenter__(self) -> AsyncQueue[AuthT]:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def _d(self) -> AsyncDriver:
+        if self._driver is None:
+            raise QueueClosedError(f"{self.service} queue {self._queue!r} is closed; await open() first")
+        return self._driver
+
+    @property
+    def _t(self) -> Any:
+        return self._d.transport
+
+    async def push(self, message: str, **options: Any) -> bool:
+        return (await self.push_many([message], **options))[0]
+
+    async def push_many(self, messages: Sequence[str], **options: Any) -> list[bool]:
+        entries = self._t.prepare(messages, options)
+        results: list[bool] = await self._d.fanout(self._t.send_batch, self._t.send_chunks(entries))
+        self._t.log_push(results, self._level)
+        return results
+
+    async def peek(self) -> list[str]:
+        return await self._t.peek(self._d, PEEK_LIMIT)  # type: ignore[no-any-return]
+
+    def poll_messages(
+        self,
+        num_messages: int | None = None,
+        batch_size: int = 10,
+        polling_frequency: float | None = None,
+        pre_delivery_delete: bool = False,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_time_seconds: int = 1,
+    ) -> AsyncIterator[list[Message]]:
+        options = self._poll_options(
+            num_messages, batch_size, polling_frequency, pre_delivery_delete, visibility_timeout, wait_time_seconds
+        )
+        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level))
+
+    def poll(
+        self,
+        num_messages: int | None = None,
+        batch_size: int = 10,
+        polling_frequency: float | None = None,
+        pre_delivery_delete: bool = False,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_time_seconds: int = 1,
+    ) -> AsyncIterator[list[str]]:
+        """``async for batch in queue.poll(...)``: batches of bodies (arguments checked at the call)."""
+        return _abodies(
+            self.poll_messages(
+                num_messages,
+                batch_size,
+                polling_frequency,
+                pre_delivery_delete,
+                visibility_timeout=visibility_timeout,
+                wait_time_seconds=wait_time_seconds,
+            )
+        )
+
+    async def run_flow(self, flow: Any) -> Any:
+        """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""
+        return await self._d.run(flow)
+
+    async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
+        return await self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]
+
+    async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
+        check.non_negative_int("timeout", timeout, maximum=self.max_visibility_timeout)
+        return await self._d.execute(SetVisibility(tuple(messages), timeout))  # type: ignore[no-any-return]
+
+    async def count(self) -> int:
+        return int(await self._t.count())
+
+    async def clear(self) -> None:
+        await self._t.clear(self._d)

@@ -1,0 +1,165 @@
+"""The queue algorithms, written once and free of I/O.
+
+Each flow is a generator that yields *steps* (a request to make, a pause, a batch to hand
+to the consumer) and is sent back each step's result. Thin drivers in
+:mod:`fluke_airflow.queues.drivers` execute the steps with a blocking transport or an
+asyncio one, the way httpx drives one auth flow from its sync and async clients. So the
+batch, visibility and delete rules of ``poll`` exist here only, for SQS and Azure alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fluke_airflow.queues.message import Message
+
+log = logging.getLogger("fluke_airflow.queues")
+
+
+@dataclass(frozen=True)
+class Receive:
+    """One receive request for up to ``max_messages`` (the backend caps it at its limit)."""
+
+    max_messages: int
+    visibility_timeout: int
+    wait_seconds: int
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete these deliveries; the driver splits them into requests. Result: one bool each."""
+
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class SetVisibility:
+    """Hide (or, with 0, release) these deliveries. Result: the messages whose change succeeded,
+    carrying their current receipt."""
+
+    messages: tuple[Message, ...]
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Hand a batch to the consumer; the flow resumes when the consumer asks for the next one."""
+
+    messages: tuple[Message, ...]
+
+
+Step = Receive | Delete | SetVisibility | Sleep | Deliver
+Flow = Generator[Step, Any, Any]
+
+
+@dataclass(frozen=True)
+class PollOptions:
+    """Validated arguments of ``poll`` (see :mod:`fluke_airflow.queues.base`)."""
+
+    num_messages: int | None
+    batch_size: int
+    polling_frequency: float | None
+    pre_delivery_delete: bool
+    visibility_timeout: int
+    wait_seconds: int
+
+
+def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
+    """Deliver batches until ``num_messages`` went out or the queue is empty; repeat if continuous.
+
+    Post-delivery delete: a batch is deleted when the consumer asks for the next one (or the
+    iteration ends normally). If the consumer raises or closes the iterator, the generator is
+    closed at its ``Deliver`` step and the batch is left to reappear after its visibility timeout.
+    Pre-delivery delete: only messages whose delete succeeded are delivered.
+    """
+    while True:
+        delivered = 0
+        empty = False
+        while not empty and (options.num_messages is None or delivered < options.num_messages):
+            wanted = options.batch_size
+            if options.num_messages is not None:
+                wanted = min(wanted, options.num_messages - delivered)
+            batch = yield from receive_flow(
+                wanted, visibility_timeout=options.visibility_timeout, wait_seconds=options.wait_seconds
+            )
+            empty = len(batch) < wanted  # receive_flow stops short only on an empty receive
+            if not batch:
+                break
+            if options.pre_delivery_delete:
+                batch = yield from delete_flow(batch, queue=queue)
+                if not batch:
+                    continue
+            log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
+            yield Deliver(tuple(batch))
+            delivered += len(batch)
+            if not options.pre_delivery_delete:
+                yield from delete_flow(batch, queue=queue)
+        if options.polling_frequency is None:
+            log.log(level, "Queue %r: poll finished after %d message(s)", queue, delivered)
+            return
+        log.log(
+            level,
+            "Queue %r: %d message(s) this round; polling again in %gs",
+            queue,
+            delivered,
+            options.polling_frequency,
+        )
+        yield Sleep(options.polling_frequency)
+
+
+def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:
+    """Delete deliveries and return those that are gone; failures were logged by the backend."""
+    if not messages:
+        return []
+    results: list[bool] = yield Delete(tuple(messages))
+    deleted = [m for m, ok in zip(messages, results, strict=True) if ok]
+    if len(deleted) < len(messages):
+        log.warning(
+            "Queue %r: %d of %d message(s) could not be deleted and will be delivered again "
+            "after their visibility timeout",
+            queue,
+            len(messages) - len(deleted),
+            len(messages),
+        )
+    return deleted
+
+
+def receive_flow(
+    max_messages: int, *, visibility_timeout: int, wait_seconds: int, first_wait_seconds: int | None = None
+) -> Generator[Step, Any, list[Message]]:
+    """Receive up to ``max_messages`` with as many requests as the backend's limit needs.
+
+    ``first_wait_seconds`` lets a waiting caller (a trigger) long-poll on the first request
+    only, then fill the batch with short waits.
+    """
+    batch: list[Message] = []
+    wait = wait_seconds if first_wait_seconds is None else first_wait_seconds
+    while len(batch) < max_messages:
+        received: list[Message] = yield Receive(max_messages - len(batch), visibility_timeout, wait)
+        if not received:
+            break
+        batch.extend(received)
+        wait = wait_seconds
+    return batch
+
+
+def peek_by_receive_flow(
+    max_messages: int, *, wait_seconds: int, hold_seconds: int = 30
+) -> Generator[Step, Any, list[str]]:
+    """Peek on a service without a native peek (SQS): receive, then release at once.
+
+    Messages are held for ``hold_seconds`` while the peek collects them (so it sees each one
+    once) and then made visible again, so the very next receive gets all of them.
+    """
+    messages = yield from receive_flow(max_messages, visibility_timeout=hold_seconds, wait_seconds=wait_seconds)
+    if messages:
+        yield SetVisibility(tuple(messages), 0)
+    return [m.body for m in messages]

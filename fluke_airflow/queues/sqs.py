@@ -1,0 +1,386 @@
+"""Amazon SQS: request limits, receipt handles and the blocking/asyncio transports.
+
+What is shared between the two transports (request parameters, response parsing, input
+checks) lives in :class:`_SQSProtocol`; each transport only awaits or doesn't.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fluke_airflow.auth.aws import AWSAuth
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
+from fluke_airflow.queues.flows import peek_by_receive_flow
+from fluke_airflow.queues.message import Message
+
+log = logging.getLogger("fluke_airflow.queues")
+
+SERVICE = "Amazon SQS"
+BATCH_ENTRIES = 10  # SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch / ReceiveMessage
+BATCH_BYTES = 1_048_576  # total payload of one SendMessageBatch
+MAX_VISIBILITY = 43_200
+MAX_WAIT = 20
+MAX_DELAY = 900
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$|^[A-Za-z0-9_-]{1,75}\.fifo$")
+_OPTIONS = ("delay_seconds", "message_group_id", "message_deduplication_id", "message_deduplication_ids")
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(error).__name__))
+
+
+def _describe(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    err = response.get("Error", {})
+    if err:
+        return f"{err.get('Code')}: {err.get('Message', '')}".strip()
+    return f"{type(error).__name__}: {error}"
+
+
+class _SQSProtocol:
+    """Sans-IO half of the SQS transports."""
+
+    delete_chunk_size = BATCH_ENTRIES
+    visibility_chunk_size = BATCH_ENTRIES
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.url = queue if queue.startswith(("http://", "https://")) else ""
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
+        self.fifo = queue.endswith(".fifo")
+
+    def _missing(self, error: Exception) -> QueueNotFoundError:
+        return QueueNotFoundError(SERVICE, self.queue, _describe(error))
+
+    def _failure(self, action: str, error: Exception) -> QueueError:
+        return QueueError(f"{action} on {SERVICE} queue {self.queue!r} failed: {_describe(error)}")
+
+    def _attributes_params(self) -> dict[str, Any]:
+        return {"QueueUrl": self.url, "AttributeNames": ["MaximumMessageSize", "FifoQueue"]}
+
+    def _apply_attributes(self, response: dict[str, Any]) -> None:
+        attributes = response.get("Attributes", {})
+        self.max_message_bytes = int(attributes.get("MaximumMessageSize", DEFAULT_MAX_MESSAGE_BYTES))
+        self.fifo = attributes.get("FifoQueue", "false") == "true"
+
+    # -- push ------------------------------------------------------------------------------
+    def prepare(self, messages: Sequence[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
+        bodies = check.message_list(messages, max_bytes=self.max_message_bytes, service=SERVICE)
+        delay = check.non_negative_int(
+            "delay_seconds", options.get("delay_seconds"), maximum=MAX_DELAY, allow_none=True
+        )
+        group = options.get("message_group_id")
+        if group is not None:
+            check.non_empty_str("message_group_id", group)
+        elif self.fifo:
+            raise ValueError(f"message_group_id is required for the FIFO queue {self.queue!r}")
+        dedup = check.optional_str_list(
+            "message_deduplication_ids", options.get("message_deduplication_ids"), len(bodies)
+        )
+        single = options.get("message_deduplication_id")
+        if single is not None:
+            if len(bodies) != 1:
+                raise ValueError("message_deduplication_id is for push(); give push_many() message_deduplication_ids")
+            dedup = [check.non_empty_str("message_deduplication_id", single)]
+        entries = []
+        for i, body in enumerate(bodies):
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": body}
+            if delay is not None:
+                entry["DelaySeconds"] = delay
+            if group is not None:
+                entry["MessageGroupId"] = group
+            if dedup is not None:
+                entry["MessageDeduplicationId"] = dedup[i]
+            entries.append(entry)
+        return entries
+
+    @staticmethod
+    def send_chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Split into SendMessageBatch requests: at most 10 entries and 1 MiB of bodies each."""
+        chunks: list[list[dict[str, Any]]] = []
+        size = 0
+        for entry in entries:
+            body_size = len(entry["MessageBody"].encode("utf-8"))
+            if not chunks or len(chunks[-1]) == BATCH_ENTRIES or size + body_size > BATCH_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(entry)
+            size += body_size
+        return chunks
+
+    def _send_params(self, chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        entries = [dict(entry, Id=str(i)) for i, entry in enumerate(chunk)]
+        return {"QueueUrl": self.url, "Entries": entries}
+
+    def _batch_outcome(self, action: str, response: dict[str, Any], ids: Sequence[str]) -> list[bool]:
+        """Per-entry results of a *Batch request; failures are logged with the message id."""
+        ok = {item["Id"] for item in response.get("Successful", [])}
+        for failed in response.get("Failed", []):
+            index = int(failed["Id"])
+            log.warning(
+                "%s: %s of message %s in queue %r failed: %s (%s)",
+                SERVICE,
+                action,
+                ids[index],
+                self.queue,
+                failed.get("Code"),
+                failed.get("Message", ""),
+            )
+        return [str(i) in ok for i in range(len(ids))]
+
+    def _request_failed(self, action: str, count: int, error: Exception) -> list[bool]:
+        log.warning(
+            "%s: %s of %d message(s) in queue %r failed: %s", SERVICE, action, count, self.queue, _describe(error)
+        )
+        return [False] * count
+
+    def log_push(self, results: list[bool], level: int) -> None:
+        failed = [i for i, ok in enumerate(results) if not ok]
+        log.log(
+            level,
+            "Pushed %d of %d message(s) to %s queue %r",
+            len(results) - len(failed),
+            len(results),
+            SERVICE,
+            self.queue,
+        )
+        if failed:
+            log.warning("%s queue %r did not accept the message(s) at position(s) %s", SERVICE, self.queue, failed)
+
+    # -- receive / delete / visibility -------------------------------------------------------------
+    def _receive_params(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> dict[str, Any]:
+        return {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": min(max_messages, BATCH_ENTRIES),
+            "VisibilityTimeout": visibility_timeout,
+            "WaitTimeSeconds": wait_seconds,
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        }
+
+    @staticmethod
+    def _parse_receive(response: dict[str, Any]) -> list[Message]:
+        return [
+            Message(
+                id=m["MessageId"],
+                body=m["Body"],
+                receipt=m["ReceiptHandle"],
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    def _delete_params(self, chunk: Sequence[Message]) -> dict[str, Any]:
+        entries = [{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)]
+        return {"QueueUrl": self.url, "Entries": entries}
+
+    def _visibility_params(self, chunk: Sequence[Message], timeout: int) -> dict[str, Any]:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": timeout} for i, m in enumerate(chunk)
+        ]
+        return {"QueueUrl": self.url, "Entries": entries}
+
+    @staticmethod
+    def _kept(chunk: Sequence[Message], results: list[bool]) -> list[Message | None]:
+        return [m if ok else None for m, ok in zip(chunk, results, strict=True)]
+
+    @staticmethod
+    def _count(response: dict[str, Any]) -> int:
+        return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
+
+
+class SyncSQSTransport(_SQSProtocol):
+    def __init__(self, auth: AWSAuth, queue: str, max_pool_connections: int) -> None:
+        super().__init__(queue)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._errors = (ClientError, BotoCoreError)
+        self.client = auth.create_client("sqs", max_pool_connections=max_pool_connections)
+        try:
+            if not self.url:
+                self.url = self.client.get_queue_url(QueueName=queue)["QueueUrl"]
+            self._apply_attributes(self.client.get_queue_attributes(**self._attributes_params()))
+        except self._errors as error:
+            self.client.close()
+            if _error_code(error) in _MISSING_QUEUE:
+                raise self._missing(error) from None
+            raise self._failure("opening", error) from error
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[bool]:
+        try:
+            response = self.client.send_message_batch(**self._send_params(chunk))
+        except self._errors as error:
+            return self._request_failed("send", len(chunk), error)
+        return self._batch_outcome("send", response, [f"#{e['Id']}" for e in chunk])
+
+    def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        try:
+            response = self.client.receive_message(
+                **self._receive_params(max_messages, visibility_timeout, wait_seconds)
+            )
+        except self._errors as error:
+            raise self._failure("receive", error) from error
+        return self._parse_receive(response)
+
+    def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
+        try:
+            response = self.client.delete_message_batch(**self._delete_params(chunk))
+        except self._errors as error:
+            return self._request_failed("delete", len(chunk), error)
+        return self._batch_outcome("delete", response, [m.id for m in chunk])
+
+    def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
+        try:
+            response = self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
+        except self._errors as error:
+            return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
+        return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
+
+    def peek(self, driver: Any, limit: int) -> list[str]:
+        return driver.run(peek_by_receive_flow(limit, wait_seconds=1))  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        try:
+            return self._count(
+                self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"])
+            )
+        except self._errors as error:
+            raise self._failure("count", error) from error
+
+    def clear(self, driver: Any) -> None:
+        try:
+            self.client.purge_queue(QueueUrl=self.url)
+        except self._errors as error:
+            raise self._failure("purge", error) from error
+
+
+class AsyncSQSTransport(_SQSProtocol):
+    def __init__(self, queue: str) -> None:
+        super().__init__(queue)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._errors = (ClientError, BotoCoreError)
+        self._client_cm: Any = None
+        self.client: Any = None
+
+    async def connect(self, auth: AWSAuth, max_pool_connections: int) -> AsyncSQSTransport:
+        self._client_cm = await auth.create_async_client("sqs", max_pool_connections=max_pool_connections)
+        self.client = await self._client_cm.__aenter__()
+        try:
+            if not self.url:
+                self.url = (await self.client.get_queue_url(QueueName=self.queue))["QueueUrl"]
+            self._apply_attributes(await self.client.get_queue_attributes(**self._attributes_params()))
+        except self._errors as error:
+            await self.close()
+            if _error_code(error) in _MISSING_QUEUE:
+                raise self._missing(error) from None
+            raise self._failure("opening", error) from error
+        return self
+
+    async def close(self) -> None:
+        if self._client_cm is not None:
+            cm, self._client_cm = self._client_cm, None
+            await cm.__aexit__(None, None, None)
+
+    async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[bool]:
+        try:
+            response = await self.client.send_message_batch(**self._send_params(chunk))
+        except self._errors as error:
+            return self._request_failed("send", len(chunk), error)
+        return self._batch_outcome("send", response, [f"#{e['Id']}" for e in chunk])
+
+    async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        try:
+            response = await self.client.receive_message(
+                **self._receive_params(max_messages, visibility_timeout, wait_seconds)
+            )
+        except self._errors as error:
+            raise self._failure("receive", error) from error
+        return self._parse_receive(response)
+
+    async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
+        try:
+            response = await self.client.delete_message_batch(**self._delete_params(chunk))
+        except self._errors as error:
+            return self._request_failed("delete", len(chunk), error)
+        return self._batch_outcome("delete", response, [m.id for m in chunk])
+
+    async def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
+        try:
+            response = await self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
+        except self._errors as error:
+            return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
+        return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
+
+    async def peek(self, driver: Any, limit: int) -> list[str]:
+        return await driver.run(peek_by_receive_flow(limit, wait_seconds=1))  # type: ignore[no-any-return]
+
+    async def count(self) -> int:
+        try:
+            return self._count(
+                await self.client.get_queue_attributes(
+                    QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+            )
+        except self._errors as error:
+            raise self._failure("count", error) from error
+
+    async def clear(self, driver: Any) -> None:
+        try:
+            await self.client.purge_queue(QueueUrl=self.url)
+        except self._errors as error:
+            raise self._failure("purge", error) from error
+
+
+class _SQSConfig(QueueBase[AWSAuth]):
+    service = SERVICE
+    max_visibility_timeout = MAX_VISIBILITY
+    max_wait_seconds = MAX_WAIT
+
+    def _check_auth(self, auth: Any) -> None:
+        if not isinstance(auth, AWSAuth):
+            raise TypeError(f"auth must be an AWSAuth for an {SERVICE} queue, got {type(auth).__name__}")
+
+    def _check_queue(self, queue: str) -> str:
+        if queue.startswith(("http://", "https://")):
+            return queue
+        if not _QUEUE_NAME.match(queue):
+            raise ValueError(
+                f"queue {queue!r} is not a valid {SERVICE} queue name or URL: use 1-80 letters, digits, "
+                "hyphens or underscores (FIFO names end in .fifo), or the queue's https:// URL"
+            )
+        return queue
+
+    def get_name(self) -> str:
+        return self._queue.rstrip("/").rsplit("/", 1)[-1]
+
+
+class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
+    """An Amazon SQS queue, by name or URL. Opens (and checks the queue exists) on construction.
+
+    ``push``/``push_many`` accept ``delay_seconds`` and, for FIFO queues, ``message_group_id``
+    and ``message_deduplication_id`` (``message_deduplication_ids`` for ``push_many``).
+    """
+
+    def _connect(self) -> SyncSQSTransport:
+        return SyncSQSTransport(self._auth, self._queue, max(10, self._max_concurrency))
+
+
+class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
+    """The asyncio twin of :class:`AmazonSQSQueue` (aiobotocore); ``async with`` opens it."""
+
+    async def _connect(self) -> AsyncSQSTransport:
+        return await AsyncSQSTransport(self._queue).connect(self._auth, max(10, self._max_concurrency))
