@@ -177,15 +177,23 @@ class AzureAuth:
 
     def create_queue_client(self, queue: str, *, asynchronous: bool = False, **kwargs: Any) -> tuple[Any, Any]:
         """``(queue_client, credential_to_close_or_None)`` for the blocking or the asyncio SDK."""
+        return self._create("QueueClient", (queue,), asynchronous, kwargs)
+
+    def create_service_client(self, *, asynchronous: bool = False, **kwargs: Any) -> tuple[Any, Any]:
+        """``(queue_service_client, credential_to_close_or_None)``, e.g. to list queues."""
+        return self._create("QueueServiceClient", (), asynchronous, kwargs)
+
+    def _create(self, name: str, args: tuple[Any, ...], asynchronous: bool, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         if asynchronous:
-            from azure.storage.queue.aio import QueueClient
+            from azure.storage.queue import aio as sdk
         else:
-            from azure.storage.queue import QueueClient  # type: ignore[assignment]
+            import azure.storage.queue as sdk  # type: ignore[no-redef]
+        cls = getattr(sdk, name)
         if self.method == "connection_string":
-            return QueueClient.from_connection_string(self._secret or "", queue, **kwargs), None
+            return cls.from_connection_string(self._secret or "", *args, **kwargs), None
         credential = self.credential(asynchronous=asynchronous)
         closable = credential if hasattr(credential, "close") else None
-        return QueueClient(self.account_url or "", queue, credential=credential, **kwargs), closable
+        return cls(self.account_url or "", *args, credential=credential, **kwargs), closable
 
     def __repr__(self) -> str:
         return f"AzureAuth(method={self.method!r}, account_url={self.account_url!r})"

@@ -297,7 +297,7 @@ class AsyncAzureTransport(_AzureProtocol):
 class _AzureConfig(QueueBase[AzureAuth]):
     service = SERVICE
     max_visibility_timeout = MAX_VISIBILITY
-    max_wait_seconds = 20  # accepted for symmetry with SQS; Azure has no long polling
+    # wait_time_seconds is accepted for symmetry with SQS and ignored: Azure has no long polling.
 
     def __init__(
         self,

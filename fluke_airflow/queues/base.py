@@ -29,7 +29,9 @@ class QueueBase(Generic[AuthT]):
 
     service: ClassVar[str]
     max_visibility_timeout: ClassVar[int]
-    max_wait_seconds: ClassVar[int] = 0
+    max_wait_seconds: ClassVar[int] = 20
+    long_polling: ClassVar[bool] = False
+    """Whether a receive can wait for messages at the service (SQS) or returns at once (Azure)."""
 
     def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
         self._check_auth(auth)
@@ -134,9 +136,14 @@ class Queue(QueueBase[AuthT]):
         self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
         return results
 
-    def peek(self, *, suppress_output: bool = False) -> list[str]:
-        """Up to 10 bodies, as many as are available; nothing is deleted."""
-        return self._t.peek(self._d, PEEK_LIMIT)  # type: ignore[no-any-return]
+    def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
+        """Up to ``max_messages`` (at most 10) bodies, as many as are available; nothing is deleted."""
+        limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
+        return self._t.peek(self._d, limit)  # type: ignore[no-any-return]
+
+    def run_flow(self, flow: Any) -> Any:
+        """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the sensor)."""
+        return self._d.run(flow)
 
     def poll(
         self,
@@ -264,8 +271,9 @@ class AsyncQueue(QueueBase[AuthT]):
         self._t.log_push(results, self._level)
         return results
 
-    async def peek(self) -> list[str]:
-        return await self._t.peek(self._d, PEEK_LIMIT)  # type: ignore[no-any-return]
+    async def peek(self, *, max_messages: int = PEEK_LIMIT) -> list[str]:
+        limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
+        return await self._t.peek(self._d, limit)  # type: ignore[no-any-return]
 
     def poll_messages(
         self,

@@ -151,6 +151,34 @@ def receive_flow(
     return batch
 
 
+def collect_flow(
+    max_messages: int,
+    *,
+    queue: str,
+    visibility_timeout: int,
+    wait_seconds: int,
+    pre_delivery_delete: bool,
+) -> Generator[Step, Any, list[Message]]:
+    """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
+    fill up to ``max_messages`` without waiting, and with ``pre_delivery_delete`` keep only
+    the messages whose delete succeeded."""
+    messages = yield from receive_flow(
+        max_messages, visibility_timeout=visibility_timeout, wait_seconds=0, first_wait_seconds=wait_seconds
+    )
+    if messages and pre_delivery_delete:
+        messages = yield from delete_flow(messages, queue=queue)
+    return messages
+
+
+def release_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:
+    """Make deliveries visible again at once (visibility 0), e.g. when their hand-off failed."""
+    if not messages:
+        return []
+    released: list[Message] = yield SetVisibility(tuple(messages), 0)
+    log.info("Queue %r: released %d message(s) for redelivery", queue, len(released))
+    return released
+
+
 def peek_by_receive_flow(
     max_messages: int, *, wait_seconds: int, hold_seconds: int = 30
 ) -> Generator[Step, Any, list[str]]:

@@ -349,6 +349,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
     service = SERVICE
     max_visibility_timeout = MAX_VISIBILITY
     max_wait_seconds = MAX_WAIT
+    long_polling = True
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AWSAuth):

@@ -1,0 +1,58 @@
+"""Checks for operator, sensor and trigger arguments that may arrive through templates.
+
+A value that is still a template (a Jinja string or an ``XComArg``) is checked after
+rendering; anything else is checked when the DAG file is parsed, so mistakes show up as
+import errors in the UI instead of failed runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluke_airflow.queues import validation as check
+
+
+def is_template(value: Any) -> bool:
+    """True for a value Airflow will resolve later: Jinja text or an XComArg-like object."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "resolve") and hasattr(value, "iter_references")
+
+
+def messages_from(value: Any, name: str = "message") -> list[str]:
+    """A rendered ``message`` argument as a list of bodies (a str is one message)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} rendered to an empty list; give at least one message")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise TypeError(
+                    f"{name} must be a str or a list of str; {name}[{i}] is {type(item).__name__}. "
+                    "Serialise structured data first, e.g. with json.dumps"
+                )
+        return list(value)
+    raise TypeError(
+        f"{name} must be a str or a list of str, got {type(value).__name__}. "
+        "Serialise structured data first, e.g. with json.dumps"
+    )
+
+
+def check_message_arg(value: Any, name: str = "message") -> None:
+    """Parse-time check of ``message`` unless it is still a template."""
+    if is_template(value):
+        return
+    if isinstance(value, (list, tuple)) and any(is_template(v) for v in value):
+        return
+    messages_from(value, name)
+
+
+def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
+    """Parse-time check of an int argument unless it is None or still a template."""
+    if value is None or is_template(value):
+        return
+    if minimum == 0:
+        check.non_negative_int(name, value, maximum=maximum)
+    else:
+        check.positive_int(name, value, maximum=maximum)

@@ -1,0 +1,72 @@
+"""Pick the queue hook from a connection's type, with an error that says what would work."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from fluke_airflow.hooks.base import QueueHook
+
+CONNECTION_TYPES: dict[str, str] = {
+    "aws": "Amazon SQS",
+    "azure_storage_queue": "Azure Queue Storage",
+    "wasb": "Azure Queue Storage",
+}
+_ACCEPTED = "'aws' (Amazon SQS), 'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
+
+
+def _not_found(conn_id: str, error: Exception) -> Exception:
+    return type(error)(
+        f"The connection {conn_id!r} is not defined. Create it (UI, CLI or AIRFLOW_CONN_{conn_id.upper()}) "
+        f"with one of the types {_ACCEPTED}"
+    )
+
+
+def hook_for_connection(conn: Connection) -> QueueHook:
+    conn_type = conn.conn_type or ""
+    if conn_type == "aws":
+        from fluke_airflow.hooks.sqs import AmazonSQSQueueHook
+
+        return AmazonSQSQueueHook(aws_conn_id=conn.conn_id)
+    if conn_type in ("azure_storage_queue", "wasb"):
+        from fluke_airflow.hooks.azure import AzureStorageQueueHook
+
+        return AzureStorageQueueHook(conn.conn_id, connection=conn)
+    raise ValueError(
+        f"The connection {conn.conn_id!r} has type {conn_type!r}, which fluke_airflow cannot use for a queue. "
+        f"Use a connection of type {_ACCEPTED}"
+    )
+
+
+def _check_conn_id(conn_id: Any) -> str:
+    if not isinstance(conn_id, str) or not conn_id:
+        raise ValueError(f"conn_id must be the id of an Airflow connection of type {_ACCEPTED}, got {conn_id!r}")
+    return conn_id
+
+
+def get_queue_hook(conn_id: str) -> QueueHook:
+    """The hook for ``conn_id``: SQS for ``aws``, Azure for ``azure_storage_queue`` and ``wasb``."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(_check_conn_id(conn_id))
+    except Exception as error:
+        if type(error).__name__ == "AirflowNotFoundException":
+            raise _not_found(conn_id, error) from None
+        raise
+    return hook_for_connection(conn)
+
+
+async def aget_queue_hook(conn_id: str) -> QueueHook:
+    """:func:`get_queue_hook` for the triggerer's event loop."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = await BaseHook.aget_connection(_check_conn_id(conn_id))
+    except Exception as error:
+        if type(error).__name__ == "AirflowNotFoundException":
+            raise _not_found(conn_id, error) from None
+        raise
+    return hook_for_connection(conn)

@@ -1,0 +1,41 @@
+"""Amazon SQS through the amazon provider's ``aws`` connection.
+
+Every auth method of ``AwsBaseHook`` works unchanged (keys, profiles, role assumption,
+web identity, environment and instance credentials, ``endpoint_url`` and ``region_name``
+extras): the hook hands its boto3 session to :class:`~fluke_airflow.auth.AWSAuth`, whose
+credentials botocore refreshes before they expire, for the async client too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+from fluke_airflow.auth.aws import AWSAuth
+from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
+
+
+class AmazonSQSQueueHook(AwsBaseHook):
+    """Queues of the ``aws`` connection ``aws_conn_id``."""
+
+    service = "Amazon SQS"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "sqs"
+        super().__init__(*args, **kwargs)
+
+    def get_auth(self) -> AWSAuth:
+        session = self.get_session(region_name=self.region_name)
+        endpoint_url = self.conn_config.get_service_endpoint_url("sqs")
+        verify = self.verify if isinstance(self.verify, (bool, str)) else None
+        return AWSAuth.from_boto3_session(session, endpoint_url=endpoint_url, verify=verify)
+
+    def get_queue(self, queue: str, **kwargs: Any) -> AmazonSQSQueue:
+        return AmazonSQSQueue(self.get_auth(), queue, **kwargs)
+
+    async def aget_queue(self, queue: str, **kwargs: Any) -> AsyncAmazonSQSQueue:
+        # Reading the connection and building a session may block (STS, files): not on the loop.
+        auth = await asyncio.to_thread(self.get_auth)
+        return AsyncAmazonSQSQueue(auth, queue, **kwargs)

@@ -1,0 +1,190 @@
+"""QueuePollSensor: wait for messages and hand them to the task's XCom.
+
+The delivery guarantee is the guide's, in Airflow terms:
+
+* ``pre_delivery_delete=True``: deleted before they reach XCom (in the triggerer when
+  deferred). At most once: if anything fails afterwards, the messages are gone.
+* ``pre_delivery_delete=False`` (default): deleted only after they are stored as the task's
+  XCom. If the worker, the triggerer or the task dies anywhere before, they reappear after
+  ``visibility_timeout`` and a retry receives them again. At least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+
+from fluke_airflow import _args
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from fluke_airflow.queues.message import Message
+
+
+class QueuePollSensor(BaseSensorOperator):
+    """Wait until messages are available in ``queue``, then deliver up to ``num_messages``.
+
+    The XCom return value is the list of bodies (str). With 25 messages waiting,
+    ``batch_size=10, num_messages=20`` delivers exactly 20.
+
+    :param conn_id: ``aws`` (SQS), ``azure_storage_queue`` or ``wasb`` (Azure) connection id.
+    :param queue: queue name (SQS: a name or queue URL). Templated.
+    :param batch_size: messages per receive round; also the delivery size when
+        ``num_messages`` is not set. Templated.
+    :param num_messages: messages to deliver (fewer if fewer are visible). Templated.
+    :param pre_delivery_delete: delete before delivery (at most once) instead of after the XCom
+        is stored (at least once, the default).
+    :param visibility_timeout: seconds received messages stay hidden from other consumers until
+        they are deleted; must cover the hand-off from the triggerer to a worker (default 300).
+        The worker renews it as soon as it picks the messages up.
+    :param wait_time_seconds: SQS long-poll wait per receive (1-20): messages that arrive while
+        waiting are seen within about a second. Azure has no long polling: the trigger polls
+        every ``poke_interval`` seconds instead.
+    :param message_encoding: Azure only: ``"text"`` or ``"base64"`` (default: the connection's).
+    :param deferrable: wait in the triggerer and free the worker slot (default:
+        ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "queue_name", "batch_size", "num_messages", "visibility_timeout")
+    ui_color = "#fff2cc"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        queue: str,
+        batch_size: int = 10,
+        num_messages: int | None = None,
+        pre_delivery_delete: bool = False,
+        visibility_timeout: int = 300,
+        wait_time_seconds: int = 20,
+        message_encoding: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        executor_queue: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if executor_queue is not None:
+            kwargs["queue"] = executor_queue
+        super().__init__(**kwargs)
+        from fluke_airflow.queues import validation as check
+
+        _args.optional_int("batch_size", batch_size, minimum=1)
+        _args.optional_int("num_messages", num_messages, minimum=1)
+        _args.optional_int("visibility_timeout", visibility_timeout, minimum=0, maximum=7 * 24 * 3600)
+        check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=20)
+        check.boolean("pre_delivery_delete", pre_delivery_delete)
+        check.boolean("deferrable", deferrable)
+        if message_encoding not in (None, "text", "base64"):
+            raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {message_encoding!r}")
+        self.conn_id = conn_id
+        self.queue_name = queue
+        self.batch_size = batch_size
+        self.num_messages = num_messages
+        self.pre_delivery_delete = pre_delivery_delete
+        self.visibility_timeout = visibility_timeout
+        self.wait_time_seconds = wait_time_seconds
+        self.message_encoding = message_encoding
+        self.deferrable = deferrable
+        self._delivered: list[Message] = []
+
+    # -- shared helpers -------------------------------------------------------------------------------
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        from fluke_airflow.queues import validation as check
+
+        return {
+            "conn_id": self.conn_id,
+            "queue": self.queue_name,
+            "batch_size": check.positive_int("batch_size", self.batch_size),
+            "num_messages": check.positive_int("num_messages", self.num_messages, allow_none=True),
+            "pre_delivery_delete": self.pre_delivery_delete,
+            "visibility_timeout": check.non_negative_int("visibility_timeout", self.visibility_timeout),
+            "poke_interval": float(self.poke_interval),
+            "wait_time_seconds": self.wait_time_seconds,
+            "message_encoding": self.message_encoding,
+        }
+
+    def _open(self) -> Any:
+        from fluke_airflow.hooks import get_queue_hook
+
+        kwargs: dict[str, Any] = {"suppress_output": True}
+        if self.message_encoding:
+            kwargs["message_encoding"] = self.message_encoding
+        return get_queue_hook(self.conn_id).get_queue(self.queue_name, **kwargs)
+
+    # -- poke / reschedule ------------------------------------------------------------------------------
+    def poke(self, context: Context) -> bool:
+        from fluke_airflow.queues.flows import collect_flow
+
+        settings = self._trigger_kwargs()
+        with self._open() as queue:
+            self._delivered = queue.run_flow(
+                collect_flow(
+                    settings["num_messages"] or settings["batch_size"],
+                    queue=self.queue_name,
+                    visibility_timeout=settings["visibility_timeout"],
+                    wait_seconds=self.wait_time_seconds if queue.long_polling else 0,
+                    pre_delivery_delete=self.pre_delivery_delete,
+                )
+            )
+        if self._delivered:
+            self.log.info("Received %d message(s) from queue %r", len(self._delivered), self.queue_name)
+        return bool(self._delivered)
+
+    def execute(self, context: Context) -> Any:
+        if self.deferrable:
+            from fluke_airflow.triggers.poll import QueuePollTrigger
+
+            self.defer(
+                trigger=QueuePollTrigger(**self._trigger_kwargs(), single_event=True),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+            )
+        super().execute(context)
+        return self._hand_over(context, self._delivered, renew=False)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
+        from fluke_airflow.queues.message import Message
+
+        if not event or event.get("status") != "success":
+            from airflow.sdk.exceptions import AirflowException
+
+            reason = (event or {}).get("message", "the trigger sent no event")
+            raise AirflowException(f"Waiting for messages on queue {self.queue_name!r} failed: {reason}")
+        messages = [Message.from_dict(m) for m in event["messages"]]
+        self.log.info("The trigger received %d message(s) from queue %r", len(messages), self.queue_name)
+        return self._hand_over(context, messages, renew=True)
+
+    # -- delivery --------------------------------------------------------------------------------------
+    def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[str]:
+        """Store the bodies as XCom, then (post-delivery) delete the messages."""
+        bodies = [m.body for m in messages]
+        if self.pre_delivery_delete:
+            return bodies
+        with self._open() as queue:
+            if renew:
+                # The hand-off from the triggerer took some of the visibility timeout: renew it.
+                kept = queue.change_visibility(messages, int(self.visibility_timeout))
+                if len(kept) < len(messages):
+                    self.log.warning(
+                        "%d message(s) were already visible again (the hand-off outlasted visibility_timeout=%s); "
+                        "another consumer may receive them too",
+                        len(messages) - len(kept),
+                        self.visibility_timeout,
+                    )
+                messages = _current_receipts(messages, kept)
+            context["ti"].xcom_push(key="return_value", value=bodies)
+            deleted = sum(queue.delete_messages(messages))
+        self.log.info(
+            "Stored %d message(s) as XCom and deleted %d from queue %r", len(bodies), deleted, self.queue_name
+        )
+        return bodies
+
+
+def _current_receipts(messages: list[Message], renewed: list[Message]) -> list[Message]:
+    """Azure hands out a new pop receipt on every visibility change; use it for the delete."""
+    latest = {m.id: m for m in renewed}
+    return [latest.get(m.id, m) for m in messages]
