@@ -297,6 +297,8 @@ class AsyncAzureTransport(_AzureProtocol):
 class _AzureConfig(QueueBase[AzureAuth]):
     service = SERVICE
     max_visibility_timeout = MAX_VISIBILITY
+    max_hidden_seconds = MAX_VISIBILITY
+    min_visibility_timeout = 1  # a receive may not hide messages for 0 s on Azure
     # wait_time_seconds is accepted for symmetry with SQS and ignored: Azure has no long polling.
 
     def __init__(
@@ -334,12 +336,12 @@ class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):
     ``delay_seconds`` and ``time_to_live``.
     """
 
-    def _connect(self) -> SyncAzureTransport:
-        return SyncAzureTransport(self._auth, self._queue, self._encoding, max(10, self._max_concurrency))
+    def _connect(self, queue: str | None = None) -> SyncAzureTransport:
+        return SyncAzureTransport(self._auth, queue or self._queue, self._encoding, max(10, self._max_concurrency))
 
 
 class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
     """The asyncio twin of :class:`AzureStorageQueue` (``azure.storage.queue.aio``)."""
 
-    async def _connect(self) -> AsyncAzureTransport:
-        return await AsyncAzureTransport(self._queue, self._encoding).connect(self._auth)
+    async def _connect(self, queue: str | None = None) -> AsyncAzureTransport:
+        return await AsyncAzureTransport(queue or self._queue, self._encoding).connect(self._auth)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from fluke_airflow.exceptions import QueueClosedError
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.drivers import AsyncDriver, SyncDriver
-from fluke_airflow.queues.flows import Delete, PollOptions, SetVisibility, poll_flow
+from fluke_airflow.queues.flows import Delete, Heartbeat, PollOptions, SetVisibility, poll_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -31,6 +31,9 @@ class QueueBase(Generic[AuthT]):
     max_visibility_timeout: ClassVar[int]
     max_wait_seconds: ClassVar[int] = 20
     long_polling: ClassVar[bool] = False
+    max_hidden_seconds: ClassVar[int]
+    min_visibility_timeout: ClassVar[int] = 0
+    """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
     """Whether a receive can wait for messages at the service (SQS) or returns at once (Azure)."""
 
     def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
@@ -51,26 +54,50 @@ class QueueBase(Generic[AuthT]):
         """The queue's name (for SQS the last part of a queue URL)."""
         return self._queue
 
+    def _level_for(self, kwargs: dict[str, Any]) -> int:
+        return logging.DEBUG if kwargs.get("suppress_output") else self._level
+
     def _poll_options(
         self,
-        num_messages: Any,
-        batch_size: Any,
-        polling_frequency: Any,
-        pre_delivery_delete: Any,
-        visibility_timeout: Any,
-        wait_time_seconds: Any,
+        num_messages: int | None = None,
+        batch_size: int = 10,
+        polling_frequency: float | None = None,
+        pre_delivery_delete: bool = False,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_time_seconds: int = 1,
+        heartbeat: bool = True,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
+        suppress_output: bool = False,
     ) -> PollOptions:
+        """The one place where ``poll``'s arguments are checked and their defaults live."""
+        visibility = check.non_negative_int(
+            "visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout
+        )
+        check.boolean("heartbeat", heartbeat)
+        check.boolean("suppress_output", suppress_output)
+        receive_limit = check.positive_int("max_receive_count", max_receive_count, allow_none=True)
+        if dead_letter_queue is not None:
+            self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
+            if dead_letter_queue == self._queue:
+                raise ValueError("dead_letter_queue must be another queue than the one being polled")
+        if (receive_limit is None) != (dead_letter_queue is None):
+            raise ValueError(
+                "max_receive_count and dead_letter_queue go together: give both to move messages received more "
+                "than max_receive_count times to dead_letter_queue (on SQS you may instead give neither and "
+                "configure the queue's own RedrivePolicy)"
+            )
         return PollOptions(
             num_messages=check.positive_int("num_messages", num_messages, allow_none=True),
-            batch_size=check.positive_int("batch_size", batch_size),  # type: ignore[arg-type]
+            batch_size=check.positive_int("batch_size", batch_size),
             polling_frequency=check.non_negative_number("polling_frequency", polling_frequency, allow_none=True),
             pre_delivery_delete=check.boolean("pre_delivery_delete", pre_delivery_delete),
-            visibility_timeout=check.non_negative_int(  # type: ignore[arg-type]
-                "visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout
-            ),
-            wait_seconds=check.non_negative_int(  # type: ignore[arg-type]
-                "wait_time_seconds", wait_time_seconds, maximum=self.max_wait_seconds
-            ),
+            visibility_timeout=visibility,
+            wait_seconds=check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=self.max_wait_seconds),
+            heartbeat=Heartbeat(visibility, self.max_hidden_seconds) if heartbeat and visibility > 0 else None,
+            max_receive_count=receive_limit,
+            dead_letter_queue=dead_letter_queue,
         )
 
     def __repr__(self) -> str:
@@ -86,8 +113,8 @@ class Queue(QueueBase[AuthT]):
         self.open()
 
     # -- backend hooks ------------------------------------------------------------------------
-    def _connect(self) -> Any:
-        """Create the transport and check that the queue exists."""
+    def _connect(self, queue: str | None = None) -> Any:
+        """Create the transport for ``queue`` (default: this queue) and check that it exists."""
         raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -101,7 +128,8 @@ class Queue(QueueBase[AuthT]):
         if self._driver is not None:
             driver, self._driver = self._driver, None
             driver.close()
-            driver.transport.close()  # type: ignore[attr-defined]
+            for transport in (driver.transport, *driver.dead_letters.values()):
+                transport.close()  # type: ignore[attr-defined]
             log.log(self._level, "Closed %s queue %r", self.service, self._queue)
 
     def is_open(self) -> bool:
@@ -154,34 +182,31 @@ class Queue(QueueBase[AuthT]):
         *,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         wait_time_seconds: int = 1,
+        heartbeat: bool = True,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
         suppress_output: bool = False,
     ) -> Iterator[list[str]]:
-        """Batches of bodies; see the guide for ``num_messages``, ``polling_frequency`` and deletes."""
-        messages = self.poll_messages(
-            num_messages,
-            batch_size,
-            polling_frequency,
-            pre_delivery_delete,
-            visibility_timeout=visibility_timeout,
-            wait_time_seconds=wait_time_seconds,
-        )
-        return _bodies(messages)
+        """Batches of bodies, as in the guide.
 
-    def poll_messages(
-        self,
-        num_messages: int | None = None,
-        batch_size: int = 10,
-        polling_frequency: float | None = None,
-        pre_delivery_delete: bool = False,
-        *,
-        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        wait_time_seconds: int = 1,
-    ) -> Iterator[list[Message]]:
-        """Like :meth:`poll`, with :class:`Message` objects (ids, receipts, receive counts)."""
-        options = self._poll_options(
-            num_messages, batch_size, polling_frequency, pre_delivery_delete, visibility_timeout, wait_time_seconds
-        )
-        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level))
+        ``num_messages`` (all when None), ``batch_size`` (may exceed one request: several
+        receives fill it), ``polling_frequency`` (poll forever, sleeping this long between
+        rounds), ``pre_delivery_delete`` (delete before delivering: at most once; by default a
+        batch is deleted when the next one is requested: at least once). Additions:
+        ``visibility_timeout`` (seconds a received batch stays hidden), ``wait_time_seconds``
+        (SQS long-poll wait per receive), ``heartbeat`` (renew a batch's visibility while it is
+        being processed), ``max_receive_count`` with ``dead_letter_queue`` (move messages
+        received more often than that to another queue). If the loop body raises or the
+        iterator is closed, the current batch is released for redelivery instead of deleted.
+        """
+        return _bodies(self.poll_messages(**_poll_arguments(locals())))
+
+    def poll_messages(self, *args: Any, **kwargs: Any) -> Iterator[list[Message]]:
+        """:meth:`poll` with :class:`Message` objects (ids, receipts, receive counts); same arguments."""
+        options = self._poll_options(*args, **kwargs)
+        if options.dead_letter_queue and options.dead_letter_queue not in self._d.dead_letters:
+            self._d.dead_letters[options.dead_letter_queue] = self._connect(options.dead_letter_queue)
+        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs)))
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """Delete received messages by receipt; one result each (failures are logged by id)."""
@@ -203,6 +228,11 @@ class Queue(QueueBase[AuthT]):
         """Delete every message in the queue."""
         self._t.clear(self._d)
         log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
+
+
+def _poll_arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """``poll``'s own arguments (from its ``locals()``), to pass on unchanged."""
+    return {k: v for k, v in values.items() if k not in ("self", "__class__")}
 
 
 def _bodies(batches: Iterator[list[Message]]) -> Iterator[list[str]]:
@@ -229,7 +259,7 @@ class AsyncQueue(QueueBase[AuthT]):
         super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
         self._driver: AsyncDriver | None = None
 
-    async def _connect(self) -> Any:
+    async def _connect(self, queue: str | None = None) -> Any:
         raise NotImplementedError
 
     async def open(self) -> None:
@@ -240,7 +270,8 @@ class AsyncQueue(QueueBase[AuthT]):
     async def close(self) -> None:
         if self._driver is not None:
             driver, self._driver = self._driver, None
-            await driver.transport.close()  # type: ignore[attr-defined]
+            for transport in (driver.transport, *driver.dead_letters.values()):
+                await transport.close()  # type: ignore[attr-defined]
 
     def is_open(self) -> bool:
         return self._driver is not None
@@ -275,20 +306,13 @@ class AsyncQueue(QueueBase[AuthT]):
         limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
         return await self._t.peek(self._d, limit)  # type: ignore[no-any-return]
 
-    def poll_messages(
-        self,
-        num_messages: int | None = None,
-        batch_size: int = 10,
-        polling_frequency: float | None = None,
-        pre_delivery_delete: bool = False,
-        *,
-        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        wait_time_seconds: int = 1,
-    ) -> AsyncIterator[list[Message]]:
-        options = self._poll_options(
-            num_messages, batch_size, polling_frequency, pre_delivery_delete, visibility_timeout, wait_time_seconds
-        )
-        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level))
+    async def poll_messages(self, *args: Any, **kwargs: Any) -> AsyncIterator[list[Message]]:
+        """:meth:`poll` with :class:`Message` objects; same arguments."""
+        options = self._poll_options(*args, **kwargs)
+        if options.dead_letter_queue and options.dead_letter_queue not in self._d.dead_letters:
+            self._d.dead_letters[options.dead_letter_queue] = await self._connect(options.dead_letter_queue)
+        async for batch in self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs))):
+            yield batch
 
     def poll(
         self,
@@ -299,18 +323,15 @@ class AsyncQueue(QueueBase[AuthT]):
         *,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         wait_time_seconds: int = 1,
+        heartbeat: bool = True,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
+        suppress_output: bool = False,
     ) -> AsyncIterator[list[str]]:
-        """``async for batch in queue.poll(...)``: batches of bodies (arguments checked at the call)."""
-        return _abodies(
-            self.poll_messages(
-                num_messages,
-                batch_size,
-                polling_frequency,
-                pre_delivery_delete,
-                visibility_timeout=visibility_timeout,
-                wait_time_seconds=wait_time_seconds,
-            )
-        )
+        """``async for batch in queue.poll(...)``: as :meth:`Queue.poll` (arguments checked at the call)."""
+        arguments = _poll_arguments(locals())
+        self._poll_options(**arguments)
+        return _abodies(self.poll_messages(**arguments))
 
     async def run_flow(self, flow: Any) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""

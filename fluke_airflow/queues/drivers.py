@@ -8,12 +8,25 @@ on a thread pool for the blocking transport, with ``asyncio.gather`` for the asy
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-from fluke_airflow.queues.flows import Delete, Deliver, Flow, Receive, SetVisibility, Sleep, Step
+from fluke_airflow.queues.flows import (
+    ConsumerStopped,
+    DeadLetter,
+    Delete,
+    Deliver,
+    Flow,
+    Heartbeat,
+    Receive,
+    SetVisibility,
+    Sleep,
+    Step,
+)
 from fluke_airflow.queues.message import Message
 
 T = TypeVar("T")
@@ -50,9 +63,74 @@ def _visible(results: list[Message | None]) -> list[Message]:
     return [m for m in results if m is not None]
 
 
+def _renewed(messages: list[Message], kept: list[Message]) -> list[Message]:
+    """The batch with the receipts of a visibility change (Azure issues new ones)."""
+    latest = {m.id: m for m in kept}
+    return [latest.get(m.id, m) for m in messages]
+
+
+class _SyncHeartbeat:
+    """Renews a delivered batch's visibility on a thread until the consumer comes back."""
+
+    def __init__(self, driver: SyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
+        self.messages = list(messages)
+        self._plan = plan
+        self._driver = driver
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fluke-heartbeat", daemon=True)
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._plan.interval):
+            extension = self._plan.extension(time.monotonic() - self._started)
+            if extension <= 0:
+                return
+            try:
+                kept = self._driver.execute(SetVisibility(tuple(self.messages), extension))
+            except Exception:  # a failed renewal must not kill the consumer; the delete decides later
+                continue
+            self.messages = _renewed(self.messages, kept)
+
+    def stop(self) -> list[Message]:
+        self._stop.set()
+        self._thread.join()
+        return self.messages
+
+
+class _AsyncHeartbeat:
+    """The asyncio twin of :class:`_SyncHeartbeat` (a task on the running loop)."""
+
+    def __init__(self, driver: AsyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
+        self.messages = list(messages)
+        self._plan = plan
+        self._driver = driver
+        self._started = time.monotonic()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._plan.interval)
+            extension = self._plan.extension(time.monotonic() - self._started)
+            if extension <= 0:
+                return
+            try:
+                kept = await self._driver.execute(SetVisibility(tuple(self.messages), extension))
+            except Exception:  # see _SyncHeartbeat
+                continue
+            self.messages = _renewed(self.messages, kept)
+
+    async def stop(self) -> list[Message]:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self.messages
+
+
 class SyncDriver:
     def __init__(self, transport: Transport, max_concurrency: int) -> None:
         self.transport = transport
+        self.dead_letters: dict[str, Any] = {}
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
@@ -85,6 +163,10 @@ class SyncDriver:
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
+        if isinstance(step, DeadLetter):
+            target = self.dead_letters[step.queue]
+            entries = target.prepare([m.body for m in step.messages], {})
+            return self.fanout(target.send_batch, target.send_chunks(entries))
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 
     def run(self, flow: Flow) -> Any:
@@ -107,17 +189,33 @@ class SyncDriver:
                 except StopIteration:
                     return
                 if isinstance(step, Deliver):
-                    yield list(step.messages)
-                    result = None
+                    heartbeat = _SyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
+                    try:
+                        yield list(step.messages)
+                    except BaseException:
+                        held = heartbeat.stop() if heartbeat else list(step.messages)
+                        self._finish(flow, ConsumerStopped(held))
+                        raise
+                    result = heartbeat.stop() if heartbeat else list(step.messages)
                 else:
                     result = self.execute(step)
         finally:
             flow.close()
 
+    def _finish(self, flow: Flow, stopped: ConsumerStopped) -> None:
+        """Let the flow clean up after its consumer stopped (it may release the batch)."""
+        try:
+            step = flow.throw(stopped)
+            while True:
+                step = flow.send(self.execute(step))
+        except (StopIteration, ConsumerStopped):
+            return
+
 
 class AsyncDriver:
     def __init__(self, transport: AsyncTransport, max_concurrency: int) -> None:
         self.transport = transport
+        self.dead_letters: dict[str, Any] = {}
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
     async def fanout(self, call: Callable[[Sequence[T]], Awaitable[list[R]]], chunks: Sequence[Sequence[T]]) -> list[R]:
@@ -145,6 +243,10 @@ class AsyncDriver:
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None
+        if isinstance(step, DeadLetter):
+            target = self.dead_letters[step.queue]
+            entries = target.prepare([m.body for m in step.messages], {})
+            return await self.fanout(target.send_batch, target.send_chunks(entries))
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 
     async def run(self, flow: Flow) -> Any:
@@ -165,9 +267,23 @@ class AsyncDriver:
                 except StopIteration:
                     return
                 if isinstance(step, Deliver):
-                    yield list(step.messages)
-                    result = None
+                    heartbeat = _AsyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
+                    try:
+                        yield list(step.messages)
+                    except BaseException:
+                        held = await heartbeat.stop() if heartbeat else list(step.messages)
+                        await self._finish(flow, ConsumerStopped(held))
+                        raise
+                    result = await heartbeat.stop() if heartbeat else list(step.messages)
                 else:
                     result = await self.execute(step)
         finally:
             flow.close()
+
+    async def _finish(self, flow: Flow, stopped: ConsumerStopped) -> None:
+        try:
+            step = flow.throw(stopped)
+            while True:
+                step = flow.send(await self.execute(step))
+        except (StopIteration, ConsumerStopped):
+            return

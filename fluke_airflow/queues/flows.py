@@ -50,13 +50,54 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """When to renew a delivered batch's visibility while the consumer works on it.
+
+    The driver waits ``interval`` seconds at a time and hides the batch for ``extension(...)``
+    more seconds, until the service's limit on total hidden time is reached.
+    """
+
+    visibility_timeout: int
+    max_hidden_seconds: int
+
+    @property
+    def interval(self) -> float:
+        return max(1.0, self.visibility_timeout / 2)
+
+    def extension(self, elapsed: float) -> int:
+        """Seconds to hide the batch for from now, ``elapsed`` s after it was received (0: stop)."""
+        return int(max(0.0, min(self.visibility_timeout, self.max_hidden_seconds - elapsed)))
+
+
+@dataclass(frozen=True)
 class Deliver:
-    """Hand a batch to the consumer; the flow resumes when the consumer asks for the next one."""
+    """Hand a batch to the consumer; the flow resumes when the consumer asks for the next one.
+
+    Result: the batch with its current receipts (a heartbeat may have renewed them).
+    If the consumer stops instead, the driver throws :class:`ConsumerStopped` into the flow.
+    """
 
     messages: tuple[Message, ...]
+    heartbeat: Heartbeat | None = None
 
 
-Step = Receive | Delete | SetVisibility | Sleep | Deliver
+@dataclass(frozen=True)
+class DeadLetter:
+    """Send these messages' bodies to the dead-letter queue ``queue``. Result: one bool each."""
+
+    messages: tuple[Message, ...]
+    queue: str
+
+
+class ConsumerStopped(Exception):
+    """The consumer raised or closed the iterator while holding ``messages``."""
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        super().__init__(f"consumer stopped holding {len(messages)} message(s)")
+        self.messages = list(messages)
+
+
+Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter
 Flow = Generator[Step, Any, Any]
 
 
@@ -70,15 +111,19 @@ class PollOptions:
     pre_delivery_delete: bool
     visibility_timeout: int
     wait_seconds: int
+    heartbeat: Heartbeat | None = None
+    max_receive_count: int | None = None
+    dead_letter_queue: str | None = None
 
 
 def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
     """Deliver batches until ``num_messages`` went out or the queue is empty; repeat if continuous.
 
     Post-delivery delete: a batch is deleted when the consumer asks for the next one (or the
-    iteration ends normally). If the consumer raises or closes the iterator, the generator is
-    closed at its ``Deliver`` step and the batch is left to reappear after its visibility timeout.
-    Pre-delivery delete: only messages whose delete succeeded are delivered.
+    iteration ends normally). While the consumer works, a heartbeat keeps the batch hidden. If
+    the consumer raises or closes the iterator, the batch is released (made visible at once)
+    instead of deleted. Pre-delivery delete: only messages whose delete succeeded are delivered.
+    Messages received more than ``max_receive_count`` times go to the dead-letter queue.
     """
     while True:
         delivered = 0
@@ -91,17 +136,29 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
                 wanted, visibility_timeout=options.visibility_timeout, wait_seconds=options.wait_seconds
             )
             empty = len(batch) < wanted  # receive_flow stops short only on an empty receive
+            if options.max_receive_count is not None:
+                batch = yield from dead_letter_flow(batch, options, queue=queue)
             if not batch:
-                break
+                if empty:
+                    break
+                continue
             if options.pre_delivery_delete:
                 batch = yield from delete_flow(batch, queue=queue)
                 if not batch:
                     continue
+                log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
+                yield Deliver(tuple(batch))
+                delivered += len(batch)
+                continue
             log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
-            yield Deliver(tuple(batch))
+            try:
+                current = yield Deliver(tuple(batch), options.heartbeat)
+            except ConsumerStopped as stop:
+                yield from release_flow(stop.messages, queue=queue)
+                return
+            batch = current or batch
             delivered += len(batch)
-            if not options.pre_delivery_delete:
-                yield from delete_flow(batch, queue=queue)
+            yield from delete_flow(batch, queue=queue)
         if options.polling_frequency is None:
             log.log(level, "Queue %r: poll finished after %d message(s)", queue, delivered)
             return
@@ -130,6 +187,31 @@ def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, A
             len(messages),
         )
     return deleted
+
+
+def dead_letter_flow(
+    messages: Sequence[Message], options: PollOptions, *, queue: str
+) -> Generator[Step, Any, list[Message]]:
+    """Move messages received more than ``max_receive_count`` times to the dead-letter queue
+    (sent there first, then deleted here); return the others."""
+    limit = options.max_receive_count
+    poison = [m for m in messages if limit is not None and m.receive_count > limit]
+    if not poison or options.dead_letter_queue is None:
+        return list(messages)
+    sent: list[bool] = yield DeadLetter(tuple(poison), options.dead_letter_queue)
+    moved = [m for m, ok in zip(poison, sent, strict=True) if ok]
+    yield from delete_flow(moved, queue=queue)
+    for message in poison:
+        log.warning(
+            "Queue %r: message %s was received %d times (more than max_receive_count=%d); %s dead-letter queue %r",
+            queue,
+            message.id,
+            message.receive_count,
+            limit,
+            "moved it to the" if message in moved else "could NOT move it to the",
+            options.dead_letter_queue,
+        )
+    return [m for m in messages if m not in poison]
 
 
 def receive_flow(

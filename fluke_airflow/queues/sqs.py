@@ -350,6 +350,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
     max_visibility_timeout = MAX_VISIBILITY
     max_wait_seconds = MAX_WAIT
     long_polling = True
+    max_hidden_seconds = MAX_VISIBILITY  # SQS counts 12 hours from the receive
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AWSAuth):
@@ -376,12 +377,12 @@ class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
     and ``message_deduplication_id`` (``message_deduplication_ids`` for ``push_many``).
     """
 
-    def _connect(self) -> SyncSQSTransport:
-        return SyncSQSTransport(self._auth, self._queue, max(10, self._max_concurrency))
+    def _connect(self, queue: str | None = None) -> SyncSQSTransport:
+        return SyncSQSTransport(self._auth, queue or self._queue, max(10, self._max_concurrency))
 
 
 class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
     """The asyncio twin of :class:`AmazonSQSQueue` (aiobotocore); ``async with`` opens it."""
 
-    async def _connect(self) -> AsyncSQSTransport:
-        return await AsyncSQSTransport(self._queue).connect(self._auth, max(10, self._max_concurrency))
+    async def _connect(self, queue: str | None = None) -> AsyncSQSTransport:
+        return await AsyncSQSTransport(queue or self._queue).connect(self._auth, max(10, self._max_concurrency))
