@@ -173,6 +173,9 @@ class AWSAuth:
         def client_creator(service: str, **kwargs: Any) -> Any:
             if sts_endpoint_url:
                 kwargs["endpoint_url"] = sts_endpoint_url
+            # botocore asks for the STS client without a region; the source's region (which
+            # may come from AWSAuth rather than the shared config) keeps it from failing.
+            kwargs.setdefault("region_name", base.region)
             return base_session.create_client(service, **kwargs)
 
         fetcher = AssumeRoleCredentialFetcher(

@@ -86,7 +86,11 @@ class _AzureProtocol:
     def _failure(self, action: str, error: Exception) -> QueueError:
         return QueueError(f"{action} on {SERVICE} queue {self.queue!r} failed: {_describe(error)}")
 
-    def prepare(self, messages: Sequence[str], options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    ordered_sends = False  # no batch API: one request per message, sent concurrently
+
+    def prepare(
+        self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False
+    ) -> list[tuple[str, dict[str, Any]]]:
         unknown = set(options) - set(_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
@@ -97,6 +101,7 @@ class _AzureProtocol:
             service=SERVICE,
             size_of=check.utf8_size if text else check.base64_size,
             text_only=text,
+            single=single_message,
         )
         kwargs: dict[str, Any] = {}
         delay = check.non_negative_int(

@@ -72,9 +72,8 @@ class QueueBase(Generic[AuthT]):
         suppress_output: bool = False,
     ) -> PollOptions:
         """The one place where ``poll``'s arguments are checked and their defaults live."""
-        visibility = check.non_negative_int(
-            "visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout
-        )
+        at_least = check.positive_int if self.min_visibility_timeout else check.non_negative_int
+        visibility = at_least("visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout)
         check.boolean("heartbeat", heartbeat)
         check.boolean("suppress_output", suppress_output)
         receive_limit = check.positive_int("max_receive_count", max_receive_count, allow_none=True)
@@ -98,7 +97,12 @@ class QueueBase(Generic[AuthT]):
             heartbeat=Heartbeat(visibility, self.max_hidden_seconds) if heartbeat and visibility > 0 else None,
             max_receive_count=receive_limit,
             dead_letter_queue=dead_letter_queue,
+            held_messages_block=self._held_messages_block(),
         )
+
+    def _held_messages_block(self) -> bool:
+        """Whether messages this poll holds can keep others from being received (see PollOptions)."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(queue={self._queue!r}, auth={self._auth!r})"
@@ -155,12 +159,16 @@ class Queue(QueueBase[AuthT]):
     # -- the guide's API ---------------------------------------------------------------------------
     def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
         """Send one message; ``True`` once the service accepted it, ``False`` (logged) if not."""
-        return self.push_many([message], suppress_output=suppress_output, **options)[0]
+        return self._push([message], options, suppress_output, single=True)[0]
 
     def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[bool]:
         """Send messages with the service's batch API (or concurrently); one result each, in order."""
-        entries = self._t.prepare(messages, options)
-        results: list[bool] = self._d.fanout(self._t.send_batch, self._t.send_chunks(entries))
+        return self._push(messages, options, suppress_output)
+
+    def _push(self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False) -> list[bool]:
+        entries = self._t.prepare(messages, options, single_message=single)
+        chunks = self._t.send_chunks(entries)
+        results: list[bool] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
         self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
         return results
 
@@ -293,16 +301,22 @@ class AsyncQueue(QueueBase[AuthT]):
     def _t(self) -> Any:
         return self._d.transport
 
-    async def push(self, message: str, **options: Any) -> bool:
-        return (await self.push_many([message], **options))[0]
+    async def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
+        return (await self._push([message], options, suppress_output, single=True))[0]
 
-    async def push_many(self, messages: Sequence[str], **options: Any) -> list[bool]:
-        entries = self._t.prepare(messages, options)
-        results: list[bool] = await self._d.fanout(self._t.send_batch, self._t.send_chunks(entries))
-        self._t.log_push(results, self._level)
+    async def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[bool]:
+        return await self._push(messages, options, suppress_output)
+
+    async def _push(
+        self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False
+    ) -> list[bool]:
+        entries = self._t.prepare(messages, options, single_message=single)
+        chunks = self._t.send_chunks(entries)
+        results: list[bool] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
+        self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
         return results
 
-    async def peek(self, *, max_messages: int = PEEK_LIMIT) -> list[str]:
+    async def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
         limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
         return await self._t.peek(self._d, limit)  # type: ignore[no-any-return]
 

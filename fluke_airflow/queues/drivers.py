@@ -139,9 +139,12 @@ class SyncDriver:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def fanout(self, call: Callable[[Sequence[T]], list[R]], chunks: Sequence[Sequence[T]]) -> list[R]:
-        """``call`` on each chunk (one request each), concurrently; results flattened in order."""
-        if len(chunks) <= 1 or self._max_concurrency <= 1:
+    def fanout(
+        self, call: Callable[[Sequence[T]], list[R]], chunks: Sequence[Sequence[T]], *, ordered: bool = False
+    ) -> list[R]:
+        """``call`` on each chunk (one request each), concurrently unless ``ordered`` (one after
+        the other, e.g. sends to an SQS FIFO queue); results flattened in order."""
+        if ordered or len(chunks) <= 1 or self._max_concurrency <= 1:
             return [r for chunk in chunks for r in call(chunk)]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="fluke-queue")
@@ -218,12 +221,14 @@ class AsyncDriver:
         self.dead_letters: dict[str, Any] = {}
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
-    async def fanout(self, call: Callable[[Sequence[T]], Awaitable[list[R]]], chunks: Sequence[Sequence[T]]) -> list[R]:
+    async def fanout(
+        self, call: Callable[[Sequence[T]], Awaitable[list[R]]], chunks: Sequence[Sequence[T]], *, ordered: bool = False
+    ) -> list[R]:
         async def limited(chunk: Sequence[T]) -> list[R]:
             async with self._semaphore:
                 return await call(chunk)
 
-        if len(chunks) <= 1:
+        if ordered or len(chunks) <= 1:
             return [r for chunk in chunks for r in await call(chunk)]
         return [r for results in await asyncio.gather(*map(limited, chunks)) for r in results]
 

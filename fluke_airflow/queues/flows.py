@@ -89,6 +89,10 @@ class DeadLetter:
     queue: str
 
 
+class DeliveryTooLarge(ValueError):
+    """A sensor delivery would be larger than what XCom should carry."""
+
+
 class ConsumerStopped(Exception):
     """The consumer raised or closed the iterator while holding ``messages``."""
 
@@ -114,6 +118,9 @@ class PollOptions:
     heartbeat: Heartbeat | None = None
     max_receive_count: int | None = None
     dead_letter_queue: str | None = None
+    held_messages_block: bool = False
+    """A receive can come back empty while messages wait, because the messages this poll holds
+    block them (SQS FIFO: a message group is locked while any of its messages is in flight)."""
 
 
 def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
@@ -135,7 +142,9 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
             batch = yield from receive_flow(
                 wanted, visibility_timeout=options.visibility_timeout, wait_seconds=options.wait_seconds
             )
-            empty = len(batch) < wanted  # receive_flow stops short only on an empty receive
+            # receive_flow stops short only on an empty receive: the queue is empty, unless the
+            # messages we hold blocked the rest; then only a batch that got nothing ends the round.
+            empty = len(batch) < wanted and not (options.held_messages_block and batch)
             if options.max_receive_count is not None:
                 batch = yield from dead_letter_flow(batch, options, queue=queue)
             if not batch:
@@ -223,12 +232,23 @@ def receive_flow(
     only, then fill the batch with short waits.
     """
     batch: list[Message] = []
+    position: dict[str, int] = {}
     wait = wait_seconds if first_wait_seconds is None else first_wait_seconds
     while len(batch) < max_messages:
         received: list[Message] = yield Receive(max_messages - len(batch), visibility_timeout, wait)
-        if not received:
+        new = 0
+        for message in received:
+            if message.id in position:
+                # Handed out again: its visibility timeout ran out while the batch was filling
+                # (slow or retried requests). One copy per batch, with the newest receipt: the
+                # one that deletes it (Azure voids the old pop receipt; SQS documents the latest).
+                batch[position[message.id]] = message
+            else:
+                position[message.id] = len(batch)
+                batch.append(message)
+                new += 1
+        if not new:
             break
-        batch.extend(received)
         wait = wait_seconds
     return batch
 
@@ -240,13 +260,24 @@ def collect_flow(
     visibility_timeout: int,
     wait_seconds: int,
     pre_delivery_delete: bool,
+    max_bytes: int | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
     fill up to ``max_messages`` without waiting, and with ``pre_delivery_delete`` keep only
-    the messages whose delete succeeded."""
+    the messages whose delete succeeded. A delivery over ``max_bytes`` is released, before
+    anything is deleted, and refused with :class:`DeliveryTooLarge`."""
     messages = yield from receive_flow(
         max_messages, visibility_timeout=visibility_timeout, wait_seconds=0, first_wait_seconds=wait_seconds
     )
+    size = sum(len(m.body.encode("utf-8", "surrogatepass")) for m in messages)
+    if max_bytes is not None and size > max_bytes:
+        yield from release_flow(messages, queue=queue)
+        raise DeliveryTooLarge(
+            f"{len(messages)} message(s) from queue {queue!r} add up to {size} bytes, more than "
+            f"max_xcom_bytes={max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
+            "max_xcom_bytes (with an XCom backend that stores large values), or poll inside a task "
+            "with hook.get_queue(...).poll(...)"
+        )
     if messages and pre_delivery_delete:
         messages = yield from delete_flow(messages, queue=queue)
     return messages
@@ -259,6 +290,16 @@ def release_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, 
     released: list[Message] = yield SetVisibility(tuple(messages), 0)
     log.info("Queue %r: released %d message(s) for redelivery", queue, len(released))
     return released
+
+
+def drain_flow(*, queue: str, visibility_timeout: int = 30) -> Generator[Step, Any, int]:
+    """Receive and delete until a receive comes back empty; return how many were deleted."""
+    total = 0
+    while True:
+        batch: list[Message] = yield Receive(1000, visibility_timeout, 0)
+        if not batch:
+            return total
+        total += len((yield from delete_flow(batch, queue=queue)))
 
 
 def peek_by_receive_flow(

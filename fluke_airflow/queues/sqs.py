@@ -15,7 +15,7 @@ from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
-from fluke_airflow.queues.flows import peek_by_receive_flow
+from fluke_airflow.queues.flows import drain_flow, peek_by_receive_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -57,6 +57,11 @@ class _SQSProtocol:
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
         self.fifo = queue.endswith(".fifo")
 
+    @staticmethod
+    def _purge_busy(error: Exception) -> bool:
+        """SQS allows one PurgeQueue per queue every 60 s; within that window we drain instead."""
+        return "PurgeQueueInProgress" in _error_code(error)
+
     def _missing(self, error: Exception) -> QueueNotFoundError:
         return QueueNotFoundError(SERVICE, self.queue, _describe(error))
 
@@ -72,11 +77,18 @@ class _SQSProtocol:
         self.fifo = attributes.get("FifoQueue", "false") == "true"
 
     # -- push ------------------------------------------------------------------------------
-    def prepare(self, messages: Sequence[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    @property
+    def ordered_sends(self) -> bool:
+        """A FIFO queue keeps the order of a message group only if its batches go one after the other."""
+        return self.fifo
+
+    def prepare(
+        self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False
+    ) -> list[dict[str, Any]]:
         unknown = set(options) - set(_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
-        bodies = check.message_list(messages, max_bytes=self.max_message_bytes, service=SERVICE)
+        bodies = check.message_list(messages, max_bytes=self.max_message_bytes, service=SERVICE, single=single_message)
         delay = check.non_negative_int(
             "delay_seconds", options.get("delay_seconds"), maximum=MAX_DELAY, allow_none=True
         )
@@ -264,7 +276,9 @@ class SyncSQSTransport(_SQSProtocol):
         try:
             self.client.purge_queue(QueueUrl=self.url)
         except self._errors as error:
-            raise self._failure("purge", error) from error
+            if not self._purge_busy(error):
+                raise self._failure("purge", error) from error
+            driver.run(drain_flow(queue=self.queue))
 
 
 class AsyncSQSTransport(_SQSProtocol):
@@ -342,7 +356,9 @@ class AsyncSQSTransport(_SQSProtocol):
         try:
             await self.client.purge_queue(QueueUrl=self.url)
         except self._errors as error:
-            raise self._failure("purge", error) from error
+            if not self._purge_busy(error):
+                raise self._failure("purge", error) from error
+            await driver.run(drain_flow(queue=self.queue))
 
 
 class _SQSConfig(QueueBase[AWSAuth]):
@@ -368,6 +384,9 @@ class _SQSConfig(QueueBase[AWSAuth]):
 
     def get_name(self) -> str:
         return self._queue.rstrip("/").rsplit("/", 1)[-1]
+
+    def _held_messages_block(self) -> bool:
+        return self.get_name().endswith(".fifo")  # SQS requires FIFO queue names to end so
 
 
 class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):

@@ -117,8 +117,13 @@ def message_body(
     return value
 
 
-def message_list(values: Any, **rules: Any) -> list[str]:
-    """Check a ``push_many`` list; ``rules`` are those of :func:`message_body`."""
+def message_list(values: Any, *, single: bool = False, **rules: Any) -> list[str]:
+    """Check a ``push_many`` list; ``rules`` are those of :func:`message_body`.
+
+    ``single``: the list wraps the one ``message`` of ``push``, and errors name it so.
+    """
+    if single:
+        return [message_body(values[0], **rules)]
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(f"messages must be a list of str, got {type(values).__name__}")
     items = list(values)

@@ -47,6 +47,15 @@ class QueuePollSensor(BaseSensorOperator):
     :param message_encoding: Azure only: ``"text"`` or ``"base64"`` (default: the connection's).
     :param deferrable: wait in the triggerer and free the worker slot (default:
         ``[operators] default_deferrable``).
+    :param delete_on_dag_success: keep the messages (hidden) until the DAG run ends, then delete
+        them if every other task succeeded and release them for redelivery if not. Adds a
+        teardown task ``<task_id>_settle`` (a :class:`~fluke_airflow.sensors.settle.QueueSettleSensor`,
+        reschedule mode) that renews the messages' visibility meanwhile (SQS; on Azure set
+        ``visibility_timeout`` to cover the run).
+    :param max_xcom_bytes: refuse (before deleting anything) a delivery whose bodies add up to
+        more than this; lower ``num_messages`` or poll inside a task instead. Default 1 MiB.
+    :param executor_queue: the executor queue (``BaseOperator``'s ``queue``, which ``queue``
+        names the message queue here instead).
     """
 
     template_fields: Sequence[str] = ("conn_id", "queue_name", "batch_size", "num_messages", "visibility_timeout")
@@ -64,11 +73,14 @@ class QueuePollSensor(BaseSensorOperator):
         wait_time_seconds: int = 20,
         message_encoding: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        delete_on_dag_success: bool = False,
+        max_xcom_bytes: int = 1_048_576,
         executor_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
         if executor_queue is not None:
             kwargs["queue"] = executor_queue
+        own_task_id = kwargs.get("task_id", "")
         super().__init__(**kwargs)
         from fluke_airflow.queues import validation as check
 
@@ -78,6 +90,13 @@ class QueuePollSensor(BaseSensorOperator):
         check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=20)
         check.boolean("pre_delivery_delete", pre_delivery_delete)
         check.boolean("deferrable", deferrable)
+        check.boolean("delete_on_dag_success", delete_on_dag_success)
+        check.positive_int("max_xcom_bytes", max_xcom_bytes)
+        if delete_on_dag_success and pre_delivery_delete:
+            raise ValueError(
+                "delete_on_dag_success=True keeps messages until the DAG run ends; it cannot be combined with "
+                "pre_delivery_delete=True, which deletes them before delivery"
+            )
         if message_encoding not in (None, "text", "base64"):
             raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {message_encoding!r}")
         self.conn_id = conn_id
@@ -89,7 +108,32 @@ class QueuePollSensor(BaseSensorOperator):
         self.wait_time_seconds = wait_time_seconds
         self.message_encoding = message_encoding
         self.deferrable = deferrable
+        self.delete_on_dag_success = delete_on_dag_success
+        self.max_xcom_bytes = max_xcom_bytes
         self._delivered: list[Message] = []
+        if delete_on_dag_success:
+            self._add_settle_task(f"{own_task_id}_settle")
+
+    def _dag_kwargs(self) -> dict[str, Any]:
+        return {"dag": self.dag} if self.has_dag() else {}
+
+    def _add_settle_task(self, task_id: str) -> None:
+        from airflow.sdk import TriggerRule
+
+        from fluke_airflow.sensors.settle import QueueSettleSensor
+
+        settle = QueueSettleSensor(
+            task_id=task_id,
+            conn_id=self.conn_id,
+            queue=self.queue_name,
+            sensor_task_id=self.task_id,
+            visibility_timeout=self.visibility_timeout,
+            message_encoding=self.message_encoding,
+            trigger_rule=TriggerRule.ALL_DONE_SETUP_SUCCESS,
+            **self._dag_kwargs(),
+        )
+        settle.as_teardown(setups=self)
+        self.settle_task = settle
 
     # -- shared helpers -------------------------------------------------------------------------------
     def _trigger_kwargs(self) -> dict[str, Any]:
@@ -105,6 +149,7 @@ class QueuePollSensor(BaseSensorOperator):
             "poke_interval": float(self.poke_interval),
             "wait_time_seconds": self.wait_time_seconds,
             "message_encoding": self.message_encoding,
+            "max_delivery_bytes": self.max_xcom_bytes,
         }
 
     def _open(self) -> Any:
@@ -128,6 +173,7 @@ class QueuePollSensor(BaseSensorOperator):
                     visibility_timeout=settings["visibility_timeout"],
                     wait_seconds=self.wait_time_seconds if queue.long_polling else 0,
                     pre_delivery_delete=self.pre_delivery_delete,
+                    max_bytes=self.max_xcom_bytes,
                 )
             )
         if self._delivered:
@@ -158,6 +204,18 @@ class QueuePollSensor(BaseSensorOperator):
         self.log.info("The trigger received %d message(s) from queue %r", len(messages), self.queue_name)
         return self._hand_over(context, messages, renew=True)
 
+    def _renewed(self, queue: Any, messages: list[Message]) -> list[Message]:
+        # Time has passed since the receive (a triggerer hand-off, or a long DAG run ahead): renew.
+        kept = queue.change_visibility(messages, int(self.visibility_timeout))
+        if len(kept) < len(messages):
+            self.log.warning(
+                "%d message(s) were already visible again (the hand-off outlasted visibility_timeout=%s); "
+                "another consumer may receive them too",
+                len(messages) - len(kept),
+                self.visibility_timeout,
+            )
+        return _current_receipts(messages, kept)
+
     # -- delivery --------------------------------------------------------------------------------------
     def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[str]:
         """Store the bodies as XCom, then (post-delivery) delete the messages."""
@@ -165,17 +223,18 @@ class QueuePollSensor(BaseSensorOperator):
         if self.pre_delivery_delete:
             return bodies
         with self._open() as queue:
-            if renew:
-                # The hand-off from the triggerer took some of the visibility timeout: renew it.
-                kept = queue.change_visibility(messages, int(self.visibility_timeout))
-                if len(kept) < len(messages):
-                    self.log.warning(
-                        "%d message(s) were already visible again (the hand-off outlasted visibility_timeout=%s); "
-                        "another consumer may receive them too",
-                        len(messages) - len(kept),
-                        self.visibility_timeout,
-                    )
-                messages = _current_receipts(messages, kept)
+            if renew or self.delete_on_dag_success:
+                messages = self._renewed(queue, messages)
+            if self.delete_on_dag_success:
+                from fluke_airflow.sensors.settle import MESSAGES_XCOM_KEY
+
+                context["ti"].xcom_push(key=MESSAGES_XCOM_KEY, value=[m.to_dict() for m in messages])
+                self.log.info(
+                    "Delivered %d message(s); they stay hidden until the DAG run ends (task %r settles them)",
+                    len(messages),
+                    self.settle_task.task_id,
+                )
+                return bodies
             context["ti"].xcom_push(key="return_value", value=bodies)
             deleted = sum(queue.delete_messages(messages))
         self.log.info(

@@ -26,7 +26,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError
-from fluke_airflow.queues.flows import collect_flow, delete_flow
+from fluke_airflow.queues.flows import DeliveryTooLarge, collect_flow, delete_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class PollSettings:
     poke_interval: float = 5.0
     wait_time_seconds: int = 20
     message_encoding: str | None = None
+    max_delivery_bytes: int | None = None
 
     @property
     def per_delivery(self) -> int:
@@ -83,9 +84,10 @@ async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[M
                     visibility_timeout=settings.visibility_timeout,
                     wait_seconds=settings.wait_time_seconds if queue.long_polling else 0,
                     pre_delivery_delete=settings.pre_delivery_delete,
+                    max_bytes=settings.max_delivery_bytes,
                 )
             )
-        except QueueNotFoundError:
+        except (QueueNotFoundError, DeliveryTooLarge):
             raise
         except QueueError as error:
             failures += 1
@@ -139,6 +141,7 @@ class QueuePollTrigger(BaseEventTrigger):
     :param message_encoding: Azure only, ``"text"`` or ``"base64"`` (default: the connection's).
     :param event_per_message: watch mode: one event (and DAG run) per message instead of per delivery.
     :param single_event: stop after the first event (set by the sensor; automatic for deferred tasks).
+    :param max_delivery_bytes: refuse a delivery whose bodies add up to more (released, not deleted).
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class QueuePollTrigger(BaseEventTrigger):
         message_encoding: str | None = None,
         event_per_message: bool = False,
         single_event: bool = False,
+        max_delivery_bytes: int | None = None,
     ) -> None:
         super().__init__()
         from fluke_airflow.queues import validation as check
@@ -177,6 +181,7 @@ class QueuePollTrigger(BaseEventTrigger):
             poke_interval=float(poke_interval),
             wait_time_seconds=wait_time_seconds,
             message_encoding=message_encoding,
+            max_delivery_bytes=check.positive_int("max_delivery_bytes", max_delivery_bytes, allow_none=True),
         )
         self.event_per_message = check.boolean("event_per_message", event_per_message)
         self.single_event = check.boolean("single_event", single_event)
@@ -213,14 +218,17 @@ class QueuePollTrigger(BaseEventTrigger):
         settings = self.settings
         try:
             queue = await _open_queue(settings)
-        except (QueueError, ValueError, TypeError) as error:
+        except Exception as error:  # a missing connection (AirflowNotFoundException) too
             if not self._task_mode:
                 raise
             yield TriggerEvent({"status": "error", "queue": settings.queue, "message": str(error)})
             return
         log.info("Waiting for messages on %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         try:
-            async for messages in deliveries(queue, settings):
+            async for messages in self._deliveries_or_error(queue):
+                if isinstance(messages, TriggerEvent):
+                    yield messages
+                    return
                 if self._task_mode:
                     yield self._task_event(messages, queue.service)
                     return
@@ -232,6 +240,16 @@ class QueuePollTrigger(BaseEventTrigger):
                     await queue.run_flow(delete_flow(messages, queue=settings.queue))
         finally:
             await queue.close()
+
+    async def _deliveries_or_error(self, queue: Any) -> AsyncIterator[Any]:
+        """Deliveries; in task mode a refused delivery becomes an error event for the sensor."""
+        try:
+            async for messages in deliveries(queue, self.settings):
+                yield messages
+        except DeliveryTooLarge as error:
+            if not self._task_mode:
+                raise
+            yield TriggerEvent({"status": "error", "queue": self.settings.queue, "message": str(error)})
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:

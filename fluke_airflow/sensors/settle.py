@@ -1,0 +1,94 @@
+"""QueueSettleSensor: delete a sensor's messages if the DAG run succeeded, release them if not.
+
+``QueuePollSensor(delete_on_dag_success=True)`` adds one as a teardown task. It runs in
+reschedule mode (no worker slot between looks, and it works under ``dag.test()``): every
+``poke_interval`` it looks at the other task instances of its DAG run and, while some are
+still to run, renews the messages' visibility (on SQS; Azure's pop receipts change on every
+renewal, so there the sensor hides them for ``visibility_timeout`` once, at delivery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MESSAGES_XCOM_KEY = "fluke_messages"
+FINISHED = {"success", "skipped", "failed", "upstream_failed", "removed"}
+SUCCEEDED = {"success", "skipped"}
+
+
+def run_outcome(states: dict[str, Any], exclude: str) -> str | None:
+    """``"success"``/``"failed"`` once every other task instance finished, else None."""
+    others = [None if state is None else str(state) for task, state in states.items() if task != exclude]
+    if any(state not in FINISHED for state in others):
+        return None
+    return "success" if all(state in SUCCEEDED for state in others) else "failed"
+
+
+class QueueSettleSensor(BaseSensorOperator):
+    """Wait until the rest of the DAG run is done, keeping the messages delivered by
+    ``sensor_task_id`` hidden; then delete them if every other task succeeded (or was skipped)
+    and release them for redelivery otherwise."""
+
+    template_fields: Sequence[str] = ("conn_id", "queue_name")
+    ui_color = "#fbe5d6"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        queue: str,
+        sensor_task_id: str,
+        visibility_timeout: int = 300,
+        message_encoding: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", max(1.0, min(30.0, visibility_timeout / 3)))
+        kwargs.setdefault("timeout", 7 * 24 * 3600)
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.queue_name = queue
+        self.sensor_task_id = sensor_task_id
+        self.visibility_timeout = visibility_timeout
+        self.message_encoding = message_encoding
+
+    def _queue(self) -> Any:
+        from fluke_airflow.hooks import get_queue_hook
+
+        kwargs: dict[str, Any] = {"suppress_output": True}
+        if self.message_encoding:
+            kwargs["message_encoding"] = self.message_encoding
+        return get_queue_hook(self.conn_id).get_queue(self.queue_name, **kwargs)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        from fluke_airflow.queues.message import Message
+
+        ti: Any = context["ti"]
+        stored = ti.xcom_pull(task_ids=self.sensor_task_id, key=MESSAGES_XCOM_KEY)
+        if not stored:
+            self.log.info("Task %r delivered no messages: nothing to settle", self.sensor_task_id)
+            return True
+        messages = [Message.from_dict(m) for m in stored]
+        run_id = context["run_id"]
+        states = type(ti).get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
+        outcome = run_outcome(states, exclude=self.task_id)
+        with self._queue() as queue:
+            if outcome is None:
+                if queue.long_polling:  # SQS: receipts stay valid across renewals
+                    queue.change_visibility(messages, int(self.visibility_timeout))
+                return False
+            if outcome == "success":
+                done = sum(queue.delete_messages(messages))
+                self.log.info("The DAG run succeeded: deleted %d of %d message(s)", done, len(messages))
+                return PokeReturnValue(is_done=True, xcom_value={"outcome": outcome, "deleted": done})
+            released = len(queue.change_visibility(messages, 0))
+        self.log.warning(
+            "The DAG run did not succeed: released %d of %d message(s) for redelivery", released, len(messages)
+        )
+        return PokeReturnValue(is_done=True, xcom_value={"outcome": outcome, "released": released})
