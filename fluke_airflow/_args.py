@@ -56,3 +56,11 @@ def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = N
         check.non_negative_int(name, value, maximum=maximum)
     else:
         check.positive_int(name, value, maximum=maximum)
+
+
+def check_dead_letter_args(max_receive_count: Any, dead_letter_queue: Any) -> None:
+    if (max_receive_count is None) != (dead_letter_queue is None):
+        raise ValueError(
+            "max_receive_count and dead_letter_queue go together: give both to move messages received more than "
+            "max_receive_count times to dead_letter_queue, or neither"
+        )

@@ -181,6 +181,11 @@ class Queue(QueueBase[AuthT]):
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the sensor)."""
         return self._d.run(flow)
 
+    def attach_dead_letter_queue(self, name: str) -> None:
+        """Open ``name`` (same credentials) as the target of dead-letter moves; checks it exists."""
+        if name not in self._d.dead_letters:
+            self._d.dead_letters[name] = self._connect(name)
+
     def poll(
         self,
         num_messages: int | None = None,
@@ -212,8 +217,8 @@ class Queue(QueueBase[AuthT]):
     def poll_messages(self, *args: Any, **kwargs: Any) -> Iterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects (ids, receipts, receive counts); same arguments."""
         options = self._poll_options(*args, **kwargs)
-        if options.dead_letter_queue and options.dead_letter_queue not in self._d.dead_letters:
-            self._d.dead_letters[options.dead_letter_queue] = self._connect(options.dead_letter_queue)
+        if options.dead_letter_queue:
+            self.attach_dead_letter_queue(options.dead_letter_queue)
         return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs)))
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
@@ -323,10 +328,16 @@ class AsyncQueue(QueueBase[AuthT]):
     async def poll_messages(self, *args: Any, **kwargs: Any) -> AsyncIterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects; same arguments."""
         options = self._poll_options(*args, **kwargs)
-        if options.dead_letter_queue and options.dead_letter_queue not in self._d.dead_letters:
-            self._d.dead_letters[options.dead_letter_queue] = await self._connect(options.dead_letter_queue)
-        async for batch in self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs))):
-            yield batch
+        if options.dead_letter_queue:
+            await self.attach_dead_letter_queue(options.dead_letter_queue)
+        batches = self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs)))
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            # Close the driver's iterator now (not when the garbage collector finds it): that
+            # stops the heartbeat and releases the batch the consumer stopped with.
+            await batches.aclose()  # type: ignore[attr-defined]
 
     def poll(
         self,
@@ -350,6 +361,10 @@ class AsyncQueue(QueueBase[AuthT]):
     async def run_flow(self, flow: Any) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""
         return await self._d.run(flow)
+
+    async def attach_dead_letter_queue(self, name: str) -> None:
+        if name not in self._d.dead_letters:
+            self._d.dead_letters[name] = await self._connect(name)
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         return await self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]

@@ -146,7 +146,9 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
             # messages we hold blocked the rest; then only a batch that got nothing ends the round.
             empty = len(batch) < wanted and not (options.held_messages_block and batch)
             if options.max_receive_count is not None:
-                batch = yield from dead_letter_flow(batch, options, queue=queue)
+                batch = yield from dead_letter_flow(
+                    batch, options.max_receive_count, options.dead_letter_queue, queue=queue
+                )
             if not batch:
                 if empty:
                     break
@@ -199,15 +201,14 @@ def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, A
 
 
 def dead_letter_flow(
-    messages: Sequence[Message], options: PollOptions, *, queue: str
+    messages: Sequence[Message], limit: int | None, dead_letter_queue: str | None, *, queue: str
 ) -> Generator[Step, Any, list[Message]]:
-    """Move messages received more than ``max_receive_count`` times to the dead-letter queue
-    (sent there first, then deleted here); return the others."""
-    limit = options.max_receive_count
+    """Move messages received more than ``limit`` times to ``dead_letter_queue`` (sent there
+    first, then deleted here); return the others."""
     poison = [m for m in messages if limit is not None and m.receive_count > limit]
-    if not poison or options.dead_letter_queue is None:
+    if not poison or dead_letter_queue is None:
         return list(messages)
-    sent: list[bool] = yield DeadLetter(tuple(poison), options.dead_letter_queue)
+    sent: list[bool] = yield DeadLetter(tuple(poison), dead_letter_queue)
     moved = [m for m, ok in zip(poison, sent, strict=True) if ok]
     yield from delete_flow(moved, queue=queue)
     for message in poison:
@@ -218,7 +219,7 @@ def dead_letter_flow(
             message.receive_count,
             limit,
             "moved it to the" if message in moved else "could NOT move it to the",
-            options.dead_letter_queue,
+            dead_letter_queue,
         )
     return [m for m in messages if m not in poison]
 
@@ -261,6 +262,8 @@ def collect_flow(
     wait_seconds: int,
     pre_delivery_delete: bool,
     max_bytes: int | None = None,
+    max_receive_count: int | None = None,
+    dead_letter_queue: str | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
     fill up to ``max_messages`` without waiting, and with ``pre_delivery_delete`` keep only
@@ -269,6 +272,8 @@ def collect_flow(
     messages = yield from receive_flow(
         max_messages, visibility_timeout=visibility_timeout, wait_seconds=0, first_wait_seconds=wait_seconds
     )
+    if max_receive_count is not None:
+        messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)
     size = sum(len(m.body.encode("utf-8", "surrogatepass")) for m in messages)
     if max_bytes is not None and size > max_bytes:
         yield from release_flow(messages, queue=queue)

@@ -54,6 +54,10 @@ class QueuePollSensor(BaseSensorOperator):
         ``visibility_timeout`` to cover the run).
     :param max_xcom_bytes: refuse (before deleting anything) a delivery whose bodies add up to
         more than this; lower ``num_messages`` or poll inside a task instead. Default 1 MiB.
+    :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
+        (a poison message that keeps failing the pipeline) are moved to ``dead_letter_queue`` and
+        logged by id instead of delivered. Off by default.
+    :param dead_letter_queue: the queue (same connection) that takes poison messages.
     :param executor_queue: the executor queue (``BaseOperator``'s ``queue``, which ``queue``
         names the message queue here instead).
     """
@@ -75,6 +79,8 @@ class QueuePollSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         delete_on_dag_success: bool = False,
         max_xcom_bytes: int = 1_048_576,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
         executor_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -92,6 +98,8 @@ class QueuePollSensor(BaseSensorOperator):
         check.boolean("deferrable", deferrable)
         check.boolean("delete_on_dag_success", delete_on_dag_success)
         check.positive_int("max_xcom_bytes", max_xcom_bytes)
+        check.positive_int("max_receive_count", max_receive_count, allow_none=True)
+        _args.check_dead_letter_args(max_receive_count, dead_letter_queue)
         if delete_on_dag_success and pre_delivery_delete:
             raise ValueError(
                 "delete_on_dag_success=True keeps messages until the DAG run ends; it cannot be combined with "
@@ -110,6 +118,8 @@ class QueuePollSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.delete_on_dag_success = delete_on_dag_success
         self.max_xcom_bytes = max_xcom_bytes
+        self.max_receive_count = max_receive_count
+        self.dead_letter_queue = dead_letter_queue
         self._delivered: list[Message] = []
         if delete_on_dag_success:
             self._add_settle_task(f"{own_task_id}_settle")
@@ -150,6 +160,8 @@ class QueuePollSensor(BaseSensorOperator):
             "wait_time_seconds": self.wait_time_seconds,
             "message_encoding": self.message_encoding,
             "max_delivery_bytes": self.max_xcom_bytes,
+            "max_receive_count": self.max_receive_count,
+            "dead_letter_queue": self.dead_letter_queue,
         }
 
     def _open(self) -> Any:
@@ -166,6 +178,8 @@ class QueuePollSensor(BaseSensorOperator):
 
         settings = self._trigger_kwargs()
         with self._open() as queue:
+            if self.dead_letter_queue:
+                queue.attach_dead_letter_queue(self.dead_letter_queue)
             self._delivered = queue.run_flow(
                 collect_flow(
                     settings["num_messages"] or settings["batch_size"],
@@ -174,6 +188,8 @@ class QueuePollSensor(BaseSensorOperator):
                     wait_seconds=self.wait_time_seconds if queue.long_polling else 0,
                     pre_delivery_delete=self.pre_delivery_delete,
                     max_bytes=self.max_xcom_bytes,
+                    max_receive_count=self.max_receive_count,
+                    dead_letter_queue=self.dead_letter_queue,
                 )
             )
         if self._delivered:

@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from fluke_airflow._args import check_dead_letter_args
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError
 from fluke_airflow.queues.flows import DeliveryTooLarge, collect_flow, delete_flow
 from fluke_airflow.queues.message import Message
@@ -49,6 +50,8 @@ class PollSettings:
     wait_time_seconds: int = 20
     message_encoding: str | None = None
     max_delivery_bytes: int | None = None
+    max_receive_count: int | None = None
+    dead_letter_queue: str | None = None
 
     @property
     def per_delivery(self) -> int:
@@ -67,6 +70,8 @@ async def _open_queue(settings: PollSettings) -> Any:
         kwargs["message_encoding"] = settings.message_encoding
     queue = await hook.aget_queue(settings.queue, **kwargs)
     await queue.open()
+    if settings.dead_letter_queue:
+        await queue.attach_dead_letter_queue(settings.dead_letter_queue)
     return queue
 
 
@@ -85,6 +90,8 @@ async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[M
                     wait_seconds=settings.wait_time_seconds if queue.long_polling else 0,
                     pre_delivery_delete=settings.pre_delivery_delete,
                     max_bytes=settings.max_delivery_bytes,
+                    max_receive_count=settings.max_receive_count,
+                    dead_letter_queue=settings.dead_letter_queue,
                 )
             )
         except (QueueNotFoundError, DeliveryTooLarge):
@@ -142,6 +149,9 @@ class QueuePollTrigger(BaseEventTrigger):
     :param event_per_message: watch mode: one event (and DAG run) per message instead of per delivery.
     :param single_event: stop after the first event (set by the sensor; automatic for deferred tasks).
     :param max_delivery_bytes: refuse a delivery whose bodies add up to more (released, not deleted).
+    :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
+        are moved there (and logged by id) instead of delivered.
+    :param dead_letter_queue: the queue (same connection) that takes poison messages.
     """
 
     def __init__(
@@ -159,6 +169,8 @@ class QueuePollTrigger(BaseEventTrigger):
         event_per_message: bool = False,
         single_event: bool = False,
         max_delivery_bytes: int | None = None,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
     ) -> None:
         super().__init__()
         from fluke_airflow.queues import validation as check
@@ -182,7 +194,10 @@ class QueuePollTrigger(BaseEventTrigger):
             wait_time_seconds=wait_time_seconds,
             message_encoding=message_encoding,
             max_delivery_bytes=check.positive_int("max_delivery_bytes", max_delivery_bytes, allow_none=True),
+            max_receive_count=check.positive_int("max_receive_count", max_receive_count, allow_none=True),
+            dead_letter_queue=dead_letter_queue,
         )
+        check_dead_letter_args(max_receive_count, dead_letter_queue)
         self.event_per_message = check.boolean("event_per_message", event_per_message)
         self.single_event = check.boolean("single_event", single_event)
 
