@@ -138,6 +138,7 @@ class QueuePollTrigger(BaseEventTrigger):
 
     :param conn_id: ``aws``, ``azure_storage_queue`` or ``wasb`` connection id.
     :param queue: queue name (SQS: a name or queue URL).
+    :param queue_name: the same, for ``MessageQueueTrigger(scheme="fluke", queue_name=...)``.
     :param batch_size: messages per delivery when ``num_messages`` is not set.
     :param num_messages: messages per delivery (received in several requests if needed).
     :param pre_delivery_delete: delete before the event fires (at most once).
@@ -157,8 +158,9 @@ class QueuePollTrigger(BaseEventTrigger):
     def __init__(
         self,
         conn_id: str,
-        queue: str,
+        queue: str | None = None,
         *,
+        queue_name: str | None = None,
         batch_size: int = 10,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
@@ -174,6 +176,11 @@ class QueuePollTrigger(BaseEventTrigger):
     ) -> None:
         super().__init__()
         from fluke_airflow.queues import validation as check
+
+        if (queue is None) == (queue_name is None):
+            raise ValueError("give the queue to watch as queue (or, through MessageQueueTrigger, queue_name)")
+        queue = check.non_empty_str("queue", queue if queue is not None else queue_name)
+        check.non_empty_str("conn_id", conn_id)
 
         check.positive_int("batch_size", batch_size)
         check.positive_int("num_messages", num_messages, allow_none=True)
