@@ -48,14 +48,20 @@ def check_message_arg(value: Any, name: str = "message") -> None:
     messages_from(value, name)
 
 
+def as_int(name: str, value: Any, *, minimum: int, maximum: int | None = None, allow_none: bool = False) -> Any:
+    """A rendered int argument: Jinja renders numbers as text, so ``"10"`` is taken as 10."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if minimum == 0:
+        return check.non_negative_int(name, value, maximum=maximum, allow_none=allow_none)
+    return check.positive_int(name, value, maximum=maximum, allow_none=allow_none)
+
+
 def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
     """Parse-time check of an int argument unless it is None or still a template."""
     if value is None or is_template(value):
         return
-    if minimum == 0:
-        check.non_negative_int(name, value, maximum=maximum)
-    else:
-        check.positive_int(name, value, maximum=maximum)
+    as_int(name, value, minimum=minimum, maximum=maximum)
 
 
 def check_dead_letter_args(max_receive_count: Any, dead_letter_queue: Any) -> None:

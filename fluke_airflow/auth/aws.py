@@ -105,6 +105,7 @@ class AWSAuth:
         *,
         profile_name: str | None = None,
         verify: bool | str | None = None,
+        botocore_config: Any = None,
     ) -> None:
         if (aws_access_key_id is None) != (aws_secret_access_key is None):
             raise ValueError("aws_access_key_id and aws_secret_access_key must be given together (or neither)")
@@ -130,15 +131,23 @@ class AWSAuth:
         self.endpoint_url = endpoint_url
         self.profile_name = profile_name
         self.verify = verify
+        self.botocore_config = botocore_config
         self._session: botocore.session.Session | None = None
 
     # -- other ways in ---------------------------------------------------------------------
     @classmethod
     def from_boto3_session(
-        cls, session: boto3.session.Session, *, endpoint_url: str | None = None, verify: bool | str | None = None
+        cls,
+        session: boto3.session.Session,
+        *,
+        endpoint_url: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: Any = None,
     ) -> AWSAuth:
         """Use a ready boto3 session (profiles, assumed roles, refreshable credentials)."""
-        auth = cls(region=session.region_name, endpoint_url=endpoint_url, verify=verify)
+        auth = cls(
+            region=session.region_name, endpoint_url=endpoint_url, verify=verify, botocore_config=botocore_config
+        )
         auth._session = session._session
         return auth
 
@@ -214,14 +223,15 @@ class AWSAuth:
     def _client_kwargs(self, max_pool_connections: int) -> dict[str, Any]:
         from botocore.config import Config
 
-        kwargs: dict[str, Any] = {
-            "region_name": self.region,
-            "config": Config(
-                retries={"mode": "standard", "max_attempts": 5},
-                max_pool_connections=max_pool_connections,
-                user_agent_extra="fluke-airflow",
-            ),
-        }
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=max_pool_connections,
+            user_agent_extra="fluke-airflow",
+        )
+        if self.botocore_config is not None:
+            # The caller's settings (e.g. an aws connection's config_kwargs) win over our defaults.
+            config = config.merge(self.botocore_config)
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.verify is not None:

@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 Method = Literal["connection_string", "account_key", "sas_token", "service_principal", "managed_identity", "default"]
 
 _SECRET_PARTS = ("accountkey", "sharedaccesssignature")
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+)
 
 
 def account_url_for(storage_account: str) -> str:
@@ -64,6 +69,10 @@ class AzureAuth:
         if not isinstance(conn_string, str) or not conn_string.strip():
             raise ValueError("conn_string must be a non-empty Azure Storage connection string")
         parts = _parse_conn_string(conn_string)
+        if parts.get("usedevelopmentstorage", "").lower() == "true":
+            # The emulator's well-known account (Azurite on its default port).
+            conn_string = DEVELOPMENT_STORAGE
+            parts = _parse_conn_string(conn_string)
         if "queueendpoint" in parts:
             url: str | None = parts["queueendpoint"]
         elif "accountname" in parts:

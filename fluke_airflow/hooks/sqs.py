@@ -30,7 +30,9 @@ class AmazonSQSQueueHook(AwsBaseHook):
         session = self.get_session(region_name=self.region_name)
         endpoint_url = self.conn_config.get_service_endpoint_url("sqs")
         verify = self.verify if isinstance(self.verify, (bool, str)) else None
-        return AWSAuth.from_boto3_session(session, endpoint_url=endpoint_url, verify=verify)
+        return AWSAuth.from_boto3_session(
+            session, endpoint_url=endpoint_url, verify=verify, botocore_config=self.config
+        )
 
     def get_queue(self, queue: str, **kwargs: Any) -> AmazonSQSQueue:
         return AmazonSQSQueue(self.get_auth(), queue, **kwargs)

@@ -44,6 +44,6 @@ class QueuePeekOperator(BaseOperator):
 
         hook = get_queue_hook(self.conn_id)
         with hook.get_queue(self.queue_name, suppress_output=True) as queue:
-            bodies = queue.peek(max_messages=self.max_messages)
+            bodies = queue.peek(max_messages=_args.as_int("max_messages", self.max_messages, minimum=1, maximum=10))
         self.log.info("Peeked at %d message(s) in %s queue %r", len(bodies), hook.service, self.queue_name)
         return bodies

@@ -68,7 +68,7 @@ class QueuePushOperator(BaseOperator):
     def _options(self, count: int) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.delay_seconds is not None:
-            options["delay_seconds"] = self.delay_seconds
+            options["delay_seconds"] = _args.as_int("delay_seconds", self.delay_seconds, minimum=0)
         if self.message_group_id is not None:
             options["message_group_id"] = self.message_group_id
         dedup = self.message_deduplication_id

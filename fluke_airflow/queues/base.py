@@ -28,13 +28,17 @@ class QueueBase(Generic[AuthT]):
     """What the blocking and asyncio queues share: configuration and input checks."""
 
     service: ClassVar[str]
+    """The service's name, as it appears in logs and errors."""
     max_visibility_timeout: ClassVar[int]
-    max_wait_seconds: ClassVar[int] = 20
-    long_polling: ClassVar[bool] = False
-    max_hidden_seconds: ClassVar[int]
+    """The largest visibility timeout one request may set."""
     min_visibility_timeout: ClassVar[int] = 0
-    """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
+    """The smallest visibility timeout a receive may set (Azure: 1)."""
+    max_wait_seconds: ClassVar[int] = 20
+    """The largest ``wait_time_seconds`` (SQS long polling; accepted and ignored on Azure)."""
+    long_polling: ClassVar[bool] = False
     """Whether a receive can wait for messages at the service (SQS) or returns at once (Azure)."""
+    max_hidden_seconds: ClassVar[int]
+    """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
 
     def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
         self._check_auth(auth)
@@ -53,6 +57,16 @@ class QueueBase(Generic[AuthT]):
     def get_name(self) -> str:
         """The queue's name (for SQS the last part of a queue URL)."""
         return self._queue
+
+    def check_visibility_timeout(self, value: Any, name: str = "visibility_timeout") -> int:
+        """``value`` if this service accepts it as a receive's visibility timeout, else a clear error."""
+        visibility = check.non_negative_int(name, value, maximum=self.max_visibility_timeout)
+        if visibility < self.min_visibility_timeout:
+            raise ValueError(
+                f"{name} must be between {self.min_visibility_timeout} and "
+                f"{self.max_visibility_timeout} seconds on {self.service}, got {visibility}"
+            )
+        return visibility
 
     def _level_for(self, kwargs: dict[str, Any]) -> int:
         return logging.DEBUG if kwargs.get("suppress_output") else self._level
@@ -129,6 +143,7 @@ class Queue(QueueBase[AuthT]):
             log.log(self._level, "Opened %s queue %r", self.service, self._queue)
 
     def close(self) -> None:
+        """Close the connection (and any dead-letter queue opened for it); ``open()`` reopens."""
         if self._driver is not None:
             driver, self._driver = self._driver, None
             driver.close()
@@ -137,6 +152,7 @@ class Queue(QueueBase[AuthT]):
             log.log(self._level, "Closed %s queue %r", self.service, self._queue)
 
     def is_open(self) -> bool:
+        """Whether the queue is open (constructed, or reopened, and not closed)."""
         return self._driver is not None
 
     def __enter__(self) -> Queue[AuthT]:
@@ -276,17 +292,20 @@ class AsyncQueue(QueueBase[AuthT]):
         raise NotImplementedError
 
     async def open(self) -> None:
+        """Connect and check that the queue exists (raises QueueNotFoundError otherwise)."""
         if self._driver is None:
             self._driver = AsyncDriver(await self._connect(), self._max_concurrency)
             log.log(self._level, "Opened %s queue %r (async)", self.service, self._queue)
 
     async def close(self) -> None:
+        """Close the connection (and any dead-letter queue opened for it)."""
         if self._driver is not None:
             driver, self._driver = self._driver, None
             for transport in (driver.transport, *driver.dead_letters.values()):
                 await transport.close()  # type: ignore[attr-defined]
 
     def is_open(self) -> bool:
+        """Whether the queue is open."""
         return self._driver is not None
 
     async def __aenter__(self) -> AsyncQueue[AuthT]:
@@ -363,18 +382,23 @@ class AsyncQueue(QueueBase[AuthT]):
         return await self._d.run(flow)
 
     async def attach_dead_letter_queue(self, name: str) -> None:
+        """As :meth:`Queue.attach_dead_letter_queue`."""
         if name not in self._d.dead_letters:
             self._d.dead_letters[name] = await self._connect(name)
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
+        """As :meth:`Queue.delete_messages`."""
         return await self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
+        """As :meth:`Queue.change_visibility`."""
         check.non_negative_int("timeout", timeout, maximum=self.max_visibility_timeout)
         return await self._d.execute(SetVisibility(tuple(messages), timeout))  # type: ignore[no-any-return]
 
     async def count(self) -> int:
+        """As :meth:`Queue.count`."""
         return int(await self._t.count())
 
     async def clear(self) -> None:
+        """As :meth:`Queue.clear`."""
         await self._t.clear(self._d)

@@ -269,8 +269,13 @@ def collect_flow(
     fill up to ``max_messages`` without waiting, and with ``pre_delivery_delete`` keep only
     the messages whose delete succeeded. A delivery over ``max_bytes`` is released, before
     anything is deleted, and refused with :class:`DeliveryTooLarge`."""
+    # Fill-up receives wait up to 1 s: a 0 s receive only samples SQS's servers and may come
+    # back short while messages remain.
     messages = yield from receive_flow(
-        max_messages, visibility_timeout=visibility_timeout, wait_seconds=0, first_wait_seconds=wait_seconds
+        max_messages,
+        visibility_timeout=visibility_timeout,
+        wait_seconds=min(1, wait_seconds),
+        first_wait_seconds=wait_seconds,
     )
     if max_receive_count is not None:
         messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)

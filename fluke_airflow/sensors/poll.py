@@ -33,15 +33,15 @@ class QueuePollSensor(BaseSensorOperator):
 
     :param conn_id: ``aws`` (SQS), ``azure_storage_queue`` or ``wasb`` (Azure) connection id.
     :param queue: queue name (SQS: a name or queue URL). Templated.
-    :param batch_size: messages per receive round; also the delivery size when
-        ``num_messages`` is not set. Templated.
+    :param batch_size: how many messages to deliver when ``num_messages`` is not set
+        (received with as many requests as the service needs). Templated.
     :param num_messages: messages to deliver (fewer if fewer are visible). Templated.
     :param pre_delivery_delete: delete before delivery (at most once) instead of after the XCom
         is stored (at least once, the default).
     :param visibility_timeout: seconds received messages stay hidden from other consumers until
         they are deleted; must cover the hand-off from the triggerer to a worker (default 300).
         The worker renews it as soon as it picks the messages up.
-    :param wait_time_seconds: SQS long-poll wait per receive (1-20): messages that arrive while
+    :param wait_time_seconds: SQS long-poll wait for the first receive (0-20): messages that arrive while
         waiting are seen within about a second. Azure has no long polling: the trigger polls
         every ``poke_interval`` seconds instead.
     :param message_encoding: Azure only: ``"text"`` or ``"base64"`` (default: the connection's).
@@ -147,15 +147,13 @@ class QueuePollSensor(BaseSensorOperator):
 
     # -- shared helpers -------------------------------------------------------------------------------
     def _trigger_kwargs(self) -> dict[str, Any]:
-        from fluke_airflow.queues import validation as check
-
         return {
             "conn_id": self.conn_id,
             "queue": self.queue_name,
-            "batch_size": check.positive_int("batch_size", self.batch_size),
-            "num_messages": check.positive_int("num_messages", self.num_messages, allow_none=True),
+            "batch_size": _args.as_int("batch_size", self.batch_size, minimum=1),
+            "num_messages": _args.as_int("num_messages", self.num_messages, minimum=1, allow_none=True),
             "pre_delivery_delete": self.pre_delivery_delete,
-            "visibility_timeout": check.non_negative_int("visibility_timeout", self.visibility_timeout),
+            "visibility_timeout": _args.as_int("visibility_timeout", self.visibility_timeout, minimum=0),
             "poke_interval": float(self.poke_interval),
             "wait_time_seconds": self.wait_time_seconds,
             "message_encoding": self.message_encoding,
@@ -184,7 +182,7 @@ class QueuePollSensor(BaseSensorOperator):
                 collect_flow(
                     settings["num_messages"] or settings["batch_size"],
                     queue=self.queue_name,
-                    visibility_timeout=settings["visibility_timeout"],
+                    visibility_timeout=queue.check_visibility_timeout(settings["visibility_timeout"]),
                     wait_seconds=self.wait_time_seconds if queue.long_polling else 0,
                     pre_delivery_delete=self.pre_delivery_delete,
                     max_bytes=self.max_xcom_bytes,

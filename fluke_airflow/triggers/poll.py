@@ -45,7 +45,7 @@ class PollSettings:
     batch_size: int = 10
     num_messages: int | None = None
     pre_delivery_delete: bool = False
-    visibility_timeout: int = 300
+    visibility_timeout: int = 600  # longer than the triggerer's default shared-stream ack timeout (300 s)
     poke_interval: float = 5.0
     wait_time_seconds: int = 20
     message_encoding: str | None = None
@@ -69,6 +69,7 @@ async def _open_queue(settings: PollSettings) -> Any:
     if settings.message_encoding:
         kwargs["message_encoding"] = settings.message_encoding
     queue = await hook.aget_queue(settings.queue, **kwargs)
+    queue.check_visibility_timeout(settings.visibility_timeout)
     await queue.open()
     if settings.dead_letter_queue:
         await queue.attach_dead_letter_queue(settings.dead_letter_queue)
@@ -147,7 +148,9 @@ class QueuePollTrigger(BaseEventTrigger):
         long polling (Azure). SQS waits at the service instead.
     :param wait_time_seconds: SQS long-poll wait (1-20): idle cost is one request per wait.
     :param message_encoding: Azure only, ``"text"`` or ``"base64"`` (default: the connection's).
-    :param event_per_message: watch mode: one event (and DAG run) per message instead of per delivery.
+    :param event_per_message: watch mode: one asset event per message instead of one per delivery.
+        (Airflow may fold events that arrive between two scheduler loops into one DAG run; its
+        ``triggering_asset_events`` then list each of them.)
     :param single_event: stop after the first event (set by the sensor; automatic for deferred tasks).
     :param max_delivery_bytes: refuse a delivery whose bodies add up to more (released, not deleted).
     :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
@@ -164,7 +167,7 @@ class QueuePollTrigger(BaseEventTrigger):
         batch_size: int = 10,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
-        visibility_timeout: int = 300,
+        visibility_timeout: int = 600,
         poke_interval: float = 5.0,
         wait_time_seconds: int = 20,
         message_encoding: str | None = None,
