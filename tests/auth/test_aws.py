@@ -1,0 +1,240 @@
+"""AWSAuth against moto's server (SQS and STS): every way in, used by the blocking and the asyncio queue."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import traceback
+
+import boto3
+import pytest
+from auth_support import fresh_name, open_queue, records_text, roundtrip, sqs_client
+from botocore.exceptions import BotoCoreError
+
+from fluke_airflow.auth import AWSAuth
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ROLE = "arn:aws:iam::123456789012:role/fluke-test"
+EXPECTED = [["auth round trip 1", "auth round trip 2"]]
+
+
+def key_auth(moto, **kwargs):
+    return AWSAuth(
+        aws_access_key_id=moto.access_key_id,
+        aws_secret_access_key=moto.secret_access_key,
+        endpoint_url=moto.endpoint_url,
+        **kwargs,
+    )
+
+
+def sorted_batches(batches):
+    return [sorted(b) for b in batches]
+
+
+async def test_access_keys(moto, sqs_queue, flavour):
+    auth = key_auth(moto, region="us-east-1")
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, sqs_queue)) == EXPECTED
+
+
+async def test_region_enum_and_default_region(moto, flavour, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    name = fresh_name()
+    sqs_client(moto, "ap-southeast-2").create_queue(QueueName=name)
+
+    auth = key_auth(moto, region=AWSAuth.Region.AP_SOUTHEAST_2)
+    assert auth.region == "ap-southeast-2"
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, name)) == EXPECTED
+    assert key_auth(moto).region == "us-east-1"
+
+
+@pytest.fixture
+def aws_files(tmp_path, monkeypatch, moto):
+    """Shared config and credentials files with a profile for moto, and no other credentials around."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "config"
+    credentials = tmp_path / "credentials"
+    config.write_text("[profile fluke-test]\nregion = eu-west-1\n")
+    credentials.write_text(
+        f"[fluke-test]\naws_access_key_id = {moto.access_key_id}\naws_secret_access_key = {moto.secret_access_key}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    return config, credentials
+
+
+async def test_from_profile(moto, aws_files, flavour):
+    name = fresh_name()
+    sqs_client(moto, "eu-west-1").create_queue(QueueName=name)  # only in the profile's region
+
+    auth = AWSAuth.from_profile("fluke-test", endpoint_url=moto.endpoint_url)
+
+    assert auth.region == "eu-west-1"
+    assert auth.botocore_session().get_credentials().access_key == moto.access_key_id
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, name)) == EXPECTED
+    assert "fluke-test" in repr(auth) and moto.secret_access_key not in repr(auth)
+
+
+async def test_from_profile_region_override(moto, aws_files, flavour):
+    name = fresh_name()
+    sqs_client(moto, "us-west-2").create_queue(QueueName=name)
+    auth = AWSAuth.from_profile("fluke-test", region="us-west-2", endpoint_url=moto.endpoint_url)
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, name)) == EXPECTED
+
+
+async def test_from_profile_that_does_not_exist(moto, aws_files, flavour):
+    auth = AWSAuth.from_profile("no-such-profile", endpoint_url=moto.endpoint_url)
+    with pytest.raises((QueueError, BotoCoreError), match="no-such-profile"):
+        await open_queue("sqs", flavour, auth, "whatever")
+
+
+async def test_from_boto3_session(moto, flavour):
+    name = fresh_name()
+    sqs_client(moto, "eu-central-1").create_queue(QueueName=name)
+    session = boto3.Session(
+        aws_access_key_id=moto.access_key_id,
+        aws_secret_access_key=moto.secret_access_key,
+        region_name="eu-central-1",
+    )
+
+    auth = AWSAuth.from_boto3_session(session, endpoint_url=moto.endpoint_url)
+
+    assert auth.region == "eu-central-1"
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, name)) == EXPECTED
+    assert moto.secret_access_key not in repr(auth)
+
+
+def assumed(moto, **kwargs):
+    return AWSAuth.assume_role(
+        ROLE, source=key_auth(moto, region="us-east-1"), sts_endpoint_url=moto.endpoint_url, **kwargs
+    )
+
+
+async def test_assume_role(moto, sqs_queue, flavour):
+    auth = assumed(moto, role_session_name="fluke-tests")
+
+    assert sorted_batches(await roundtrip("sqs", flavour, auth, sqs_queue)) == EXPECTED
+    credentials = auth.botocore_session().get_credentials()
+    assert credentials.method == "assume-role"
+    frozen = credentials.get_frozen_credentials()
+    assert frozen.access_key.startswith("ASIA") and frozen.access_key != moto.access_key_id
+    assert frozen.token
+    for text in (repr(auth), str(auth)):
+        assert frozen.secret_key not in text and frozen.token not in text and moto.secret_access_key not in text
+
+
+async def test_assumed_role_credentials_are_refreshed_for_every_client(moto, sqs_queue, flavour):
+    """Credentials of 900 s are inside botocore's refresh window from the start, so every signing
+    asks STS again: requests must go on working with the renewed keys, also on the asyncio client
+    (whose signer gets the blocking credentials through the bridge, refreshed off the event loop)."""
+    auth = assumed(moto, duration_seconds=900)
+    queue = await open_queue("sqs", flavour, auth, sqs_queue)
+    signed_with: list[str] = []
+
+    def on_send(request, **_):
+        match = re.search(r"Credential=([A-Z0-9]+)/", request.headers["Authorization"].decode())
+        signed_with.append(match.group(1))
+
+    queue._driver.transport.client.meta.events.register("before-send.sqs", on_send)
+
+    async def call(result):
+        return await result if flavour == "async" else result
+
+    try:
+        for i in range(3):
+            assert await call(queue.push(f"refresh {i}")) is True
+        assert await call(queue.count()) == 3
+    finally:
+        await call(queue.close())
+
+    assert len(signed_with) >= 4
+    assert all(key.startswith("ASIA") for key in signed_with)
+    assert len(set(signed_with)) > 1, "the credentials were never refreshed"
+    assert sorted(
+        m["Body"]
+        for m in sqs_client(moto).receive_message(
+            QueueUrl=sqs_client(moto).get_queue_url(QueueName=sqs_queue)["QueueUrl"], MaxNumberOfMessages=10
+        )["Messages"]
+    ) == ["refresh 0", "refresh 1", "refresh 2"]
+
+
+async def test_async_client_uses_bridged_credentials(moto, sqs_queue):
+    from fluke_airflow.queues import AsyncAmazonSQSQueue
+
+    auth = assumed(moto)
+    async with AsyncAmazonSQSQueue(auth, sqs_queue) as queue:
+        credentials = queue._driver.transport.client._request_signer._credentials
+        assert "bridged" in repr(credentials) and "ASIA" not in repr(credentials)
+        frozen = await credentials.get_frozen_credentials()
+        assert frozen.access_key.startswith("ASIA")
+        assert await queue.push("bridged") is True
+
+
+# -- secrets stay secret ----------------------------------------------------------------------------
+async def test_no_secret_in_repr_or_str(moto):
+    auth = AWSAuth("AKIAEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SESSIONTOKEN-abc123")
+    for text in (repr(auth), str(auth)):
+        assert "wJalrXUtnFEMI" not in text and "SESSIONTOKEN" not in text
+    assert "access key" in repr(auth)
+
+
+async def test_no_secret_in_errors_or_logs(moto, flavour, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret, token = moto.secret_access_key, "FwoGZXIvYXdzEXAMPLETOKEN" + fresh_name()
+    auth = AWSAuth(moto.access_key_id, secret, token, endpoint_url=moto.endpoint_url)
+    name = fresh_name("missing")
+
+    with pytest.raises(QueueNotFoundError) as missing:
+        await open_queue("sqs", flavour, auth, name)
+
+    assert name in str(missing.value)
+    text = "".join(traceback.format_exception(missing.value)) + repr(missing.value)
+    assert secret not in text and token not in text
+    assert secret not in records_text(caplog.records)  # the secret key never leaves the process
+    assert token not in records_text(caplog.records, logging.INFO)
+    assert token not in records_text(caplog.records, prefix="fluke_airflow")
+
+
+async def test_no_secret_when_the_endpoint_is_unreachable(flavour, caplog):
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    secret = "unreachable-secret-" + fresh_name()
+    auth = AWSAuth("AKIAUNREACHABLE", secret, endpoint_url=f"http://127.0.0.1:{port}")
+
+    with pytest.raises(QueueError) as failed:
+        await open_queue("sqs", flavour, auth, "some-queue")
+
+    assert not isinstance(failed.value, QueueNotFoundError)
+    assert "some-queue" in str(failed.value)
+    assert secret not in "".join(traceback.format_exception(failed.value))
+    assert secret not in records_text(caplog.records)
+
+
+# -- bad arguments ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "error", "says"),
+    [
+        ({"aws_access_key_id": "AKIA1"}, ValueError, "must be given together"),
+        ({"aws_secret_access_key": "s3cr3t-value"}, ValueError, "must be given together"),
+        ({"aws_session_token": "t0ken-value"}, ValueError, "aws_session_token needs"),
+        ({"aws_access_key_id": "", "aws_secret_access_key": "s3cr3t-value"}, TypeError, "non-empty string"),
+        ({"aws_access_key_id": 5, "aws_secret_access_key": "s3cr3t-value"}, TypeError, "aws_access_key_id must be"),
+        ({"endpoint_url": "localhost:4566"}, ValueError, "endpoint_url must start with http:// or https://"),
+        (
+            {"aws_access_key_id": "AKIA1", "aws_secret_access_key": "s3cr3t-value", "profile_name": "p"},
+            ValueError,
+            "either profile_name or access keys",
+        ),
+    ],
+)
+async def test_bad_arguments(kwargs, error, says):
+    with pytest.raises(error, match=says) as raised:
+        AWSAuth(**kwargs)
+    assert "s3cr3t-value" not in str(raised.value) and "t0ken-value" not in str(raised.value)

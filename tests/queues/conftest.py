@@ -1,0 +1,382 @@
+"""Fixtures that run the same queue test on Amazon SQS (moto) and Azure Queue Storage (Azurite),
+with the blocking and the asyncio classes.
+
+* ``backend`` (params ``sqs``/``azure``): the service, with an *independent* SDK client
+  (plain boto3 / azure-storage-queue, not our code) to create queues, seed messages and
+  check what is left in a queue afterwards.
+* ``flavour`` (params ``sync``/``async``) and ``open_queue``: build our queue class for that
+  backend and flavour, wrapped in :class:`Facade` so one ``async`` test body drives both.
+* Every request our SQS queues make goes through a botocore event hook, every request our
+  Azure queues make through the SDK's request hook; at teardown each recorded request is
+  checked against the *real* service limits (moto and Azurite are more lenient).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from fluke_airflow.auth import AWSAuth, AzureAuth
+from fluke_airflow.queues import AmazonSQSQueue, AsyncAmazonSQSQueue, AsyncAzureStorageQueue, AzureStorageQueue
+from fluke_airflow.queues.base import AsyncQueue
+
+SQS_BATCH_OPERATIONS = ("SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch")
+
+
+def fresh_name(prefix: str = "q") -> str:
+    """A name valid on both services (Azure: lowercase, digits, single hyphens)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+# -- driving a sync or an async queue from one test body ------------------------------------------
+class Batches:
+    """``async for`` over a blocking or an asyncio poll iterator; ``aclose()`` closes either."""
+
+    def __init__(self, iterator: Any) -> None:
+        self._it = iterator
+
+    def __aiter__(self) -> Batches:
+        return self
+
+    async def __anext__(self) -> Any:
+        if hasattr(self._it, "__anext__"):
+            return await self._it.__anext__()
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        if hasattr(self._it, "aclose"):
+            await self._it.aclose()
+        else:
+            self._it.close()
+
+    async def collect(self) -> list[list[Any]]:
+        return [batch async for batch in self]
+
+
+class Facade:
+    """Every queue method as a coroutine, whichever class is behind it."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.is_async = isinstance(queue, AsyncQueue)
+
+    def is_open(self) -> bool:
+        return self.queue.is_open()  # type: ignore[no-any-return]
+
+    def get_name(self) -> str:
+        return self.queue.get_name()  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.queue, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return call
+
+    def poll(self, *args: Any, **kwargs: Any) -> Batches:
+        return Batches(self.queue.poll(*args, **kwargs))
+
+    def poll_messages(self, *args: Any, **kwargs: Any) -> Batches:
+        return Batches(self.queue.poll_messages(*args, **kwargs))
+
+    async def __aenter__(self) -> Facade:
+        if self.is_async:
+            await self.queue.__aenter__()
+        else:
+            self.queue.__enter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.is_async:
+            await self.queue.__aexit__(*exc)
+        else:
+            self.queue.__exit__(*exc)
+
+
+# -- the two services, seen through independent SDK clients ----------------------------------------
+@dataclass
+class Backend:
+    name: str
+    auth: Any
+    classes: dict[str, type]
+    receive_limit: int
+    requests: list[Any] = field(default_factory=list)
+
+    # implemented per service
+    def create_queue(self, name: str | None = None, **attributes: Any) -> str: ...
+    def send(self, queue: str, bodies: list[str]) -> None: ...
+    def receive_all(self, queue: str, visibility_timeout: int = 60) -> list[str]: ...
+    def total(self, queue: str) -> int: ...
+    def visible(self, queue: str) -> int: ...
+    def delete_queue(self, queue: str) -> None: ...
+    def record(self, queue: Any, log: list[Any]) -> None: ...
+    def check_limits(self, log: list[Any]) -> None: ...
+    def max_body_bytes(self, queue: str) -> int: ...
+
+    def seed(self, queue: str, count: int, prefix: str = "m") -> list[str]:
+        bodies = [f"{prefix}-{i:03d}" for i in range(count)]
+        self.send(queue, bodies)
+        return bodies
+
+    def drain(self, queue: str) -> list[str]:
+        """Take (and delete) every message now visible; sorted bodies."""
+        return sorted(self.receive_all(queue))
+
+    def drain_eventually(self, queue: str, expected: int, within: float = 30.0) -> list[str]:
+        """Drain until ``expected`` messages were taken (hidden ones reappear after their
+        visibility timeout) or ``within`` seconds passed; sorted bodies."""
+        deadline = time.monotonic() + within
+        taken = self.drain(queue)
+        while len(taken) < expected and time.monotonic() < deadline:
+            time.sleep(0.25)
+            taken += self.drain(queue)
+        return sorted(taken)
+
+
+class SQSBackend(Backend):
+    def __init__(self, moto: Any) -> None:
+        super().__init__(
+            name="sqs",
+            auth=AWSAuth(
+                aws_access_key_id=moto.access_key_id,
+                aws_secret_access_key=moto.secret_access_key,
+                region="us-east-1",
+                endpoint_url=moto.endpoint_url,
+            ),
+            classes={"sync": AmazonSQSQueue, "async": AsyncAmazonSQSQueue},
+            receive_limit=10,
+        )
+        self.client = boto3.client(
+            "sqs",
+            endpoint_url=moto.endpoint_url,
+            aws_access_key_id=moto.access_key_id,
+            aws_secret_access_key=moto.secret_access_key,
+            region_name="us-east-1",
+        )
+        self._urls: dict[str, str] = {}
+
+    def url(self, queue: str) -> str:
+        return self._urls[queue]
+
+    def create_queue(self, name: str | None = None, **attributes: Any) -> str:
+        name = name or fresh_name("sqs")
+        attrs = {k: str(v) for k, v in attributes.items()}
+        self._urls[name] = self.client.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        return name
+
+    def send(self, queue: str, bodies: list[str]) -> None:
+        for i in range(0, len(bodies), 10):
+            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
+            response = self.client.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
+            assert not response.get("Failed"), response
+
+    def receive_all(self, queue: str, visibility_timeout: int = 60) -> list[str]:
+        bodies: list[str] = []
+        while True:
+            messages = self.client.receive_message(
+                QueueUrl=self.url(queue), MaxNumberOfMessages=10, VisibilityTimeout=visibility_timeout
+            ).get("Messages", [])
+            if not messages:
+                return bodies
+            bodies += [m["Body"] for m in messages]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            self.client.delete_message_batch(QueueUrl=self.url(queue), Entries=entries)
+
+    def _attributes(self, queue: str) -> dict[str, str]:
+        return self.client.get_queue_attributes(QueueUrl=self.url(queue), AttributeNames=["All"])["Attributes"]
+
+    def total(self, queue: str) -> int:
+        a = self._attributes(queue)
+        return sum(int(a[k]) for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
+
+    def visible(self, queue: str) -> int:
+        return int(self._attributes(queue)["ApproximateNumberOfMessages"])
+
+    def max_body_bytes(self, queue: str) -> int:
+        return int(self._attributes(queue)["MaximumMessageSize"])
+
+    def delete_queue(self, queue: str) -> None:
+        self.client.delete_queue(QueueUrl=self.url(queue))
+
+    def record(self, queue: Any, log: list[Any]) -> None:
+        """Record (operation, parameters) of every API call of this queue's botocore client."""
+        self.record_client(queue._driver.transport.client, log)
+
+    @staticmethod
+    def record_client(client: Any, log: list[Any]) -> None:
+        def on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+            log.append((model.name, dict(params)))
+
+        client.meta.events.register("provide-client-params.sqs", on_call)
+
+    def check_limits(self, log: list[Any]) -> None:
+        for operation, params in log:
+            if operation in SQS_BATCH_OPERATIONS:
+                entries = params["Entries"]
+                assert 1 <= len(entries) <= 10, f"{operation} with {len(entries)} entries (SQS allows 1-10)"
+                ids = [e["Id"] for e in entries]
+                assert len(set(ids)) == len(ids), f"{operation} with duplicate entry ids {ids}"
+            if operation == "SendMessageBatch":
+                size = sum(len(e["MessageBody"].encode()) for e in params["Entries"])
+                assert size <= 1_048_576, f"SendMessageBatch of {size} bytes (SQS allows 1 MiB)"
+            if operation == "ReceiveMessage":
+                assert 1 <= params["MaxNumberOfMessages"] <= 10, params
+                assert 0 <= params.get("WaitTimeSeconds", 0) <= 20, params
+
+
+class AzureBackend(Backend):
+    def __init__(self, azurite: Any) -> None:
+        super().__init__(
+            name="azure",
+            auth=AzureAuth.from_conn_string(azurite.connection_string),
+            classes={"sync": AzureStorageQueue, "async": AsyncAzureStorageQueue},
+            receive_limit=32,
+        )
+        self.service = QueueServiceClient.from_connection_string(azurite.connection_string)
+
+    def client(self, queue: str, base64: bool = False) -> Any:
+        if base64:
+            return self.service.get_queue_client(
+                queue, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+            )
+        return self.service.get_queue_client(queue)
+
+    def create_queue(self, name: str | None = None, **attributes: Any) -> str:
+        name = name or fresh_name("az")
+        self.service.create_queue(name)
+        return name
+
+    def send(self, queue: str, bodies: list[str], base64: bool = False) -> None:
+        client = self.client(queue, base64)
+        for body in bodies:
+            client.send_message(body)
+
+    def receive_all(self, queue: str, visibility_timeout: int = 60, base64: bool = False) -> list[str]:
+        client = self.client(queue, base64)
+        bodies: list[str] = []
+        while True:
+            pages = client.receive_messages(messages_per_page=32, visibility_timeout=visibility_timeout).by_page()
+            page = list(next(pages, []))
+            if not page:
+                return bodies
+            for message in page:
+                bodies.append(message.content)
+                client.delete_message(message)
+
+    def total(self, queue: str) -> int:
+        return int(self.client(queue).get_queue_properties().approximate_message_count or 0)
+
+    def visible(self, queue: str) -> int:
+        return len(self.client(queue).peek_messages(max_messages=32))
+
+    def max_body_bytes(self, queue: str) -> int:
+        return 65_536
+
+    def delete_queue(self, queue: str) -> None:
+        self.service.delete_queue(queue)
+
+    def record(self, queue: Any, log: list[Any]) -> None:
+        """Record (method, path, query) of every request of this queue's SDK client."""
+
+        def on_request(request: Any) -> None:
+            url = urlsplit(request.http_request.url)
+            log.append((request.http_request.method, url.path, parse_qs(url.query)))
+
+        for runner in queue._driver.transport.client._pipeline._impl_policies:
+            policy = getattr(runner, "_policy", runner)
+            if type(policy).__name__ == "StorageRequestHook":
+                policy._request_callback = on_request
+                return
+        raise AssertionError("the Azure SDK pipeline has no StorageRequestHook to record requests with")
+
+    def check_limits(self, log: list[Any]) -> None:
+        for method, path, query in log:
+            if method == "GET" and path.endswith("/messages"):
+                n = int(query.get("numofmessages", ["1"])[0])
+                assert 1 <= n <= 32, f"GET messages asking for {n} messages (Azure allows 1-32)"
+                if "peekonly" not in query:
+                    timeout = int(query.get("visibilitytimeout", ["30"])[0])
+                    assert 1 <= timeout <= 7 * 24 * 3600, f"receive with visibilitytimeout={timeout}"
+
+
+@pytest.fixture(scope="session")
+def sqs_backend(moto: Any) -> SQSBackend:
+    return SQSBackend(moto)
+
+
+@pytest.fixture(scope="session")
+def azure_backend(azurite: Any) -> AzureBackend:
+    return AzureBackend(azurite)
+
+
+@pytest.fixture(params=["sqs", "azure"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.getfixturevalue(f"{request.param}_backend")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+OpenQueue = Callable[..., Any]
+
+
+@pytest.fixture
+async def opener(flavour: str) -> AsyncIterator[Callable[..., Any]]:
+    """``await opener(backend, name, **kwargs)``: our queue class for that backend and this
+    flavour, opened, its requests recorded in ``facade.requests`` and checked against the
+    service's limits at teardown."""
+    opened: list[tuple[Backend, Facade]] = []
+
+    async def factory(backend: Backend, name: str, *, auth: Any = None, **kwargs: Any) -> Facade:
+        queue = backend.classes[flavour](auth or backend.auth, name, **kwargs)
+        if flavour == "async":
+            await queue.open()
+        facade = Facade(queue)
+        facade.requests = []  # type: ignore[attr-defined]
+        backend.record(queue, facade.requests)  # type: ignore[attr-defined]
+        opened.append((backend, facade))
+        return facade
+
+    yield factory
+    for _, facade in opened:
+        await facade.close()
+    for backend, facade in opened:
+        backend.check_limits(facade.requests)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def open_queue(opener: Callable[..., Any], backend: Backend) -> OpenQueue:
+    """``await open_queue(name, **kwargs)``: :func:`opener` on the parametrised backend."""
+    return functools.partial(opener, backend)
+
+
+@pytest.fixture
+def queue_name(backend: Backend) -> Iterator[str]:
+    """A fresh, empty queue on the backend."""
+    name = backend.create_queue()
+    yield name
+
+
+@pytest.fixture
+async def q(open_queue: OpenQueue, queue_name: str) -> Facade:
+    """Our queue object on ``queue_name``."""
+    return await open_queue(queue_name)  # type: ignore[no-any-return]
