@@ -117,6 +117,10 @@ class _AzureProtocol:
         return [(body, kwargs) for body in bodies]
 
     @staticmethod
+    def dead_letter_options(messages: Sequence[Message]) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
     def send_chunks(entries: list[Any]) -> list[list[Any]]:
         return [[entry] for entry in entries]
 

@@ -168,7 +168,7 @@ class SyncDriver:
             return None
         if isinstance(step, DeadLetter):
             target = self.dead_letters[step.queue]
-            entries = target.prepare([m.body for m in step.messages], {})
+            entries = target.prepare([m.body for m in step.messages], target.dead_letter_options(step.messages))
             return self.fanout(target.send_batch, target.send_chunks(entries))
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 
@@ -250,7 +250,7 @@ class AsyncDriver:
             return None
         if isinstance(step, DeadLetter):
             target = self.dead_letters[step.queue]
-            entries = target.prepare([m.body for m in step.messages], {})
+            entries = target.prepare([m.body for m in step.messages], target.dead_letter_options(step.messages))
             return await self.fanout(target.send_batch, target.send_chunks(entries))
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 

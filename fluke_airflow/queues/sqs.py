@@ -117,6 +117,13 @@ class _SQSProtocol:
             entries.append(entry)
         return entries
 
+    def dead_letter_options(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """Send options when this queue takes dead letters: a FIFO queue needs a group, and
+        deduplication by the original message id makes a repeated move harmless."""
+        if not self.fifo:
+            return {}
+        return {"message_group_id": "fluke-dead-letters", "message_deduplication_ids": [m.id for m in messages]}
+
     @staticmethod
     def send_chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Split into SendMessageBatch requests: at most 10 entries and 1 MiB of bodies each."""
