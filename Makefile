@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo demo-keep lint docs bench setup clean
+.PHONY: test demo demo-keep lint docs bench setup chromium clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -20,7 +20,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup
+# Debian's Chromium for the browser test in tests/e2e (apt-get; a no-op once installed).
+chromium:
+	sh devtools/install_chromium.sh
+
+test: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -22,7 +22,7 @@ with DAG(
         task_id="push",
         conn_id="fluke_azure",
         queue="{{ params.queue }}",
-        message=[f"invoice-{{{{ ds_nodash }}}}-{i}" for i in range(40)],
+        message=[f"invoice-{{{{ dag_run.run_after | ds_nodash }}}}-{i}" for i in range(40)],
     )
     # [END howto_operator_queue_push_azure]
 

@@ -17,6 +17,7 @@ Two ways it runs:
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -61,9 +62,25 @@ class PollSettings:
         return ("fluke_airflow.queue", *asdict(self).values())
 
 
+_SDK_MODULES = (
+    "fluke_airflow.hooks.sqs",
+    "fluke_airflow.hooks.azure",
+    "aiobotocore.session",
+    "azure.storage.queue.aio",
+)
+
+
+def _import_sdks() -> None:
+    """Import the hooks and async SDKs a first poll needs (1-2 s, once per process)."""
+    for module in _SDK_MODULES:
+        importlib.import_module(module)
+
+
 async def _open_queue(settings: PollSettings) -> Any:
     from fluke_airflow.hooks import aget_queue_hook
 
+    # In a thread: imported on the triggerer's event loop, they would stall every trigger there.
+    await asyncio.to_thread(_import_sdks)
     hook = await aget_queue_hook(settings.conn_id)
     kwargs: dict[str, Any] = {"suppress_output": True}
     if settings.message_encoding:
