@@ -85,6 +85,27 @@ def _bridge_credentials(credentials: botocore.credentials.Credentials) -> Any:
     return _BridgedCredentials(credentials)
 
 
+_LOADER: Any = None
+
+
+async def _shared_loader() -> Any:
+    """botocore's data loader, created and warmed with the SQS model off the event loop."""
+    global _LOADER
+    if _LOADER is None:
+
+        def warm() -> Any:
+            from botocore.loaders import create_loader
+
+            loader = create_loader()
+            loader.load_service_model("sqs", "service-2")
+            loader.load_data("endpoints")
+            loader.load_data("partitions")
+            return loader
+
+        _LOADER = await asyncio.to_thread(warm)
+    return _LOADER
+
+
 class AWSAuth:
     """Credentials and endpoint for Amazon SQS.
 
@@ -252,6 +273,9 @@ class AWSAuth:
         credentials = await asyncio.to_thread(session.get_credentials)
         kwargs = await asyncio.to_thread(self._client_kwargs, max_pool_connections)
         aio = AioSession()
+        # One loader for every client: its cache keeps the service model JSON, so building a
+        # client on the event loop (500 triggers start at once) does not parse it again.
+        aio.register_component("data_loader", await _shared_loader())
         if credentials is not None:
             aio._credentials = _bridge_credentials(credentials)
         return aio.create_client(service, **kwargs)  # type: ignore[no-any-return]
