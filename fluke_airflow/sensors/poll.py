@@ -172,6 +172,10 @@ class QueuePollSensor(BaseSensorOperator):
 
     # -- poke / reschedule ------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
+        return self._receive(self.wait_time_seconds)
+
+    def _receive(self, wait_seconds: int) -> bool:
+        """One delivery into ``self._delivered``; False if no message came within ``wait_seconds``."""
         from fluke_airflow.queues.flows import collect_flow
 
         settings = self._trigger_kwargs()
@@ -183,7 +187,7 @@ class QueuePollSensor(BaseSensorOperator):
                     settings["num_messages"] or settings["batch_size"],
                     queue=self.queue_name,
                     visibility_timeout=queue.check_visibility_timeout(settings["visibility_timeout"]),
-                    wait_seconds=self.wait_time_seconds if queue.long_polling else 0,
+                    wait_seconds=wait_seconds if queue.long_polling else 0,
                     pre_delivery_delete=self.pre_delivery_delete,
                     max_bytes=self.max_xcom_bytes,
                     max_receive_count=self.max_receive_count,
@@ -198,6 +202,10 @@ class QueuePollSensor(BaseSensorOperator):
         if self.deferrable:
             from fluke_airflow.triggers.poll import QueuePollTrigger
 
+            # Messages already waiting are taken at once: deferring would only add a round trip
+            # through the triggerer.
+            if self._receive(wait_seconds=0):
+                return self._hand_over(context, self._delivered, renew=False)
             self.defer(
                 trigger=QueuePollTrigger(**self._trigger_kwargs(), single_event=True),
                 method_name="execute_complete",
