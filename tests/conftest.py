@@ -1,8 +1,17 @@
-"""Session-wide emulators: moto's SQS server and Azurite, on free loopback ports."""
+"""Session-wide emulators: moto's SQS server and Azurite, on free loopback ports.
+
+Also the Airflow the Airflow-level suites (tests/airflow, hooks, operators, sensors, triggers)
+run in: its configuration is set here, before anything imports airflow (airflow reads it once,
+at import), and ``airflow_db`` migrates one fresh metadata database per session.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +20,43 @@ import pytest
 
 from devtools.emulators import AzuriteQueue, MotoSQS
 
-LOGS = Path(os.environ.get("FLUKE_TEST_LOGS", Path(__file__).resolve().parent.parent / ".work" / "test-logs"))
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = Path(os.environ.get("FLUKE_TEST_LOGS", ROOT / ".work" / "test-logs"))
+
+# -- Airflow: one AIRFLOW_HOME per pytest session, never the user's --------------------------------
+AIRFLOW_HOME = ROOT / ".work" / f"airflow-test-{os.getpid()}"
+TEST_DAGS = ROOT / "tests" / "dags"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The example DAGs, plus the DAGs the tests run (dag.test() needs a DAG's bundle to serialise it).
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                {"name": "fluke-test-dags", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(TEST_DAGS)}},
+            ]
+        ),
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+)
+for _name in [n for n in os.environ if n.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+    del os.environ[_name]  # connections come from the tests only
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """A migrated metadata database (SQLite) in this session's AIRFLOW_HOME; removed afterwards."""
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    yield AIRFLOW_HOME
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

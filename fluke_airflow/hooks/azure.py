@@ -97,7 +97,8 @@ class AzureStorageQueueHook(BaseHook):
         """The UI's Test button: list one queue of the account with these credentials."""
         try:
             auth = self.get_auth()
-            client, credential = auth.create_service_client()
+            # One attempt: the SDK's retries would keep the Test button waiting for over a minute.
+            client, credential = auth.create_service_client(retry_total=0)
             try:
                 next(iter(client.list_queues(results_per_page=1).by_page()), None)
             finally:
