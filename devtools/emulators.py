@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+ISSUED_SECRETS: list[str] = []
+"""Every secret handed to an emulator in this process: the test suite scans its logs for them."""
 AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
 
 
@@ -89,13 +92,15 @@ class MotoSQS(_Process):
     def create(cls, port: int | None = None, log_path: Path | None = None) -> MotoSQS:
         port = port or free_port()
         moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        secret = secrets.token_urlsafe(30)
+        ISSUED_SECRETS.append(secret)
         return cls(
             name="moto_server",
             port=port,
             command=[moto, "-H", "127.0.0.1", "-p", str(port)],
             log_path=log_path,
             access_key_id="AKIA" + secrets.token_hex(8).upper(),
-            secret_access_key=secrets.token_urlsafe(30),
+            secret_access_key=secret,
         )
 
 
@@ -125,6 +130,7 @@ class AzuriteQueue(_Process):
         port = port or free_port()
         account = "fluke" + secrets.token_hex(4)
         key = base64.b64encode(secrets.token_bytes(64)).decode()
+        ISSUED_SECRETS.append(key)
         workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
         return cls(
             name="azurite-queue",

@@ -79,3 +79,47 @@ def azurite() -> Iterator[AzuriteQueue]:
 
 def unique_name(prefix: str = "q") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+# -- Secret hygiene: no credential the emulators were given may appear in any output -----------------
+_CAPTURED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep every test's captured stdout, stderr and log records for the scan at the end."""
+    for section, text in report.sections:
+        _CAPTURED.append((f"{report.nodeid} [{section}]", text))
+    if report.longreprtext:
+        _CAPTURED.append((f"{report.nodeid} [traceback]", report.longreprtext))
+
+
+def _leaks() -> list[str]:
+    """Where a secret issued to an emulator in this session shows up, unmasked."""
+    from devtools.emulators import ISSUED_SECRETS
+
+    secrets = [s for s in ISSUED_SECRETS if len(s) >= 16]
+    places: list[tuple[str, str]] = list(_CAPTURED)
+    work = ROOT / ".work"
+    for folder in [LOGS, *work.glob("airflow-*/logs")]:
+        for path in folder.rglob("*") if folder.is_dir() else []:
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                places.append((str(path.relative_to(ROOT)), path.read_text("utf-8", errors="replace")))
+    return sorted({where for where, text in places for secret in secrets if secret in text})
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = _leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line("SECRET LEAK: an emulator credential appears unmasked in:", red=True)
+            for where in leaks[:50]:
+                reporter.write_line(f"  {where}", red=True)
+    elif reporter:
+        from devtools.emulators import ISSUED_SECRETS
+
+        reporter.write_line(
+            f"secret scan: {len(ISSUED_SECRETS)} emulator credential(s), {len(_CAPTURED)} captured outputs "
+            "and the session's log files checked; none leaked"
+        )
