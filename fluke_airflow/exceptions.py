@@ -19,3 +19,21 @@ class QueueNotFoundError(QueueError, LookupError):
 
 class QueueClosedError(QueueError):
     """An operation was attempted on a queue object that is not open."""
+
+
+_STATE_AFTER = {
+    "opening": "nothing was sent, received or deleted",
+    "receive": "this request received nothing, so no message changed state (batches delivered before keep theirs)",
+    "peek": "nothing was received or changed",
+    "count": "nothing was changed",
+    "purge": "the queue may be partly cleared",
+    "clear": "the queue may be partly cleared",
+}
+
+
+def queue_failure(service: str, queue: str, action: str, detail: str) -> QueueError:
+    """The error raised once the SDK's retries are spent: what failed, where, and what it left behind."""
+    state = _STATE_AFTER.get(action)
+    return QueueError(
+        f"{action} on {service} queue {queue!r} failed after retries: {detail}" + (f"; {state}" if state else "")
+    )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from fluke_airflow.auth.azure import AzureAuth
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.message import Message
@@ -84,7 +84,7 @@ class _AzureProtocol:
         return self._failure("opening", error)
 
     def _failure(self, action: str, error: Exception) -> QueueError:
-        return QueueError(f"{action} on {SERVICE} queue {self.queue!r} failed: {_describe(error)}")
+        return queue_failure(SERVICE, self.queue, action, _describe(error))
 
     ordered_sends = False  # no batch API: one request per message, sent concurrently
 

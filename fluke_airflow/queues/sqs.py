@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fluke_airflow.auth.aws import AWSAuth
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.flows import drain_flow, peek_by_receive_flow
@@ -66,7 +66,7 @@ class _SQSProtocol:
         return QueueNotFoundError(SERVICE, self.queue, _describe(error))
 
     def _failure(self, action: str, error: Exception) -> QueueError:
-        return QueueError(f"{action} on {SERVICE} queue {self.queue!r} failed: {_describe(error)}")
+        return queue_failure(SERVICE, self.queue, action, _describe(error))
 
     def _attributes_params(self) -> dict[str, Any]:
         return {"QueueUrl": self.url, "AttributeNames": ["MaximumMessageSize", "FifoQueue"]}
