@@ -133,19 +133,6 @@ class _AzureProtocol:
             "%s: %s of message %s in queue %r failed: %s", SERVICE, action, message_id, self.queue, _describe(error)
         )
 
-    def log_push(self, results: list[bool], level: int) -> None:
-        failed = [i for i, ok in enumerate(results) if not ok]
-        log.log(
-            level,
-            "Pushed %d of %d message(s) to %s queue %r",
-            len(results) - len(failed),
-            len(results),
-            SERVICE,
-            self.queue,
-        )
-        if failed:
-            log.warning("%s queue %r did not accept the message(s) at position(s) %s", SERVICE, self.queue, failed)
-
 
 class SyncAzureTransport(_AzureProtocol):
     def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int) -> None:

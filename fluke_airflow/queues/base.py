@@ -68,6 +68,15 @@ class QueueBase(Generic[AuthT]):
             )
         return visibility
 
+    def _log_push(self, results: list[bool], level: int) -> None:
+        failed = [i for i, ok in enumerate(results) if not ok]
+        log.log(level, "Pushed %d of %d message(s) to %s queue %r", len(results) - len(failed), len(results),
+                self.service, self._queue)  # fmt: skip
+        if failed:
+            log.warning(
+                "%s queue %r did not accept the message(s) at position(s) %s", self.service, self._queue, failed
+            )
+
     def _level_for(self, kwargs: dict[str, Any]) -> int:
         return logging.DEBUG if kwargs.get("suppress_output") else self._level
 
@@ -185,7 +194,7 @@ class Queue(QueueBase[AuthT]):
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
         results: list[bool] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
-        self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
+        self._log_push(results, logging.DEBUG if suppress_output else self._level)
         return results
 
     def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
@@ -337,7 +346,7 @@ class AsyncQueue(QueueBase[AuthT]):
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
         results: list[bool] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
-        self._t.log_push(results, logging.DEBUG if suppress_output else self._level)
+        self._log_push(results, logging.DEBUG if suppress_output else self._level)
         return results
 
     async def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:

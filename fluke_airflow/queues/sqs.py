@@ -164,19 +164,6 @@ class _SQSProtocol:
         )
         return [False] * count
 
-    def log_push(self, results: list[bool], level: int) -> None:
-        failed = [i for i, ok in enumerate(results) if not ok]
-        log.log(
-            level,
-            "Pushed %d of %d message(s) to %s queue %r",
-            len(results) - len(failed),
-            len(results),
-            SERVICE,
-            self.queue,
-        )
-        if failed:
-            log.warning("%s queue %r did not accept the message(s) at position(s) %s", SERVICE, self.queue, failed)
-
     # -- receive / delete / visibility -------------------------------------------------------------
     def _receive_params(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> dict[str, Any]:
         return {
