@@ -229,6 +229,10 @@ def receive_flow(
 ) -> Generator[Step, Any, list[Message]]:
     """Receive up to ``max_messages`` with as many requests as the backend's limit needs.
 
+    Stops short on a receive that brings nothing new: an empty one, or one that only hands
+    out again messages already in the batch (their visibility timeout ran out while it
+    filled), which stay in the batch once, with their newest receipt.
+
     ``first_wait_seconds`` lets a waiting caller (a trigger) long-poll on the first request
     only, then fill the batch with short waits.
     """

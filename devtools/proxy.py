@@ -1,0 +1,782 @@
+"""A counting, fault-injecting HTTP reverse proxy in front of moto's SQS server or Azurite.
+
+The proxy listens on a free loopback port and forwards every request to the emulator as it
+came: method, path and query, body and headers (``Host`` included; only hop-by-hop headers
+are dropped), so SigV4 and Azure shared-key signatures still hold and the Azurite account
+path passes through unchanged. Answers come back the same way. It runs on a background
+thread with its own event loop, so blocking tests and asyncio tests use it alike::
+
+    with Proxy(moto.endpoint_url) as proxy:
+        auth = AWSAuth(key, secret, region="us-east-1", endpoint_url=proxy.url)
+        proxy.inject(Reset(operation="DeleteMessageBatch", after=True, first=2))
+        ...
+        assert proxy.counts["SendMessageBatch"] == 20
+
+What it records: :attr:`Proxy.counts` (requests by operation) and :attr:`Proxy.entries`
+(one :class:`RequestRecord` per request). Operations are named the way the service
+names them: for SQS the action (``X-Amz-Target: AmazonSQS.SendMessageBatch`` for the JSON
+protocol that botocore speaks, or the ``Action=`` parameter of the query protocol); for
+Azure ``<METHOD> <resource>`` plus the ``comp`` and ``peekonly`` query parameters, e.g.
+``POST messages`` (send), ``GET messages`` (receive), ``GET messages peekonly``,
+``DELETE message`` (one message), ``PUT message`` (visibility update), ``GET queue metadata``.
+
+What it injects: the :class:`Fault` subclasses below, each filtered by operation, drawn
+with a probability from a seeded :class:`random.Random` and/or limited to the first N
+matching requests, and applied either before the request is forwarded (the emulator never
+sees it) or after (``after=True``: the emulator processed it and the answer is lost or
+replaced, e.g. a ``DeleteMessageBatch`` that succeeded upstream but whose response never
+arrives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import http
+import json
+import random
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+import aiohttp
+from yarl import URL
+
+__all__ = [
+    "EntryFailure",
+    "ErrorStatus",
+    "Fault",
+    "Latency",
+    "Proxy",
+    "RequestRecord",
+    "Reset",
+    "Throttle",
+    "Timeout",
+]
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "content-length",
+    }
+)
+_INDEXED_ID = re.compile(r"\.(\d+)\.Id$")
+
+
+# -- faults -------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Fault:
+    """When a fault applies; the subclasses say what it does.
+
+    ``operation``: an operation name (see the module docstring) or a tuple of them; ``None``
+    matches every request. Of the requests that match, the first ``skip`` are left alone,
+    then only the next ``first`` are eligible (``None``: all of them), and each eligible one
+    is hit with ``probability``. ``limit`` caps how many times the fault fires in total.
+    ``after=False`` applies it instead of forwarding (the emulator never sees the request);
+    ``after=True`` forwards first, so the emulator processed the request, and then applies it
+    to the answer.
+
+    ``retries``: once the fault fires on a request, it also fires on the next ``retries``
+    repeats of that same request (same method, target and body: the SDK retrying it), whatever
+    the window, probability and limit say, and the repeats do not count against the window.
+    With the SDK's retry count here, the call fails for good however the requests of
+    concurrent calls interleave.
+    """
+
+    operation: str | tuple[str, ...] | None = None
+    probability: float = 1.0
+    first: int | None = None
+    skip: int = 0
+    limit: int | None = None
+    after: bool = False
+    retries: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be within [0, 1], got {self.probability}")
+        for name in ("first", "limit"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {value}")
+        if self.skip < 0 or self.retries < 0:
+            raise ValueError(f"skip and retries must be >= 0, got {self.skip} and {self.retries}")
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the client gets no (genuine) answer once this fault fires."""
+        return True
+
+    def matches(self, operation: str) -> bool:
+        if self.operation is None:
+            return True
+        if isinstance(self.operation, str):
+            return operation == self.operation
+        return operation in self.operation
+
+    def describe(self) -> str:
+        return type(self).__name__ + ("(after)" if self.after else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reset(Fault):
+    """Close the client's connection without an answer (a TCP reset)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeout(Fault):
+    """Hold the request for ``seconds`` without answering, then close the connection."""
+
+    seconds: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorStatus(Fault):
+    """Answer with an HTTP error the way the service does (SQS JSON or XML error, Azure XML error)."""
+
+    status: int = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throttle(Fault):
+    """The service's throttling answer.
+
+    SQS: ``400`` with ``__type`` ``com.amazonaws.sqs#<code>`` and ``x-amzn-query-error:
+    <code>;Sender`` (botocore classifies ``RequestThrottled`` and ``ThrottlingException`` as
+    throttling). Azure: ``503 ServerBusy``.
+    """
+
+    code: str = "RequestThrottled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryFailure(Fault):
+    """An SQS ``*Batch`` call answered ``200`` with entries under ``Failed`` (JSON protocol only).
+
+    Before forwarding, every entry fails and nothing reaches the emulator. After forwarding
+    (the emulator carried the whole batch out), the first ``entries`` successes (all with
+    ``None``) are reported as failed. The SDK does not retry entry failures, so this is the
+    cheap way to a delete that failed for good. Give it a ``*Batch`` ``operation``: on other
+    requests it does nothing (but still counts as the request's fault).
+    """
+
+    code: str = "InternalError"
+    entries: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latency(Fault):
+    """Delay the request (``after=False``) or its answer (``after=True``) by ``seconds``; not terminal."""
+
+    seconds: float = 0.5
+
+    @property
+    def terminal(self) -> bool:
+        return False
+
+
+@dataclass
+class _Armed:
+    fault: Fault
+    matched: int = 0
+    fired: int = 0
+    pending: dict[bytes, int] = field(default_factory=dict)
+    """Requests (by key) the fault fired on, and how many of their repeats it still fires on."""
+
+    def repeat(self, key: bytes) -> bool:
+        """Whether this request repeats one the fault fired on and still owes retries to."""
+        left = self.pending.get(key, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self.pending[key]
+        else:
+            self.pending[key] = left - 1
+        return True
+
+    def eligible(self, operation: str, rng: random.Random) -> bool:
+        """Count a request against this fault's window and draw whether the fault may fire on it."""
+        f = self.fault
+        if not f.matches(operation):
+            return False
+        index = self.matched
+        self.matched += 1
+        if index < f.skip or (f.first is not None and index >= f.skip + f.first):
+            return False
+        if f.limit is not None and self.fired >= f.limit:
+            return False
+        return f.probability >= 1.0 or rng.random() < f.probability
+
+
+# -- records ----------------------------------------------------------------------------------------
+@dataclass
+class RequestRecord:
+    """One request as the proxy saw it."""
+
+    operation: str
+    method: str
+    path: str
+    service: str
+    """``sqs`` (JSON protocol), ``sqs-query``, ``azure`` or ``http``."""
+    entries: int | None = None
+    """Entries of an SQS ``*Batch`` request."""
+    max_messages: int | None = None
+    """SQS ``MaxNumberOfMessages`` / Azure ``numofmessages`` of a receive."""
+    status: int | None = None
+    """The status the client got; ``None`` when the connection was closed without an answer."""
+    upstream_status: int | None = None
+    """The emulator's status; ``None`` when the request never reached it."""
+    faults: list[str] = field(default_factory=list)
+    """The faults applied, e.g. ``["Latency", "Reset(after)"]``."""
+    started: float = 0.0
+    """``time.monotonic()`` when the request arrived."""
+    seconds: float = 0.0
+    """How long the proxy took to answer (or close), faults included."""
+
+
+@dataclass
+class _Request:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = (self.header("connection") or "").lower()
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in connection
+        return "close" not in connection
+
+
+class _ClientGone(Exception):
+    pass
+
+
+_Response = tuple[int, list[tuple[str, str]], bytes]
+_CLOSED: _Response = (0, [], b"")
+
+
+async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
+    line = await reader.readline()
+    if not line:
+        return None
+    try:
+        method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    except ValueError:
+        raise _ClientGone(f"malformed request line {line!r}") from None
+    headers: list[tuple[str, str]] = []
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            raise _ClientGone("connection closed inside the headers")
+        text = raw.decode("latin-1").rstrip("\r\n")
+        if not text:
+            break
+        key, _, value = text.partition(":")
+        headers.append((key.strip(), value.strip()))
+    request = _Request(method, target, version, headers, b"")
+    if (request.header("expect") or "").lower() == "100-continue":
+        return request  # the body is read after "100 Continue" by the caller
+    request.body = await _read_body(reader, request)
+    return request
+
+
+async def _read_body(reader: asyncio.StreamReader, request: _Request) -> bytes:
+    if "chunked" in (request.header("transfer-encoding") or "").lower():
+        chunks: list[bytes] = []
+        while True:
+            size_line = await reader.readline()
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while (await reader.readline()).strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            chunks.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    length = int(request.header("content-length") or 0)
+    return await reader.readexactly(length) if length else b""
+
+
+# -- the proxy --------------------------------------------------------------------------------------
+class Proxy:
+    """A reverse proxy on ``127.0.0.1`` in front of ``upstream_url``; see the module docstring.
+
+    ``url`` is ``http://127.0.0.1:<port>``; requests keep their path, so an Azure client
+    uses ``url + "/<account>"`` (:attr:`endpoint` is exactly that for an upstream URL with a
+    path, such as Azurite's account URL). ``seed`` seeds the fault draws.
+
+    ``serialize``: forward these operations (``True``: all) to the emulator one at a time;
+    clients still send concurrently, faults still apply concurrently. moto's SQS backend needs
+    it: its ``Queue.delete_message`` rebuilds the message list without a lock, so concurrent
+    deletes resurrect messages that were deleted (and concurrent sends can vanish), a
+    redelivery no real SQS makes.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        port: int | None = None,
+        seed: int = 0,
+        serialize: bool | Collection[str] = False,
+    ) -> None:
+        parts = urlsplit(upstream_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream_url must be an http:// URL, got {upstream_url!r}")
+        self.upstream_url = upstream_url
+        self._upstream = f"http://{parts.netloc}"
+        self._upstream_path = parts.path.rstrip("/")
+        self.port: int = port or 0
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.entries: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._faults: list[_Armed] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._serialize = serialize
+        self._upstream_lock: asyncio.Lock | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """``url`` plus the upstream URL's path (Azurite's ``/<account>``)."""
+        return self.url + self._upstream_path
+
+    def start(self) -> Proxy:
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._startup())
+            except BaseException as error:
+                failure.append(error)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"fluke-proxy-{self.port or 'new'}", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise RuntimeError(f"the proxy could not start: {failure[0]!r}") from failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        loop, thread = self._loop, self._thread
+        with contextlib.suppress(RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        self._thread = self._loop = None
+
+    def __enter__(self) -> Proxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _startup(self) -> None:
+        self._upstream_lock = asyncio.Lock()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._session = aiohttp.ClientSession(
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent", "Accept", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
+            # No keep-alive upstream: an emulator that is stopped (restart()) is not held up by idle
+            # connections, and each request reaches whatever server listens now.
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+        )
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            _abort(writer)
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- accounting and fault plan ----------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the counts and records (the fault plan stays)."""
+        with self._lock:
+            self.counts.clear()
+            self.entries.clear()
+
+    def inject(self, *faults: Fault) -> None:
+        """Replace the fault plan; faults are tried in order, the first terminal one that fires wins."""
+        with self._lock:
+            self._faults = [_Armed(f) for f in faults]
+
+    def clear_faults(self) -> None:
+        self.inject()
+
+    def fired(self) -> collections.Counter[str]:
+        """How many times each fault of the current plan fired (by ``describe()`` and operation)."""
+        with self._lock:
+            counter: collections.Counter[str] = collections.Counter()
+            for armed in self._faults:
+                counter[f"{armed.fault.describe()} {armed.fault.operation or '*'}"] += armed.fired
+            return counter
+
+    def total(self, *operations: str) -> int:
+        """Requests seen for these operations (all requests without arguments)."""
+        with self._lock:
+            if not operations:
+                return sum(self.counts.values())
+            return sum(self.counts[o] for o in operations)
+
+    def records(self, operation: str | None = None) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self.entries if operation is None or r.operation == operation]
+
+    def _plan(self, operation: str, after: bool, key: bytes) -> list[Fault]:
+        """The faults that fire for this request at this stage: latencies, then at most one terminal.
+
+        Every fault of the stage counts the request against its window (``skip``/``first``),
+        so windows refer to the n-th matching request whatever the other faults did.
+        """
+        chosen: list[Fault] = []
+        terminal = False
+        with self._lock:
+            for armed in self._faults:
+                if armed.fault.after != after:
+                    continue
+                repeat = armed.repeat(key)
+                if not repeat and not armed.eligible(operation, self._rng):
+                    continue
+                if armed.fault.terminal and terminal:
+                    continue
+                armed.fired += 1
+                if not repeat and armed.fault.retries:
+                    armed.pending[key] = armed.fault.retries
+                chosen.append(armed.fault)
+                terminal = terminal or armed.fault.terminal
+        chosen.sort(key=lambda fault: fault.terminal)  # latencies first
+        return chosen
+
+    # -- serving ----------------------------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    break
+                if request.header("expect") is not None:
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
+                    request.body = await _read_body(reader, request)
+                if not await self._handle(request, writer):
+                    return
+                if not request.keep_alive:
+                    break
+            with contextlib.suppress(ConnectionError):
+                writer.close()
+        except (_ClientGone, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            _abort(writer)
+        except asyncio.CancelledError:
+            _abort(writer)  # shutting down; returning (not raising) keeps asyncio's stream callback quiet
+        finally:
+            self._connections.discard(task)
+            self._writers.discard(writer)
+
+    async def _handle(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; ``False`` when the connection was closed instead."""
+        record = _describe(request)
+        record.started = time.monotonic()
+        with self._lock:
+            self.counts[record.operation] += 1
+        key = hashlib.sha256(f"{request.method} {request.target}\n".encode("latin-1") + request.body).digest()
+        response = await self._apply(self._plan(record.operation, False, key), record, request, writer)
+        if response is None:
+            try:
+                if self._serialized(record.operation):
+                    assert self._upstream_lock is not None
+                    async with self._upstream_lock:
+                        response = await self._forward(request)
+                else:
+                    response = await self._forward(request)
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                record.faults.append("UpstreamUnreachable")
+                self._finish(record)
+                _abort(writer)
+                return False
+            record.upstream_status = response[0]
+            replaced = await self._apply(
+                self._plan(record.operation, True, key), record, request, writer, upstream=response
+            )
+            response = replaced or response
+        if response is _CLOSED:
+            return False
+        status, headers, body = response
+        record.status = status
+        self._finish(record)
+        head = [f"HTTP/1.1 {status} {_reason(status)}"]
+        head += [f"{k}: {v}" for k, v in headers]
+        head.append(f"Content-Length: {len(body)}")
+        if not request.keep_alive:
+            head.append("Connection: close")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        if request.method != "HEAD":
+            writer.write(body)
+        await writer.drain()
+        return True
+
+    async def _apply(
+        self,
+        faults: list[Fault],
+        record: RequestRecord,
+        request: _Request,
+        writer: asyncio.StreamWriter,
+        upstream: _Response | None = None,
+    ) -> _Response | None:
+        """Carry out the faults chosen for one stage: an error answer, ``_CLOSED``, or ``None`` (go on)."""
+        for fault in faults:
+            record.faults.append(fault.describe())
+            if isinstance(fault, Latency):
+                await asyncio.sleep(fault.seconds)
+            elif isinstance(fault, Reset):
+                self._finish(record)
+                _abort(writer)
+                return _CLOSED
+            elif isinstance(fault, Timeout):
+                self._finish(record)
+                await asyncio.sleep(fault.seconds)
+                with contextlib.suppress(ConnectionError):
+                    writer.close()
+                return _CLOSED
+            elif isinstance(fault, (ErrorStatus, Throttle)):
+                return _error_response(record, request, fault)
+            elif isinstance(fault, EntryFailure):
+                failed = _entry_failure(record, request, fault, upstream)
+                if failed is not None:
+                    return failed
+        return None
+
+    def _serialized(self, operation: str) -> bool:
+        if isinstance(self._serialize, bool):
+            return self._serialize
+        return operation in self._serialize
+
+    def _finish(self, record: RequestRecord) -> None:
+        record.seconds = time.monotonic() - record.started
+        with self._lock:
+            self.entries.append(record)
+
+    async def _forward(self, request: _Request) -> _Response:
+        assert self._session is not None
+        headers = [(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP]
+        async with self._session.request(
+            request.method,
+            URL(self._upstream + request.target, encoded=True),
+            headers=headers,
+            data=request.body or None,
+            allow_redirects=False,
+        ) as upstream:
+            body = await upstream.read()
+            out = [
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in upstream.raw_headers
+                if k.decode("latin-1").lower() not in _HOP_BY_HOP
+            ]
+            return upstream.status, out, body
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Status"
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), so the client sees ECONNRESET, not a clean close."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+# -- naming requests ----------------------------------------------------------------------------------
+def _describe(request: _Request) -> RequestRecord:
+    path, _, query = request.target.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    target = request.header("x-amz-target")
+    if target:
+        record = RequestRecord(target.rsplit(".", 1)[-1], request.method, path, "sqs")
+        try:
+            payload: Any = json.loads(request.body or b"{}")
+        except ValueError:
+            payload = {}
+        if isinstance(payload, dict):
+            if isinstance(payload.get("Entries"), list):
+                record.entries = len(payload["Entries"])
+            if "MaxNumberOfMessages" in payload:
+                record.max_messages = int(payload["MaxNumberOfMessages"])
+        return record
+    content_type = (request.header("content-type") or "").lower()
+    form: dict[str, list[str]] = {}
+    if "x-www-form-urlencoded" in content_type:
+        form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+    action = (form.get("Action") or [params.get("Action", "")])[0]
+    if action:
+        record = RequestRecord(action, request.method, path, "sqs-query")
+        indexes = {m.group(1) for key in form if (m := _INDEXED_ID.search(key))}
+        if indexes:
+            record.entries = len(indexes)
+        if "MaxNumberOfMessages" in form:
+            record.max_messages = int(form["MaxNumberOfMessages"][0])
+        return record
+    if request.header("x-ms-version") is None and request.header("x-ms-date") is None:
+        return RequestRecord(f"{request.method} {path}", request.method, path, "http")
+    segments = [s for s in path.split("/") if s]
+    resource = ["account", "account", "queue", "messages", "message"][min(len(segments), 4)]
+    if len(segments) >= 3 and segments[2] != "messages":
+        resource = "/".join(segments[2:])
+    name = f"{request.method} {resource}"
+    if params.get("comp"):
+        name += f" {params['comp']}"
+    if params.get("peekonly", "").lower() == "true":
+        name += " peekonly"
+    record = RequestRecord(name, request.method, path, "azure")
+    if "numofmessages" in params:
+        record.max_messages = int(params["numofmessages"])
+    return record
+
+
+def _error_response(record: RequestRecord, request: _Request, fault: ErrorStatus | Throttle) -> _Response:
+    request_id = str(uuid.uuid4())
+    if record.service in ("sqs", "sqs-query"):
+        if isinstance(fault, Throttle):
+            status, code, kind, message = 400, fault.code, "Sender", "Rate exceeded"
+        else:
+            status = fault.status
+            code = "ServiceUnavailable" if status == 503 else "InternalFailure"
+            kind, message = "Receiver", f"injected HTTP {status}"
+        if record.service == "sqs":
+            body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
+            return (
+                status,
+                [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("x-amzn-RequestId", request_id),
+                    ("x-amzn-query-error", f"{code};{kind}"),
+                ],
+                body,
+            )
+        xml = (
+            f"<?xml version='1.0' encoding='utf-8'?><ErrorResponse><Error><Type>{kind}</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], xml.encode()
+    if isinstance(fault, Throttle):
+        status, code, message = 503, "ServerBusy", "Operations per second is over the account limit."
+    else:
+        status = fault.status
+        code = "ServerBusy" if status == 503 else "InternalError"
+        message = f"injected HTTP {status}"
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+        f"<Message>{message}\nRequestId:{request_id}</Message></Error>"
+    )
+    headers = [
+        ("Content-Type", "application/xml"),
+        ("x-ms-request-id", request_id),
+        ("x-ms-error-code", code),
+    ]
+    version = request.header("x-ms-version")
+    if version:
+        headers.append(("x-ms-version", version))
+    return status, headers, xml.encode()
+
+
+def _entry_failure(
+    record: RequestRecord, request: _Request, fault: EntryFailure, upstream: _Response | None
+) -> _Response | None:
+    if record.service != "sqs" or record.entries is None:
+        return None
+    if upstream is None:
+        successful: list[Any] = []
+        failed: list[Any] = [{"Id": e.get("Id")} for e in json.loads(request.body).get("Entries", [])]
+    else:
+        status, _, body = upstream
+        if status != 200:
+            return None
+        answer = json.loads(body or b"{}")
+        successful = list(answer.get("Successful", []))
+        count = len(successful) if fault.entries is None else min(fault.entries, len(successful))
+        failed, successful = successful[:count], successful[count:]
+        failed = [{"Id": item.get("Id")} for item in failed] + list(answer.get("Failed", []))
+    for item in failed:
+        item.setdefault("SenderFault", False)
+        item.setdefault("Code", fault.code)
+        item.setdefault("Message", "injected entry failure")
+    payload = json.dumps({"Successful": successful, "Failed": failed}).encode()
+    headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+    return 200, headers, payload

@@ -1,0 +1,44 @@
+"""Fixtures of the chaos suite: a fault-injecting proxy in front of each session emulator."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.proxy import Proxy
+
+from .support import ACCOUNTING, Service, azure_service, sqs_service
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The accounting of every chaos scenario that ran, also without ``-s``."""
+    if ACCOUNTING:
+        terminalreporter.section("chaos accounting (pushed / processed / duplicates / lost)")
+        for line in ACCOUNTING:
+            terminalreporter.write_line(line)
+
+
+def _seed(request: pytest.FixtureRequest) -> int:
+    """A seed per test, stable across runs, so a failing scenario replays the same fault draws."""
+    return zlib.crc32(request.node.nodeid.encode())
+
+
+@pytest.fixture
+def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[Service]:
+    # serialize: moto's SQS backend loses deletes under concurrent requests (see Proxy)
+    with Proxy(moto.endpoint_url, seed=_seed(request), serialize=True) as proxy:
+        yield sqs_service(moto, proxy)
+
+
+@pytest.fixture
+def azure(azurite: AzuriteQueue, request: pytest.FixtureRequest) -> Iterator[Service]:
+    with Proxy(azurite.account_url, seed=_seed(request)) as proxy:
+        yield azure_service(azurite, proxy)
+
+
+@pytest.fixture(params=["sqs", "azure"])
+def service(request: pytest.FixtureRequest) -> Service:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
