@@ -144,6 +144,7 @@ class AzuriteQueue(_Process):
                 "--location",
                 str(workdir),
                 "--skipApiVersionCheck",
+                "--disableTelemetry",
                 "--loose",
             ],
             env={"AZURITE_ACCOUNTS": f"{account}:{key}"},

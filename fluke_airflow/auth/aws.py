@@ -245,7 +245,7 @@ class AWSAuth:
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "total_max_attempts": 5},  # 5 attempts in all
             max_pool_connections=max_pool_connections,
             user_agent_extra="fluke-airflow",
         )

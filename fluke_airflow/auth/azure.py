@@ -61,6 +61,7 @@ class AzureAuth:
         self.account_url = account_url.rstrip("/") if account_url else None
         self._secret = secret
         self._options = options
+        self.client_options: dict[str, Any] = {}
 
     # -- constructors ---------------------------------------------------------------------------
     @classmethod
@@ -161,6 +162,13 @@ class AzureAuth:
             return account_url_for(storage_account)
         raise ValueError("give storage_account (the account name) or account_url")
 
+    def with_client_options(self, **client_options: Any) -> AzureAuth:
+        """A copy whose queue clients get these SDK options, e.g. the retry policy:
+        ``retry_total``, ``retry_backoff_factor``, ``retry_backoff_max``, ``connection_timeout``."""
+        copy = AzureAuth(method=self.method, account_url=self.account_url, secret=self._secret, **self._options)
+        copy.client_options = {**self.client_options, **client_options}
+        return copy
+
     # -- what the queues use ------------------------------------------------------------------------
     def credential(self, *, asynchronous: bool = False) -> Any:
         """A credential for ``QueueClient(account_url, credential=...)``; ``None`` for connection strings."""
@@ -198,6 +206,7 @@ class AzureAuth:
         else:
             import azure.storage.queue as sdk  # type: ignore[no-redef]
         cls = getattr(sdk, name)
+        kwargs = {**self.client_options, **kwargs}
         if self.method == "connection_string":
             return cls.from_connection_string(self._secret or "", *args, **kwargs), None
         credential = self.credential(asynchronous=asynchronous)

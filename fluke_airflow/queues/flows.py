@@ -142,8 +142,8 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
             batch = yield from receive_flow(
                 wanted, visibility_timeout=options.visibility_timeout, wait_seconds=options.wait_seconds
             )
-            # receive_flow stops short only on an empty receive: the queue is empty, unless the
-            # messages we hold blocked the rest; then only a batch that got nothing ends the round.
+            # receive_flow stops short when a receive brings nothing new: the queue is empty, unless
+            # the messages we hold blocked the rest (FIFO); then only a batch that got nothing ends it.
             empty = len(batch) < wanted and not (options.held_messages_block and batch)
             if options.max_receive_count is not None:
                 batch = yield from dead_letter_flow(
