@@ -7,6 +7,7 @@ at import), and ``airflow_db`` migrates one fresh metadata database per session.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -45,18 +46,19 @@ os.environ.update(
 )
 for _name in [n for n in os.environ if n.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
     del os.environ[_name]  # connections come from the tests only
+# Importing airflow writes airflow.cfg there; remove the folder when this process ends.
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[Path]:
-    """A migrated metadata database (SQLite) in this session's AIRFLOW_HOME; removed afterwards."""
+    """A migrated metadata database (SQLite) in this session's AIRFLOW_HOME (removed at exit)."""
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     airflow = Path(sys.executable).parent / "airflow"
     done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     yield AIRFLOW_HOME
-    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

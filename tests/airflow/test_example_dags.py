@@ -1,0 +1,208 @@
+"""Every example DAG, run with dag.test() against moto's SQS server and Azurite.
+
+Each test recreates the example's fixed queue, runs the DAG exactly as shipped (default
+params), and checks task states, XCom values and, with an independent client, what is left
+in the queue. The event-driven example cannot run under dag.test() (nothing fires its
+AssetWatcher there): its watcher's trigger runs for real instead, and its task consumes the
+asset event the way Airflow stores it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow_support import AzureService, SQSService, dagbag, load_dag, run_dag
+
+from fluke_airflow.triggers import QueuePollTrigger
+
+pytestmark = pytest.mark.usefixtures("airflow_env")
+
+EXAMPLE_DAG_IDS = {
+    "example_queue_sqs",
+    "example_queue_azure",
+    "example_queue_deferrable_mapping",
+    "example_queue_task_poll",
+    "example_queue_event_driven",
+    "example_queue_delete_on_success",
+}
+
+
+def test_example_dags_import_cleanly_and_are_all_tested_here() -> None:
+    bag = dagbag()
+    assert bag.import_errors == {}
+    assert set(bag.dags) >= EXAMPLE_DAG_IDS, "an example DAG is missing"
+    untested = set(bag.dags) - EXAMPLE_DAG_IDS
+    assert not untested, f"example DAG(s) without a test in this file: {sorted(untested)}"
+
+
+def test_example_queue_sqs(sqs: SQSService) -> None:
+    sqs.create("fluke-orders")
+
+    result = run_dag("example_queue_sqs")
+
+    assert result.state == "success", result.task_states()
+    assert result.task_states() == {
+        "push": "success",
+        "peek": "success",
+        "wait_for_orders": "success",
+        "total": "success",
+    }
+    assert result.xcom("push") == 25
+    pushed = {json.dumps({"order": i, "run": result.run_id}) for i in range(25)}
+    peeked = result.xcom("peek")
+    assert len(peeked) == 5 and set(peeked) <= pushed
+    # 25 waiting, batch_size=10, num_messages=20: exactly 20 delivered, 5 left.
+    delivered = result.xcom("wait_for_orders")
+    assert len(delivered) == 20 and len(set(delivered)) == 20 and set(delivered) <= pushed
+    assert result.xcom("total") == 20
+    left = sqs.drain("fluke-orders")
+    assert sorted(left + delivered) == sorted(pushed)
+    assert sqs.total("fluke-orders") == 0
+
+
+def test_example_queue_azure(azure: AzureService) -> None:
+    azure.create("fluke-invoices")
+
+    result = run_dag("example_queue_azure")
+
+    assert result.state == "success", result.task_states()
+    assert set(result.task_states().values()) == {"success"}
+    ds_nodash = result.run_after.strftime("%Y%m%d")  # the example renders dag_run.run_after
+    pushed = {f"invoice-{ds_nodash}-{i}" for i in range(40)}
+    assert result.xcom("push") == 40
+    peeked = result.xcom("peek")
+    assert len(peeked) == 10 and set(peeked) <= pushed
+    taken = result.xcom("take_invoices")
+    assert sorted(taken) == sorted(pushed)  # peeking consumed nothing; pre-delivery took all 40
+    assert result.xcom("count") == 40
+    assert azure.total("fluke-invoices") == 0
+
+
+def test_example_queue_deferrable_mapping(sqs: SQSService) -> None:
+    sqs.create("fluke-jobs")
+
+    result = run_dag("example_queue_deferrable_mapping")
+
+    assert result.state == "success", result.task_states()
+    assert result.task_states() == {
+        "seed": "success",
+        "wait_for_jobs": "success",
+        "process[0]": "success",
+        "process[1]": "success",
+        "process[2]": "success",
+    }
+    jobs = result.xcom("wait_for_jobs")
+    assert sorted(jobs) == ["resize:a.png", "resize:b.png", "resize:c.png"]
+    done = sorted(result.xcom("process", map_index=i) for i in range(3))
+    assert done == ["resize done for a.png", "resize done for b.png", "resize done for c.png"]
+    assert sqs.total("fluke-jobs") == 0  # post-delivery: deleted once stored as XCom
+
+
+def test_example_queue_task_poll(azure: AzureService) -> None:
+    azure.create("fluke-events")
+    bodies = [f"event-{i}" for i in range(70)]  # three batches of up to 32
+    azure.send("fluke-events", bodies)
+
+    result = run_dag("example_queue_task_poll")
+
+    assert result.task_states() == {"drain": "success"}
+    assert result.xcom("drain") == 70
+    assert azure.total("fluke-events") == 0
+
+
+def test_example_queue_delete_on_success_deletes_when_the_run_succeeds(sqs: SQSService) -> None:
+    sqs.create("fluke-payments")
+    sqs.send("fluke-payments", [f"payment-{i}" for i in range(4)])
+
+    result = run_dag("example_queue_delete_on_success")
+
+    assert result.task_states() == {"payments": "success", "book": "success", "payments_settle": "success"}
+    assert sorted(result.xcom("payments")) == [f"payment-{i}" for i in range(4)]
+    assert result.xcom("book") == 4
+    assert result.xcom("payments_settle") == {"outcome": "success", "deleted": 4}
+    assert sqs.total("fluke-payments") == 0
+
+
+def test_example_queue_delete_on_success_releases_when_the_run_fails(sqs: SQSService) -> None:
+    sqs.create("fluke-payments")
+    sqs.send("fluke-payments", [f"payment-{i}" for i in range(4)])
+
+    result = run_dag("example_queue_delete_on_success", conf={"fail": True})
+
+    assert result.state == "failed"
+    assert result.task_states() == {"payments": "success", "book": "failed", "payments_settle": "success"}
+    assert result.xcom("payments_settle") == {"outcome": "failed", "released": 4}
+    # Released, not left hidden for the 120 s visibility timeout: visible again right away.
+    assert sorted(sqs.drain("fluke-payments")) == [f"payment-{i}" for i in range(4)]
+
+
+# -- the event-driven example ---------------------------------------------------------------------------------
+def _watcher_trigger() -> QueuePollTrigger:
+    dag = load_dag("example_queue_event_driven")
+    (asset,) = dag.timetable.asset_condition.objects  # schedule=[orders_arrived]
+    assert asset.name == "fluke_orders_queue"
+    (watcher,) = asset.watchers
+    assert watcher.name == "orders_watcher"
+    trigger = watcher.trigger
+    assert isinstance(trigger, QueuePollTrigger)
+    return trigger
+
+
+def test_example_queue_event_driven_watcher_is_a_queue_poll_trigger() -> None:
+    trigger = _watcher_trigger()
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "fluke_airflow.triggers.poll.QueuePollTrigger"
+    assert kwargs["conn_id"] == "fluke_sqs" and kwargs["queue"] == "fluke-arrivals"
+    assert kwargs["batch_size"] == 10 and kwargs["pre_delivery_delete"] is False
+    # What the triggerer does with the serialised DAG: rebuild the trigger from its kwargs.
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    rebuilt = QueuePollTrigger(**BaseSerialization.deserialize(BaseSerialization.serialize(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    # A watcher is not a deferred task: it runs in watch mode and shares one stream per queue.
+    assert trigger.shared_stream_key() is not None
+
+
+async def _first_event(trigger: QueuePollTrigger) -> tuple[Any, Any]:
+    events = trigger.run()
+    event = await asyncio.wait_for(events.__anext__(), timeout=60)
+    return events, event
+
+
+def test_example_queue_event_driven_run_gets_the_arrived_messages(sqs: SQSService) -> None:
+    sqs.create("fluke-arrivals")
+    bodies = [f"arrival-{i}" for i in range(4)]
+    sqs.send("fluke-arrivals", bodies)
+    trigger = _watcher_trigger()
+
+    async def scenario() -> Any:
+        events, event = await _first_event(trigger)
+        assert sqs.in_flight("fluke-arrivals") == 4  # post-delivery: not deleted before the hand-over
+        pending = asyncio.ensure_future(events.__anext__())  # the triggerer asks for more: delete, poll on
+        try:
+            await asyncio.to_thread(_wait_empty, sqs, "fluke-arrivals")
+        finally:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+            await events.aclose()
+        return event
+
+    event = asyncio.run(scenario())
+    # Airflow stores the payload in the asset event's extra (Trigger.submit_event) as JSON.
+    extra = json.loads(json.dumps({"from_trigger": True, "payload": event.payload}))
+    asset_event = SimpleNamespace(extra=extra)
+    handle = load_dag("example_queue_event_driven").task_dict["handle"]
+    count = handle.python_callable(triggering_asset_events={"fluke_orders_queue": [asset_event]})
+    assert count == 4
+    assert sorted(m["body"] for m in extra["payload"]["messages"]) == bodies
+    assert sqs.total("fluke-arrivals") == 0
+
+
+def _wait_empty(service: Any, name: str) -> None:
+    from airflow_support import wait_until
+
+    wait_until(lambda: service.total(name) == 0, timeout=60, what=f"{name} to be empty")

@@ -1,0 +1,512 @@
+"""Shared helpers of the Airflow-level suites (tests/airflow, hooks, operators, sensors, triggers).
+
+* :class:`Service`: one emulator (moto's SQS server or Azurite) seen through an *independent*
+  SDK client (plain boto3 / azure-storage-queue, not our code): create queues, seed messages,
+  and check afterwards what is left in a queue.
+* Connections go in as ``AIRFLOW_CONN_<ID>`` environment variables (JSON), as a user would
+  set them; Airflow resolves them the same way in tasks, hooks and triggers.
+* :func:`run_dag` runs a DAG with ``dag.test()`` and reads the outcome back from the metadata
+  database: task states, tries, XComs and rendered template fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueServiceClient
+
+from devtools.emulators import AzuriteQueue, MotoSQS
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = ROOT / "example_dags"
+TEST_DAGS = ROOT / "tests" / "dags"
+
+SQS_CONN = "fluke_sqs"
+AZURE_CONN = "fluke_azure"
+
+
+def fresh_name(prefix: str = "q") -> str:
+    """A queue name valid on both services (Azure: lowercase, digits, single hyphens)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy (a bound on waiting, not an assertion on time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+# -- connections ------------------------------------------------------------------------------------
+def conn_env(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def sqs_connection(moto: MotoSQS, **extra: Any) -> dict[str, Any]:
+    """An ``aws`` connection to moto, as users write them: keys in login/password, endpoint in the extra."""
+    return {
+        "conn_type": "aws",
+        "login": moto.access_key_id,
+        "password": moto.secret_access_key,
+        "extra": {"endpoint_url": moto.endpoint_url, "region_name": moto.region, **extra},
+    }
+
+
+def azure_connection(azurite: AzuriteQueue) -> dict[str, Any]:
+    """An ``azure_storage_queue`` connection to Azurite with nothing but a connection string."""
+    return {"conn_type": "azure_storage_queue", "extra": {"connection_string": azurite.connection_string}}
+
+
+def set_connection(monkeypatch: Any, conn_id: str, conn: dict[str, Any]) -> str:
+    monkeypatch.setenv(conn_env(conn_id), json.dumps(conn))
+    return conn_id
+
+
+# -- the services, through independent clients ----------------------------------------------------------
+class Service:
+    """A queue service as the tests see it, through its own SDK (never fluke_airflow)."""
+
+    kind: str
+    conn_id: str
+    secrets: tuple[str, ...]
+
+    def create(self, name: str, **attributes: Any) -> str:
+        raise NotImplementedError
+
+    def delete_queue(self, name: str) -> None:
+        raise NotImplementedError
+
+    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
+        raise NotImplementedError
+
+    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
+        """One receive of visible messages: ``(body, handle)`` pairs, hidden for ``visibility_timeout``."""
+        raise NotImplementedError
+
+    def delete(self, name: str, handle: Any) -> None:
+        raise NotImplementedError
+
+    def total(self, name: str) -> int:
+        """Messages in the queue, visible or not (moto and Azurite count exactly)."""
+        raise NotImplementedError
+
+    # -- derived -------------------------------------------------------------------------------------
+    def drain(self, name: str) -> list[str]:
+        """Receive and delete every message visible now; their bodies."""
+        bodies: list[str] = []
+        while True:
+            batch = self.receive(name)
+            if not batch:
+                return bodies
+            for body, handle in batch:
+                bodies.append(body)
+                self.delete(name, handle)
+
+    def collect(self, name: str, count: int, *, timeout: float = 60.0) -> list[str]:
+        """Receive and delete until ``count`` messages came back (e.g. after a visibility timeout)."""
+        bodies: list[str] = []
+
+        def enough() -> bool:
+            bodies.extend(self.drain(name))
+            return len(bodies) >= count
+
+        wait_until(enough, timeout=timeout, interval=0.5, what=f"{count} message(s) in {name!r} (have {bodies})")
+        return bodies
+
+
+class SQSService(Service):
+    kind = "sqs"
+
+    def __init__(self, moto: MotoSQS, conn_id: str = SQS_CONN) -> None:
+        self.moto = moto
+        self.conn_id = conn_id
+        self.secrets = (moto.secret_access_key,)
+        self.client = boto3.client(
+            "sqs",
+            endpoint_url=moto.endpoint_url,
+            region_name=moto.region,
+            aws_access_key_id=moto.access_key_id,
+            aws_secret_access_key=moto.secret_access_key,
+        )
+
+    def url(self, name: str) -> str:
+        return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
+
+    def create(self, name: str, **attributes: Any) -> str:
+        self.delete_queue(name)
+        attrs = {k: str(v) for k, v in attributes.items()}
+        if name.endswith(".fifo"):
+            attrs.setdefault("FifoQueue", "true")
+        return str(self.client.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"])
+
+    def delete_queue(self, name: str) -> None:
+        with contextlib.suppress(self.client.exceptions.QueueDoesNotExist):
+            self.client.delete_queue(QueueUrl=self.url(name))
+
+    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
+        url = self.url(name)
+        items = list(bodies)
+        for start in range(0, len(items), 10):
+            entries = [
+                {"Id": str(i), "MessageBody": body, "DelaySeconds": delay}
+                for i, body in enumerate(items[start : start + 10])
+            ]
+            response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
+            assert not response.get("Failed"), response["Failed"]
+
+    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
+        response = self.client.receive_message(
+            QueueUrl=self.url(name), MaxNumberOfMessages=10, VisibilityTimeout=visibility_timeout, WaitTimeSeconds=0
+        )
+        return [(m["Body"], m["ReceiptHandle"]) for m in response.get("Messages", [])]
+
+    def delete(self, name: str, handle: Any) -> None:
+        self.client.delete_message(QueueUrl=self.url(name), ReceiptHandle=handle)
+
+    def counts(self, name: str) -> dict[str, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names.append("ApproximateNumberOfMessagesDelayed")
+        attributes = self.client.get_queue_attributes(QueueUrl=self.url(name), AttributeNames=names)["Attributes"]
+        return {k: int(v) for k, v in attributes.items()}
+
+    def total(self, name: str) -> int:
+        return sum(self.counts(name).values())
+
+    def in_flight(self, name: str) -> int:
+        return self.counts(name)["ApproximateNumberOfMessagesNotVisible"]
+
+
+class AzureService(Service):
+    kind = "azure"
+
+    def __init__(self, azurite: AzuriteQueue, conn_id: str = AZURE_CONN) -> None:
+        self.azurite = azurite
+        self.conn_id = conn_id
+        self.secrets = (azurite.key, azurite.connection_string)
+        self.client = QueueServiceClient.from_connection_string(azurite.connection_string)
+
+    def create(self, name: str, **attributes: Any) -> str:
+        self.delete_queue(name)
+        for _ in range(50):
+            try:
+                self.client.create_queue(name)
+                return name
+            except ResourceExistsError:  # still being deleted
+                time.sleep(0.2)
+        raise AssertionError(f"could not recreate the Azure queue {name!r}")
+
+    def delete_queue(self, name: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.client.delete_queue(name)
+
+    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
+        queue = self.client.get_queue_client(name)
+        for body in bodies:
+            queue.send_message(body, visibility_timeout=delay or None)
+
+    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
+        queue = self.client.get_queue_client(name)
+        return [(m.content, m) for m in queue.receive_messages(max_messages=32, visibility_timeout=visibility_timeout)]
+
+    def delete(self, name: str, handle: Any) -> None:
+        self.client.get_queue_client(name).delete_message(handle)
+
+    def total(self, name: str) -> int:
+        return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
+
+
+# -- running DAGs -------------------------------------------------------------------------------------
+@cache
+def _dagbag(folder: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(folder)
+
+
+def dagbag(folder: Path = EXAMPLE_DAGS) -> Any:
+    return _dagbag(str(folder))
+
+
+def load_dag(dag_id: str) -> Any:
+    for folder in (EXAMPLE_DAGS, TEST_DAGS):
+        bag = dagbag(folder)
+        if dag_id in bag.dags:
+            return bag.dags[dag_id]
+    raise LookupError(f"no DAG {dag_id!r}; import errors: {dagbag(EXAMPLE_DAGS).import_errors}")
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    run_id: str
+    state: str
+    logical_date: Any = None
+    run_after: Any = None
+    states: dict[tuple[str, int], str] = field(default_factory=dict)
+    tries: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def state_of(self, task_id: str, map_index: int = -1) -> str:
+        return self.states[(task_id, map_index)]
+
+    def task_states(self) -> dict[str, str]:
+        """``task_id -> state`` for unmapped tasks, ``task_id[i] -> state`` for mapped ones."""
+        return {(t if i < 0 else f"{t}[{i}]"): s for (t, i), s in sorted(self.states.items())}
+
+    def xcom(self, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = XComModel.get_many(
+                run_id=self.run_id, key=key, task_ids=task_id, dag_ids=self.dag_id, map_indexes=map_index
+            )
+            rows = session.scalars(query).all()
+            if not rows:
+                raise LookupError(f"no XCom {key!r} of {task_id}[{map_index}] in {self.run_id}")
+            return XComModel.deserialize_value(rows[0])
+
+    def all_xcoms(self) -> list[tuple[str, int, str, Any]]:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = session.scalars(XComModel.get_many(run_id=self.run_id, dag_ids=self.dag_id)).all()
+            return [(r.task_id, r.map_index, r.key, XComModel.deserialize_value(r)) for r in rows]
+
+    def rendered(self, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            row = session.scalars(
+                select(RTIF).where(
+                    RTIF.dag_id == self.dag_id,
+                    RTIF.run_id == self.run_id,
+                    RTIF.task_id == task_id,
+                    RTIF.map_index == map_index,
+                )
+            ).one()
+            return dict(row.rendered_fields)
+
+    def all_rendered(self) -> list[dict[str, Any]]:
+        from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.scalars(select(RTIF).where(RTIF.dag_id == self.dag_id, RTIF.run_id == self.run_id))
+            return [dict(r.rendered_fields) for r in rows]
+
+    def reschedules(self, task_id: str) -> int:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.taskreschedule import TaskReschedule
+        from airflow.utils.session import create_session
+        from sqlalchemy import func, select
+
+        with create_session() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(TaskReschedule)
+                    .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+                    .where(TaskInstance.run_id == self.run_id, TaskInstance.task_id == task_id)
+                )
+                or 0
+            )
+
+
+_param_defaults: dict[str, dict[str, Any]] = {}
+
+
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRunResult:
+    """``dag.test()`` the DAG (parsed from its folder, as Airflow would) and read back the outcome.
+
+    The run's conf always carries every param: dag.test() runs tasks in this process on the
+    parsed DAG object, and a run's conf would otherwise linger in its params for the next run.
+    """
+    dag = load_dag(dag_id)
+    defaults = _param_defaults.setdefault(dag_id, copy.deepcopy(dag.params.dump()))
+    dr = dag.test(run_conf={**copy.deepcopy(defaults), **(conf or {})})
+    result = DagRunResult(
+        dag_id=dag_id, run_id=dr.run_id, state=str(dr.state), logical_date=dr.logical_date, run_after=dr.run_after
+    )
+    for ti in dr.get_task_instances():
+        result.states[(ti.task_id, ti.map_index)] = str(ti.state)
+        result.tries[(ti.task_id, ti.map_index)] = int(ti.try_number)
+    return result
+
+
+class SendWhenDeferred:
+    """Send messages as soon as a task of the next run of ``dag_id`` has deferred.
+
+    A deferrable sensor first looks for waiting messages and takes them without deferring; sending
+    only once it has deferred makes sure the trigger is the one that waits for them. Deferral shows
+    in the metadata database as the task instance's ``next_method``.
+    """
+
+    def __init__(self, service: Service, queue: str, bodies: list[str], dag_id: str, task_id: str) -> None:
+        import threading
+        from datetime import datetime, timezone
+
+        self.since = datetime.now(timezone.utc)
+        self.args = (service, queue, bodies, dag_id, task_id)
+        self.error: BaseException | None = None
+        # Import, parse and query once here: imports racing the main thread's can deadlock.
+        load_dag(dag_id)
+        assert not self._deferred()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _deferred(self) -> bool:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        _, _, _, dag_id, task_id = self.args
+        with create_session() as session:
+            found = session.scalars(
+                select(TaskInstance.next_method)
+                .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+                .where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.task_id == task_id,
+                    DagRun.run_after >= self.since,
+                    TaskInstance.next_method.is_not(None),
+                )
+            ).first()
+            return found is not None
+
+    def _run(self) -> None:
+        service, queue, bodies, dag_id, task_id = self.args
+        try:
+            wait_until(self._deferred, timeout=120, interval=0.1, what=f"{dag_id}.{task_id} to defer")
+            service.send(queue, bodies)
+        except BaseException as error:
+            self.error = error
+
+    def check(self) -> None:
+        self.thread.join(timeout=130)
+        if self.error is not None:
+            raise self.error
+
+
+def run_dag_captured(dag_id: str, conf: dict[str, Any] | None = None) -> tuple[DagRunResult, str]:
+    """:func:`run_dag`, plus everything the run logged or printed: under dag.test() the task logs,
+    the inline trigger's logs and Airflow's own go to stdout/stderr, through structlog and logging.
+
+    Captured here rather than with pytest's capture: Airflow binds its logging handlers to the
+    stdout of the moment, which pytest swaps (and closes) from test to test. The text is echoed
+    afterwards, so a failing test shows it.
+    """
+    buffer = io.StringIO()
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if type(h) is logging.StreamHandler  # Airflow's "default" handler, not pytest's or files
+    ]
+    streams = [h.setStream(buffer) for h in handlers]
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            result = run_dag(dag_id, conf)
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)  # type: ignore[arg-type]
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream is buffer:
+                handler.setStream(sys.stdout)  # one that dictConfig bound while we redirected
+    output = buffer.getvalue()
+    print(output)
+    return result, output
+
+
+def env_without_airflow_conns() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+
+
+def iter_strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON-like value (for scanning XComs and rendered fields)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from iter_strings(v)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            yield from iter_strings(v)
+    elif value is not None:
+        yield str(value)
+
+
+# -- fixtures (each suite's conftest.py imports them) ------------------------------------------------------
+_services: dict[int, Service] = {}
+
+
+def _sqs_service(moto: MotoSQS) -> SQSService:
+    return _services.setdefault(id(moto), SQSService(moto))  # type: ignore[return-value]
+
+
+def _azure_service(azurite: AzuriteQueue) -> AzureService:
+    return _services.setdefault(id(azurite), AzureService(azurite))  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def airflow_env(airflow_db: Path, moto: MotoSQS, azurite: AzuriteQueue) -> Iterator[None]:
+    """A migrated Airflow plus the connections the example DAGs use (``fluke_sqs``, ``fluke_azure``)."""
+    saved = {name: os.environ.get(name) for name in (conn_env(SQS_CONN), conn_env(AZURE_CONN))}
+    os.environ[conn_env(SQS_CONN)] = json.dumps(sqs_connection(moto))
+    os.environ[conn_env(AZURE_CONN)] = json.dumps(azure_connection(azurite))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def sqs(moto: MotoSQS) -> SQSService:
+    return _sqs_service(moto)
+
+
+@pytest.fixture
+def azure(azurite: AzuriteQueue) -> AzureService:
+    return _azure_service(azurite)
+
+
+@pytest.fixture(params=["sqs", "azure"])
+def service(request: pytest.FixtureRequest) -> Service:
+    """Each test that takes ``service`` runs once on SQS (moto) and once on Azure (Azurite)."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def queue(service: Service) -> Iterator[str]:
+    """A fresh, empty queue on ``service``."""
+    name = fresh_name()
+    service.create(name)
+    yield name
+    service.delete_queue(name)

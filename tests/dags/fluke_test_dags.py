@@ -1,0 +1,291 @@
+"""DAGs the Airflow-level tests run with dag.test() (bundle ``fluke-test-dags``, see tests/conftest.py).
+
+Everything service-specific comes in through params (``conn_id``, ``queue``...), so one DAG
+serves SQS and Azure alike. A few sensor subclasses stand in for the world around a task:
+
+* ``SeedOnEmptyPoke`` pushes ``params.seed_on_empty`` once a poke has found the queue empty,
+  so the sensor provably waits (the first poke cannot see messages) and then delivers.
+* ``CrashBeforeXCom`` fails its first try between receiving the messages and storing them as
+  XCom (its ``ti.xcom_push`` raises), the way a killed worker would.
+* ``CrashAfterReceive`` fails after ``execute`` returned, before Airflow stores the return value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator
+from fluke_airflow.sensors import QueuePollSensor
+
+START = datetime(2026, 1, 1)
+QUEUE_PARAMS: dict[str, Any] = {"conn_id": "fluke_sqs", "queue": "fluke-test"}
+_seeded: set[tuple[str, str]] = set()
+
+
+class SeedOnEmptyPoke(QueuePollSensor):
+    def poke(self, context: Any) -> bool:
+        found = super().poke(context)
+        seed = context["params"].get("seed_on_empty") or []
+        key = (context["run_id"], self.task_id)
+        if not found and seed and key not in _seeded:
+            from fluke_airflow.hooks import get_queue_hook
+
+            _seeded.add(key)
+            with get_queue_hook(self.conn_id).get_queue(self.queue_name) as queue:
+                assert all(queue.push_many(list(seed)))
+        return found
+
+
+class _TaskInstanceWithoutXCom:
+    """The task instance, except that storing an XCom fails."""
+
+    def __init__(self, ti: Any) -> None:
+        self._ti = ti
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ti, name)
+
+    def xcom_push(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("simulated crash between receiving the messages and storing them as XCom")
+
+
+class CrashBeforeXCom(QueuePollSensor):
+    def _context(self, context: Any) -> Any:
+        if context["ti"].try_number > 1:
+            return context
+        return {**context, "ti": _TaskInstanceWithoutXCom(context["ti"])}
+
+    def execute(self, context: Any) -> Any:
+        return super().execute(self._context(context))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        return super().execute_complete(self._context(context), event)
+
+
+class CrashAfterReceive(QueuePollSensor):
+    def execute(self, context: Any) -> Any:
+        super().execute(context)
+        raise RuntimeError("simulated crash before the sensor's return value is stored")
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        super().execute_complete(context, event)
+        raise RuntimeError("simulated crash before the sensor's return value is stored")
+
+
+@task
+def received(bodies: list[str]) -> int:
+    return len(bodies)
+
+
+# -- push and peek with templates ---------------------------------------------------------------------
+with DAG(
+    "fluke_test_push_templates",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "tag": "t", "peek": 5, "count": 3},
+    tags=["fluke-test"],
+):
+
+    @task
+    def make_messages(params: dict[str, Any] | None = None) -> list[str]:
+        assert params is not None
+        return [f"xcom-{params['tag']}-{i}" for i in range(int(params["count"]))]
+
+    push_xcom = QueuePushOperator(
+        task_id="push_xcom", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message=make_messages()
+    )
+    push_one = QueuePushOperator(
+        task_id="push_one",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message="one-{{ params.tag }}-{{ dag.dag_id }}",
+    )
+    push_list = QueuePushOperator(
+        task_id="push_list",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message=["list-{{ params.tag }}-a", "list-{{ params.tag }}-b"],
+    )
+    peek = QueuePeekOperator(
+        task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", max_messages="{{ params.peek }}"
+    )
+    push_xcom >> push_one >> push_list >> peek
+
+# Native rendering: a template may render to a list (or to an int for delay_seconds).
+with DAG(
+    "fluke_test_push_native",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "batch": ["n-0", "n-1"], "delay": 0},
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+    QueuePushOperator(
+        task_id="push",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message="{{ params.batch }}",
+        delay_seconds="{{ params.delay }}",
+    )
+
+with DAG(
+    "fluke_test_push_fifo",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "group": "g", "dedup": ["d-0", "d-1"], "delay": None},
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+    QueuePushOperator(
+        task_id="push",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message=["fifo-0", "fifo-1"],
+        message_group_id="{{ params.group }}",
+        message_deduplication_id="{{ params.dedup }}",
+        delay_seconds="{{ params.delay }}",
+    )
+
+with DAG(
+    "fluke_test_push_delayed",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "delay": 5, "count": 12},
+    tags=["fluke-test"],
+):
+    QueuePushOperator(
+        task_id="push",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message=[f"delayed-{i}" for i in range(12)],
+        delay_seconds="{{ params.delay }}",
+    )
+
+# -- QueuePollSensor in each mode ---------------------------------------------------------------------------
+POLL_PARAMS: dict[str, Any] = {
+    **QUEUE_PARAMS,
+    "batch_size": 10,
+    "num_messages": 10,
+    "visibility_timeout": 60,
+    "seed_on_empty": [],
+}
+for mode in ("poke", "reschedule", "deferrable"):
+    for pre in (False, True):
+        with DAG(
+            f"fluke_test_poll_{mode}" + ("_pre" if pre else ""),
+            schedule=None,
+            start_date=START,
+            params=POLL_PARAMS,
+            tags=["fluke-test"],
+        ):
+            sensor = SeedOnEmptyPoke(
+                task_id="wait",
+                conn_id="{{ params.conn_id }}",
+                queue="{{ params.queue }}",
+                batch_size="{{ params.batch_size }}",
+                num_messages="{{ params.num_messages }}",
+                visibility_timeout="{{ params.visibility_timeout }}",
+                pre_delivery_delete=pre,
+                mode="reschedule" if mode == "reschedule" else "poke",
+                deferrable=mode == "deferrable",
+                poke_interval=1,
+                wait_time_seconds=1,
+                timeout=120,
+            )
+            received(sensor.output)
+
+# -- the at-least-once / at-most-once hand-off when a try dies --------------------------------------------
+for mode in ("poke", "deferrable"):
+    with DAG(f"fluke_test_crash_{mode}", schedule=None, start_date=START, params=POLL_PARAMS, tags=["fluke-test"]):
+        CrashBeforeXCom(
+            task_id="wait",
+            conn_id="{{ params.conn_id }}",
+            queue="{{ params.queue }}",
+            num_messages="{{ params.num_messages }}",
+            visibility_timeout="{{ params.visibility_timeout }}",
+            deferrable=mode == "deferrable",
+            poke_interval=1,
+            wait_time_seconds=1,
+            timeout=120,
+            retries=1,
+            retry_delay=timedelta(0),
+        )
+
+    with DAG(f"fluke_test_crash_{mode}_pre", schedule=None, start_date=START, params=POLL_PARAMS, tags=["fluke-test"]):
+        CrashAfterReceive(
+            task_id="wait",
+            conn_id="{{ params.conn_id }}",
+            queue="{{ params.queue }}",
+            num_messages="{{ params.num_messages }}",
+            pre_delivery_delete=True,
+            deferrable=mode == "deferrable",
+            poke_interval=1,
+            wait_time_seconds=1,
+            timeout=120,
+        )
+
+# -- every task of the provider, for the secret scan -------------------------------------------------------
+# The first body is polled in poke mode; the others are pushed with a delay, so that the deferrable
+# sensor finds nothing at first, defers, and gets them through the trigger.
+with DAG(
+    "fluke_test_all_tasks",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "bodies": ["b-0", "b-1"], "delay": 3},
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+    push_now = QueuePushOperator(
+        task_id="push_now",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message="{{ params.bodies[:1] }}",
+    )
+    peek = QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}")
+    poke = QueuePollSensor(
+        task_id="poll_poke",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        num_messages=1,
+        poke_interval=1,
+        wait_time_seconds=1,
+        timeout=60,
+    )
+    push_later = QueuePushOperator(
+        task_id="push_later",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message="{{ params.bodies[1:] }}",
+        delay_seconds="{{ params.delay }}",
+    )
+    deferred = QueuePollSensor(
+        task_id="poll_deferred",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        num_messages=100,
+        deferrable=True,
+        poke_interval=1,
+        wait_time_seconds=1,
+        timeout=60,
+    )
+    push_now >> peek >> poke >> push_later >> deferred
+    received(deferred.output)
+
+# Each task on its own, so that each one meets a bad connection itself.
+with DAG("fluke_test_each_task", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+    QueuePushOperator(task_id="push", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message="m")
+    QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}")
+    QueuePollSensor(
+        task_id="poll_poke", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", poke_interval=1, timeout=30
+    )
+    QueuePollSensor(
+        task_id="poll_deferred",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=30,
+    )

@@ -1,0 +1,258 @@
+"""QueuePollTrigger driven for real: ``run()`` on an event loop against moto and Azurite.
+
+Watch mode is what an ``AssetWatcher`` runs (on Airflow releases without shared-stream ack
+mode, and whenever the triggerer calls ``run()``); task mode is what a deferred
+``QueuePollSensor`` runs. The connection comes from an ``AIRFLOW_CONN_*`` variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from airflow.triggers.base import TriggerEvent
+from airflow_support import Service, fresh_name, set_connection, wait_until
+
+from fluke_airflow.exceptions import QueueNotFoundError
+from fluke_airflow.triggers import QueuePollTrigger
+
+pytestmark = pytest.mark.usefixtures("airflow_env")
+
+FAST = {"wait_time_seconds": 1, "poke_interval": 0.2}
+
+
+def trigger_for(service: Service, queue: str, **kwargs: Any) -> QueuePollTrigger:
+    return QueuePollTrigger(conn_id=service.conn_id, queue=queue, **{**FAST, **kwargs})
+
+
+async def next_event(events: AsyncIterator[TriggerEvent]) -> TriggerEvent:
+    return await asyncio.wait_for(events.__anext__(), timeout=60)
+
+
+async def wait_for(condition: Any, what: str) -> None:
+    await asyncio.to_thread(wait_until, condition, timeout=60, what=what)
+
+
+def bodies_of(event: TriggerEvent) -> list[str]:
+    return sorted(m["body"] for m in event.payload["messages"])
+
+
+# -- watch mode -----------------------------------------------------------------------------------------------
+async def test_watch_mode_event_has_the_bodies_and_deletes_only_after_the_hand_over(
+    service: Service, queue: str
+) -> None:
+    sent = [f"w-{i}" for i in range(3)]
+    service.send(queue, sent)
+    events = trigger_for(service, queue).run()
+    try:
+        event = await next_event(events)
+        assert event.payload["queue"] == queue
+        assert bodies_of(event) == sent
+        assert all(set(m) == {"id", "body", "receive_count"} for m in event.payload["messages"])  # no receipts
+        # Handed over, but the triggerer has not asked for more yet: nothing is deleted.
+        assert service.total(queue) == 3
+        # Asking for the next event is the hand-over's end: the delivery is deleted, polling goes on.
+        pending = asyncio.ensure_future(events.__anext__())
+        await wait_for(lambda: service.total(queue) == 0, "the delivered messages to be deleted")
+        assert not pending.done()  # still waiting for new messages
+        service.send(queue, ["later"])
+        later = await asyncio.wait_for(pending, timeout=60)
+        assert bodies_of(later) == ["later"]
+    finally:
+        await events.aclose()
+
+
+async def test_watch_mode_waits_for_messages_that_arrive_later(service: Service, queue: str) -> None:
+    events = trigger_for(service, queue).run()
+    try:
+        pending = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.5)  # let it poll the empty queue a few times
+        assert not pending.done()
+        await asyncio.to_thread(service.send, queue, ["arrived"])
+        event = await asyncio.wait_for(pending, timeout=60)
+        assert bodies_of(event) == ["arrived"]
+    finally:
+        await events.aclose()
+
+
+async def test_event_per_message(service: Service, queue: str) -> None:
+    sent = [f"m-{i}" for i in range(4)]
+    service.send(queue, sent)
+    events = trigger_for(service, queue, event_per_message=True).run()
+    try:
+        got = [await next_event(events) for _ in sent]
+        assert all("messages" not in e.payload for e in got)
+        assert sorted(e.payload["message"]["body"] for e in got) == sent
+        assert len({e.payload["message"]["id"] for e in got}) == 4
+        assert service.total(queue) == 4  # not deleted before every event was handed over
+        pending = asyncio.ensure_future(events.__anext__())
+        await wait_for(lambda: service.total(queue) == 0, "the four messages to be deleted")
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+    finally:
+        await events.aclose()
+
+
+async def test_pre_delivery_delete_deletes_before_the_event(service: Service, queue: str) -> None:
+    service.send(queue, ["p-0", "p-1"])
+    events = trigger_for(service, queue, pre_delivery_delete=True).run()
+    try:
+        event = await next_event(events)
+        assert bodies_of(event) == ["p-0", "p-1"]
+        assert service.total(queue) == 0  # already gone when the event fires
+    finally:
+        await events.aclose()
+
+
+async def test_num_messages_gathers_one_delivery_from_several_receives(service: Service, queue: str) -> None:
+    service.send(queue, [f"n-{i}" for i in range(25)])
+    events = trigger_for(service, queue, batch_size=10, num_messages=20).run()
+    try:
+        event = await next_event(events)
+        assert len(event.payload["messages"]) == 20
+    finally:
+        await events.aclose()
+    assert service.total(queue) == 25  # closed before asking for more: nothing deleted
+
+
+async def test_closing_the_trigger_between_events_deletes_nothing(service: Service, queue: str) -> None:
+    """The triggerer stopping (cancel/shutdown) after an event: that delivery comes back, it is not lost."""
+    service.send(queue, ["c-0"])
+    events = trigger_for(service, queue, visibility_timeout=1).run()
+    await next_event(events)
+    await events.aclose()
+    assert await asyncio.to_thread(service.collect, queue, 1) == ["c-0"]
+
+
+@pytest.mark.parametrize(
+    "mode", [{}, {"event_per_message": True}, {"single_event": True}], ids=["batch", "per-msg", "task"]
+)
+async def test_event_payload_repr_leaves_out_bodies(service: Service, queue: str, mode: dict[str, Any]) -> None:
+    service.send(queue, ["secret-body-1", "secret-body-2"])
+    events = trigger_for(service, queue, **mode).run()
+    try:
+        event = await next_event(events)
+    finally:
+        await events.aclose()
+    assert "secret-body" in json.dumps(dict(event.payload))  # the payload carries them...
+    assert "secret-body" not in repr(event.payload)  # ...its repr (what the triggerer logs) does not
+    assert "secret-body" not in repr(event) and "secret-body" not in str(event)
+
+
+# -- task mode (a deferred sensor) -------------------------------------------------------------------------------
+async def test_task_mode_fires_once_with_receipts_and_deletes_nothing(service: Service, queue: str) -> None:
+    service.send(queue, ["t-0", "t-1", "t-2"])
+    events = trigger_for(service, queue, single_event=True, visibility_timeout=300).run()
+    event = await next_event(events)
+    with pytest.raises(StopAsyncIteration):
+        await next_event(events)
+    assert event.payload["status"] == "success"
+    assert event.payload["pre_delivery_delete"] is False
+    assert bodies_of(event) == ["t-0", "t-1", "t-2"]
+    assert all(m["receipt"] for m in event.payload["messages"])  # the worker deletes with these
+    assert service.total(queue) == 3  # the sensor deletes once the XCom is stored, not the trigger
+    assert service.drain(queue) == []  # and they are hidden meanwhile
+
+
+async def test_task_mode_missing_queue_is_an_error_event(service: Service) -> None:
+    name = fresh_name("missing")
+    event = await next_event(trigger_for(service, name, single_event=True).run())
+    assert event.payload["status"] == "error"
+    assert name in event.payload["message"]
+
+
+async def test_watch_mode_missing_queue_raises(service: Service) -> None:
+    with pytest.raises(QueueNotFoundError, match="does not exist"):
+        await next_event(trigger_for(service, fresh_name("missing")).run())
+
+
+@pytest.mark.parametrize("single_event", [False, True])
+async def test_missing_connection(single_event: bool) -> None:
+    events = QueuePollTrigger(conn_id="fluke_no_such_conn", queue="q", single_event=single_event).run()
+    if single_event:
+        event = await next_event(events)
+        assert event.payload["status"] == "error"
+        message = event.payload["message"]
+    else:
+        with pytest.raises(Exception) as raised:
+            await next_event(events)
+        message = str(raised.value)
+    assert "'fluke_no_such_conn' is not defined" in message
+    assert "'aws'" in message and "'azure_storage_queue'" in message and "'wasb'" in message
+
+
+@pytest.mark.parametrize("single_event", [False, True])
+async def test_wrong_connection_type(monkeypatch: pytest.MonkeyPatch, single_event: bool) -> None:
+    set_connection(monkeypatch, "fluke_http", {"conn_type": "http", "host": "example.com"})
+    events = QueuePollTrigger(conn_id="fluke_http", queue="q", single_event=single_event).run()
+    if single_event:
+        message = (await next_event(events)).payload["message"]
+    else:
+        with pytest.raises(ValueError) as raised:
+            await next_event(events)
+        message = str(raised.value)
+    assert "'fluke_http' has type 'http'" in message
+    assert "'aws'" in message and "'azure_storage_queue'" in message and "'wasb'" in message
+
+
+# -- construction -------------------------------------------------------------------------------------------------
+def test_serialize_round_trips_through_the_constructor() -> None:
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = QueuePollTrigger(
+        conn_id="c",
+        queue="q",
+        batch_size=7,
+        num_messages=21,
+        pre_delivery_delete=True,
+        visibility_timeout=45,
+        poke_interval=2.5,
+        wait_time_seconds=3,
+        message_encoding="base64",
+        event_per_message=True,
+        single_event=False,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "fluke_airflow.triggers.poll.QueuePollTrigger"
+    assert kwargs["batch_size"] == 7 and kwargs["message_encoding"] == "base64" and kwargs["event_per_message"]
+    # The triggerer stores kwargs serialised and rebuilds the trigger with them.
+    from airflow.sdk._shared.module_loading import import_string
+
+    stored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    rebuilt = import_string(classpath)(**stored)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
+    # The shared-stream producer is built from the same kwargs.
+    producer = QueuePollTrigger.create_shared_stream_producer(kwargs)
+    assert producer.settings == trigger.settings
+
+
+def test_watchers_of_one_queue_share_a_stream_and_task_mode_does_not() -> None:
+    a = QueuePollTrigger(conn_id="c", queue="q")
+    b = QueuePollTrigger(conn_id="c", queue="q", event_per_message=True)  # filters differ, the poll is the same
+    assert a.shared_stream_key() == b.shared_stream_key() is not None
+    assert QueuePollTrigger(conn_id="c", queue="other").shared_stream_key() != a.shared_stream_key()
+    assert QueuePollTrigger(conn_id="c", queue="q", single_event=True).shared_stream_key() is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "names"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": "10"}, TypeError, "batch_size"),
+        ({"num_messages": -1}, ValueError, "num_messages"),
+        ({"visibility_timeout": -1}, ValueError, "visibility_timeout"),
+        ({"visibility_timeout": 8 * 24 * 3600}, ValueError, "visibility_timeout"),
+        ({"wait_time_seconds": 21}, ValueError, "wait_time_seconds"),
+        ({"poke_interval": -1}, ValueError, "poke_interval"),
+        ({"pre_delivery_delete": "yes"}, TypeError, "pre_delivery_delete"),
+        ({"event_per_message": 1}, TypeError, "event_per_message"),
+        ({"message_encoding": "utf-8"}, ValueError, "message_encoding"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs: dict[str, Any], error: type[Exception], names: str) -> None:
+    with pytest.raises(error, match=names):
+        QueuePollTrigger(conn_id="c", queue="q", **kwargs)
