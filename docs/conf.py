@@ -17,7 +17,7 @@ from fluke_airflow import __version__  # noqa: E402
 
 project = "fluke-airflow"
 author = "fluke-airflow contributors"
-copyright = "fluke-airflow contributors"  # noqa: A001
+copyright = "fluke-airflow contributors"
 version = release = __version__
 
 extensions = [
