@@ -1,0 +1,235 @@
+"""``make bench`` / ``python -m bench``: run every measure and write the report.
+
+Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternating rounds,
+500 idle triggers and a 20,000-message memory run (about a quarter of an hour on 2 cores,
+most of it waiting on the triggers' 20 s and 60 s cycles and on the emulators). ``--quick`` is
+a smoke run of a few minutes that writes its report under ``.work/bench/`` instead of
+``docs/benchmarks/``; ``--full`` uses the issue's sizes throughout (5 rounds, the asyncio
+classes' throughput too, 100,000 messages for the memory run, longer windows).
+``--report-only`` re-renders the report from the last run's ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bench.protocol import ROOT, worker_env
+
+WORK = ROOT / ".work" / "bench"
+DOCS = ROOT / "docs" / "benchmarks"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    messages: int
+    rounds: int
+    with_async: bool
+    idle_triggers: int
+    idle_window: float
+    latency_samples: int
+    amazon_triggers: bool
+    parse_runs: int
+    memory_messages: int
+
+
+PRESETS = {
+    "quick": Sizes("quick", 500, 1, False, 50, 15.0, 5, False, 3, 3_000),
+    "default": Sizes("default", 2_000, 3, False, 500, 60.0, 10, True, 5, 20_000),
+    "full": Sizes("full", 2_000, 5, True, 500, 120.0, 20, True, 9, 100_000),
+}
+MEASURES = ("parse", "throughput", "memory", "idle", "latency")
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    memory = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    from fluke_airflow import __version__
+
+    names = [
+        "apache-airflow",
+        "apache-airflow-task-sdk",
+        "apache-airflow-providers-amazon",
+        "boto3",
+        "botocore",
+        "aiobotocore",
+        "aiohttp",
+        "azure-storage-queue",
+        "azure-core",
+        "moto",
+        "matplotlib",
+    ]
+    found = {"fluke-airflow": __version__, **{name: _version(name) for name in names}}
+    package = ROOT / "node_modules" / "azurite" / "package.json"
+    found["azurite"] = json.loads(package.read_text())["version"] if package.exists() else "missing"
+    return found
+
+
+def command_line(argv: list[str]) -> str:
+    if os.environ.get("MAKELEVEL"):
+        extra = os.environ.get("BENCH_ARGS", "").strip()
+        return "make bench" + (f" BENCH_ARGS='{extra}'" if extra else "")
+    return " ".join(["python -m bench", *argv])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a smoke run of a few minutes (report under .work/bench)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (about an hour)")
+    parser.add_argument("--messages", type=int, help="messages per throughput run (default 2000)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds of the throughput runs")
+    parser.add_argument("--only", nargs="+", choices=MEASURES, help="run only these measures")
+    parser.add_argument("--out", type=Path, help="report folder (default docs/benchmarks; --quick: .work/bench/report)")
+    parser.add_argument(
+        "--unpatched-moto", action="store_true", help="run moto as shipped (see bench/moto_server.py for why not)"
+    )
+    parser.add_argument("--report-only", action="store_true", help="re-render the report from the last results.json")
+    return parser.parse_args(argv)
+
+
+def save(results: dict[str, Any]) -> None:
+    """Keep what was measured so far (``.work/bench/partial.json``), should a later measure fail."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "partial.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, Any]:
+    from bench.flukeapi import ensure_venv
+    from bench.memory import run_memory
+    from bench.parse_cost import run_parse_cost
+    from bench.services import running_services
+    from bench.throughput import Contenders, run_throughput
+    from bench.triggers import run_idle, run_latency
+
+    measures = set(args.only or MEASURES)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command_line(argv),
+        "sizes": asdict(sizes),
+        "machine": machine(),
+        "versions": versions(),
+        "moto_patched": not args.unpatched_moto,
+        "measures": sorted(measures),
+    }
+    WORK.mkdir(parents=True, exist_ok=True)
+    airflow_home = WORK / "airflow-home"
+    log(f"fluke-airflow benchmarks ({sizes.name}): {', '.join(m for m in MEASURES if m in measures)}")
+
+    if "parse" in measures:
+        log("DAG-parse cost")
+        parse = run_parse_cost(worker_env({}, airflow_home), WORK, sizes.parse_runs, log=log)
+        results["parse"] = parse.runs
+        save(results)
+
+    log("fluke-api 0.5.0: its own virtualenv")
+    fluke_api_python = ensure_venv(WORK)
+    with running_services(WORK / "logs", patch_moto=not args.unpatched_moto) as services:
+        contenders = Contenders(services, fluke_api_python, WORK)
+        results["versions_fluke_api"] = contenders.versions()
+        if "throughput" in measures:
+            log(f"Throughput: {sizes.messages} messages, {sizes.rounds} round(s)")
+            throughput = run_throughput(
+                services, contenders, sizes.messages, sizes.rounds, with_async=sizes.with_async, log=log
+            )
+            results["throughput"] = throughput.to_json()
+            save(results)
+        if "memory" in measures:
+            log(f"Memory: polling {sizes.memory_messages} messages")
+            memory = run_memory(services, contenders, sizes.memory_messages, log=log)
+            results["memory"] = asdict(memory)
+            save(results)
+        kinds = ["fluke", "amazon"] if sizes.amazon_triggers else ["fluke"]
+        if "idle" in measures:
+            results["idle"] = {}
+            for kind in kinds:
+                log(f"Idle triggers: {sizes.idle_triggers} x {kind}")
+                idle = run_idle(
+                    services, contenders.env, WORK, kind, sizes.idle_triggers, window=sizes.idle_window, log=log
+                )
+                results["idle"][kind] = {
+                    **vars(idle),
+                    "requests": dict(idle.requests),
+                    "open_requests": dict(idle.open_requests),
+                }
+                save(results)
+        if "latency" in measures:
+            results["latency"] = {}
+            for kind in kinds:
+                log(f"Arrival latency: {kind}")
+                latency = run_latency(services, contenders.env, WORK, kind, sizes.latency_samples, log=log)
+                results["latency"][kind] = asdict(latency)
+                save(results)
+    results["machine"]["load_average_end"] = list(os.getloadavg())
+    results["seconds"] = time.monotonic() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    sizes = PRESETS["quick" if args.quick else "full" if args.full else "default"]
+    if args.messages:
+        sizes = replace(sizes, messages=args.messages)
+    if args.rounds:
+        sizes = replace(sizes, rounds=args.rounds)
+    out = args.out or (WORK / "report" if args.quick else DOCS)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "results.json"
+    if args.report_only:
+        results = json.loads(raw.read_text())
+    else:
+        results = run(args, sizes, argv)
+        raw.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    from bench.build_report import write_report
+
+    write_report(results, out)
+    log(f"Report: {out / 'README.md'} (and index.rst, charts); took {results.get('seconds', 0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Push and poll+delete throughput and requests per message, contenders alternating by round.
+
+Each round runs, for each (service, operation), every contender once, in an order that is
+reversed every other round (ABC, CBA, ABC, ...). A contender's push fills a fresh queue with
+``messages`` bodies of ~200 bytes; the same contender then polls that full queue empty.
+Wall time counts from the contender's ``go`` to its last request (the queue is opened before,
+and opening requests are counted separately); requests are counted by the proxy, per operation.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.protocol import Worker, worker_env
+from bench.services import Services, snapshot
+
+# Contender ids -> labels for the report.
+LABELS = {
+    "ours": "fluke-airflow (sync)",
+    "ours-async": "fluke-airflow (async)",
+    "fluke-api": "fluke-api 0.5.0",
+    "airflow": "amazon provider SqsHook",
+}
+SERVICES = {"sqs": "Amazon SQS (moto)", "azure": "Azure Queue Storage (Azurite)"}
+
+
+def contenders_for(service: str, with_async: bool = True) -> list[str]:
+    ours = ["ours", "ours-async"] if with_async else ["ours"]
+    if service == "sqs":
+        return [*ours, "fluke-api", "airflow"]
+    return [*ours, "fluke-api"]
+
+
+def batch_size(contender: str, service: str) -> int:
+    """Ours: 100 on SQS (the issue's setting), 32 on Azure (one receive's maximum).
+    fluke-api: 10, the most it can use (see fluke_api_runner). The provider: 10 per receive."""
+    if contender in ("ours", "ours-async"):
+        return 100 if service == "sqs" else 32
+    return 10
+
+
+@dataclass
+class Run:
+    service: str
+    op: str
+    contender: str
+    round: int
+    messages: int
+    seconds: float
+    until_last_message: float
+    requests: Counter[str]
+    open_requests: Counter[str]
+
+    @property
+    def throughput(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def per_message(self) -> float:
+        return sum(self.requests.values()) / self.messages
+
+
+@dataclass
+class ThroughputResults:
+    messages: int
+    rounds: int
+    runs: list[Run] = field(default_factory=list)
+
+    def select(self, service: str, op: str, contender: str) -> list[Run]:
+        return [r for r in self.runs if (r.service, r.op, r.contender) == (service, op, contender)]
+
+    def median_throughput(self, service: str, op: str, contender: str) -> float:
+        return statistics.median(r.throughput for r in self.select(service, op, contender))
+
+    def median_per_message(self, service: str, op: str, contender: str) -> float:
+        return statistics.median(r.per_message for r in self.select(service, op, contender))
+
+    def requests_by_operation(self, service: str, op: str, contender: str) -> dict[str, float]:
+        """Median requests per message, by service operation."""
+        runs = self.select(service, op, contender)
+        names = sorted({name for r in runs for name in r.requests})
+        return {n: statistics.median(r.requests[n] / r.messages for r in runs) for n in names}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "rounds": self.rounds,
+            "runs": [
+                {
+                    "service": r.service,
+                    "op": r.op,
+                    "contender": r.contender,
+                    "round": r.round,
+                    "messages": r.messages,
+                    "seconds": r.seconds,
+                    "until_last_message": r.until_last_message,
+                    "requests": dict(r.requests),
+                    "open_requests": dict(r.open_requests),
+                }
+                for r in self.runs
+            ],
+        }
+
+
+class Contenders:
+    """Starts a worker for one contender and runs one operation in it."""
+
+    def __init__(self, services: Services, fluke_api_python: Path, work: Path) -> None:
+        self.services = services
+        self.fluke_api_python = fluke_api_python
+        self.work = work
+        self.env = worker_env(services.airflow_connections(), work / "airflow-home")
+        self.fluke_api_env = dict(
+            self.env,
+            AWS_ENDPOINT_URL_SQS=services.sqs_proxy.url,
+            AWS_DEFAULT_REGION=services.moto.region,
+        )
+
+    def spec(self, contender: str, service: str, op: str, queue: str, **extra: Any) -> dict[str, Any]:
+        spec = {"contender": contender, "service": service, "op": op, "queue": queue, **extra}
+        if service == "sqs":
+            spec["sqs"] = self.services.sqs_spec()
+        else:
+            spec["azure_conn_string"] = self.services.azure_conn_string
+        return spec
+
+    def start(self, contender: str, name: str) -> Worker:
+        log = self.work / "logs" / "workers.log"
+        if contender == "fluke-api":
+            argv = [str(self.fluke_api_python), str(Path(__file__).with_name("fluke_api_runner.py"))]
+            return Worker(argv, self.fluke_api_env, log, name)
+        return Worker([sys.executable, "-m", "bench.runner"], self.env, log, name)
+
+    def run(self, contender: str, service: str, op: str, queue: str, timeout: float, **extra: Any) -> dict[str, Any]:
+        """Run one operation; returns the worker's ``done`` event plus the proxy's counts."""
+        proxy = self.services.sqs_proxy if service == "sqs" else self.services.azure_proxy
+        worker = self.start(contender, f"{contender}:{service}:{op}")
+        try:
+            proxy.reset()
+            worker.send(**self.spec(contender, service, op, queue, **extra))
+            worker.expect("ready", timeout=120)
+            opened = snapshot(proxy)
+            proxy.reset()
+            worker.send(event="go")
+            done = worker.expect("done", timeout=timeout)
+            done["requests"] = snapshot(proxy)
+            done["open_requests"] = opened
+        finally:
+            worker.finish()
+        return done
+
+    def versions(self) -> dict[str, str]:
+        worker = Worker(
+            [str(self.fluke_api_python), str(Path(__file__).with_name("fluke_api_runner.py"))],
+            self.fluke_api_env,
+            self.work / "logs" / "workers.log",
+            "fluke-api:versions",
+        )
+        try:
+            worker.send(op="versions")
+            return dict(worker.expect("versions", timeout=60)["versions"])
+        finally:
+            worker.finish()
+
+
+def _verify(services: Services, service: str, queue: str, expected: int) -> None:
+    """The queue holds exactly ``expected`` messages (checked directly on the emulator)."""
+    if service == "sqs":
+        visible, in_flight = services.sqs.counts(queue)
+        found = visible + in_flight
+    else:
+        found = services.azure.count(queue)
+    if found != expected:
+        raise RuntimeError(f"{service} queue {queue} holds {found} messages, expected {expected}")
+
+
+def _seed(services: Services, service: str, queue: str, messages: int, tag: str) -> None:
+    from bench.data import bodies
+
+    admin = services.sqs if service == "sqs" else services.azure
+    admin.send(queue, bodies(messages, tag=tag))
+
+
+def run_throughput(
+    services: Services,
+    contenders: Contenders,
+    messages: int,
+    rounds: int,
+    with_async: bool = True,
+    log: Any = print,
+) -> ThroughputResults:
+    """Push: each contender fills a fresh queue. Poll: each contender empties a fresh queue that
+    the benchmark filled directly. A queue is deleted as soon as it was checked, so only one
+    queue holds messages at any time: Azurite's delete and receive cost grows with every
+    message of the account, and moto's with every message of the queue."""
+    results = ThroughputResults(messages=messages, rounds=rounds)
+    timeout = max(300.0, messages * 0.1)
+    for round_index in range(rounds):
+        for service in ("sqs", "azure"):
+            order = contenders_for(service, with_async)
+            if round_index % 2:
+                order = order[::-1]
+            admin = services.sqs if service == "sqs" else services.azure
+            for op in ("push", "poll"):
+                for contender in order:
+                    queue = admin.create(f"tp-{op}")
+                    try:
+                        if op == "poll":
+                            _seed(services, service, queue, messages, tag=f"s{round_index}-")
+                        started = time.monotonic()
+                        done = contenders.run(
+                            contender,
+                            service,
+                            op,
+                            queue,
+                            timeout,
+                            messages=messages,
+                            batch_size=batch_size(contender, service),
+                            tag=f"r{round_index}-",
+                        )
+                        if done["count"] != messages:
+                            raise RuntimeError(f"{contender} {op} on {service} handled {done['count']} of {messages}")
+                        _verify(services, service, queue, messages if op == "push" else 0)
+                    finally:
+                        admin.delete(queue)
+                    run = Run(
+                        service,
+                        op,
+                        contender,
+                        round_index,
+                        messages,
+                        float(done["seconds"]),
+                        float(done["until_last_message"]),
+                        Counter(done["requests"]),
+                        Counter(done["open_requests"]),
+                    )
+                    results.runs.append(run)
+                    log(
+                        f"  round {round_index + 1}/{rounds} {service:5} {op:4} {LABELS[contender]:26} "
+                        f"{run.throughput:8.0f} msg/s  {run.per_message:.3f} req/msg  "
+                        f"({time.monotonic() - started:.1f}s)"
+                    )
+    return results
