@@ -202,6 +202,27 @@ def build(results: dict[str, Any], out: Path) -> Report:
                 )
             )
             sections.extend(_throughput_notes(t, service, op, met, target))
+            odd = []
+            for r in t.runs:
+                if (r["service"], r["op"]) != (service, op) or "handled" not in r:
+                    continue
+                who = f"{LABELS[r['contender']]}, round {r['round'] + 1}"
+                if op == "push" and (r["failed"] or r["left"] != r["messages"]):
+                    odd.append(f"{who}: {r['failed']} push(es) reported failed, {r['left']:,} messages in the queue")
+                if op == "poll" and (r["handled"] != r["messages"] or r["left"]):
+                    odd.append(
+                        f"{who}: handed out {r['handled']:,} for {r['messages']:,} messages, "
+                        f"{r['left']:,} left in the queue when the poll ended"
+                    )
+            if odd:
+                sections.append(
+                    Para(
+                        "Not every run was clean (a poll is at least once: a message whose delete failed or whose "
+                        "visibility timeout ran out comes back, and a poll that ends at the first empty receive "
+                        "leaves messages that are still hidden): " + "; ".join(odd) + ". Rates count the "
+                        f"{t.messages:,} messages of the run."
+                    )
+                )
         bar_chart(
             out / "throughput.png",
             panels,

@@ -56,6 +56,12 @@ class Run:
     until_last_message: float
     requests: Counter[str]
     open_requests: Counter[str]
+    handled: int = 0
+    """Messages pushed, or handed to the consumer (more than ``messages`` when some came twice)."""
+    left: int = 0
+    """Messages in the queue afterwards (push: should be ``messages``; poll: 0)."""
+    failed: int = 0
+    """Pushes the contender reported as failed."""
 
     @property
     def throughput(self) -> float:
@@ -102,6 +108,9 @@ class ThroughputResults:
                     "until_last_message": r.until_last_message,
                     "requests": dict(r.requests),
                     "open_requests": dict(r.open_requests),
+                    "handled": r.handled,
+                    "left": r.left,
+                    "failed": r.failed,
                 }
                 for r in self.runs
             ],
@@ -169,15 +178,12 @@ class Contenders:
             worker.finish()
 
 
-def _verify(services: Services, service: str, queue: str, expected: int) -> None:
-    """The queue holds exactly ``expected`` messages (checked directly on the emulator)."""
+def _left(services: Services, service: str, queue: str) -> int:
+    """Messages in the queue, visible or not (asked directly on the emulator)."""
     if service == "sqs":
         visible, in_flight = services.sqs.counts(queue)
-        found = visible + in_flight
-    else:
-        found = services.azure.count(queue)
-    if found != expected:
-        raise RuntimeError(f"{service} queue {queue} holds {found} messages, expected {expected}")
+        return visible + in_flight
+    return services.azure.count(queue)
 
 
 def _seed(services: Services, service: str, queue: str, messages: int, tag: str) -> None:
@@ -224,9 +230,9 @@ def run_throughput(
                             batch_size=batch_size(contender, service),
                             tag=f"r{round_index}-",
                         )
-                        if done["count"] != messages:
-                            raise RuntimeError(f"{contender} {op} on {service} handled {done['count']} of {messages}")
-                        _verify(services, service, queue, messages if op == "push" else 0)
+                        # Recorded, not enforced: a push may fail a message, a poll may hand one out
+                        # twice (at least once) or end while some are still hidden; the report says so.
+                        left = _left(services, service, queue)
                     finally:
                         admin.delete(queue)
                     run = Run(
@@ -239,6 +245,9 @@ def run_throughput(
                         float(done["until_last_message"]),
                         Counter(done["requests"]),
                         Counter(done["open_requests"]),
+                        int(done["count"]),
+                        left,
+                        int(done.get("failed", 0)),
                     )
                     results.runs.append(run)
                     log(
