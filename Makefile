@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo demo-keep lint docs bench setup chromium clean
+.PHONY: test demo demo-keep lint docs bench soak setup chromium clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -43,6 +43,11 @@ docs: setup
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The chaos suite at soak size (make test runs it with 100 messages per scenario).
+SOAK_MESSAGES ?= 3000
+soak: setup
+	FLUKE_CHAOS_MESSAGES=$(SOAK_MESSAGES) $(PY) -m pytest tests/chaos -o timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .work docs/_build
