@@ -10,6 +10,7 @@ renewal, so there the sensor hides them for ``visibility_timeout`` once, at deli
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -51,6 +52,12 @@ class QueueSettleSensor(BaseSensorOperator):
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", max(1.0, min(30.0, visibility_timeout / 3)))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
+        # Airflow 3.3.2 can fail a rescheduled task when the scheduler handles the previous poke's
+        # executor event only after queueing the next one ("finished with state success, but the
+        # task instance's state attribute is queued"). Every poke is idempotent: retry it, or the
+        # run's messages would stay unsettled (redelivered after visibility_timeout, success or not).
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=kwargs["poke_interval"]))
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.queue_name = queue
