@@ -344,7 +344,7 @@ def build(results: dict[str, Any], out: Path) -> Report:
                     mb(r["baseline_rss"]),
                     mb(above),
                     f"{above / r['count'] / 1e6:.2f} MB",
-                    f"{r['cpu_percent']:.1f} %",
+                    f"{r['cpu_percent']:.2f} %",
                     num(per_min),
                     f"{per_min / r['count']:.2f}",
                     f"{r['alive']} / {r['count']}",
@@ -358,7 +358,7 @@ def build(results: dict[str, Any], out: Path) -> Report:
                 [
                     f"{f['count']} idle `QueuePollTrigger`s in one loop",
                     "≤ 150 MB above baseline, ≤ 5 % of one core; report requests/min",
-                    f"{mb(above)}, {f['cpu_percent']:.1f} % CPU, "
+                    f"{mb(above)}, {f['cpu_percent']:.2f} % CPU, "
                     f"{num(sum(f['requests'].values()) * 60 / f['window'])} requests/min",
                     verdict(above <= 150e6 and f["cpu_percent"] <= 5.0),
                 ]
@@ -372,7 +372,8 @@ def build(results: dict[str, Any], out: Path) -> Report:
                 "(`single_event=True`, all else default: 20 s long polls); `SqsSensorTrigger` with its defaults "
                 "(`max_messages=5`, `wait_time_seconds=1`, `waiter_delay=60`). The triggers start one after "
                 "another over one polling cycle (20 s; 61 s), as deferred tasks arrive at different times; "
-                f"after 5 s more, a window of {num(next(iter(idle.values()))['window'])} s measures the worker's "
+                "once every trigger has sent its first receive, and 5 s more, a window of "
+                f"{num(next(iter(idle.values()))['window'])} s measures the worker's "
                 "RSS (peak, above the baseline: the loop running with every library imported, before the first "
                 "trigger), its CPU time over wall time, and the requests at the proxy. Opening requests "
                 "(`GetQueueUrl`, `GetQueueAttributes`) fall before the window."
@@ -728,6 +729,7 @@ def build(results: dict[str, Any], out: Path) -> Report:
                 ["charts", f"matplotlib {v.get('matplotlib', '?')}"],
             ],
         ),
+        *_notes(results),
         Heading("Emulator caveats", 3),
         Bullets(
             [
@@ -761,6 +763,12 @@ def build(results: dict[str, Any], out: Path) -> Report:
         ),
     )
     return report
+
+
+def _notes(results: dict[str, Any]) -> list[Heading | Bullets]:
+    if not results.get("notes"):
+        return []
+    return [Heading("Notes on this run", 3), Bullets([str(note) for note in results["notes"]])]
 
 
 def _pct(ordered: list[float], q: float) -> float:
@@ -860,7 +868,7 @@ def _idle_notes(idle: dict[str, Any]) -> list[Any]:
         text = (
             f"{f['count']} `QueuePollTrigger` instances hold {mb(above)} above the baseline, "
             f"{per_trigger / 1e6:.2f} MB each, and "
-            f"use {f['cpu_percent']:.1f} % of one core for {requests * 60 / f['window']:,.0f} requests per minute "
+            f"use {f['cpu_percent']:.2f} % of one core for {requests * 60 / f['window']:,.0f} requests per minute "
             f"({requests * 60 / f['window'] / f['count']:.2f} per trigger: one 20 s long poll after another)."
         )
         if above > 150e6:

@@ -5,7 +5,8 @@ trigger on a queue of its own, and count requests at the proxy in front of moto.
 
 * Idle: ``count`` triggers on empty queues, started one after another over ``ramp`` seconds
   (a triggerer receives deferred tasks at different times; the amazon trigger's 60 s cycle
-  would otherwise put all its requests into one burst). After ``settle`` seconds, a window of
+  would otherwise put all its requests into one burst). Once every trigger has sent its first
+  receive, and ``settle`` seconds more, a window of
   ``window`` seconds: RSS above the baseline (the loop with every library imported, before the
   first trigger), CPU time of the process over wall time, and requests per minute.
 * Latency: ``samples`` triggers, all started at once; after ``settle`` seconds, one message is
@@ -121,6 +122,11 @@ def run_idle(
         proxy.reset()
         worker.send(event="go")
         worker.expect("started", timeout=ramp + 300)
+        # Every trigger has opened its queue and sent its first receive (on a loaded machine the
+        # last ones can still be opening when the ramp ends); only then the settle time and the window.
+        deadline = time.monotonic() + 300
+        while proxy.total("ReceiveMessage") < count and time.monotonic() < deadline:
+            time.sleep(0.2)
         rss_started = process.memory_info().rss
         time.sleep(settle)
         opened = snapshot(proxy)
