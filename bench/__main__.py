@@ -123,7 +123,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=MEASURES, help="run only these measures")
     parser.add_argument("--out", type=Path, help="report folder (default docs/benchmarks; --quick: .work/bench/report)")
     parser.add_argument(
-        "--unpatched-moto", action="store_true", help="run moto as shipped (see bench/moto_server.py for why not)"
+        "--unpatched-moto", action="store_true", help="moto without the speed patches (bench/moto_server.py says why)"
     )
     parser.add_argument("--report-only", action="store_true", help="re-render the report from the last results.json")
     return parser.parse_args(argv)

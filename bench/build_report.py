@@ -737,7 +737,8 @@ def build(results: dict[str, Any], out: Path) -> Report:
                 "attributes (three scans of the queue, two datetimes per message), every received message does "
                 "so three times, and every delete scans the queue twice. At 2,000 messages every contender ran "
                 "at ~35 messages/s whatever its client did. `bench/moto_server.py` starts moto with patches "
-                "that change cost, not behaviour (documented in that file); `--unpatched-moto` runs it as shipped.",
+                "that change cost, not behaviour (documented in that file); `--unpatched-moto` runs it without "
+                "them (the thread-safety patch of `devtools/moto_server.py` applies in every run).",
                 "Azurite runs on one Node.js thread and keeps every queue's messages in one indexed Loki "
                 "collection, so a receive or delete costs O(messages in the account). The benchmark keeps one "
                 "queue filled at a time and runs Azurite with `--inMemoryPersistence --silent` (no database "

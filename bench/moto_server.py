@@ -17,6 +17,7 @@ clients at the issue's 2,000 messages:
    that has the handle and removes just that one.
 
 A receive still scans the visible messages (O(n) per request), for every contender alike.
+On top, :mod:`devtools.moto_server`'s thread-safety patch applies, as in the test suite.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def patch_moto() -> None:
 
 
 def main() -> None:
+    from devtools.moto_server import patch_thread_safety
+
     patch_moto()
+    patch_thread_safety()  # as in every other use of moto here: no races between server threads
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

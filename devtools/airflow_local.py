@@ -305,6 +305,20 @@ class LocalAirflow:
         assert component.process is not None
         os.kill(component.process.pid, sig)
 
+    def process_states(self, name: str) -> list[str]:
+        """``pid name status`` of the component's processes, for failure messages."""
+        component = self._component(name)
+        if not component.running:
+            return []
+        assert component.process is not None
+        import psutil
+
+        try:
+            main = psutil.Process(component.process.pid)
+            return [f"{p.pid} {p.name()} {p.status()}" for p in [main, *main.children(recursive=True)]]
+        except psutil.Error as error:
+            return [f"unavailable: {error}"]
+
     def start(self, timeout: float = 240.0) -> None:
         self.migrate()
         for name in COMPONENTS:

@@ -91,13 +91,13 @@ class MotoSQS(_Process):
     @classmethod
     def create(cls, port: int | None = None, log_path: Path | None = None) -> MotoSQS:
         port = port or free_port()
-        moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
         secret = secrets.token_urlsafe(30)
         ISSUED_SECRETS.append(secret)
         return cls(
             name="moto_server",
             port=port,
-            command=[moto, "-H", "127.0.0.1", "-p", str(port)],
+            # moto_server, made thread-safe (see devtools/moto_server.py)
+            command=[sys.executable, str(ROOT / "devtools" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
             log_path=log_path,
             access_key_id="AKIA" + secrets.token_hex(8).upper(),
             secret_access_key=secret,

@@ -9,6 +9,7 @@ is refreshed for long-running triggers too, without a second configuration.
 from __future__ import annotations
 
 import asyncio
+import threading
 from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -86,24 +87,33 @@ def _bridge_credentials(credentials: botocore.credentials.Credentials) -> Any:
 
 
 _LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
 
 
-async def _shared_loader() -> Any:
-    """botocore's data loader, created and warmed with the SQS model off the event loop."""
+def _warm_loader() -> Any:
+    """Create the shared loader once, even when many threads ask at the same moment."""
     global _LOADER
-    if _LOADER is None:
-
-        def warm() -> Any:
+    with _LOADER_LOCK:
+        if _LOADER is None:
             from botocore.loaders import create_loader
 
             loader = create_loader()
             loader.load_service_model("sqs", "service-2")
             loader.load_data("endpoints")
             loader.load_data("partitions")
-            return loader
-
-        _LOADER = await asyncio.to_thread(warm)
+            _LOADER = loader
     return _LOADER
+
+
+async def _shared_loader() -> Any:
+    """botocore's data loader, created and warmed with the SQS model off the event loop.
+
+    One per process: its parsed endpoint data alone is ~30 MB of Python objects, and a
+    triggerer that restarts starts all its triggers at once (each used to build its own).
+    """
+    if _LOADER is not None:
+        return _LOADER
+    return await asyncio.to_thread(_warm_loader)
 
 
 class AWSAuth:

@@ -175,6 +175,19 @@ async def test_async_client_uses_bridged_credentials(moto, sqs_queue):
         assert await queue.push("bridged") is True
 
 
+async def test_async_clients_started_together_share_one_loader(monkeypatch):
+    """A restarted triggerer opens all its triggers at once: one botocore loader (~30 MB of
+    parsed endpoint data) must serve them all, not one each."""
+    import asyncio
+
+    from fluke_airflow.auth import aws
+
+    monkeypatch.setattr(aws, "_LOADER", None)
+    loaders = await asyncio.gather(*(aws._shared_loader() for _ in range(12)))
+    assert len({id(loader) for loader in loaders}) == 1
+    assert loaders[0] is aws._LOADER
+
+
 # -- secrets stay secret ----------------------------------------------------------------------------
 async def test_no_secret_in_repr_or_str(moto):
     auth = AWSAuth("AKIAEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SESSIONTOKEN-abc123")

@@ -508,15 +508,19 @@ def test_triggerer_killed_while_several_triggers_hold_messages(faults: Faults) -
         airflow.signal_main_process("triggerer", signal.SIGSTOP)
         post = Ledger("triggerer SIGKILL, post-delivery", pushed=post_q.push("trig-post", pushed))
         pre = Ledger("triggerer SIGKILL, pre-delivery", pushed=pre_q.push("trig-pre", pushed))
-        wait_until(
-            f"the {2 * sensors} triggers to receive {per_run} messages each",
-            lambda: (
-                post_q.counts() == {"visible": pushed - held, "in_flight": held, "delayed": 0}
-                and pre_q.counts() == {"visible": pushed - held, "in_flight": 0, "delayed": 0}
-            ),
-            timeout=60,
-            interval=0.2,
-        )
+        seen: dict[str, Any] = {}
+        post_held = {"visible": pushed - held, "in_flight": held, "delayed": 0}  # in flight until the kill
+        pre_held = {"visible": pushed - held, "in_flight": 0, "delayed": 0}  # deleted before delivery
+
+        def all_received() -> bool:
+            seen.update(post=post_q.counts(), pre=pre_q.counts(), after=round(time.monotonic() - pushed_at, 1))
+            return bool(seen["post"] == post_held and seen["pre"] == pre_held)
+
+        pushed_at = time.monotonic()
+        try:
+            wait_until(f"the {2 * sensors} triggers to receive {per_run} messages each", all_received, 60, 0.2)
+        except AirflowError as error:
+            raise AirflowError(f"{error}; last counts {seen}; runner: {airflow.process_states('triggerer')}") from None
         airflow.kill_component("triggerer")  # SIGKILL, whole process group
     except BaseException:
         airflow.kill_component("triggerer")

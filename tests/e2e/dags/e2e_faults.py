@@ -128,7 +128,7 @@ def _deferred_dag(dag_id: str, *, pre_delivery_delete: bool) -> DAG:
             pre_delivery_delete=pre_delivery_delete,
             deferrable=True,
             wait_time_seconds=5,
-            visibility_timeout=15,  # what a killed triggerer held comes back after 15 s
+            visibility_timeout=30,  # what a killed triggerer held comes back after 30 s
             timeout=600,
             retries=1,
             retry_delay=timedelta(seconds=2),
