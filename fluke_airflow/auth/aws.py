@@ -14,6 +14,8 @@ from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from fluke_airflow.auth.sharing import ClientShare
+
 if TYPE_CHECKING:
     import boto3
     import botocore.credentials
@@ -164,6 +166,7 @@ class AWSAuth:
         self.verify = verify
         self.botocore_config = botocore_config
         self._session: botocore.session.Session | None = None
+        self._share: ClientShare | None = None
 
     # -- other ways in ---------------------------------------------------------------------
     @classmethod
@@ -289,6 +292,19 @@ class AWSAuth:
         if credentials is not None:
             aio._credentials = _bridge_credentials(credentials)
         return aio.create_client(service, **kwargs)  # type: ignore[no-any-return]
+
+    async def acquire_shared_async_client(self) -> Any:
+        """The aiobotocore SQS client that this auth shares among the async queues opened with
+        ``share_client=True`` on the running event loop (triggers of one connection); give it
+        back with :meth:`release_shared_async_client`."""
+        if self._share is None:
+            self._share = ClientShare(lambda pool: self.create_async_client("sqs", max_pool_connections=pool))
+        return await self._share.acquire()
+
+    async def release_shared_async_client(self, client: Any) -> None:
+        """Give back a client of :meth:`acquire_shared_async_client`; the last user closes it."""
+        if self._share is not None:
+            await self._share.release(client)
 
     def __repr__(self) -> str:
         if self._key_id is not None:

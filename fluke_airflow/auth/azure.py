@@ -8,8 +8,12 @@ the asyncio queue clients each need a credential of their own flavour
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from fluke_airflow.auth.sharing import ClientShare
 
 Method = Literal["connection_string", "account_key", "sas_token", "service_principal", "managed_identity", "default"]
 
@@ -62,6 +66,7 @@ class AzureAuth:
         self._secret = secret
         self._options = options
         self.client_options: dict[str, Any] = {}
+        self._share: ClientShare | None = None
 
     # -- constructors ---------------------------------------------------------------------------
     @classmethod
@@ -212,6 +217,39 @@ class AzureAuth:
         credential = self.credential(asynchronous=asynchronous)
         closable = credential if hasattr(credential, "close") else None
         return cls(self.account_url or "", *args, credential=credential, **kwargs), closable
+
+    async def acquire_shared_service_client(self) -> Any:
+        """The asyncio ``QueueServiceClient`` that this auth shares among the async queues opened
+        with ``share_client=True`` on the running event loop (their queue clients come from it
+        and use its connection pool); give it back with :meth:`release_shared_service_client`."""
+        if self._share is None:
+            self._share = ClientShare(self._open_shared_service_client)
+        return await self._share.acquire()
+
+    async def release_shared_service_client(self, client: Any) -> None:
+        """Give back a client of :meth:`acquire_shared_service_client`; the last user closes it."""
+        if self._share is not None:
+            await self._share.release(client)
+
+    async def _open_shared_service_client(self, pool_connections: int) -> AbstractAsyncContextManager[Any]:
+        import aiohttp
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        # The SDK's aiohttp session allows 100 connections; a shared client serves up to MAX_USERS queues.
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool_connections))
+        transport = AioHttpTransport(session=session, session_owner=True)
+        client, credential = self.create_service_client(asynchronous=True, transport=transport)
+
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[Any]:
+            try:
+                yield client
+            finally:
+                await client.close()
+                if credential is not None:
+                    await credential.close()
+
+        return opened()
 
     def __repr__(self) -> str:
         return f"AzureAuth(method={self.method!r}, account_url={self.account_url!r})"

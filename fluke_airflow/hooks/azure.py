@@ -8,6 +8,7 @@ from airflow.sdk import BaseHook
 
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureStorageQueue
 
 if TYPE_CHECKING:
@@ -87,11 +88,19 @@ class AzureStorageQueueHook(BaseHook):
         conn = self._get_conn()
         return AzureStorageQueue(self._auth_from(conn), queue, **self._queue_options(conn, kwargs))
 
-    async def aget_queue(self, queue: str, **kwargs: Any) -> AsyncAzureStorageQueue:
+    async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncAzureStorageQueue:
+        """An async queue; with ``share_client=True`` (triggers) its queue client comes from the
+        service client that every queue of this connection shares on the running event loop."""
         if self._connection is None:
             self._connection = await self.aget_connection(self.conn_id)
         conn = self._connection
-        return AsyncAzureStorageQueue(self._auth_from(conn), queue, **self._queue_options(conn, kwargs))
+        if share_client:
+            key = (self.conn_id, connection_fingerprint(conn))
+            auth = SHARED_AUTHS.get(key, lambda: self._auth_from(conn))
+        else:
+            auth = self._auth_from(conn)
+        options = self._queue_options(conn, kwargs)
+        return AsyncAzureStorageQueue(auth, queue, share_client=share_client, **options)
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: list one queue of the account with these credentials."""
@@ -125,3 +134,6 @@ def _safe_error(error: Exception) -> str:
     if code or reason:
         return f"{type(error).__name__}: {code or reason}"
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+SHARED_AUTHS: SharedAuths[AzureAuth] = SharedAuths()

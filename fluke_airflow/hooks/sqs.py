@@ -14,6 +14,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from fluke_airflow.auth.aws import AWSAuth
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
 
 
@@ -37,7 +38,19 @@ class AmazonSQSQueueHook(AwsBaseHook):
     def get_queue(self, queue: str, **kwargs: Any) -> AmazonSQSQueue:
         return AmazonSQSQueue(self.get_auth(), queue, **kwargs)
 
-    async def aget_queue(self, queue: str, **kwargs: Any) -> AsyncAmazonSQSQueue:
+    async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncAmazonSQSQueue:
+        """An async queue; with ``share_client=True`` (triggers) it uses the client that every
+        queue of this connection shares on the running event loop, and the connection's
+        credentials are resolved once (one role assumption, not one per trigger)."""
         # Reading the connection and building a session may block (STS, files): not on the loop.
-        auth = await asyncio.to_thread(self.get_auth)
-        return AsyncAmazonSQSQueue(auth, queue, **kwargs)
+        auth = await asyncio.to_thread(self._shared_auth if share_client else self.get_auth)
+        return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **kwargs)
+
+    def _shared_auth(self) -> AWSAuth:
+        """The auth of this connection, as it is now, that async queues share."""
+        conn = self.get_connection(self.aws_conn_id) if self.aws_conn_id else None
+        key = (self.aws_conn_id, self.region_name, connection_fingerprint(conn) if conn else "")
+        return SHARED_AUTHS.get(key, self.get_auth)
+
+
+SHARED_AUTHS: SharedAuths[AWSAuth] = SharedAuths()

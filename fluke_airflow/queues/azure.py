@@ -63,6 +63,7 @@ class _AzureProtocol:
 
     delete_chunk_size = 1
     visibility_chunk_size = 1
+    receive_chunk_size = RECEIVE_LIMIT
 
     def __init__(self, queue: str, encoding: Encoding) -> None:
         self.queue = queue
@@ -216,9 +217,18 @@ class AsyncAzureTransport(_AzureProtocol):
         self._errors = AzureError
         self.client: Any = None
         self._credential: Any = None
+        self._auth: AzureAuth | None = None  # set while holding the auth's shared service client
+        self._service: Any = None
 
-    async def connect(self, auth: AzureAuth) -> AsyncAzureTransport:
-        self.client, self._credential = auth.create_queue_client(self.queue, asynchronous=True, **self._client_kwargs())
+    async def connect(self, auth: AzureAuth, *, shared: bool = False) -> AsyncAzureTransport:
+        if shared:
+            self._service = await auth.acquire_shared_service_client()
+            self._auth = auth
+            self.client = self._service.get_queue_client(self.queue, **self._client_kwargs())
+        else:
+            self.client, self._credential = auth.create_queue_client(
+                self.queue, asynchronous=True, **self._client_kwargs()
+            )
         try:
             await self.client.get_queue_properties()
         except self._errors as error:
@@ -228,9 +238,12 @@ class AsyncAzureTransport(_AzureProtocol):
 
     async def close(self) -> None:
         if self.client is not None:
-            await self.client.close()
+            await self.client.close()  # a shared service client's queue client leaves its transport open
         if self._credential is not None:
             await self._credential.close()
+        if self._auth is not None:
+            auth, self._auth = self._auth, None
+            await auth.release_shared_service_client(self._service)
 
     async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         body, kwargs = chunk[0]
@@ -295,6 +308,7 @@ class _AzureConfig(QueueBase[AzureAuth]):
     max_visibility_timeout = MAX_VISIBILITY
     max_hidden_seconds = MAX_VISIBILITY
     min_visibility_timeout = 1  # a receive may not hide messages for 0 s on Azure
+    receive_limit = RECEIVE_LIMIT
     # wait_time_seconds is accepted for symmetry with SQS and ignored: Azure has no long polling.
 
     def __init__(
@@ -337,7 +351,31 @@ class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):
 
 
 class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
-    """The asyncio twin of :class:`AzureStorageQueue` (``azure.storage.queue.aio``)."""
+    """The asyncio twin of :class:`AzureStorageQueue` (``azure.storage.queue.aio``).
+
+    ``share_client=True``: use the service client that ``auth`` shares among all async queues
+    opened so on the running event loop (one connection pool per account, as triggers use it).
+    """
+
+    def __init__(
+        self,
+        auth: AzureAuth,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 16,
+        message_encoding: Encoding = "text",
+        share_client: bool = False,
+    ) -> None:
+        super().__init__(
+            auth,
+            queue,
+            suppress_output=suppress_output,
+            max_concurrency=max_concurrency,
+            message_encoding=message_encoding,
+        )
+        self._share_client = check.boolean("share_client", share_client)
 
     async def _connect(self, queue: str | None = None) -> AsyncAzureTransport:
-        return await AsyncAzureTransport(queue or self._queue, self._encoding).connect(self._auth)
+        transport = AsyncAzureTransport(queue or self._queue, self._encoding)
+        return await transport.connect(self._auth, shared=self._share_client)

@@ -39,6 +39,8 @@ class QueueBase(Generic[AuthT]):
     """Whether a receive can wait for messages at the service (SQS) or returns at once (Azure)."""
     max_hidden_seconds: ClassVar[int]
     """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
+    receive_limit: ClassVar[int]
+    """The most messages one receive request returns (SQS 10, Azure 32)."""
 
     def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
         self._check_auth(auth)
@@ -120,6 +122,7 @@ class QueueBase(Generic[AuthT]):
             heartbeat=Heartbeat(visibility, self.max_hidden_seconds) if heartbeat and visibility > 0 else None,
             max_receive_count=receive_limit,
             dead_letter_queue=dead_letter_queue,
+            per_request=self.receive_limit,
             held_messages_block=self._held_messages_block(),
         )
 

@@ -1,7 +1,8 @@
 """Run the flows of :mod:`fluke_airflow.queues.flows` against a blocking or an asyncio transport.
 
 The drivers only map steps to transport calls; every decision lives in the flows. Requests
-that do not depend on each other (the chunks of a large delete or push) run concurrently:
+that do not depend on each other (the chunks of a large delete or push, the receives that
+fill a batch once a full receive showed messages waiting) run concurrently:
 on a thread pool for the blocking transport, with ``asyncio.gather`` for the async one.
 """
 
@@ -42,6 +43,7 @@ class Transport(Protocol):
 
     delete_chunk_size: int
     visibility_chunk_size: int
+    receive_chunk_size: int
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
     def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
@@ -53,6 +55,7 @@ class AsyncTransport(Protocol):
 
     delete_chunk_size: int
     visibility_chunk_size: int
+    receive_chunk_size: int
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
     async def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
@@ -154,6 +157,11 @@ class SyncDriver:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
+            if step.fan_out:
+                return self.fanout(
+                    lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
+                    chunked(range(step.max_messages), t.receive_chunk_size),
+                )
             return t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
         if isinstance(step, Delete):
             return self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
@@ -236,6 +244,11 @@ class AsyncDriver:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
+            if step.fan_out:
+                return await self.fanout(
+                    lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
+                    chunked(range(step.max_messages), t.receive_chunk_size),
+                )
             return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
         if isinstance(step, Delete):
             return await self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))

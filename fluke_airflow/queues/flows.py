@@ -21,11 +21,13 @@ log = logging.getLogger("fluke_airflow.queues")
 
 @dataclass(frozen=True)
 class Receive:
-    """One receive request for up to ``max_messages`` (the backend caps it at its limit)."""
+    """One receive request for up to ``max_messages`` (the backend caps it at its limit), or,
+    with ``fan_out``, as many concurrent requests as that limit needs for ``max_messages``."""
 
     max_messages: int
     visibility_timeout: int
     wait_seconds: int
+    fan_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class PollOptions:
     heartbeat: Heartbeat | None = None
     max_receive_count: int | None = None
     dead_letter_queue: str | None = None
+    per_request: int | None = None
+    """The backend's receive limit: a full receive is followed by concurrent ones."""
     held_messages_block: bool = False
     """A receive can come back empty while messages wait, because the messages this poll holds
     block them (SQS FIFO: a message group is locked while any of its messages is in flight)."""
@@ -140,7 +144,10 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
             if options.num_messages is not None:
                 wanted = min(wanted, options.num_messages - delivered)
             batch = yield from receive_flow(
-                wanted, visibility_timeout=options.visibility_timeout, wait_seconds=options.wait_seconds
+                wanted,
+                visibility_timeout=options.visibility_timeout,
+                wait_seconds=options.wait_seconds,
+                per_request=options.per_request,
             )
             # receive_flow stops short when a receive brings nothing new: the queue is empty, unless
             # the messages we hold blocked the rest (FIFO); then only a batch that got nothing ends it.
@@ -225,7 +232,13 @@ def dead_letter_flow(
 
 
 def receive_flow(
-    max_messages: int, *, visibility_timeout: int, wait_seconds: int, first_wait_seconds: int | None = None
+    max_messages: int,
+    *,
+    visibility_timeout: int,
+    wait_seconds: int,
+    first_wait_seconds: int | None = None,
+    per_request: int | None = None,
+    stop_when_short: bool = False,
 ) -> Generator[Step, Any, list[Message]]:
     """Receive up to ``max_messages`` with as many requests as the backend's limit needs.
 
@@ -234,13 +247,19 @@ def receive_flow(
     filled), which stay in the batch once, with their newest receipt.
 
     ``first_wait_seconds`` lets a waiting caller (a trigger) long-poll on the first request
-    only, then fill the batch with short waits.
+    only, then fill the batch with short waits. Given the backend's ``per_request`` limit, a
+    receive that came back full is followed by concurrent requests for the rest (messages are
+    waiting, so they overlap instead of queueing one behind the other); with
+    ``stop_when_short``, a receive that came back with less than it asked for ends the batch
+    (the queue had no more: deliver now rather than wait for a fill-up receive to time out).
     """
     batch: list[Message] = []
     position: dict[str, int] = {}
     wait = wait_seconds if first_wait_seconds is None else first_wait_seconds
+    fan_out = False
     while len(batch) < max_messages:
-        received: list[Message] = yield Receive(max_messages - len(batch), visibility_timeout, wait)
+        wanted = max_messages - len(batch)
+        received: list[Message] = yield Receive(wanted, visibility_timeout, wait, fan_out)
         new = 0
         for message in received:
             if message.id in position:
@@ -254,6 +273,11 @@ def receive_flow(
                 new += 1
         if not new:
             break
+        asked = wanted if fan_out or per_request is None else min(wanted, per_request)
+        full = len(received) >= asked
+        if stop_when_short and not full:
+            break
+        fan_out = per_request is not None and full
         wait = wait_seconds
     return batch
 
@@ -268,18 +292,26 @@ def collect_flow(
     max_bytes: int | None = None,
     max_receive_count: int | None = None,
     dead_letter_queue: str | None = None,
+    per_request: int | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
-    fill up to ``max_messages`` without waiting, and with ``pre_delivery_delete`` keep only
-    the messages whose delete succeeded. A delivery over ``max_bytes`` is released, before
-    anything is deleted, and refused with :class:`DeliveryTooLarge`."""
-    # Fill-up receives wait up to 1 s: a 0 s receive only samples SQS's servers and may come
-    # back short while messages remain.
+    fill up to ``max_messages`` while receives come back full, and with
+    ``pre_delivery_delete`` keep only the messages whose delete succeeded. A delivery over
+    ``max_bytes`` is released, before anything is deleted, and refused with
+    :class:`DeliveryTooLarge`.
+
+    A receive that returns fewer messages than it asked for (``per_request``, the backend's
+    limit) ends the delivery: the message that woke a long poll goes out at once instead of
+    after a fill-up receive's wait. Fill-up receives (after a full one) wait up to 1 s: a 0 s
+    receive only samples SQS's servers and may come back short while messages remain.
+    """
     messages = yield from receive_flow(
         max_messages,
         visibility_timeout=visibility_timeout,
         wait_seconds=min(1, wait_seconds),
         first_wait_seconds=wait_seconds,
+        per_request=per_request,
+        stop_when_short=per_request is not None,
     )
     if max_receive_count is not None:
         messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)

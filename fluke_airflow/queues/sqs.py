@@ -50,6 +50,7 @@ class _SQSProtocol:
 
     delete_chunk_size = BATCH_ENTRIES
     visibility_chunk_size = BATCH_ENTRIES
+    receive_chunk_size = BATCH_ENTRIES
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
@@ -282,11 +283,16 @@ class AsyncSQSTransport(_SQSProtocol):
 
         self._errors = (ClientError, BotoCoreError)
         self._client_cm: Any = None
+        self._auth: AWSAuth | None = None  # set while holding the auth's shared client
         self.client: Any = None
 
-    async def connect(self, auth: AWSAuth, max_pool_connections: int) -> AsyncSQSTransport:
-        self._client_cm = await auth.create_async_client("sqs", max_pool_connections=max_pool_connections)
-        self.client = await self._client_cm.__aenter__()
+    async def connect(self, auth: AWSAuth, max_pool_connections: int, *, shared: bool = False) -> AsyncSQSTransport:
+        if shared:
+            self.client = await auth.acquire_shared_async_client()
+            self._auth = auth
+        else:
+            self._client_cm = await auth.create_async_client("sqs", max_pool_connections=max_pool_connections)
+            self.client = await self._client_cm.__aenter__()
         try:
             if not self.url:
                 self.url = (await self.client.get_queue_url(QueueName=self.queue))["QueueUrl"]
@@ -302,6 +308,9 @@ class AsyncSQSTransport(_SQSProtocol):
         if self._client_cm is not None:
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
+        elif self._auth is not None:
+            auth, self._auth = self._auth, None
+            await auth.release_shared_async_client(self.client)
 
     async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[bool]:
         try:
@@ -361,6 +370,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
     max_wait_seconds = MAX_WAIT
     long_polling = True
     max_hidden_seconds = MAX_VISIBILITY  # SQS counts 12 hours from the receive
+    receive_limit = BATCH_ENTRIES
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AWSAuth):
@@ -395,7 +405,25 @@ class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
 
 
 class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
-    """The asyncio twin of :class:`AmazonSQSQueue` (aiobotocore); ``async with`` opens it."""
+    """The asyncio twin of :class:`AmazonSQSQueue` (aiobotocore); ``async with`` opens it.
+
+    ``share_client=True``: use the one client that ``auth`` shares among all async queues
+    opened so on the running event loop, instead of a client of its own (what triggers do:
+    hundreds of them in one triggerer then cost one client per connection, not one each).
+    """
+
+    def __init__(
+        self,
+        auth: AWSAuth,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 8,
+        share_client: bool = False,
+    ) -> None:
+        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        self._share_client = check.boolean("share_client", share_client)
 
     async def _connect(self, queue: str | None = None) -> AsyncSQSTransport:
-        return await AsyncSQSTransport(queue or self._queue).connect(self._auth, max(10, self._max_concurrency))
+        transport = AsyncSQSTransport(queue or self._queue)
+        return await transport.connect(self._auth, max(10, self._max_concurrency), shared=self._share_client)

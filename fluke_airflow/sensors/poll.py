@@ -192,6 +192,7 @@ class QueuePollSensor(BaseSensorOperator):
                     max_bytes=self.max_xcom_bytes,
                     max_receive_count=self.max_receive_count,
                     dead_letter_queue=self.dead_letter_queue,
+                    per_request=queue.receive_limit,
                 )
             )
         if self._delivered:

@@ -85,7 +85,8 @@ async def _open_queue(settings: PollSettings) -> Any:
     kwargs: dict[str, Any] = {"suppress_output": True}
     if settings.message_encoding:
         kwargs["message_encoding"] = settings.message_encoding
-    queue = await hook.aget_queue(settings.queue, **kwargs)
+    # One client per connection for all triggers of the triggerer (memory grows with clients).
+    queue = await hook.aget_queue(settings.queue, share_client=True, **kwargs)
     queue.check_visibility_timeout(settings.visibility_timeout)
     await queue.open()
     if settings.dead_letter_queue:
@@ -110,6 +111,7 @@ async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[M
                     max_bytes=settings.max_delivery_bytes,
                     max_receive_count=settings.max_receive_count,
                     dead_letter_queue=settings.dead_letter_queue,
+                    per_request=queue.receive_limit,
                 )
             )
         except (QueueNotFoundError, DeliveryTooLarge):

@@ -251,3 +251,62 @@ async def test_bad_arguments(kwargs, error, says):
     with pytest.raises(error, match=says) as raised:
         AWSAuth(**kwargs)
     assert "s3cr3t-value" not in str(raised.value) and "t0ken-value" not in str(raised.value)
+
+
+# -- one client per auth for async queues that share (triggers) --------------------------------------------
+def keys_auth(moto) -> AWSAuth:
+    return AWSAuth(moto.access_key_id, moto.secret_access_key, region=moto.region, endpoint_url=moto.endpoint_url)
+
+
+async def test_async_queues_that_share_use_one_client_closed_with_the_last(moto):
+    import asyncio
+
+    from fluke_airflow.auth.sharing import MAX_USERS, POOL_CONNECTIONS
+    from fluke_airflow.queues import AsyncAmazonSQSQueue
+
+    auth = keys_auth(moto)
+    names = [fresh_name("share") for _ in range(3)]
+    for name in names:
+        sqs_client(moto).create_queue(QueueName=name)
+    queues = [AsyncAmazonSQSQueue(auth, name, share_client=True) for name in names]
+    await asyncio.gather(*(q.open() for q in queues))  # opened together: still one client
+    clients = {id(q._driver.transport.client) for q in queues}
+    assert len(clients) == 1 and auth._share.clients() == 1 and auth._share.users() == 3
+    client = queues[0]._driver.transport.client
+    # A long poll holds a connection for up to 20 s: the pool has room for every user's.
+    assert client.meta.config.max_pool_connections == POOL_CONNECTIONS > MAX_USERS
+
+    # Each queue still reaches its own queue, concurrently.
+    assert await asyncio.gather(*(q.push(f"to {q.get_name()}") for q in queues)) == [True] * 3
+    polled = await asyncio.gather(*(anext(aiter(q.poll(batch_size=10))) for q in queues))
+    assert polled == [[f"to {name}"] for name in names]
+
+    # Not shared: a client of its own.
+    async with AsyncAmazonSQSQueue(auth, names[0]) as own:
+        assert own._driver.transport.client is not client
+
+    await queues[0].close()
+    await queues[1].close()
+    assert auth._share.clients() == 1 and auth._share.users() == 1
+    await queues[2].close()
+    assert auth._share.clients() == 0
+    assert client._endpoint.http_session._sessions is None  # closed with its last user
+
+
+async def test_each_event_loop_gets_its_own_shared_client(moto, sqs_queue):
+    """Clients are bound to their loop: two loops (threads) sharing an auth never share one."""
+    import asyncio
+
+    from fluke_airflow.queues import AsyncAmazonSQSQueue
+
+    auth = keys_auth(moto)
+
+    async def client_id() -> int:
+        async with AsyncAmazonSQSQueue(auth, sqs_queue, share_client=True) as q:
+            assert await q.push("from a loop") is True
+            held = id(q._driver.transport.client)
+            await asyncio.sleep(0.5)  # both loops hold their client at the same time
+            return held
+
+    ids = await asyncio.gather(asyncio.to_thread(asyncio.run, client_id()), client_id())
+    assert ids[0] != ids[1]

@@ -174,3 +174,28 @@ async def test_service_principal_repr_has_no_client_secret():
     auth = AzureAuth.from_service_principal("acct", tenant_id="tenant", client_id="client", client_secret="SP-S3CRET")
     assert "SP-S3CRET" not in repr(auth) and "SP-S3CRET" not in str(auth)
     assert auth.account_url == "https://acct.queue.core.windows.net"
+
+
+# -- one service client per auth for async queues that share (triggers) -----------------------------------
+@pytest.mark.parametrize("encoding", ["text", "base64"])
+async def test_async_queues_that_share_use_one_service_client(azurite, azure_service, encoding):
+    import asyncio
+
+    from fluke_airflow.queues import AsyncAzureStorageQueue
+
+    auth = AzureAuth.from_conn_string(azurite.connection_string)
+    names = [fresh_name("share") for _ in range(3)]
+    for name in names:
+        azure_service.create_queue(name)
+    queues = [AsyncAzureStorageQueue(auth, name, share_client=True, message_encoding=encoding) for name in names]
+    await asyncio.gather(*(q.open() for q in queues))
+    assert auth._share.clients() == 1 and auth._share.users() == 3
+    # Each queue reaches its own queue, with its own encoding, over the one connection pool.
+    assert await asyncio.gather(*(q.push(f"to {q.get_name()} ✓") for q in queues)) == [True] * 3
+    polled = await asyncio.gather(*(anext(aiter(q.poll(batch_size=10))) for q in queues))
+    assert polled == [[f"to {name} ✓"] for name in names]
+    for q in queues[:2]:
+        await q.close()
+    assert auth._share.clients() == 1 and auth._share.users() == 1
+    await queues[2].close()
+    assert auth._share.clients() == 0

@@ -91,6 +91,16 @@ def check_sqs_shapes(proxy: Proxy) -> None:
             assert record.max_messages is not None and 1 <= record.max_messages <= 10, record
 
 
+def peak_overlap(records: list[Any]) -> int:
+    """The most of these requests that were open at the proxy at one moment."""
+    edges = sorted([(r.started, 1) for r in records] + [(r.started + r.seconds, -1) for r in records])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
 def report(label: str, proxy: Proxy) -> None:
     rate = per_message(proxy)
     print(f"{label}: {proxy.total()} requests for {MESSAGES} messages = {rate:.3f}/message {dict(proxy.counts)}")
@@ -116,6 +126,8 @@ def test_sqs_requests_per_message(moto: MotoSQS, sqs_proxy: Proxy) -> None:
         assert sqs_proxy.counts["DeleteMessageBatch"] == MESSAGES // 10
         assert per_message(sqs_proxy) <= 0.21
         check_sqs_shapes(sqs_proxy)
+        # Once a receive came back full, the rest of the batch is asked for concurrently.
+        assert peak_overlap(sqs_proxy.records("ReceiveMessage")) > 1
 
         assert queue.count() == 0
 
@@ -133,6 +145,7 @@ async def test_sqs_requests_per_message_async(moto: MotoSQS, sqs_proxy: Proxy) -
         assert sorted(received) == bodies()
         assert per_message(sqs_proxy) <= 0.21
         check_sqs_shapes(sqs_proxy)
+        assert peak_overlap(sqs_proxy.records("ReceiveMessage")) > 1
 
 
 # -- Azure ----------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
-from airflow_support import Service, fresh_name, set_connection, wait_until
+from airflow_support import Service, fresh_name, set_connection, sqs_connection, wait_until
 
+from devtools.emulators import MotoSQS
+from devtools.proxy import Proxy
 from fluke_airflow.exceptions import QueueNotFoundError
 from fluke_airflow.triggers import QueuePollTrigger
 
@@ -116,6 +118,67 @@ async def test_num_messages_gathers_one_delivery_from_several_receives(service: 
     finally:
         await events.aclose()
     assert service.total(queue) == 25  # closed before asking for more: nothing deleted
+
+
+async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
+    moto: MotoSQS, sqs: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The long poll that a message wakes came back short of its 10: nothing else is waiting,
+    so the event fires without a fill-up receive (which would wait a second for more)."""
+    queue = fresh_name()
+    sqs.create(queue)
+    with Proxy(moto.endpoint_url) as proxy:
+        conn_id = set_connection(monkeypatch, "fluke_sqs_counted", sqs_connection(moto, endpoint_url=proxy.url))
+        trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, batch_size=10, wait_time_seconds=20)
+        events = trigger.run()
+        pending = asyncio.ensure_future(next_event(events))
+        try:
+            await wait_for(lambda: proxy.counts["ReceiveMessage"] >= 1, "the trigger's first long poll")
+            sqs.send(queue, ["wake up"])
+            event = await pending
+            assert bodies_of(event) == ["wake up"]
+            receives = proxy.records("ReceiveMessage")
+            assert [r.max_messages for r in receives] == [10] * len(receives), receives  # no fill-up for 9
+        finally:
+            pending.cancel()
+            await events.aclose()
+            sqs.delete_queue(queue)
+
+
+async def test_triggers_of_one_connection_share_one_client(service: Service) -> None:
+    """A triggerer runs many triggers on one loop: one client per connection, not one each."""
+    from fluke_airflow.hooks import azure, sqs
+
+    SHARED_AUTHS = sqs.SHARED_AUTHS if service.kind == "sqs" else azure.SHARED_AUTHS
+    names = [fresh_name() for _ in range(4)]
+    for name in names:
+        service.create(name)
+    triggers = [trigger_for(service, name, single_event=True, wait_time_seconds=20) for name in names]
+    runs = [t.run() for t in triggers]
+    tasks = [asyncio.ensure_future(next_event(run)) for run in runs]
+    try:
+
+        def sharing() -> list[Any]:
+            return [a._share for a in SHARED_AUTHS.values() if a._share is not None and a._share.users()]
+
+        for _ in range(300):
+            if sum(share.users() for share in sharing()) == len(names):
+                break
+            await asyncio.sleep(0.1)
+        shares = sharing()
+        assert len(shares) == 1 and shares[0].clients() == 1 and shares[0].users() == len(names)
+        for name in names:
+            service.send(name, [f"for {name}"])
+        events = await asyncio.gather(*tasks)
+        assert [bodies_of(e) for e in events] == [[f"for {name}"] for name in names]
+        for run in runs:
+            await run.aclose()  # as the triggerer ends a task-mode trigger after its event
+        assert shares[0].clients() == 0  # the last trigger closed it
+    finally:
+        for task in tasks:
+            task.cancel()
+        for name in names:
+            service.delete_queue(name)
 
 
 async def test_closing_the_trigger_between_events_deletes_nothing(service: Service, queue: str) -> None:
