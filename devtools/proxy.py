@@ -241,6 +241,8 @@ class RequestRecord:
     """Entries of an SQS ``*Batch`` request."""
     max_messages: int | None = None
     """SQS ``MaxNumberOfMessages`` / Azure ``numofmessages`` of a receive."""
+    wait_seconds: int | None = None
+    """SQS ``WaitTimeSeconds`` of a receive (long polling), when the request sets it."""
     status: int | None = None
     """The status the client got; ``None`` when the connection was closed without an answer."""
     upstream_status: int | None = None
@@ -678,6 +680,8 @@ def _describe(request: _Request) -> RequestRecord:
                 record.entries = len(payload["Entries"])
             if "MaxNumberOfMessages" in payload:
                 record.max_messages = int(payload["MaxNumberOfMessages"])
+            if "WaitTimeSeconds" in payload:
+                record.wait_seconds = int(payload["WaitTimeSeconds"])
         return record
     content_type = (request.header("content-type") or "").lower()
     form: dict[str, list[str]] = {}
@@ -691,6 +695,8 @@ def _describe(request: _Request) -> RequestRecord:
             record.entries = len(indexes)
         if "MaxNumberOfMessages" in form:
             record.max_messages = int(form["MaxNumberOfMessages"][0])
+        if "WaitTimeSeconds" in form:
+            record.wait_seconds = int(form["WaitTimeSeconds"][0])
         return record
     if request.header("x-ms-version") is None and request.header("x-ms-date") is None:
         return RequestRecord(f"{request.method} {path}", request.method, path, "http")

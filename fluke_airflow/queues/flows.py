@@ -238,7 +238,7 @@ def receive_flow(
     wait_seconds: int,
     first_wait_seconds: int | None = None,
     per_request: int | None = None,
-    stop_when_short: bool = False,
+    wait_after_short: int | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """Receive up to ``max_messages`` with as many requests as the backend's limit needs.
 
@@ -249,9 +249,10 @@ def receive_flow(
     ``first_wait_seconds`` lets a waiting caller (a trigger) long-poll on the first request
     only, then fill the batch with short waits. Given the backend's ``per_request`` limit, a
     receive that came back full is followed by concurrent requests for the rest (messages are
-    waiting, so they overlap instead of queueing one behind the other); with
-    ``stop_when_short``, a receive that came back with less than it asked for ends the batch
-    (the queue had no more: deliver now rather than wait for a fill-up receive to time out).
+    waiting, so they overlap instead of queueing one behind the other). A receive that came
+    back with less than it asked for found the queue drained for now: with
+    ``wait_after_short``, the next receive waits that long instead of ``wait_seconds`` (0: take
+    what else has arrived, without waiting for more).
     """
     batch: list[Message] = []
     position: dict[str, int] = {}
@@ -275,10 +276,8 @@ def receive_flow(
             break
         asked = wanted if fan_out or per_request is None else min(wanted, per_request)
         full = len(received) >= asked
-        if stop_when_short and not full:
-            break
         fan_out = per_request is not None and full
-        wait = wait_seconds
+        wait = wait_seconds if full or wait_after_short is None else wait_after_short
     return batch
 
 
@@ -300,10 +299,12 @@ def collect_flow(
     ``max_bytes`` is released, before anything is deleted, and refused with
     :class:`DeliveryTooLarge`.
 
-    A receive that returns fewer messages than it asked for (``per_request``, the backend's
-    limit) ends the delivery: the message that woke a long poll goes out at once instead of
-    after a fill-up receive's wait. Fill-up receives (after a full one) wait up to 1 s: a 0 s
-    receive only samples SQS's servers and may come back short while messages remain.
+    After a receive that returned fewer messages than it asked for (``per_request``, the
+    backend's limit), the delivery is filled only with what has arrived meanwhile (0 s
+    receives): the message that woke a long poll goes out at once instead of after a fill-up
+    receive's wait, and a burst still arriving is gathered. Fill-up receives after a full one
+    wait up to 1 s: a 0 s receive only samples SQS's servers and may come back short while
+    messages remain.
     """
     messages = yield from receive_flow(
         max_messages,
@@ -311,7 +312,7 @@ def collect_flow(
         wait_seconds=min(1, wait_seconds),
         first_wait_seconds=wait_seconds,
         per_request=per_request,
-        stop_when_short=per_request is not None,
+        wait_after_short=0,
     )
     if max_receive_count is not None:
         messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)

@@ -123,8 +123,9 @@ async def test_num_messages_gathers_one_delivery_from_several_receives(service: 
 async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
     moto: MotoSQS, sqs: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The long poll that a message wakes came back short of its 10: nothing else is waiting,
-    so the event fires without a fill-up receive (which would wait a second for more)."""
+    """The long poll that a message wakes came back short of its 10: the queue is drained for
+    now, so the delivery takes only what else has already arrived (a 0 s receive) instead of
+    waiting a second for more."""
     queue = fresh_name()
     sqs.create(queue)
     with Proxy(moto.endpoint_url) as proxy:
@@ -138,7 +139,9 @@ async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
             event = await pending
             assert bodies_of(event) == ["wake up"]
             receives = proxy.records("ReceiveMessage")
-            assert [r.max_messages for r in receives] == [10] * len(receives), receives  # no fill-up for 9
+            fill_ups = [r for r in receives if r.max_messages != 10]
+            assert [(r.max_messages, r.wait_seconds) for r in fill_ups] == [(9, 0)], receives
+            assert {r.wait_seconds for r in receives if r.max_messages == 10} == {20}, receives
         finally:
             pending.cancel()
             await events.aclose()
