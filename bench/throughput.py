@@ -203,8 +203,9 @@ def run_throughput(
 ) -> ThroughputResults:
     """Push: each contender fills a fresh queue. Poll: each contender empties a fresh queue that
     the benchmark filled directly. A queue is deleted as soon as it was checked, so only one
-    queue holds messages at any time: Azurite's delete and receive cost grows with every
-    message of the account, and moto's with every message of the queue."""
+    queue holds messages at any time, and each Azure run starts on a restarted (empty)
+    Azurite: Azurite's delete and receive cost grows with every message it holds, deleted
+    queues' included, and moto's with every message of the queue."""
     results = ThroughputResults(messages=messages, rounds=rounds)
     timeout = max(300.0, messages * 0.1)
     for round_index in range(rounds):
@@ -215,6 +216,9 @@ def run_throughput(
             admin = services.sqs if service == "sqs" else services.azure
             for op in ("push", "poll"):
                 for contender in order:
+                    if service == "azure":
+                        services.fresh_azurite()
+                        admin = services.azure
                     queue = admin.create(f"tp-{op}")
                     try:
                         if op == "poll":
