@@ -50,7 +50,10 @@ PRESETS = {
     "default": Sizes("default", 2_000, 3, False, 500, 60.0, 10, True, 5, 20_000),
     "full": Sizes("full", 2_000, 5, True, 500, 120.0, 20, True, 9, 100_000),
 }
-MEASURES = ("parse", "throughput", "memory", "idle", "latency")
+MEASURES = ("parse", "throughput", "network", "memory", "idle", "latency")
+NETWORK_RTT = 0.02
+"""Seconds the proxy adds to every answer in the ``network`` measure: a round trip to a cloud
+region, so that requests cost waiting (which concurrency overlaps) rather than emulator CPU."""
 
 
 def _version(name: str) -> str:
@@ -179,6 +182,20 @@ def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, An
                 services, contenders, sizes.messages, sizes.rounds, with_async=sizes.with_async, log=log
             )
             results["throughput"] = throughput.to_json()
+            save(results)
+        if "network" in measures:
+            from devtools.proxy import Latency
+
+            messages = min(1_000, sizes.messages)
+            log(f"Network: {messages} messages, {sizes.rounds} round(s), {NETWORK_RTT * 1000:.0f} ms per request")
+            for proxy in (services.sqs_proxy, services.azure_proxy):
+                proxy.inject(Latency(seconds=NETWORK_RTT, after=True))
+            try:
+                network = run_throughput(services, contenders, messages, sizes.rounds, with_async=False, log=log)
+            finally:
+                for proxy in (services.sqs_proxy, services.azure_proxy):
+                    proxy.clear_faults()
+            results["network"] = {"rtt": NETWORK_RTT, **network.to_json()}
             save(results)
         if "memory" in measures:
             log(f"Memory: polling {sizes.memory_messages} messages")

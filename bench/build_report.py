@@ -327,6 +327,69 @@ def build(results: dict[str, Any], out: Path) -> Report:
     else:
         throughput_blocks = []
 
+    # -- the same, with a network round trip -----------------------------------------------------------------
+    network_blocks: list[Any] = []
+    if "network" in results:
+        n = Throughput(results["network"])
+        rtt_ms = float(results["network"]["rtt"]) * 1000
+        targets = {("sqs", "push"): 5.0, ("sqs", "poll"): 3.0, ("azure", "push"): 3.0, ("azure", "poll"): 2.0}
+        op_labels = {
+            ("sqs", "push"): "SQS push",
+            ("sqs", "poll"): "SQS poll+delete (batch 100)",
+            ("azure", "push"): "Azure push",
+            ("azure", "poll"): "Azure poll+delete (batch 32)",
+        }
+        rows = []
+        reached = []
+        for key, label in op_labels.items():
+            service, op = key
+            if not n.runs_of(service, op, "ours") or not n.runs_of(service, op, "fluke-api"):
+                continue
+            ours, base = n.rate(service, op, "ours"), n.rate(service, op, "fluke-api")
+            airflow = n.rate(service, op, "airflow") if n.runs_of(service, op, "airflow") else None
+            ok = ours / base >= targets[key]
+            reached.append((label, ours / base, targets[key], ok))
+            rows.append(
+                [
+                    label,
+                    num(ours),
+                    num(base),
+                    num(airflow) if airflow is not None else "-",
+                    ratio(ours / base),
+                    f"≥ {targets[key]:g}x: {verdict(ok)}",
+                ]
+            )
+        missed = [f"{label} {r:.2f}x (target {t:g}x)" for label, r, t, ok in reached if not ok]
+        network_blocks = [
+            Heading("Throughput with a network round trip"),
+            Para(
+                f"The runs above, again, with the counting proxy holding every answer {rtt_ms:.0f} ms (a round trip "
+                f"to a cloud region; the emulators' own time per request stays), {n.messages:,} messages per run, "
+                f"{n.rounds} round(s), contenders alternating as above. On loopback a request costs the emulator's "
+                "CPU, which the 2 cores share with the client and the proxy, so overlapping requests gains little; "
+                "with a round trip, a request mostly waits, and concurrent requests overlap their waits as they "
+                "would against SQS and Azure. This is not a target of the issue (the targets are measured above); "
+                "it shows what the requests per message and the concurrency are worth where requests cost "
+                "network time."
+            ),
+            Table(
+                [
+                    "operation",
+                    "fluke-airflow msg/s",
+                    "fluke-api msg/s",
+                    "amazon SqsHook msg/s",
+                    "fluke-airflow vs fluke-api",
+                    "issue's target (as on loopback)",
+                ],
+                rows,
+            ),
+            Para(
+                "Every ratio reaches the issue's target with a round trip."
+                if not missed
+                else "Below the issue's target even with a round trip: " + "; ".join(missed) + "."
+            ),
+        ]
+
     # -- idle triggers ------------------------------------------------------------------------------------
     idle_blocks: list[Any] = []
     idle = results.get("idle", {})
@@ -683,7 +746,7 @@ def build(results: dict[str, Any], out: Path) -> Report:
             )
         )
     report.add(*_misses(results))
-    report.add(*throughput_blocks, *idle_blocks, *latency_blocks, *parse_blocks, *memory_blocks)
+    report.add(*throughput_blocks, *network_blocks, *idle_blocks, *latency_blocks, *parse_blocks, *memory_blocks)
     report.add(
         Heading("Setup"),
         Table(
