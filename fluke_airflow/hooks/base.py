@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -26,13 +28,17 @@ class QueueHook(Protocol):
         ``share_client``: share one client per connection among the queues of the event loop."""
 
 
+_FINGERPRINT_KEY = secrets.token_bytes(32)
+
+
 def connection_fingerprint(conn: Any) -> str:
-    """A digest of everything in a connection (secrets included, which never leave it): two
-    connections with the same fingerprint reach the same service the same way."""
+    """A digest of everything in a connection: two connections with the same fingerprint reach
+    the same service the same way. Keyed with a random per-process key, so that the digest of
+    the secrets in it cannot be checked against guesses elsewhere."""
     fields = [getattr(conn, name, None) for name in ("conn_type", "host", "login", "password", "schema", "port")]
     extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else getattr(conn, "extra", None)
     payload = json.dumps([fields, extra], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hmac.new(_FINGERPRINT_KEY, payload.encode(), hashlib.sha256).hexdigest()
 
 
 AuthT = TypeVar("AuthT")
