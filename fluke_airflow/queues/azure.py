@@ -316,14 +316,15 @@ class _AzureConfig(QueueBase[AzureAuth]):
         auth: AzureAuth,
         queue: str,
         *,
-        suppress_output: bool = False,
         max_concurrency: int = 16,
         message_encoding: Encoding = "text",
+        **options: Any,
     ) -> None:
+        """``options``: ``suppress_output``, and ``share_client`` for the async queue."""
         if message_encoding not in ("text", "base64"):
             raise ValueError(f"message_encoding must be 'text' or 'base64', got {message_encoding!r}")
         self._encoding: Encoding = message_encoding
-        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        super().__init__(auth, queue, max_concurrency=max_concurrency, **options)
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AzureAuth):
@@ -356,25 +357,6 @@ class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
     ``share_client=True``: use the service client that ``auth`` shares among all async queues
     opened so on the running event loop (one connection pool per account, as triggers use it).
     """
-
-    def __init__(
-        self,
-        auth: AzureAuth,
-        queue: str,
-        *,
-        suppress_output: bool = False,
-        max_concurrency: int = 16,
-        message_encoding: Encoding = "text",
-        share_client: bool = False,
-    ) -> None:
-        super().__init__(
-            auth,
-            queue,
-            suppress_output=suppress_output,
-            max_concurrency=max_concurrency,
-            message_encoding=message_encoding,
-        )
-        self._share_client = check.boolean("share_client", share_client)
 
     async def _connect(self, queue: str | None = None) -> AsyncAzureTransport:
         transport = AsyncAzureTransport(queue or self._queue, self._encoding)

@@ -296,8 +296,18 @@ async def _abodies(batches: AsyncIterator[list[Message]]) -> AsyncIterator[list[
 class AsyncQueue(QueueBase[AuthT]):
     """The asyncio twin of :class:`Queue`: ``async with`` opens it; same semantics, same flows."""
 
-    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        auth: AuthT,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 8,
+        share_client: bool = False,
+    ) -> None:
         super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        self._share_client = check.boolean("share_client", share_client)
+        """Use the client that the auth shares among the async queues of the running event loop."""
         self._driver: AsyncDriver | None = None
 
     async def _connect(self, queue: str | None = None) -> Any:

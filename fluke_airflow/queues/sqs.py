@@ -412,18 +412,6 @@ class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
     hundreds of them in one triggerer then cost one client per connection, not one each).
     """
 
-    def __init__(
-        self,
-        auth: AWSAuth,
-        queue: str,
-        *,
-        suppress_output: bool = False,
-        max_concurrency: int = 8,
-        share_client: bool = False,
-    ) -> None:
-        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
-        self._share_client = check.boolean("share_client", share_client)
-
     async def _connect(self, queue: str | None = None) -> AsyncSQSTransport:
         transport = AsyncSQSTransport(queue or self._queue)
         return await transport.connect(self._auth, max(10, self._max_concurrency), shared=self._share_client)
