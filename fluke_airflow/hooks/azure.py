@@ -60,12 +60,20 @@ class AzureStorageQueueHook(BaseHook):
         return widgets
 
     # -- connection -> fluke objects ----------------------------------------------------------------
-    def _auth_from(self, conn: Connection) -> AzureAuth:
-        extras = conn.extra_dejson
+    def _secrets(self, conn: Connection) -> list[str]:
+        return secrets_of(conn.password, conn.extra_dejson, conn.conn_type or self.conn_type)
+
+    def _build_auth(self, conn: Connection) -> AzureAuth:
+        """The auth for ``conn``: pure, no I/O (so it may run anywhere, a worker thread included)."""
         conn_type = conn.conn_type or self.conn_type
-        for secret in secrets_of(conn.password, extras, conn_type):
+        return azure_auth_from_connection(
+            self.conn_id, conn_type, conn.host, conn.login, conn.password, conn.extra_dejson
+        )
+
+    def _auth_from(self, conn: Connection) -> AzureAuth:
+        for secret in self._secrets(conn):
             _mask(secret)
-        return azure_auth_from_connection(self.conn_id, conn_type, conn.host, conn.login, conn.password, extras)
+        return self._build_auth(conn)
 
     def _queue_options(self, conn: Connection, kwargs: dict[str, Any]) -> dict[str, Any]:
         encoding = extra_value(conn.extra_dejson, conn.conn_type or self.conn_type, "message_encoding")
@@ -94,11 +102,15 @@ class AzureStorageQueueHook(BaseHook):
         if self._connection is None:
             self._connection = await self.aget_connection(self.conn_id)
         conn = self._connection
+        # On the event loop only the async API talks to the supervisor: a blocking call from
+        # here would suspend this trigger in the middle of a synchronous function.
+        for secret in self._secrets(conn):
+            await _amask(secret)
         if share_client:
             key = (self.conn_id, connection_fingerprint(conn))
-            auth = SHARED_AUTHS.get(key, lambda: self._auth_from(conn))
+            auth = await SHARED_AUTHS.aget(key, lambda: self._build_auth(conn))
         else:
-            auth = self._auth_from(conn)
+            auth = self._build_auth(conn)
         options = self._queue_options(conn, kwargs)
         return AsyncAzureStorageQueue(auth, queue, share_client=share_client, **options)
 
@@ -125,6 +137,18 @@ def _mask(secret: str) -> None:
     except ImportError:  # pragma: no cover - older task SDKs
         from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
     mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    """:func:`_mask` for the event loop (the triggerer): tells the supervisor without blocking."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # pragma: no cover - task SDKs without it mask in this process only
+        from airflow.sdk.execution_time.secrets_masker import mask_secret
+
+        mask_secret(secret)
+        return
+    await amask_secret(secret)
 
 
 def _safe_error(error: Exception) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import secrets
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, Protocol, TypeVar
@@ -48,23 +48,42 @@ class SharedAuths(Generic[AuthT]):
     """The auth object of each connection, as the connection is now, for async queues that
     share their client (the client lives on the auth object). Keys include the connection's
     fingerprint, so a changed connection (rotated keys) gets a new auth; the oldest of more
-    than ``limit`` are forgotten (queues still open keep theirs)."""
+    than ``limit`` are forgotten (queues still open keep theirs).
+
+    Used from the event loop only, and it never blocks it: there is no lock. A missing auth
+    is built once, in a worker thread (building may read files, assume a role or ask the
+    triggerer's supervisor for the connection with a blocking call), and every trigger that
+    asks for the same key meanwhile awaits that one build. A lock held while building is what
+    deadlocked a restarted triggerer: a build that talks to the supervisor suspends its
+    coroutine, and the next trigger then blocked the loop's thread on the lock.
+    """
 
     def __init__(self, limit: int = 64) -> None:
         self._auths: OrderedDict[Hashable, AuthT] = OrderedDict()
-        self._lock = threading.Lock()  # triggers that start together build one auth, not one each
+        self._building: dict[Hashable, asyncio.Future[AuthT]] = {}
         self._limit = limit
 
-    def get(self, key: Hashable, build: Callable[[], AuthT]) -> AuthT:
-        with self._lock:
-            auth = self._auths.get(key)
-            if auth is None:
-                auth = self._auths[key] = build()
-                while len(self._auths) > self._limit:
-                    self._auths.popitem(last=False)
+    async def aget(self, key: Hashable, build: Callable[[], AuthT]) -> AuthT:
+        auth = self._auths.get(key)
+        if auth is not None:
             self._auths.move_to_end(key)
             return auth
+        pending = self._building.get(key)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = asyncio.ensure_future(asyncio.to_thread(build))
+            self._building[key] = pending
+            pending.add_done_callback(lambda done: self._built(key, done))
+        return await asyncio.shield(pending)
+
+    def _built(self, key: Hashable, done: asyncio.Future[AuthT]) -> None:
+        if self._building.get(key) is done:
+            del self._building[key]
+        if done.cancelled() or done.exception() is not None:
+            return  # the askers see the error; the next ask builds again
+        self._auths[key] = done.result()
+        self._auths.move_to_end(key)
+        while len(self._auths) > self._limit:
+            self._auths.popitem(last=False)
 
     def values(self) -> list[AuthT]:
-        with self._lock:
-            return list(self._auths.values())
+        return list(self._auths.values())

@@ -42,15 +42,15 @@ class AmazonSQSQueueHook(AwsBaseHook):
         """An async queue; with ``share_client=True`` (triggers) it uses the client that every
         queue of this connection shares on the running event loop, and the connection's
         credentials are resolved once (one role assumption, not one per trigger)."""
-        # Reading the connection and building a session may block (STS, files): not on the loop.
-        auth = await asyncio.to_thread(self._shared_auth if share_client else self.get_auth)
+        # Building a session may block (STS, files, the supervisor's blocking connection call
+        # inside AwsBaseHook): it runs in a worker thread, never on the event loop.
+        if share_client:
+            conn = await self.aget_connection(self.aws_conn_id) if self.aws_conn_id else None
+            key = (self.aws_conn_id, self.region_name, connection_fingerprint(conn) if conn else "")
+            auth = await SHARED_AUTHS.aget(key, self.get_auth)
+        else:
+            auth = await asyncio.to_thread(self.get_auth)
         return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **kwargs)
-
-    def _shared_auth(self) -> AWSAuth:
-        """The auth of this connection, as it is now, that async queues share."""
-        conn = self.get_connection(self.aws_conn_id) if self.aws_conn_id else None
-        key = (self.aws_conn_id, self.region_name, connection_fingerprint(conn) if conn else "")
-        return SHARED_AUTHS.get(key, self.get_auth)
 
 
 SHARED_AUTHS: SharedAuths[AWSAuth] = SharedAuths()

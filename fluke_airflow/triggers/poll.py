@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import logging
 import random
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,16 +72,32 @@ _SDK_MODULES = (
 
 
 def _import_sdks() -> None:
-    """Import the hooks and async SDKs a first poll needs (1-2 s, once per process)."""
+    """Import the hooks and async SDKs a first poll needs (1-2 s)."""
     for module in _SDK_MODULES:
         importlib.import_module(module)
+
+
+_sdk_import: asyncio.Future[None] | None = None
+
+
+async def sdks_imported() -> None:
+    """Import the SDKs once per process, in a worker thread; every trigger awaits that one import.
+
+    Imported on the triggerer's event loop, they would stall every trigger there; imported by a
+    thread per trigger, a restarted triggerer's triggers would race each other's imports.
+    """
+    global _sdk_import
+    if all(name in sys.modules for name in _SDK_MODULES):
+        return
+    if _sdk_import is None or _sdk_import.get_loop() is not asyncio.get_running_loop() or _sdk_import.cancelled():
+        _sdk_import = asyncio.ensure_future(asyncio.to_thread(_import_sdks))
+    await asyncio.shield(_sdk_import)
 
 
 async def _open_queue(settings: PollSettings) -> Any:
     from fluke_airflow.hooks import aget_queue_hook
 
-    # In a thread: imported on the triggerer's event loop, they would stall every trigger there.
-    await asyncio.to_thread(_import_sdks)
+    await sdks_imported()
     hook = await aget_queue_hook(settings.conn_id)
     kwargs: dict[str, Any] = {"suppress_output": True}
     if settings.message_encoding:
@@ -99,6 +116,7 @@ async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[M
     riding out service errors with capped exponential backoff."""
     failures = 0
     name = settings.queue
+    polled = False
     while True:
         try:
             messages: list[Message] = await queue.run_flow(
@@ -122,6 +140,9 @@ async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[M
             log.warning("Polling %s queue %r failed (%s); retrying in %.1fs", queue.service, name, error, delay)
             await asyncio.sleep(delay)
             continue
+        if not polled:
+            polled = True
+            log.info("First receive from %s queue %r done: polling", queue.service, name)
         if failures:
             log.info("Polling %s queue %r works again after %d failure(s)", queue.service, name, failures)
             failures = 0

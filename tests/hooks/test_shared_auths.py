@@ -1,13 +1,22 @@
 """One auth per connection for async queues that share a client (triggers), a new one when the
-connection changes; the fingerprint that tells them apart gives nothing away."""
+connection changes; the fingerprint that tells them apart gives nothing away; and many triggers
+starting at once on one event loop (a restarted triggerer) never block it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import greenback
+import pytest
 from airflow.sdk import Connection
+from airflow_support import azure_connection, fresh_name, set_connection, sqs_connection
 
+from devtools.emulators import AzuriteQueue, MotoSQS
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
@@ -27,7 +36,7 @@ def test_fingerprint_changes_with_any_field_and_hides_the_secret() -> None:
     assert SECRET not in base and "AKIAEXAMPLE" not in base
 
 
-def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
+async def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
     auths: SharedAuths[object] = SharedAuths(limit=2)
     built: list[object] = []
 
@@ -35,9 +44,144 @@ def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
         built.append(object())
         return built[-1]
 
-    first = auths.get(("q", "a"), build)
-    assert auths.get(("q", "a"), build) is first and len(built) == 1
-    rotated = auths.get(("q", "b"), build)  # the same conn_id, changed connection: a new auth
+    first = await auths.aget(("q", "a"), build)
+    assert await auths.aget(("q", "a"), build) is first and len(built) == 1
+    rotated = await auths.aget(("q", "b"), build)  # the same conn_id, changed connection: a new auth
     assert rotated is not first
-    auths.get(("q", "c"), build)
+    await auths.aget(("q", "c"), build)
     assert auths.values() == [rotated, built[-1]]  # more than 2: the oldest went
+
+
+async def test_concurrent_askers_await_one_build_in_a_worker_thread() -> None:
+    auths: SharedAuths[object] = SharedAuths()
+    threads: list[int] = []
+
+    def build() -> object:
+        threads.append(threading.get_ident())
+        time.sleep(0.2)  # a slow build (an STS call): the loop must keep running meanwhile
+        return object()
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    clock = asyncio.ensure_future(ticker())
+    got = await asyncio.gather(*(auths.aget("k", build) for _ in range(20)))
+    clock.cancel()
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    assert all(auth is got[0] for auth in got)
+    assert ticks >= 5  # the loop ran while the build was going on
+
+
+async def test_a_failed_build_fails_its_askers_and_the_next_ask_builds_again() -> None:
+    auths: SharedAuths[object] = SharedAuths()
+    calls = 0
+
+    def build() -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("STS is down")
+        return object()
+
+    results = await asyncio.gather(auths.aget("k", build), auths.aget("k", build), return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError] and calls == 1
+    assert await auths.aget("k", build) is not None and calls == 2
+
+
+# -- many triggers starting together, talking to the triggerer's supervisor ---------------------------------
+class TriggererComms:
+    """The trigger runner's ``SUPERVISOR_COMMS``, with the send semantics of Airflow 3.3's
+    ``TriggerCommsDecoder``: ``asend`` awaits the supervisor's answer; a blocking ``send`` from a
+    worker thread hands the request to the event loop; a blocking ``send`` on the event loop's own
+    thread suspends the calling coroutine with greenback (which is what ``mask_secret`` does there)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.loop_thread = threading.get_ident()
+        self.requests: list[str] = []
+
+    async def asend(self, msg: Any) -> Any:
+        self.requests.append(type(msg).__name__)
+        await asyncio.sleep(0.05)  # the supervisor takes a moment to answer
+        return None
+
+    def send(self, msg: Any) -> Any:
+        if threading.get_ident() == self.loop_thread:
+            return greenback.await_(self.asend(msg))
+        return asyncio.run_coroutine_threadsafe(self.asend(msg), self.loop).result()
+
+
+def run_as_triggers(open_queue: Callable[[], Awaitable[Any]], count: int, timeout: float = 60.0) -> TriggererComms:
+    """Run ``count`` coroutines the way the triggerer runs triggers (greenback portal, supervisor
+    comms) on an event loop of their own thread; fail if that loop does not finish in time."""
+    from airflow.sdk.execution_time import task_runner
+
+    outcome: dict[str, Any] = {}
+
+    async def trigger() -> None:
+        await greenback.ensure_portal()
+        queue = await open_queue()
+        async with queue:
+            await queue.count()
+
+    async def main() -> None:
+        comms = outcome["comms"] = TriggererComms(asyncio.get_running_loop())
+        task_runner.SUPERVISOR_COMMS = comms  # type: ignore[attr-defined]
+        await asyncio.gather(*(trigger() for _ in range(count)))
+
+    def loop_thread() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as error:
+            outcome["error"] = error
+
+    previous = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    thread = threading.Thread(target=loop_thread, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    task_runner.SUPERVISOR_COMMS = previous  # type: ignore[attr-defined]
+    assert not thread.is_alive(), f"the event loop of {count} starting triggers is stuck (deadlocked) after {timeout}s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["comms"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.usefixtures("airflow_env")
+def test_azure_triggers_starting_together_do_not_deadlock(
+    azurite: AzuriteQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restarted-triggerer deadlock: building the shared auth masked the connection's secrets
+    with a blocking supervisor call while holding a threading lock; the next trigger then blocked
+    the event loop's thread on that lock for good."""
+    from azure.storage.queue import QueueClient
+
+    from fluke_airflow.hooks import AzureStorageQueueHook
+
+    conn_id = set_connection(monkeypatch, f"az_start_{fresh_name('x')[-8:]}", azure_connection(azurite))
+    name = fresh_name()
+    QueueClient.from_connection_string(azurite.connection_string, name).create_queue()
+    comms = run_as_triggers(lambda: AzureStorageQueueHook(conn_id).aget_queue(name, share_client=True), count=20)
+    assert "MaskSecret" in comms.requests  # the secrets reached the supervisor's masker
+
+
+@pytest.mark.usefixtures("airflow_env")
+def test_sqs_triggers_starting_together_do_not_deadlock(moto: MotoSQS, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from fluke_airflow.hooks import AmazonSQSQueueHook
+
+    conn_id = set_connection(monkeypatch, f"aws_start_{fresh_name('x')[-8:]}", sqs_connection(moto))
+    name = fresh_name()
+    boto3.client(
+        "sqs",
+        endpoint_url=moto.endpoint_url,
+        region_name=moto.region,
+        aws_access_key_id=moto.access_key_id,
+        aws_secret_access_key=moto.secret_access_key,
+    ).create_queue(QueueName=name)
+    run_as_triggers(lambda: AmazonSQSQueueHook(aws_conn_id=conn_id).aget_queue(name, share_client=True), count=20)
