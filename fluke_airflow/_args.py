@@ -52,9 +52,7 @@ def as_int(name: str, value: Any, *, minimum: int, maximum: int | None = None, a
     """A rendered int argument: Jinja renders numbers as text, so ``"10"`` is taken as 10."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
-    if minimum == 0:
-        return check.non_negative_int(name, value, maximum=maximum, allow_none=allow_none)
-    return check.positive_int(name, value, maximum=maximum, allow_none=allow_none)
+    return check.integer(name, value, minimum=minimum, maximum=maximum, allow_none=allow_none)
 
 
 def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:

@@ -21,6 +21,11 @@ class QueueClosedError(QueueError):
     """An operation was attempted on a queue object that is not open."""
 
 
+class DeliveryTooLarge(QueueError, ValueError):
+    """A delivery (a sensor's XCom, a trigger's event) would carry more bytes than allowed; its
+    messages were released, nothing was deleted."""
+
+
 _STATE_AFTER = {
     "opening": "nothing was sent, received or deleted",
     "receive": "this request received nothing, so no message changed state (batches delivered before keep theirs)",

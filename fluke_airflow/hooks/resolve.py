@@ -17,6 +17,14 @@ CONNECTION_TYPES: dict[str, str] = {
 _ACCEPTED = "'aws' (Amazon SQS), 'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
 
 
+def _not_found_error() -> type[Exception]:
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # pragma: no cover - task SDKs that keep it in airflow.exceptions
+        from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
+    return AirflowNotFoundException
+
+
 def _not_found(conn_id: str, error: Exception) -> Exception:
     return type(error)(
         f"The connection {conn_id!r} is not defined. Create it (UI, CLI or AIRFLOW_CONN_{conn_id.upper()}) "
@@ -52,10 +60,8 @@ def get_queue_hook(conn_id: str) -> QueueHook:
 
     try:
         conn = BaseHook.get_connection(_check_conn_id(conn_id))
-    except Exception as error:
-        if type(error).__name__ == "AirflowNotFoundException":
-            raise _not_found(conn_id, error) from None
-        raise
+    except _not_found_error() as error:
+        raise _not_found(conn_id, error) from None
     return hook_for_connection(conn)
 
 
@@ -65,8 +71,6 @@ async def aget_queue_hook(conn_id: str) -> QueueHook:
 
     try:
         conn = await BaseHook.aget_connection(_check_conn_id(conn_id))
-    except Exception as error:
-        if type(error).__name__ == "AirflowNotFoundException":
-            raise _not_found(conn_id, error) from None
-        raise
+    except _not_found_error() as error:
+        raise _not_found(conn_id, error) from None
     return hook_for_connection(conn)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
+from fluke_airflow.queues import limits
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.message import Message
@@ -21,9 +22,9 @@ from fluke_airflow.queues.message import Message
 log = logging.getLogger("fluke_airflow.queues")
 
 SERVICE = "Azure Queue Storage"
-RECEIVE_LIMIT = 32
-MAX_MESSAGE_BYTES = 65_536
-MAX_VISIBILITY = 7 * 24 * 3600
+RECEIVE_LIMIT = limits.AZURE_RECEIVE_LIMIT
+MAX_MESSAGE_BYTES = limits.AZURE_MAX_MESSAGE_BYTES
+MAX_VISIBILITY = limits.AZURE_MAX_VISIBILITY
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _OPTIONS = ("delay_seconds", "time_to_live")
 Encoding = Literal["text", "base64"]
@@ -105,15 +106,13 @@ class _AzureProtocol:
             single=single_message,
         )
         kwargs: dict[str, Any] = {}
-        delay = check.non_negative_int(
-            "delay_seconds", options.get("delay_seconds"), maximum=MAX_VISIBILITY, allow_none=True
-        )
+        delay = check.integer("delay_seconds", options.get("delay_seconds"), maximum=MAX_VISIBILITY, allow_none=True)
         if delay:
             kwargs["visibility_timeout"] = delay
         ttl = options.get("time_to_live")
         if ttl is not None:
             if ttl != -1:
-                check.positive_int("time_to_live", ttl)
+                check.integer("time_to_live", ttl, minimum=1)
             kwargs["time_to_live"] = ttl
         return [(body, kwargs) for body in bodies]
 
@@ -190,7 +189,7 @@ class SyncAzureTransport(_AzureProtocol):
             return [None]
         return [message.with_receipt(updated.pop_receipt)]
 
-    def peek(self, driver: Any, limit: int) -> list[str]:
+    def peek(self, limit: int) -> list[str] | None:
         try:
             return [item.content for item in self.client.peek_messages(max_messages=limit)]
         except self._errors as error:
@@ -202,11 +201,12 @@ class SyncAzureTransport(_AzureProtocol):
         except self._errors as error:
             raise self._failure("count", error) from error
 
-    def clear(self, driver: Any) -> None:
+    def purge(self) -> bool:
         try:
             self.client.clear_messages()
         except self._errors as error:
             raise self._failure("clear", error) from error
+        return True
 
 
 class AsyncAzureTransport(_AzureProtocol):
@@ -284,7 +284,7 @@ class AsyncAzureTransport(_AzureProtocol):
             return [None]
         return [message.with_receipt(updated.pop_receipt)]
 
-    async def peek(self, driver: Any, limit: int) -> list[str]:
+    async def peek(self, limit: int) -> list[str] | None:
         try:
             return [item.content for item in await self.client.peek_messages(max_messages=limit)]
         except self._errors as error:
@@ -296,19 +296,21 @@ class AsyncAzureTransport(_AzureProtocol):
         except self._errors as error:
             raise self._failure("count", error) from error
 
-    async def clear(self, driver: Any) -> None:
+    async def purge(self) -> bool:
         try:
             await self.client.clear_messages()
         except self._errors as error:
             raise self._failure("clear", error) from error
+        return True
 
 
 class _AzureConfig(QueueBase[AzureAuth]):
     service = SERVICE
     max_visibility_timeout = MAX_VISIBILITY
     max_hidden_seconds = MAX_VISIBILITY
-    min_visibility_timeout = 1  # a receive may not hide messages for 0 s on Azure
+    min_visibility_timeout = limits.AZURE_MIN_RECEIVE_VISIBILITY
     receive_limit = RECEIVE_LIMIT
+    receipts_survive_visibility_change = False  # every visibility change issues a new pop receipt
     # wait_time_seconds is accepted for symmetry with SQS and ignored: Azure has no long polling.
 
     def __init__(

@@ -1,27 +1,76 @@
 """The public queue classes' shared half: argument checks, logging and the flow plumbing.
 
-A backend (``sqs.py``, ``azure.py``) supplies transports; everything a user calls is
-defined here once for the blocking classes and once for the asyncio ones.
+A backend (``sqs.py``, ``azure.py``) supplies transports (:mod:`fluke_airflow.queues.transport`)
+and its limits; everything a user calls is defined here once for the blocking classes and once
+for the asyncio ones, and here it is decided which flow of :mod:`fluke_airflow.queues.flows`
+serves a call.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
 from fluke_airflow.exceptions import QueueClosedError
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.drivers import AsyncDriver, SyncDriver
-from fluke_airflow.queues.flows import Delete, Heartbeat, PollOptions, SetVisibility, poll_flow
+from fluke_airflow.queues.flows import (
+    Delete,
+    Flow,
+    Heartbeat,
+    PollOptions,
+    SetVisibility,
+    drain_flow,
+    peek_by_receive_flow,
+    poll_flow,
+)
+from fluke_airflow.queues.limits import PEEK_LIMIT
 from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Unpack
 
 log = logging.getLogger("fluke_airflow.queues")
 
 AuthT = TypeVar("AuthT")
 
 DEFAULT_VISIBILITY_TIMEOUT = 30
-PEEK_LIMIT = 10
+PEEK_WAIT_SECONDS = 1
+
+
+class PollArguments(TypedDict, total=False):
+    """``poll``'s arguments, declared once: the guide's four (also positional, in this order) and
+    this package's additions (keyword only). Defaults and checks: :meth:`QueueBase.poll_options`.
+    """
+
+    num_messages: int | None
+    """How many messages in all (default: until the queue is empty)."""
+    batch_size: int
+    """Messages per batch (default 10; more than one request's worth is received with several)."""
+    polling_frequency: float | None
+    """Poll forever, this many seconds apart (default: once)."""
+    pre_delivery_delete: bool
+    """Delete before delivering (at most once); default False: after (at least once)."""
+    visibility_timeout: int
+    """Seconds a received batch stays hidden (default 30)."""
+    wait_time_seconds: int
+    """SQS long-poll wait per receive (default 1)."""
+    heartbeat: bool
+    """Renew a batch's visibility while the consumer works on it (default True)."""
+    max_receive_count: int | None
+    """With ``dead_letter_queue``: move messages received more often than this."""
+    dead_letter_queue: str | None
+    suppress_output: bool
+    """Log at DEBUG instead of INFO (default False)."""
+
+
+POSITIONAL = ("num_messages", "batch_size", "polling_frequency", "pre_delivery_delete")
+"""The guide's poll arguments, which may also be given by position."""
 
 
 class QueueBase(Generic[AuthT]):
@@ -41,13 +90,16 @@ class QueueBase(Generic[AuthT]):
     """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
     receive_limit: ClassVar[int]
     """The most messages one receive request returns (SQS 10, Azure 32)."""
+    receipts_survive_visibility_change: ClassVar[bool]
+    """Whether a receipt still deletes its message after a visibility change (SQS). Azure hands out
+    a new pop receipt instead and voids the old one: a holder of stored receipts must not renew."""
 
     def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
         self._check_auth(auth)
         self._auth = auth
         self._queue = self._check_queue(check.non_empty_str("queue", queue))
         self._suppress_output = check.boolean("suppress_output", suppress_output)
-        self._max_concurrency = check.positive_int("max_concurrency", max_concurrency, maximum=64)
+        self._max_concurrency = check.integer("max_concurrency", max_concurrency, minimum=1, maximum=64)
         self._level = logging.DEBUG if suppress_output else logging.INFO
 
     def _check_auth(self, auth: Any) -> None:
@@ -62,13 +114,11 @@ class QueueBase(Generic[AuthT]):
 
     def check_visibility_timeout(self, value: Any, name: str = "visibility_timeout") -> int:
         """``value`` if this service accepts it as a receive's visibility timeout, else a clear error."""
-        visibility = check.non_negative_int(name, value, maximum=self.max_visibility_timeout)
-        if visibility < self.min_visibility_timeout:
-            raise ValueError(
-                f"{name} must be between {self.min_visibility_timeout} and "
-                f"{self.max_visibility_timeout} seconds on {self.service}, got {visibility}"
-            )
-        return visibility
+        allowed = f" on {self.service}" if self.min_visibility_timeout else ""
+        try:
+            return check.integer(name, value, minimum=self.min_visibility_timeout, maximum=self.max_visibility_timeout)
+        except ValueError as error:
+            raise ValueError(f"{error}{allowed}") from None
 
     def _log_push(self, results: list[bool], level: int) -> None:
         failed = [i for i, ok in enumerate(results) if not ok]
@@ -79,29 +129,33 @@ class QueueBase(Generic[AuthT]):
                 "%s queue %r did not accept the message(s) at position(s) %s", self.service, self._queue, failed
             )
 
-    def _level_for(self, kwargs: dict[str, Any]) -> int:
-        return logging.DEBUG if kwargs.get("suppress_output") else self._level
+    def _level_for(self, suppress_output: bool) -> int:
+        return logging.DEBUG if suppress_output else self._level
 
-    def _poll_options(
-        self,
-        num_messages: int | None = None,
-        batch_size: int = 10,
-        polling_frequency: float | None = None,
-        pre_delivery_delete: bool = False,
-        *,
-        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        wait_time_seconds: int = 1,
-        heartbeat: bool = True,
-        max_receive_count: int | None = None,
-        dead_letter_queue: str | None = None,
-        suppress_output: bool = False,
-    ) -> PollOptions:
+    def poll_options(self, args: Sequence[Any] = (), arguments: PollArguments | None = None) -> PollOptions:
         """The one place where ``poll``'s arguments are checked and their defaults live."""
-        at_least = check.positive_int if self.min_visibility_timeout else check.non_negative_int
-        visibility = at_least("visibility_timeout", visibility_timeout, maximum=self.max_visibility_timeout)
-        check.boolean("heartbeat", heartbeat)
-        check.boolean("suppress_output", suppress_output)
-        receive_limit = check.positive_int("max_receive_count", max_receive_count, allow_none=True)
+        given: dict[str, Any] = dict(arguments or {})
+        if len(args) > len(POSITIONAL):
+            raise TypeError(f"poll() takes at most {len(POSITIONAL)} positional arguments ({', '.join(POSITIONAL)})")
+        for name, value in zip(POSITIONAL, args, strict=False):
+            if name in given:
+                raise TypeError(f"poll() got {name} both by position and by name")
+            given[name] = value
+        unknown = set(given) - set(PollArguments.__annotations__)
+        if unknown:
+            raise TypeError(
+                f"poll() got unknown argument(s) {sorted(unknown)}; allowed: {', '.join(PollArguments.__annotations__)}"
+            )
+        visibility = check.integer(
+            "visibility_timeout",
+            given.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT),
+            minimum=self.min_visibility_timeout,
+            maximum=self.max_visibility_timeout,
+        )
+        heartbeat = check.boolean("heartbeat", given.get("heartbeat", True))
+        check.boolean("suppress_output", given.get("suppress_output", False))
+        receive_limit = check.integer("max_receive_count", given.get("max_receive_count"), minimum=1, allow_none=True)
+        dead_letter_queue = given.get("dead_letter_queue")
         if dead_letter_queue is not None:
             self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
             if dead_letter_queue == self._queue:
@@ -113,18 +167,36 @@ class QueueBase(Generic[AuthT]):
                 "configure the queue's own RedrivePolicy)"
             )
         return PollOptions(
-            num_messages=check.positive_int("num_messages", num_messages, allow_none=True),
-            batch_size=check.positive_int("batch_size", batch_size),
-            polling_frequency=check.non_negative_number("polling_frequency", polling_frequency, allow_none=True),
-            pre_delivery_delete=check.boolean("pre_delivery_delete", pre_delivery_delete),
+            num_messages=check.integer("num_messages", given.get("num_messages"), minimum=1, allow_none=True),
+            batch_size=check.integer("batch_size", given.get("batch_size", 10), minimum=1),
+            polling_frequency=check.non_negative_number(
+                "polling_frequency", given.get("polling_frequency"), allow_none=True
+            ),
+            pre_delivery_delete=check.boolean("pre_delivery_delete", given.get("pre_delivery_delete", False)),
             visibility_timeout=visibility,
-            wait_seconds=check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=self.max_wait_seconds),
+            wait_seconds=check.integer(
+                "wait_time_seconds", given.get("wait_time_seconds", 1), maximum=self.max_wait_seconds
+            ),
             heartbeat=Heartbeat(visibility, self.max_hidden_seconds) if heartbeat and visibility > 0 else None,
             max_receive_count=receive_limit,
             dead_letter_queue=dead_letter_queue,
             per_request=self.receive_limit,
             held_messages_block=self._held_messages_block(),
         )
+
+    def _poll_flow(self, options: PollOptions, arguments: PollArguments) -> Flow:
+        level = self._level_for(bool(arguments.get("suppress_output", False)))
+        return poll_flow(options, queue=self._queue, level=level)
+
+    def _peek_limit(self, max_messages: Any) -> int:
+        return check.integer("max_messages", max_messages, minimum=1, maximum=PEEK_LIMIT)
+
+    def _log_peek(self, bodies: list[str], suppress_output: bool) -> list[str]:
+        log.log(
+            self._level_for(suppress_output), "Peeked at %d message(s) in %s queue %r", len(bodies), self.service,
+            self._queue,
+        )  # fmt: skip
+        return bodies
 
     def _held_messages_block(self) -> bool:
         """Whether messages this poll holds can keep others from being received (see PollOptions)."""
@@ -143,7 +215,7 @@ class Queue(QueueBase[AuthT]):
         self.open()
 
     # -- backend hooks ------------------------------------------------------------------------
-    def _connect(self, queue: str | None = None) -> Any:
+    def _connect(self, queue: str | None = None) -> SyncTransport:
         """Create the transport for ``queue`` (default: this queue) and check that it exists."""
         raise NotImplementedError
 
@@ -160,7 +232,7 @@ class Queue(QueueBase[AuthT]):
             driver, self._driver = self._driver, None
             driver.close()
             for transport in (driver.transport, *driver.dead_letters.values()):
-                transport.close()  # type: ignore[attr-defined]
+                transport.close()
             log.log(self._level, "Closed %s queue %r", self.service, self._queue)
 
     def is_open(self) -> bool:
@@ -181,7 +253,7 @@ class Queue(QueueBase[AuthT]):
         return self._driver
 
     @property
-    def _t(self) -> Any:
+    def _t(self) -> SyncTransport:
         return self._d.transport
 
     # -- the guide's API ---------------------------------------------------------------------------
@@ -197,15 +269,21 @@ class Queue(QueueBase[AuthT]):
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
         results: list[bool] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
-        self._log_push(results, logging.DEBUG if suppress_output else self._level)
+        self._log_push(results, self._level_for(suppress_output))
         return results
 
     def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
-        """Up to ``max_messages`` (at most 10) bodies, as many as are available; nothing is deleted."""
-        limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
-        return self._t.peek(self._d, limit)  # type: ignore[no-any-return]
+        """Up to ``max_messages`` (at most 10) bodies, as many as are available; nothing is deleted.
 
-    def run_flow(self, flow: Any) -> Any:
+        Where the service has no peek (SQS), the messages are received and released at once.
+        """
+        limit = self._peek_limit(max_messages)
+        bodies = self._t.peek(limit)
+        if bodies is None:
+            bodies = self._d.run(peek_by_receive_flow(limit, wait_seconds=PEEK_WAIT_SECONDS))
+        return self._log_peek(bodies, suppress_output)
+
+    def run_flow(self, flow: Flow) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the sensor)."""
         return self._d.run(flow)
 
@@ -214,20 +292,7 @@ class Queue(QueueBase[AuthT]):
         if name not in self._d.dead_letters:
             self._d.dead_letters[name] = self._connect(name)
 
-    def poll(
-        self,
-        num_messages: int | None = None,
-        batch_size: int = 10,
-        polling_frequency: float | None = None,
-        pre_delivery_delete: bool = False,
-        *,
-        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        wait_time_seconds: int = 1,
-        heartbeat: bool = True,
-        max_receive_count: int | None = None,
-        dead_letter_queue: str | None = None,
-        suppress_output: bool = False,
-    ) -> Iterator[list[str]]:
+    def poll(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[str]]:
         """Batches of bodies, as in the guide.
 
         ``num_messages`` (all when None), ``batch_size`` (may exceed one request: several
@@ -239,41 +304,40 @@ class Queue(QueueBase[AuthT]):
         being processed), ``max_receive_count`` with ``dead_letter_queue`` (move messages
         received more often than that to another queue). If the loop body raises or the
         iterator is closed, the current batch is released for redelivery instead of deleted.
+        See :class:`PollArguments`.
         """
-        return _bodies(self.poll_messages(**_poll_arguments(locals())))
+        return _bodies(self.poll_messages(*args, **arguments))
 
-    def poll_messages(self, *args: Any, **kwargs: Any) -> Iterator[list[Message]]:
+    def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects (ids, receipts, receive counts); same arguments."""
-        options = self._poll_options(*args, **kwargs)
+        options = self.poll_options(args, arguments)
         if options.dead_letter_queue:
             self.attach_dead_letter_queue(options.dead_letter_queue)
-        return self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs)))
+        return self._d.iterate(self._poll_flow(options, arguments))
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """Delete received messages by receipt; one result each (failures are logged by id)."""
-        return self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]
+        results: list[bool] = self._d.execute(Delete(tuple(messages)))
+        return results
 
     def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """Hide received messages for ``timeout`` more seconds (0 releases them now).
 
         Returns the messages whose change succeeded, with their current receipts.
         """
-        check.non_negative_int("timeout", timeout, maximum=self.max_visibility_timeout)
-        return self._d.execute(SetVisibility(tuple(messages), timeout))  # type: ignore[no-any-return]
+        check.integer("timeout", timeout, maximum=self.max_visibility_timeout)
+        kept: list[Message] = self._d.execute(SetVisibility(tuple(messages), timeout))
+        return kept
 
     def count(self) -> int:
         """The approximate number of messages waiting (the services only know it approximately)."""
-        return int(self._t.count())
+        return self._t.count()
 
     def clear(self) -> None:
-        """Delete every message in the queue."""
-        self._t.clear(self._d)
+        """Delete every message in the queue (receive-and-delete when the service refuses a purge now)."""
+        if not self._t.purge():
+            self._d.run(drain_flow(queue=self._queue))
         log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
-
-
-def _poll_arguments(values: dict[str, Any]) -> dict[str, Any]:
-    """``poll``'s own arguments (from its ``locals()``), to pass on unchanged."""
-    return {k: v for k, v in values.items() if k not in ("self", "__class__")}
 
 
 def _bodies(batches: Iterator[list[Message]]) -> Iterator[list[str]]:
@@ -282,7 +346,8 @@ def _bodies(batches: Iterator[list[Message]]) -> Iterator[list[str]]:
         for batch in batches:
             yield [m.body for m in batch]
     finally:
-        batches.close()  # type: ignore[attr-defined]
+        if isinstance(batches, Generator):  # the driver's iterator, not a caller's own iterable
+            batches.close()
 
 
 async def _abodies(batches: AsyncIterator[list[Message]]) -> AsyncIterator[list[str]]:
@@ -290,7 +355,8 @@ async def _abodies(batches: AsyncIterator[list[Message]]) -> AsyncIterator[list[
         async for batch in batches:
             yield [m.body for m in batch]
     finally:
-        await batches.aclose()  # type: ignore[attr-defined]
+        if isinstance(batches, AsyncGenerator):
+            await batches.aclose()
 
 
 class AsyncQueue(QueueBase[AuthT]):
@@ -310,7 +376,7 @@ class AsyncQueue(QueueBase[AuthT]):
         """Use the client that the auth shares among the async queues of the running event loop."""
         self._driver: AsyncDriver | None = None
 
-    async def _connect(self, queue: str | None = None) -> Any:
+    async def _connect(self, queue: str | None = None) -> AsyncTransport:
         raise NotImplementedError
 
     async def open(self) -> None:
@@ -324,7 +390,7 @@ class AsyncQueue(QueueBase[AuthT]):
         if self._driver is not None:
             driver, self._driver = self._driver, None
             for transport in (driver.transport, *driver.dead_letters.values()):
-                await transport.close()  # type: ignore[attr-defined]
+                await transport.close()
 
     def is_open(self) -> bool:
         """Whether the queue is open."""
@@ -344,7 +410,7 @@ class AsyncQueue(QueueBase[AuthT]):
         return self._driver
 
     @property
-    def _t(self) -> Any:
+    def _t(self) -> AsyncTransport:
         return self._d.transport
 
     async def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
@@ -359,47 +425,37 @@ class AsyncQueue(QueueBase[AuthT]):
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
         results: list[bool] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
-        self._log_push(results, logging.DEBUG if suppress_output else self._level)
+        self._log_push(results, self._level_for(suppress_output))
         return results
 
     async def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
-        limit = check.positive_int("max_messages", max_messages, maximum=PEEK_LIMIT)
-        return await self._t.peek(self._d, limit)  # type: ignore[no-any-return]
+        """As :meth:`Queue.peek`."""
+        limit = self._peek_limit(max_messages)
+        bodies = await self._t.peek(limit)
+        if bodies is None:
+            bodies = await self._d.run(peek_by_receive_flow(limit, wait_seconds=PEEK_WAIT_SECONDS))
+        return self._log_peek(bodies, suppress_output)
 
-    async def poll_messages(self, *args: Any, **kwargs: Any) -> AsyncIterator[list[Message]]:
+    async def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> AsyncIterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects; same arguments."""
-        options = self._poll_options(*args, **kwargs)
+        options = self.poll_options(args, arguments)
         if options.dead_letter_queue:
             await self.attach_dead_letter_queue(options.dead_letter_queue)
-        batches = self._d.iterate(poll_flow(options, queue=self._queue, level=self._level_for(kwargs)))
+        batches = self._d.iterate(self._poll_flow(options, arguments))
         try:
             async for batch in batches:
                 yield batch
         finally:
             # Close the driver's iterator now (not when the garbage collector finds it): that
             # stops the heartbeat and releases the batch the consumer stopped with.
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()
 
-    def poll(
-        self,
-        num_messages: int | None = None,
-        batch_size: int = 10,
-        polling_frequency: float | None = None,
-        pre_delivery_delete: bool = False,
-        *,
-        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        wait_time_seconds: int = 1,
-        heartbeat: bool = True,
-        max_receive_count: int | None = None,
-        dead_letter_queue: str | None = None,
-        suppress_output: bool = False,
-    ) -> AsyncIterator[list[str]]:
+    def poll(self, *args: Any, **arguments: Unpack[PollArguments]) -> AsyncIterator[list[str]]:
         """``async for batch in queue.poll(...)``: as :meth:`Queue.poll` (arguments checked at the call)."""
-        arguments = _poll_arguments(locals())
-        self._poll_options(**arguments)
-        return _abodies(self.poll_messages(**arguments))
+        self.poll_options(args, arguments)
+        return _abodies(self.poll_messages(*args, **arguments))
 
-    async def run_flow(self, flow: Any) -> Any:
+    async def run_flow(self, flow: Flow) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""
         return await self._d.run(flow)
 
@@ -410,17 +466,21 @@ class AsyncQueue(QueueBase[AuthT]):
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """As :meth:`Queue.delete_messages`."""
-        return await self._d.execute(Delete(tuple(messages)))  # type: ignore[no-any-return]
+        results: list[bool] = await self._d.execute(Delete(tuple(messages)))
+        return results
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """As :meth:`Queue.change_visibility`."""
-        check.non_negative_int("timeout", timeout, maximum=self.max_visibility_timeout)
-        return await self._d.execute(SetVisibility(tuple(messages), timeout))  # type: ignore[no-any-return]
+        check.integer("timeout", timeout, maximum=self.max_visibility_timeout)
+        kept: list[Message] = await self._d.execute(SetVisibility(tuple(messages), timeout))
+        return kept
 
     async def count(self) -> int:
         """As :meth:`Queue.count`."""
-        return int(await self._t.count())
+        return await self._t.count()
 
     async def clear(self) -> None:
         """As :meth:`Queue.clear`."""
-        await self._t.clear(self._d)
+        if not await self._t.purge():
+            await self._d.run(drain_flow(queue=self._queue))
+        log.log(self._level, "Cleared %s queue %r", self.service, self._queue)

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from fluke_airflow.queues.flows import (
     ConsumerStopped,
@@ -28,7 +28,8 @@ from fluke_airflow.queues.flows import (
     Sleep,
     Step,
 )
-from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.message import Message, latest_receipts
+from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,38 +39,8 @@ def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class Transport(Protocol):
-    """What a backend implements for one request each (blocking flavour)."""
-
-    delete_chunk_size: int
-    visibility_chunk_size: int
-    receive_chunk_size: int
-
-    def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
-    def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
-    def set_visibility_batch(self, messages: Sequence[Message], timeout: int) -> list[Message | None]: ...
-
-
-class AsyncTransport(Protocol):
-    """The asyncio flavour of :class:`Transport`."""
-
-    delete_chunk_size: int
-    visibility_chunk_size: int
-    receive_chunk_size: int
-
-    async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
-    async def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
-    async def set_visibility_batch(self, messages: Sequence[Message], timeout: int) -> list[Message | None]: ...
-
-
 def _visible(results: list[Message | None]) -> list[Message]:
     return [m for m in results if m is not None]
-
-
-def _renewed(messages: list[Message], kept: list[Message]) -> list[Message]:
-    """The batch with the receipts of a visibility change (Azure issues new ones)."""
-    latest = {m.id: m for m in kept}
-    return [latest.get(m.id, m) for m in messages]
 
 
 class _SyncHeartbeat:
@@ -93,7 +64,7 @@ class _SyncHeartbeat:
                 kept = self._driver.execute(SetVisibility(tuple(self.messages), extension))
             except Exception:  # a failed renewal must not kill the consumer; the delete decides later
                 continue
-            self.messages = _renewed(self.messages, kept)
+            self.messages = latest_receipts(self.messages, kept)
 
     def stop(self) -> list[Message]:
         self._stop.set()
@@ -121,7 +92,7 @@ class _AsyncHeartbeat:
                 kept = await self._driver.execute(SetVisibility(tuple(self.messages), extension))
             except Exception:  # see _SyncHeartbeat
                 continue
-            self.messages = _renewed(self.messages, kept)
+            self.messages = latest_receipts(self.messages, kept)
 
     async def stop(self) -> list[Message]:
         self._task.cancel()
@@ -131,9 +102,9 @@ class _AsyncHeartbeat:
 
 
 class SyncDriver:
-    def __init__(self, transport: Transport, max_concurrency: int) -> None:
+    def __init__(self, transport: SyncTransport, max_concurrency: int) -> None:
         self.transport = transport
-        self.dead_letters: dict[str, Any] = {}
+        self.dead_letters: dict[str, SyncTransport] = {}
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
@@ -190,7 +161,7 @@ class SyncDriver:
                 return stop.value
             result = self.execute(step)
 
-    def iterate(self, flow: Flow) -> Iterator[list[Message]]:
+    def iterate(self, flow: Flow) -> Generator[list[Message], None, None]:
         """Run a delivering flow; closing this iterator closes the flow where it stands."""
         result = None
         try:
@@ -226,7 +197,7 @@ class SyncDriver:
 class AsyncDriver:
     def __init__(self, transport: AsyncTransport, max_concurrency: int) -> None:
         self.transport = transport
-        self.dead_letters: dict[str, Any] = {}
+        self.dead_letters: dict[str, AsyncTransport] = {}
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
     async def fanout(
@@ -276,7 +247,7 @@ class AsyncDriver:
                 return stop.value
             result = await self.execute(step)
 
-    async def iterate(self, flow: Flow) -> AsyncIterator[list[Message]]:
+    async def iterate(self, flow: Flow) -> AsyncGenerator[list[Message], None]:
         result = None
         try:
             while True:

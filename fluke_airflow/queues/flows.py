@@ -14,6 +14,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -89,10 +90,6 @@ class DeadLetter:
 
     messages: tuple[Message, ...]
     queue: str
-
-
-class DeliveryTooLarge(ValueError):
-    """A sensor delivery would be larger than what XCom should carry."""
 
 
 class ConsumerStopped(Exception):
@@ -321,8 +318,8 @@ def collect_flow(
         yield from release_flow(messages, queue=queue)
         raise DeliveryTooLarge(
             f"{len(messages)} message(s) from queue {queue!r} add up to {size} bytes, more than "
-            f"max_xcom_bytes={max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
-            "max_xcom_bytes (with an XCom backend that stores large values), or poll inside a task "
+            f"max_delivery_bytes={max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
+            "max_delivery_bytes (with an XCom backend that stores large values), or poll inside a task "
             "with hook.get_queue(...).poll(...)"
         )
     if messages and pre_delivery_delete:

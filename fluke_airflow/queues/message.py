@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 
@@ -36,3 +37,13 @@ class Message:
             receipt=str(data["receipt"]),
             receive_count=int(data.get("receive_count", 0)),  # type: ignore[call-overload]
         )
+
+
+def latest_receipts(messages: Sequence[Message], renewed: Sequence[Message]) -> list[Message]:
+    """``messages`` with the receipts that a visibility change handed back for some of them.
+
+    Azure issues a new pop receipt on every visibility change and voids the old one; the delete
+    must use the newest. Messages the change did not return keep theirs.
+    """
+    latest = {m.id: m for m in renewed}
+    return [latest.get(m.id, m) for m in messages]

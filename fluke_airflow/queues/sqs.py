@@ -13,20 +13,20 @@ from typing import Any
 
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
+from fluke_airflow.queues import limits
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
-from fluke_airflow.queues.flows import drain_flow, peek_by_receive_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
 
 SERVICE = "Amazon SQS"
-BATCH_ENTRIES = 10  # SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch / ReceiveMessage
-BATCH_BYTES = 1_048_576  # total payload of one SendMessageBatch
-MAX_VISIBILITY = 43_200
-MAX_WAIT = 20
-MAX_DELAY = 900
-DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+BATCH_ENTRIES = limits.SQS_BATCH_ENTRIES
+BATCH_BYTES = limits.SQS_BATCH_BYTES
+MAX_VISIBILITY = limits.SQS_MAX_VISIBILITY
+MAX_WAIT = limits.SQS_MAX_WAIT
+MAX_DELAY = limits.SQS_MAX_DELAY
+DEFAULT_MAX_MESSAGE_BYTES = limits.SQS_MAX_MESSAGE_BYTES
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$|^[A-Za-z0-9_-]{1,75}\.fifo$")
 _OPTIONS = ("delay_seconds", "message_group_id", "message_deduplication_id", "message_deduplication_ids")
@@ -90,9 +90,7 @@ class _SQSProtocol:
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
         bodies = check.message_list(messages, max_bytes=self.max_message_bytes, service=SERVICE, single=single_message)
-        delay = check.non_negative_int(
-            "delay_seconds", options.get("delay_seconds"), maximum=MAX_DELAY, allow_none=True
-        )
+        delay = check.integer("delay_seconds", options.get("delay_seconds"), maximum=MAX_DELAY, allow_none=True)
         group = options.get("message_group_id")
         if group is not None:
             check.non_empty_str("message_group_id", group)
@@ -256,24 +254,26 @@ class SyncSQSTransport(_SQSProtocol):
             return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
         return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
 
-    def peek(self, driver: Any, limit: int) -> list[str]:
-        return driver.run(peek_by_receive_flow(limit, wait_seconds=1))  # type: ignore[no-any-return]
+    def peek(self, limit: int) -> list[str] | None:
+        return None  # no peek in SQS: the queue receives and releases
 
     def count(self) -> int:
         try:
-            return self._count(
-                self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"])
+            response = self.client.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
             )
+            return self._count(response)
         except self._errors as error:
             raise self._failure("count", error) from error
 
-    def clear(self, driver: Any) -> None:
+    def purge(self) -> bool:
         try:
             self.client.purge_queue(QueueUrl=self.url)
         except self._errors as error:
             if not self._purge_busy(error):
                 raise self._failure("purge", error) from error
-            driver.run(drain_flow(queue=self.queue))
+            return False
+        return True
 
 
 class AsyncSQSTransport(_SQSProtocol):
@@ -342,8 +342,8 @@ class AsyncSQSTransport(_SQSProtocol):
             return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
         return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
 
-    async def peek(self, driver: Any, limit: int) -> list[str]:
-        return await driver.run(peek_by_receive_flow(limit, wait_seconds=1))  # type: ignore[no-any-return]
+    async def peek(self, limit: int) -> list[str] | None:
+        return None  # no peek in SQS: the queue receives and releases
 
     async def count(self) -> int:
         try:
@@ -355,13 +355,14 @@ class AsyncSQSTransport(_SQSProtocol):
         except self._errors as error:
             raise self._failure("count", error) from error
 
-    async def clear(self, driver: Any) -> None:
+    async def purge(self) -> bool:
         try:
             await self.client.purge_queue(QueueUrl=self.url)
         except self._errors as error:
             if not self._purge_busy(error):
                 raise self._failure("purge", error) from error
-            await driver.run(drain_flow(queue=self.queue))
+            return False
+        return True
 
 
 class _SQSConfig(QueueBase[AWSAuth]):
@@ -371,6 +372,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
     long_polling = True
     max_hidden_seconds = MAX_VISIBILITY  # SQS counts 12 hours from the receive
     receive_limit = BATCH_ENTRIES
+    receipts_survive_visibility_change = True
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AWSAuth):

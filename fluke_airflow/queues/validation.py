@@ -19,36 +19,25 @@ def _is_int(value: Any) -> bool:
 
 
 @overload
-def positive_int(name: str, value: Any, *, maximum: int | None = None, allow_none: Literal[False] = False) -> int: ...
-@overload
-def positive_int(name: str, value: Any, *, maximum: int | None = None, allow_none: bool) -> int | None: ...
-def positive_int(name: str, value: Any, *, maximum: int | None = None, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    upper = f" and at most {maximum}" if maximum is not None else ""
-    none = " (or None)" if allow_none else ""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an integer >= 1{upper}{none}, got {type(value).__name__} {value!r}")
-    if value < 1 or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer >= 1{upper}{none}, got {value!r}")
-    return int(value)
-
-
-@overload
-def non_negative_int(
-    name: str, value: Any, *, maximum: int | None = None, allow_none: Literal[False] = False
+def integer(
+    name: str, value: Any, *, minimum: int = 0, maximum: int | None = None, allow_none: Literal[False] = False
 ) -> int: ...
 @overload
-def non_negative_int(name: str, value: Any, *, maximum: int | None = None, allow_none: bool) -> int | None: ...
-def non_negative_int(name: str, value: Any, *, maximum: int | None = None, allow_none: bool = False) -> int | None:
+def integer(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None, allow_none: bool) -> int | None: ...
+def integer(
+    name: str, value: Any, *, minimum: int = 0, maximum: int | None = None, allow_none: bool = False
+) -> int | None:
+    """``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``; else an error naming
+    ``name`` and the allowed range."""
     if value is None and allow_none:
         return None
     upper = f" and at most {maximum}" if maximum is not None else ""
     none = " (or None)" if allow_none else ""
+    allowed = f"{name} must be an integer >= {minimum}{upper}{none}"
     if not _is_int(value):
-        raise TypeError(f"{name} must be an integer >= 0{upper}{none}, got {type(value).__name__} {value!r}")
-    if value < 0 or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer >= 0{upper}{none}, got {value!r}")
+        raise TypeError(f"{allowed}, got {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{allowed}, got {value!r}")
     return int(value)
 
 

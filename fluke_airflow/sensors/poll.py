@@ -11,17 +11,19 @@ The delivery guarantee is the guide's, in Airflow terms:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
 
-from fluke_airflow import _args
+from fluke_airflow.polling.settings import DEFAULT_MAX_DELIVERY_BYTES
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from fluke_airflow.polling.settings import DeliverySettings
     from fluke_airflow.queues.message import Message
 
 
@@ -52,8 +54,9 @@ class QueuePollSensor(BaseSensorOperator):
         teardown task ``<task_id>_settle`` (a :class:`~fluke_airflow.sensors.settle.QueueSettleSensor`,
         reschedule mode) that renews the messages' visibility meanwhile (SQS; on Azure set
         ``visibility_timeout`` to cover the run).
-    :param max_xcom_bytes: refuse (before deleting anything) a delivery whose bodies add up to
+    :param max_delivery_bytes: refuse (before deleting anything) a delivery whose bodies add up to
         more than this; lower ``num_messages`` or poll inside a task instead. Default 1 MiB.
+        (``max_xcom_bytes``, its former name, still works and is deprecated.)
     :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
         (a poison message that keeps failing the pipeline) are moved to ``dead_letter_queue`` and
         logged by id instead of delivered. Off by default.
@@ -78,35 +81,48 @@ class QueuePollSensor(BaseSensorOperator):
         message_encoding: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         delete_on_dag_success: bool = False,
-        max_xcom_bytes: int = 1_048_576,
+        max_delivery_bytes: int = DEFAULT_MAX_DELIVERY_BYTES,
         max_receive_count: int | None = None,
         dead_letter_queue: str | None = None,
         executor_queue: str | None = None,
+        max_xcom_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         if executor_queue is not None:
             kwargs["queue"] = executor_queue
+        if max_xcom_bytes is not None:
+            warnings.warn(
+                "QueuePollSensor(max_xcom_bytes=...) is deprecated; use max_delivery_bytes (the trigger's name too)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            max_delivery_bytes = max_xcom_bytes
         own_task_id = kwargs.get("task_id", "")
         super().__init__(**kwargs)
+        from fluke_airflow.polling.settings import check_arguments
         from fluke_airflow.queues import validation as check
 
-        _args.optional_int("batch_size", batch_size, minimum=1)
-        _args.optional_int("num_messages", num_messages, minimum=1)
-        _args.optional_int("visibility_timeout", visibility_timeout, minimum=0, maximum=7 * 24 * 3600)
-        check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=20)
-        check.boolean("pre_delivery_delete", pre_delivery_delete)
+        check_arguments(
+            {
+                "batch_size": batch_size,
+                "num_messages": num_messages,
+                "visibility_timeout": visibility_timeout,
+                "wait_time_seconds": wait_time_seconds,
+                "pre_delivery_delete": pre_delivery_delete,
+                "message_encoding": message_encoding,
+                "max_delivery_bytes": max_delivery_bytes,
+                "max_receive_count": max_receive_count,
+                "dead_letter_queue": dead_letter_queue,
+            },
+            templates_allowed=True,
+        )
         check.boolean("deferrable", deferrable)
         check.boolean("delete_on_dag_success", delete_on_dag_success)
-        check.positive_int("max_xcom_bytes", max_xcom_bytes)
-        check.positive_int("max_receive_count", max_receive_count, allow_none=True)
-        _args.check_dead_letter_args(max_receive_count, dead_letter_queue)
         if delete_on_dag_success and pre_delivery_delete:
             raise ValueError(
                 "delete_on_dag_success=True keeps messages until the DAG run ends; it cannot be combined with "
                 "pre_delivery_delete=True, which deletes them before delivery"
             )
-        if message_encoding not in (None, "text", "base64"):
-            raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {message_encoding!r}")
         self.conn_id = conn_id
         self.queue_name = queue
         self.batch_size = batch_size
@@ -117,7 +133,7 @@ class QueuePollSensor(BaseSensorOperator):
         self.message_encoding = message_encoding
         self.deferrable = deferrable
         self.delete_on_dag_success = delete_on_dag_success
-        self.max_xcom_bytes = max_xcom_bytes
+        self.max_delivery_bytes = max_delivery_bytes
         self.max_receive_count = max_receive_count
         self.dead_letter_queue = dead_letter_queue
         self._delivered: list[Message] = []
@@ -146,29 +162,30 @@ class QueuePollSensor(BaseSensorOperator):
         self.settle_task = settle
 
     # -- shared helpers -------------------------------------------------------------------------------
-    def _trigger_kwargs(self) -> dict[str, Any]:
-        return {
-            "conn_id": self.conn_id,
-            "queue": self.queue_name,
-            "batch_size": _args.as_int("batch_size", self.batch_size, minimum=1),
-            "num_messages": _args.as_int("num_messages", self.num_messages, minimum=1, allow_none=True),
-            "pre_delivery_delete": self.pre_delivery_delete,
-            "visibility_timeout": _args.as_int("visibility_timeout", self.visibility_timeout, minimum=0),
-            "poke_interval": float(self.poke_interval),
-            "wait_time_seconds": self.wait_time_seconds,
-            "message_encoding": self.message_encoding,
-            "max_delivery_bytes": self.max_xcom_bytes,
-            "max_receive_count": self.max_receive_count,
-            "dead_letter_queue": self.dead_letter_queue,
-        }
+    def _settings(self) -> DeliverySettings:
+        """The rendered arguments, checked (the trigger gets exactly these)."""
+        from fluke_airflow.polling.settings import DeliverySettings
+
+        return DeliverySettings.checked(
+            rendered=True,
+            conn_id=self.conn_id,
+            queue=self.queue_name,
+            batch_size=self.batch_size,
+            num_messages=self.num_messages,
+            pre_delivery_delete=self.pre_delivery_delete,
+            visibility_timeout=self.visibility_timeout,
+            poke_interval=self.poke_interval,
+            wait_time_seconds=self.wait_time_seconds,
+            message_encoding=self.message_encoding,
+            max_delivery_bytes=self.max_delivery_bytes,
+            max_receive_count=self.max_receive_count,
+            dead_letter_queue=self.dead_letter_queue,
+        )
 
     def _open(self) -> Any:
-        from fluke_airflow.hooks import get_queue_hook
+        from fluke_airflow.polling.open import open_queue
 
-        kwargs: dict[str, Any] = {"suppress_output": True}
-        if self.message_encoding:
-            kwargs["message_encoding"] = self.message_encoding
-        return get_queue_hook(self.conn_id).get_queue(self.queue_name, **kwargs)
+        return open_queue(self.conn_id, self.queue_name, self.message_encoding)
 
     # -- poke / reschedule ------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
@@ -176,25 +193,13 @@ class QueuePollSensor(BaseSensorOperator):
 
     def _receive(self, wait_seconds: int) -> bool:
         """One delivery into ``self._delivered``; False if no message came within ``wait_seconds``."""
-        from fluke_airflow.queues.flows import collect_flow
+        from fluke_airflow.polling.deliveries import delivery_flow
+        from fluke_airflow.polling.open import ready_for_delivery
 
-        settings = self._trigger_kwargs()
+        settings = self._settings()
         with self._open() as queue:
-            if self.dead_letter_queue:
-                queue.attach_dead_letter_queue(self.dead_letter_queue)
-            self._delivered = queue.run_flow(
-                collect_flow(
-                    settings["num_messages"] or settings["batch_size"],
-                    queue=self.queue_name,
-                    visibility_timeout=queue.check_visibility_timeout(settings["visibility_timeout"]),
-                    wait_seconds=wait_seconds if queue.long_polling else 0,
-                    pre_delivery_delete=self.pre_delivery_delete,
-                    max_bytes=self.max_xcom_bytes,
-                    max_receive_count=self.max_receive_count,
-                    dead_letter_queue=self.dead_letter_queue,
-                    per_request=queue.receive_limit,
-                )
-            )
+            ready_for_delivery(queue, settings)
+            self._delivered = queue.run_flow(delivery_flow(queue, settings, wait_seconds=wait_seconds))
         if self._delivered:
             self.log.info("Received %d message(s) from queue %r", len(self._delivered), self.queue_name)
         return bool(self._delivered)
@@ -208,7 +213,7 @@ class QueuePollSensor(BaseSensorOperator):
             if self._receive(wait_seconds=0):
                 return self._hand_over(context, self._delivered, renew=False)
             self.defer(
-                trigger=QueuePollTrigger(**self._trigger_kwargs(), single_event=True),
+                trigger=QueuePollTrigger(**self._settings().as_kwargs(), single_event=True),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout) if self.timeout else None,
             )
@@ -228,6 +233,8 @@ class QueuePollSensor(BaseSensorOperator):
         return self._hand_over(context, messages, renew=True)
 
     def _renewed(self, queue: Any, messages: list[Message]) -> list[Message]:
+        from fluke_airflow.queues.message import latest_receipts
+
         # Time has passed since the receive (a triggerer hand-off, or a long DAG run ahead): renew.
         kept = queue.change_visibility(messages, int(self.visibility_timeout))
         if len(kept) < len(messages):
@@ -237,7 +244,7 @@ class QueuePollSensor(BaseSensorOperator):
                 len(messages) - len(kept),
                 self.visibility_timeout,
             )
-        return _current_receipts(messages, kept)
+        return latest_receipts(messages, kept)
 
     # -- delivery --------------------------------------------------------------------------------------
     def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[str]:
@@ -264,9 +271,3 @@ class QueuePollSensor(BaseSensorOperator):
             "Stored %d message(s) as XCom and deleted %d from queue %r", len(bodies), deleted, self.queue_name
         )
         return bodies
-
-
-def _current_receipts(messages: list[Message], renewed: list[Message]) -> list[Message]:
-    """Azure hands out a new pop receipt on every visibility change; use it for the delete."""
-    latest = {m.id: m for m in renewed}
-    return [latest.get(m.id, m) for m in messages]

@@ -66,12 +66,9 @@ class QueueSettleSensor(BaseSensorOperator):
         self.message_encoding = message_encoding
 
     def _queue(self) -> Any:
-        from fluke_airflow.hooks import get_queue_hook
+        from fluke_airflow.polling.open import open_queue
 
-        kwargs: dict[str, Any] = {"suppress_output": True}
-        if self.message_encoding:
-            kwargs["message_encoding"] = self.message_encoding
-        return get_queue_hook(self.conn_id).get_queue(self.queue_name, **kwargs)
+        return open_queue(self.conn_id, self.queue_name, self.message_encoding)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from fluke_airflow.queues.message import Message
@@ -87,7 +84,7 @@ class QueueSettleSensor(BaseSensorOperator):
         outcome = run_outcome(states, exclude=self.task_id)
         with self._queue() as queue:
             if outcome is None:
-                if queue.long_polling:  # SQS: receipts stay valid across renewals
+                if queue.receipts_survive_visibility_change:  # SQS; Azure's would be voided by a renewal
                     queue.change_visibility(messages, int(self.visibility_timeout))
                 return False
             if outcome == "success":

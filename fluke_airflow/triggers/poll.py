@@ -16,162 +16,24 @@ Two ways it runs:
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
-import random
-import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from fluke_airflow._args import check_dead_letter_args
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError
-from fluke_airflow.queues.flows import DeliveryTooLarge, collect_flow, delete_flow
+from fluke_airflow.exceptions import DeliveryTooLarge
+from fluke_airflow.polling import payloads
+from fluke_airflow.polling.deliveries import deliveries
+from fluke_airflow.polling.open import aopen_queue
+from fluke_airflow.polling.settings import DeliverySettings
+from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.flows import delete_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger(__name__)
 
 CLASSPATH = "fluke_airflow.triggers.poll.QueuePollTrigger"
-MAX_BACKOFF = 60.0
-
-
-@dataclass(frozen=True)
-class PollSettings:
-    """Everything that decides what the trigger receives; serialised as the trigger's kwargs."""
-
-    conn_id: str
-    queue: str
-    batch_size: int = 10
-    num_messages: int | None = None
-    pre_delivery_delete: bool = False
-    visibility_timeout: int = 600  # longer than the triggerer's default shared-stream ack timeout (300 s)
-    poke_interval: float = 5.0
-    wait_time_seconds: int = 20
-    message_encoding: str | None = None
-    max_delivery_bytes: int | None = None
-    max_receive_count: int | None = None
-    dead_letter_queue: str | None = None
-
-    @property
-    def per_delivery(self) -> int:
-        return self.num_messages or self.batch_size
-
-    def stream_key(self) -> tuple[Any, ...]:
-        return ("fluke_airflow.queue", *asdict(self).values())
-
-
-_SDK_MODULES = (
-    "fluke_airflow.hooks.sqs",
-    "fluke_airflow.hooks.azure",
-    "aiobotocore.session",
-    "azure.storage.queue.aio",
-)
-
-
-def _import_sdks() -> None:
-    """Import the hooks and async SDKs a first poll needs (1-2 s)."""
-    for module in _SDK_MODULES:
-        importlib.import_module(module)
-
-
-_sdk_import: asyncio.Future[None] | None = None
-
-
-async def sdks_imported() -> None:
-    """Import the SDKs once per process, in a worker thread; every trigger awaits that one import.
-
-    Imported on the triggerer's event loop, they would stall every trigger there; imported by a
-    thread per trigger, a restarted triggerer's triggers would race each other's imports.
-    """
-    global _sdk_import
-    if all(name in sys.modules for name in _SDK_MODULES):
-        return
-    if _sdk_import is None or _sdk_import.get_loop() is not asyncio.get_running_loop() or _sdk_import.cancelled():
-        _sdk_import = asyncio.ensure_future(asyncio.to_thread(_import_sdks))
-    await asyncio.shield(_sdk_import)
-
-
-async def _open_queue(settings: PollSettings) -> Any:
-    from fluke_airflow.hooks import aget_queue_hook
-
-    await sdks_imported()
-    hook = await aget_queue_hook(settings.conn_id)
-    kwargs: dict[str, Any] = {"suppress_output": True}
-    if settings.message_encoding:
-        kwargs["message_encoding"] = settings.message_encoding
-    # One client per connection for all triggers of the triggerer (memory grows with clients).
-    queue = await hook.aget_queue(settings.queue, share_client=True, **kwargs)
-    queue.check_visibility_timeout(settings.visibility_timeout)
-    await queue.open()
-    if settings.dead_letter_queue:
-        await queue.attach_dead_letter_queue(settings.dead_letter_queue)
-    return queue
-
-
-async def deliveries(queue: Any, settings: PollSettings) -> AsyncIterator[list[Message]]:
-    """Deliveries from ``queue``, forever: long-poll (SQS) or poll every ``poke_interval`` (Azure),
-    riding out service errors with capped exponential backoff."""
-    failures = 0
-    name = settings.queue
-    polled = False
-    while True:
-        try:
-            messages: list[Message] = await queue.run_flow(
-                collect_flow(
-                    settings.per_delivery,
-                    queue=name,
-                    visibility_timeout=settings.visibility_timeout,
-                    wait_seconds=settings.wait_time_seconds if queue.long_polling else 0,
-                    pre_delivery_delete=settings.pre_delivery_delete,
-                    max_bytes=settings.max_delivery_bytes,
-                    max_receive_count=settings.max_receive_count,
-                    dead_letter_queue=settings.dead_letter_queue,
-                    per_request=queue.receive_limit,
-                )
-            )
-        except (QueueNotFoundError, DeliveryTooLarge):
-            raise
-        except QueueError as error:
-            failures += 1
-            delay = min(MAX_BACKOFF, 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
-            log.warning("Polling %s queue %r failed (%s); retrying in %.1fs", queue.service, name, error, delay)
-            await asyncio.sleep(delay)
-            continue
-        if not polled:
-            polled = True
-            log.info("First receive from %s queue %r done: polling", queue.service, name)
-        if failures:
-            log.info("Polling %s queue %r works again after %d failure(s)", queue.service, name, failures)
-            failures = 0
-        if messages:
-            log.info("Received %d message(s) from %s queue %r", len(messages), queue.service, name)
-            yield messages
-        elif not queue.long_polling:
-            await asyncio.sleep(settings.poke_interval)
-
-
-class EventPayload(dict):  # type: ignore[type-arg]
-    """A trigger event's payload whose ``repr`` leaves out message bodies.
-
-    The triggerer logs every event it fires (``Trigger fired event ... result=<repr>``) at
-    INFO; bodies are data and must not reach logs above DEBUG. It serialises as a plain dict.
-    """
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.items() if k not in ("messages", "message")}
-        if "messages" in self:
-            shown["messages"] = f"<{len(self['messages'])} message(s)>"
-        if "message" in self:
-            shown["message"] = f"<message {self['message'].get('id')}>"
-        return repr(shown)
-
-
-def _public(message: Message) -> dict[str, Any]:
-    """A message as it appears in an asset event: no receipt (it is of no use downstream)."""
-    return {"id": message.id, "body": message.body, "receive_count": message.receive_count}
 
 
 class QueuePollTrigger(BaseEventTrigger):
@@ -218,41 +80,27 @@ class QueuePollTrigger(BaseEventTrigger):
         dead_letter_queue: str | None = None,
     ) -> None:
         super().__init__()
-        from fluke_airflow.queues import validation as check
-
         if (queue is None) == (queue_name is None):
             raise ValueError("give the queue to watch as queue (or, through MessageQueueTrigger, queue_name)")
-        queue = check.non_empty_str("queue", queue if queue is not None else queue_name)
-        check.non_empty_str("conn_id", conn_id)
-
-        check.positive_int("batch_size", batch_size)
-        check.positive_int("num_messages", num_messages, allow_none=True)
-        check.boolean("pre_delivery_delete", pre_delivery_delete)
-        check.non_negative_int("visibility_timeout", visibility_timeout, maximum=7 * 24 * 3600)
-        check.non_negative_number("poke_interval", poke_interval)
-        check.non_negative_int("wait_time_seconds", wait_time_seconds, maximum=20)
-        if message_encoding not in (None, "text", "base64"):
-            raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {message_encoding!r}")
-        self.settings = PollSettings(
+        self.settings = DeliverySettings.checked(
             conn_id=conn_id,
-            queue=queue,
+            queue=queue if queue is not None else queue_name,
             batch_size=batch_size,
             num_messages=num_messages,
             pre_delivery_delete=pre_delivery_delete,
             visibility_timeout=visibility_timeout,
-            poke_interval=float(poke_interval),
+            poke_interval=poke_interval,
             wait_time_seconds=wait_time_seconds,
             message_encoding=message_encoding,
-            max_delivery_bytes=check.positive_int("max_delivery_bytes", max_delivery_bytes, allow_none=True),
-            max_receive_count=check.positive_int("max_receive_count", max_receive_count, allow_none=True),
+            max_delivery_bytes=max_delivery_bytes,
+            max_receive_count=max_receive_count,
             dead_letter_queue=dead_letter_queue,
         )
-        check_dead_letter_args(max_receive_count, dead_letter_queue)
         self.event_per_message = check.boolean("event_per_message", event_per_message)
         self.single_event = check.boolean("single_event", single_event)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        kwargs = asdict(self.settings)
+        kwargs = self.settings.as_kwargs()
         kwargs.update(event_per_message=self.event_per_message, single_event=self.single_event)
         return CLASSPATH, kwargs
 
@@ -262,31 +110,24 @@ class QueuePollTrigger(BaseEventTrigger):
 
     # -- events ---------------------------------------------------------------------------------------
     def _task_event(self, messages: Sequence[Message], service: str) -> TriggerEvent:
-        return TriggerEvent(
-            EventPayload(
-                status="success",
-                queue=self.settings.queue,
-                service=service,
-                pre_delivery_delete=self.settings.pre_delivery_delete,
-                messages=[m.to_dict() for m in messages],
-            )
-        )
+        settings = self.settings
+        return TriggerEvent(payloads.task_success(settings.queue, service, settings.pre_delivery_delete, messages))
+
+    def _error_event(self, reason: str) -> TriggerEvent:
+        return TriggerEvent(payloads.task_error(self.settings.queue, reason))
 
     def _watch_events(self, raw: dict[str, Any]) -> list[TriggerEvent]:
-        base = {"queue": raw["queue"], "service": raw["service"]}
-        if self.event_per_message:
-            return [TriggerEvent(EventPayload(base, message=m)) for m in raw["messages"]]
-        return [TriggerEvent(EventPayload(base, messages=raw["messages"]))]
+        return [TriggerEvent(p) for p in payloads.watch_events(raw, event_per_message=self.event_per_message)]
 
     # -- standalone run: task mode, and watch mode before Airflow 3.3 -------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings = self.settings
         try:
-            queue = await _open_queue(settings)
+            queue = await aopen_queue(settings)
         except Exception as error:  # a missing connection (AirflowNotFoundException) too
             if not self._task_mode:
                 raise
-            yield TriggerEvent({"status": "error", "queue": settings.queue, "message": str(error)})
+            yield self._error_event(str(error))
             return
         log.info("Waiting for messages on %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         try:
@@ -297,8 +138,7 @@ class QueuePollTrigger(BaseEventTrigger):
                 if self._task_mode:
                     yield self._task_event(messages, queue.service)
                     return
-                raw = {"queue": settings.queue, "service": queue.service, "messages": [_public(m) for m in messages]}
-                for event in self._watch_events(raw):
+                for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
                     yield event
                 if not settings.pre_delivery_delete:
                     # No ack channel before Airflow 3.3: the events are with the triggerer now.
@@ -314,7 +154,7 @@ class QueuePollTrigger(BaseEventTrigger):
         except DeliveryTooLarge as error:
             if not self._task_mode:
                 raise
-            yield TriggerEvent({"status": "error", "queue": self.settings.queue, "message": str(error)})
+            yield self._error_event(str(error))
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:
@@ -324,10 +164,11 @@ class QueuePollTrigger(BaseEventTrigger):
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
+        # Imported here: the shared-stream API exists from Airflow 3.3 on, and only a 3.3+
+        # triggerer calls this.
         from fluke_airflow.triggers.stream import QueueStreamProducer
 
-        fields = set(PollSettings.__dataclass_fields__)
-        return QueueStreamProducer(PollSettings(**{k: v for k, v in kwargs.items() if k in fields}))
+        return QueueStreamProducer(DeliverySettings.pick(kwargs))
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         async for raw in shared_stream:

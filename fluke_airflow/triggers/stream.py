@@ -14,25 +14,27 @@ from typing import Any
 
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
+from fluke_airflow.polling import payloads
+from fluke_airflow.polling.deliveries import deliveries
+from fluke_airflow.polling.open import aopen_queue
+from fluke_airflow.polling.settings import DeliverySettings
 from fluke_airflow.queues.flows import delete_flow, release_flow
 from fluke_airflow.queues.message import Message
-from fluke_airflow.triggers.poll import PollSettings, _open_queue, _public, deliveries
 
 log = logging.getLogger(__name__)
 
 
 class QueueStreamProducer(SharedStreamProducer):
-    def __init__(self, settings: PollSettings) -> None:
+    def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
         self._queue: Any = None
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         settings = self.settings
-        self._queue = queue = await _open_queue(settings)
+        self._queue = queue = await aopen_queue(settings)
         log.info("Watching %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         async for messages in deliveries(queue, settings):
-            raw = {"queue": settings.queue, "service": queue.service, "messages": [_public(m) for m in messages]}
-            yield raw, messages
+            yield payloads.delivery(settings.queue, queue.service, messages), messages
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
         if self.settings.pre_delivery_delete or self._queue is None:

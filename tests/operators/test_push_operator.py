@@ -24,7 +24,7 @@ from airflow_support import (
 )
 
 from devtools.emulators import AzuriteQueue, MotoSQS
-from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator
+from fluke_airflow.operators import QueuePushOperator
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
@@ -223,12 +223,6 @@ def test_push_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: ty
 def test_templates_are_checked_after_rendering_not_at_parse_time() -> None:
     QueuePushOperator(task_id="a", conn_id="c", queue="q", message="{{ params.m }}", delay_seconds="{{ params.d }}")
     QueuePushOperator(task_id="b", conn_id="c", queue="q", message=["{{ params.m }}", "plain"])
-
-
-@pytest.mark.parametrize(("max_messages", "error"), [(0, ValueError), (11, ValueError), ("ten", TypeError)])
-def test_peek_bad_max_messages_fails_at_parse_time(max_messages: Any, error: type) -> None:
-    with pytest.raises(error, match="max_messages"):
-        QueuePeekOperator(task_id="peek", conn_id="c", queue="q", max_messages=max_messages)
 
 
 def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -> None:

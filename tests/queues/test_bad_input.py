@@ -42,6 +42,11 @@ BAD_POLL_ARGUMENTS = {
         r"pre_delivery_delete must be True or False, got str 'yes'",
     ),
     "pre_delivery_delete=1": ({"pre_delivery_delete": 1}, TypeError, r"pre_delivery_delete must be True or False"),
+    "batchsize=10": (
+        {"batchsize": 10},
+        TypeError,
+        r"unknown argument\(s\) \['batchsize'\]; allowed: num_messages, batch_size, polling_frequency",
+    ),
 }
 
 
@@ -263,3 +268,16 @@ async def test_azure_bad_message_encoding(azure_backend):
     for cls in SYNC_ASYNC["azure"]:
         with pytest.raises(ValueError, match=r"message_encoding must be 'text' or 'base64', got 'hex'"):
             cls(azure_backend.auth, "some-queue", message_encoding="hex")
+
+
+async def test_the_guides_poll_arguments_by_position(backend, q, queue_name):
+    """fluke's ``poll(num_messages, batch_size, polling_frequency, pre_delivery_delete)`` order holds."""
+    backend.seed(queue_name, 5)
+    with pytest.raises(TypeError, match="at most 4 positional arguments"):
+        q.poll(2, 2, None, False, 30)
+    with pytest.raises(TypeError, match="batch_size both by position and by name"):
+        q.poll(2, 2, batch_size=3)
+    await assert_untouched(backend, queue_name, 5, q)
+    batches = await q.poll(4, 2, None, True).collect()
+    assert [len(b) for b in batches] == [2, 2]
+    assert backend.total(queue_name) == 1  # pre-delivery: the four delivered are deleted

@@ -1,0 +1,75 @@
+"""Open the queue of a connection for deliveries: blocking (sensors, in a worker) or asyncio
+(triggers and watchers, in the triggerer)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from typing import Any
+
+from fluke_airflow.polling.settings import DeliverySettings
+
+_SDK_MODULES = (
+    "fluke_airflow.hooks.sqs",
+    "fluke_airflow.hooks.azure",
+    "aiobotocore.session",
+    "azure.storage.queue.aio",
+)
+_sdk_import: asyncio.Future[None] | None = None
+
+
+def _queue_options(message_encoding: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"suppress_output": True}  # the sensor and the trigger log for themselves
+    if message_encoding:
+        options["message_encoding"] = message_encoding
+    return options
+
+
+def open_queue(conn_id: str, queue: str, message_encoding: str | None = None) -> Any:
+    """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager)."""
+    from fluke_airflow.hooks import get_queue_hook
+
+    return get_queue_hook(conn_id).get_queue(queue, **_queue_options(message_encoding))
+
+
+def ready_for_delivery(queue: Any, settings: DeliverySettings) -> None:
+    """Check the settings against this service's limits and open the dead-letter queue."""
+    queue.check_visibility_timeout(settings.visibility_timeout)
+    if settings.dead_letter_queue:
+        queue.attach_dead_letter_queue(settings.dead_letter_queue)
+
+
+def _import_sdks() -> None:
+    for module in _SDK_MODULES:
+        importlib.import_module(module)
+
+
+async def sdks_imported() -> None:
+    """Import the hooks and async SDKs (1-2 s) once per process, in a worker thread; every trigger
+    awaits that one import.
+
+    Imported on the triggerer's event loop, they would stall every trigger there; imported by a
+    thread per trigger, a restarted triggerer's triggers would race each other's imports.
+    """
+    global _sdk_import
+    if all(name in sys.modules for name in _SDK_MODULES):
+        return
+    if _sdk_import is None or _sdk_import.get_loop() is not asyncio.get_running_loop() or _sdk_import.cancelled():
+        _sdk_import = asyncio.ensure_future(asyncio.to_thread(_import_sdks))
+    await asyncio.shield(_sdk_import)
+
+
+async def aopen_queue(settings: DeliverySettings) -> Any:
+    """The asyncio queue of ``settings``, open and ready for deliveries, on the client that every
+    queue of the connection shares in this event loop (memory grows with clients)."""
+    from fluke_airflow.hooks import aget_queue_hook
+
+    await sdks_imported()
+    hook = await aget_queue_hook(settings.conn_id)
+    queue = await hook.aget_queue(settings.queue, share_client=True, **_queue_options(settings.message_encoding))
+    queue.check_visibility_timeout(settings.visibility_timeout)
+    await queue.open()
+    if settings.dead_letter_queue:
+        await queue.attach_dead_letter_queue(settings.dead_letter_queue)
+    return queue

@@ -1,0 +1,113 @@
+"""The settings of one delivery (what a sensor poke, a trigger or a watcher receives), checked once.
+
+The sensor checks its arguments when the DAG file is parsed, skipping those that are still
+templates, and again once they are rendered; the trigger checks them when it is built. Both go
+through :func:`check_arguments`, so an argument is allowed or refused the same way everywhere,
+with the same message. The limits are the services' (:mod:`fluke_airflow.queues.limits`): before
+the connection is known, the larger of the two; the queue checks its own once it is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from fluke_airflow import _args
+from fluke_airflow.queues import limits
+from fluke_airflow.queues import validation as check
+
+ENCODINGS = (None, "text", "base64")
+DEFAULT_MAX_DELIVERY_BYTES = 1_048_576
+"""The sensor's default: what XCom should carry at most in one value."""
+
+INTEGERS: dict[str, tuple[int, int | None, bool]] = {
+    # name: (minimum, maximum, None allowed)
+    "batch_size": (1, None, False),
+    "num_messages": (1, None, True),
+    "visibility_timeout": (0, limits.MAX_VISIBILITY, False),
+    "wait_time_seconds": (0, limits.MAX_WAIT, False),
+    "max_delivery_bytes": (1, None, True),
+    "max_receive_count": (1, None, True),
+}
+
+
+def check_arguments(
+    values: Mapping[str, Any], *, templates_allowed: bool = False, rendered: bool = False
+) -> dict[str, Any]:
+    """The delivery arguments in ``values`` checked, with a clear error naming the first bad one.
+
+    ``templates_allowed`` (an operator's arguments at parse time): a value that is still a
+    template is passed through, to be checked after rendering. ``rendered`` (those arguments
+    after rendering): Jinja renders numbers as text, so ``"10"`` is taken as 10; elsewhere (a
+    trigger's arguments) text is refused.
+    """
+
+    def pending(name: str) -> bool:
+        return templates_allowed and _args.is_template(values.get(name))
+
+    checked = dict(values)
+    for name, (minimum, maximum, allow_none) in INTEGERS.items():
+        if name in values and not pending(name):
+            read = _args.as_int if rendered or templates_allowed else check.integer
+            checked[name] = read(name, values[name], minimum=minimum, maximum=maximum, allow_none=allow_none)
+    if "pre_delivery_delete" in values:
+        check.boolean("pre_delivery_delete", values["pre_delivery_delete"])
+    if "poke_interval" in values and not pending("poke_interval"):
+        checked["poke_interval"] = check.non_negative_number("poke_interval", values["poke_interval"])
+    if values.get("message_encoding") not in ENCODINGS and not pending("message_encoding"):
+        raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {values['message_encoding']!r}")
+    if "dead_letter_queue" in values or "max_receive_count" in values:
+        _args.check_dead_letter_args(values.get("max_receive_count"), values.get("dead_letter_queue"))
+    return checked
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Everything that decides what one delivery receives; the trigger's serialised kwargs hold
+    exactly these (and a shared stream's key is made of them)."""
+
+    conn_id: str
+    queue: str
+    batch_size: int = 10
+    num_messages: int | None = None
+    pre_delivery_delete: bool = False
+    visibility_timeout: int = 600  # longer than the triggerer's default shared-stream ack timeout (300 s)
+    poke_interval: float = 5.0
+    wait_time_seconds: int = 20
+    message_encoding: str | None = None
+    max_delivery_bytes: int | None = None
+    max_receive_count: int | None = None
+    dead_letter_queue: str | None = None
+
+    @classmethod
+    def checked(cls, *, rendered: bool = False, **values: Any) -> DeliverySettings:
+        """Settings from arguments, each checked (``rendered``: see :func:`check_arguments`)."""
+        unknown = set(values) - set(cls.names())
+        if unknown:
+            raise TypeError(f"unknown delivery setting(s) {sorted(unknown)}; allowed: {', '.join(cls.names())}")
+        check.non_empty_str("conn_id", values.get("conn_id"))
+        check.non_empty_str("queue", values.get("queue"))
+        values = check_arguments(values, rendered=rendered)
+        if "poke_interval" in values:
+            values["poke_interval"] = float(values["poke_interval"])
+        return cls(**values)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def pick(cls, kwargs: Mapping[str, Any]) -> DeliverySettings:
+        """The settings among a trigger's serialised kwargs (they hold other arguments too)."""
+        return cls(**{name: kwargs[name] for name in cls.names() if name in kwargs})
+
+    @property
+    def per_delivery(self) -> int:
+        return self.num_messages or self.batch_size
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def stream_key(self) -> tuple[Any, ...]:
+        return ("fluke_airflow.queue", *asdict(self).values())

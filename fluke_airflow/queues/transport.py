@@ -1,0 +1,80 @@
+"""The contract between the queue classes and a backend: what a transport does, one request each.
+
+A backend (``sqs.py``, ``azure.py``) implements it twice, blocking and asyncio, over one sans-IO
+half that builds requests and reads answers. The queue classes (:mod:`fluke_airflow.queues.base`)
+decide which flow of :mod:`fluke_airflow.queues.flows` runs; the drivers
+(:mod:`fluke_airflow.queues.drivers`) turn the flow's steps into these calls. A transport never
+runs a flow itself: a service without a native peek or whose purge is refused says so in its
+return value, and the queue class chooses the flow that stands in.
+
+To add a third service, implement :class:`SyncTransport` and :class:`AsyncTransport` and a pair
+of queue classes with the service's limits (see ``docs/architecture.rst``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from fluke_airflow.queues.message import Message
+
+
+class TransportRules(Protocol):
+    """The sans-IO half: request sizes and how pushes are prepared and split."""
+
+    delete_chunk_size: int
+    """Deliveries per delete request (SQS 10; Azure 1: no batch API)."""
+    visibility_chunk_size: int
+    receive_chunk_size: int
+    """Messages one receive returns at most (SQS 10, Azure 32)."""
+
+    @property
+    def ordered_sends(self) -> bool:
+        """Whether push requests must go one after the other (an SQS FIFO queue keeps a group's order)."""
+
+    def prepare(self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False) -> list[Any]:
+        """Check bodies and push options (before anything is sent) and build one entry per message."""
+
+    def send_chunks(self, entries: list[Any]) -> list[list[Any]]:
+        """Split entries into send requests within the service's limits."""
+
+    def dead_letter_options(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """Push options when this queue takes ``messages`` as dead letters (e.g. a FIFO group)."""
+
+
+class SyncTransport(TransportRules, Protocol):
+    """One request per call, blocking."""
+
+    def send_batch(self, chunk: Sequence[Any]) -> list[bool]:
+        """Send one chunk of :meth:`send_chunks`; one result per entry (failures logged, not raised)."""
+
+    def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        """Receive up to ``max_messages`` (capped at the service's limit); raises QueueError."""
+
+    def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
+
+    def set_visibility_batch(self, messages: Sequence[Message], timeout: int) -> list[Message | None]:
+        """The messages whose change succeeded, with their current receipts; ``None`` for a failure."""
+
+    def peek(self, limit: int) -> list[str] | None:
+        """Up to ``limit`` bodies without receiving them, or ``None``: the service has no peek."""
+
+    def count(self) -> int: ...
+
+    def purge(self) -> bool:
+        """Delete every message; ``False`` if the service refuses for now (then the queue drains)."""
+
+    def close(self) -> None: ...
+
+
+class AsyncTransport(TransportRules, Protocol):
+    """The asyncio flavour of :class:`SyncTransport`."""
+
+    async def send_batch(self, chunk: Sequence[Any]) -> list[bool]: ...
+    async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
+    async def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
+    async def set_visibility_batch(self, messages: Sequence[Message], timeout: int) -> list[Message | None]: ...
+    async def peek(self, limit: int) -> list[str] | None: ...
+    async def count(self) -> int: ...
+    async def purge(self) -> bool: ...
+    async def close(self) -> None: ...
