@@ -12,25 +12,26 @@ clients at the issue's 2,000 messages:
    here leaves out the three counts, which those paths never read.
 2. ``moto.core.utils.unix_time()`` without an argument builds two datetimes to return what
    ``time.time()`` returns; it is called twice per message per queue scan.
-3. ``Queue.delete_message`` scans the queue twice and rebuilds it for every receipt handle
-   (concurrent deletes could even put a deleted message back); here it stops at the message
-   that has the handle and removes just that one.
+3. ``Queue.delete_message`` scans the queue twice and rebuilds it for every receipt handle;
+   here it stops at the message that has the handle and removes just that one.
 
 A receive still scans the visible messages (O(n) per request), for every contender alike.
-On top, :mod:`devtools.moto_server`'s thread-safety patch applies, as in the test suite.
+Thread safety is not patched here: :func:`patch_moto` ends with :mod:`devtools.moto_server`'s
+patch, as in the test suite, which then also serialises the replaced ``delete_message``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import threading
 import time
 from typing import Any
 
+from devtools import moto_server
+
 
 def patch_moto() -> None:
+    """The cost patches, then devtools' thread-safety patch over them (it wraps what they replaced)."""
     import moto.core.utils as core_utils
     import moto.sqs.models as sqs_models
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -85,26 +86,21 @@ def patch_moto() -> None:
     def delete_message(queue: Any, receipt_handle: str) -> None:
         if receipt_handle in queue.deleted_messages:
             return  # already deleted: SQS accepts that
-        for message in list(queue._messages):  # a copy: other server threads delete concurrently
+        for index, message in enumerate(queue._messages):  # under devtools' lock: nothing else changes it
             if message.had_receipt_handle(receipt_handle):
                 queue.pending_messages.discard(message)
                 queue.deleted_messages.update(message.all_receipt_handles)
-                with contextlib.suppress(ValueError):
-                    queue._messages.remove(message)
+                del queue._messages[index]
                 return
         raise ReceiptHandleIsInvalid()
 
     Queue.delete_message = delete_message  # type: ignore[method-assign,assignment]
+    moto_server.patch_thread_safety()
 
 
 def main() -> None:
-    from devtools.moto_server import patch_thread_safety
-
     patch_moto()
-    patch_thread_safety()  # as in every other use of moto here: no races between server threads
-    from moto.server import main as moto_main
-
-    moto_main(sys.argv[1:])
+    moto_server.main()  # devtools' entry point: its patch (in place already, so a no-op), then moto
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ moto 5.2.5 serves requests on threads but mutates a queue without a lock:
 Real SQS does neither, and tests that run several consumers on one queue (deferred sensors in
 one triggerer) would fail at random on moto's races, not ours. Here the operations that read
 and change a queue's messages run one at a time; a long poll lets go of the lock while it
-waits, so one waiting receive does not hold up the others.
+waits, so one waiting receive does not hold up the others. This is the one place moto is made
+thread-safe: bench/moto_server.py only adds cost patches and then runs this one over them.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -60,42 +62,54 @@ class _Serial:
 SERIAL = _Serial()
 
 
+_QUEUE_METHODS = ("add_message", "delete_message")
+_BACKEND_METHODS = (
+    "receive_message",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+    "get_queue_attributes",
+)
+_MARK = "_fluke_serialised"
+"""Set on the methods this module installed, so that a second patch wraps only what changed since."""
+
+
 def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with SERIAL.held():
             return method(*args, **kwargs)
 
-    wrapper.__name__ = getattr(method, "__name__", "wrapper")
-    wrapper.__doc__ = method.__doc__
+    setattr(wrapper, _MARK, True)
     return wrapper
 
 
 def patch_thread_safety() -> None:
-    """Serialise moto's SQS queue mutations (idempotent)."""
+    """Serialise moto's SQS queue mutations (idempotent).
+
+    Method by method, so that it can run again after other patches (bench/moto_server.py's cost
+    patches) replaced some of these methods: it wraps the replacements and leaves the rest alone.
+    """
     import moto.sqs.models as sqs_models
 
-    queue_cls, backend_cls = sqs_models.Queue, sqs_models.SQSBackend
-    if getattr(queue_cls, "_fluke_serialised", False):
-        return
-    for name in ("add_message", "delete_message"):
-        setattr(queue_cls, name, _serialised(getattr(queue_cls, name)))
-    for name in (
-        "receive_message",
-        "change_message_visibility",
-        "change_message_visibility_batch",
-        "purge_queue",
-        "get_queue_attributes",
-    ):
-        setattr(backend_cls, name, _serialised(getattr(backend_cls, name)))
+    queue_cls = sqs_models.Queue
+    for cls, names in ((queue_cls, _QUEUE_METHODS), (sqs_models.SQSBackend, _BACKEND_METHODS)):
+        for name in names:
+            method = getattr(cls, name)
+            if not getattr(method, _MARK, False):
+                setattr(cls, name, _serialised(method))
 
     wait_for_messages = queue_cls.wait_for_messages
+    if getattr(wait_for_messages, _MARK, False):
+        return
 
+    @functools.wraps(wait_for_messages)
     def wait_unlocked(queue: Any, timeout: int) -> None:
         with SERIAL.released():
             wait_for_messages(queue, timeout)
 
-    queue_cls.wait_for_messages = wait_unlocked  # type: ignore[method-assign]
-    queue_cls._fluke_serialised = True  # type: ignore[attr-defined]
+    setattr(wait_unlocked, _MARK, True)
+    queue_cls.wait_for_messages = wait_unlocked  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 The proxy listens on a free loopback port and forwards every request to the emulator as it
 came: method, path and query, body and headers (``Host`` included; only hop-by-hop headers
 are dropped), so SigV4 and Azure shared-key signatures still hold and the Azurite account
-path passes through unchanged. Answers come back the same way. It runs on a background
-thread with its own event loop, so blocking tests and asyncio tests use it alike::
+path passes through unchanged. Answers come back the same way. aiohttp's low-level server
+speaks HTTP/1.1 to the clients; the proxy only decides what each request gets. It runs on a
+background thread with its own event loop, so blocking tests and asyncio tests use it alike::
 
     with Proxy(moto.endpoint_url) as proxy:
         auth = AWSAuth(key, secret, region="us-east-1", endpoint_url=proxy.url)
@@ -35,7 +36,6 @@ import collections
 import concurrent.futures
 import contextlib
 import hashlib
-import http
 import json
 import random
 import re
@@ -44,12 +44,13 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import aiohttp
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from yarl import URL
 
 __all__ = [
@@ -81,6 +82,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _INDEXED_ID = re.compile(r"\.(\d+)\.Id$")
+_MAX_LINE = 65536
+"""Longest request line or header accepted (aiohttp: 8190), so that no client request is refused here."""
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -255,12 +258,15 @@ class RequestRecord:
     """How long the proxy took to answer (or close), faults included."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Request:
+    """A request read in full: what naming, faults and forwarding need of it."""
+
     method: str
     target: str
-    version: str
+    """Path and query exactly as the client sent them."""
     headers: list[tuple[str, str]]
+    """In the client's order and spelling, so that signatures over them still verify upstream."""
     body: bytes
 
     def header(self, name: str) -> str | None:
@@ -270,61 +276,20 @@ class _Request:
                 return value
         return None
 
-    @property
-    def keep_alive(self) -> bool:
-        connection = (self.header("connection") or "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
-
-
-class _ClientGone(Exception):
-    pass
-
 
 _Response = tuple[int, list[tuple[str, str]], bytes]
 _CLOSED: _Response = (0, [], b"")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
-    line = await reader.readline()
-    if not line:
-        return None
-    try:
-        method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    except ValueError:
-        raise _ClientGone(f"malformed request line {line!r}") from None
-    headers: list[tuple[str, str]] = []
-    while True:
-        raw = await reader.readline()
-        if not raw:
-            raise _ClientGone("connection closed inside the headers")
-        text = raw.decode("latin-1").rstrip("\r\n")
-        if not text:
-            break
-        key, _, value = text.partition(":")
-        headers.append((key.strip(), value.strip()))
-    request = _Request(method, target, version, headers, b"")
-    if (request.header("expect") or "").lower() == "100-continue":
-        return request  # the body is read after "100 Continue" by the caller
-    request.body = await _read_body(reader, request)
-    return request
-
-
-async def _read_body(reader: asyncio.StreamReader, request: _Request) -> bytes:
-    if "chunked" in (request.header("transfer-encoding") or "").lower():
-        chunks: list[bytes] = []
-        while True:
-            size_line = await reader.readline()
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while (await reader.readline()).strip():  # trailers
-                    pass
-                return b"".join(chunks)
-            chunks.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    length = int(request.header("content-length") or 0)
-    return await reader.readexactly(length) if length else b""
+async def _read(incoming: web.BaseRequest) -> _Request:
+    """The request with its whole body; a client that expects ``100 Continue`` gets it first."""
+    if incoming.headers.get("Expect") is not None:
+        await incoming.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        incoming.writer.output_size = 0  # the answer proper has not started (aiohttp's own expect handler does this)
+    # content.read(), not incoming.read(): no client_max_size cap, the emulator judges sizes
+    body = await incoming.content.read()
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in incoming.raw_headers]
+    return _Request(incoming.method, incoming.raw_path, headers, body)
 
 
 # -- the proxy --------------------------------------------------------------------------------------
@@ -334,22 +299,9 @@ class Proxy:
     ``url`` is ``http://127.0.0.1:<port>``; requests keep their path, so an Azure client
     uses ``url + "/<account>"`` (:attr:`endpoint` is exactly that for an upstream URL with a
     path, such as Azurite's account URL). ``seed`` seeds the fault draws.
-
-    ``serialize``: forward these operations (``True``: all) to the emulator one at a time;
-    clients still send concurrently, faults still apply concurrently. moto's SQS backend needs
-    it: its ``Queue.delete_message`` rebuilds the message list without a lock, so concurrent
-    deletes resurrect messages that were deleted (and concurrent sends can vanish), a
-    redelivery no real SQS makes.
     """
 
-    def __init__(
-        self,
-        upstream_url: str,
-        *,
-        port: int | None = None,
-        seed: int = 0,
-        serialize: bool | Collection[str] = False,
-    ) -> None:
+    def __init__(self, upstream_url: str, *, port: int | None = None, seed: int = 0) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream_url must be an http:// URL, got {upstream_url!r}")
@@ -364,12 +316,10 @@ class Proxy:
         self._faults: list[_Armed] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._server: web.Server | None = None
+        self._listener: asyncio.base_events.Server | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._serialize = serialize
-        self._upstream_lock: asyncio.Lock | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -430,9 +380,18 @@ class Proxy:
         self.stop()
 
     async def _startup(self) -> None:
-        self._upstream_lock = asyncio.Lock()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        # handler_cancellation off: a client that hangs up does not stop a request the emulator
+        # is carrying out. No access log and no decompression: the body goes upstream as it came.
+        self._server = web.Server(
+            self._handle,
+            access_log=None,
+            auto_decompress=False,
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
+        )
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._server, "127.0.0.1", self.port)
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         self._session = aiohttp.ClientSession(
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding", "User-Agent", "Accept", "Content-Type"),
@@ -443,17 +402,21 @@ class Proxy:
         )
 
     async def _shutdown(self) -> None:
+        """Reset every client connection and cancel what is in flight (a long poll, a ``Timeout``)."""
+        if self._listener is not None:
+            self._listener.close()
         if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            _abort(writer)
-        for task in list(self._connections):
+            for connection in self._server.connections:
+                if connection.transport is not None:
+                    _abort(connection.transport)
+        for task in list(self._handlers):
             task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        self._server = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -518,82 +481,57 @@ class Proxy:
         return chosen
 
     # -- serving ----------------------------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, incoming: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's handler: it parses HTTP/1.1 and keeps connections alive, the proxy answers."""
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
-        self._writers.add(writer)
+        self._handlers.add(task)
         try:
-            while True:
-                request = await _read_request(reader)
-                if request is None:
-                    break
-                if request.header("expect") is not None:
-                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    await writer.drain()
-                    request.body = await _read_body(reader, request)
-                if not await self._handle(request, writer):
-                    return
-                if not request.keep_alive:
-                    break
-            with contextlib.suppress(ConnectionError):
-                writer.close()
-        except (_ClientGone, ConnectionError, asyncio.IncompleteReadError, ValueError):
-            _abort(writer)
-        except asyncio.CancelledError:
-            _abort(writer)  # shutting down; returning (not raising) keeps asyncio's stream callback quiet
+            try:
+                response = await self._answer(await _read(incoming), incoming)
+            except (RequestPayloadError, ConnectionError, ValueError):
+                _abort(incoming.transport)
+                response = _CLOSED
         finally:
-            self._connections.discard(task)
-            self._writers.discard(writer)
+            self._handlers.discard(task)
+        if response is _CLOSED:
+            # The connection is closed already: aiohttp finds it so, sends nothing and logs nothing.
+            return web.Response()
+        status, headers, body = response
+        return web.Response(status=status, headers=headers, body=body)
 
-    async def _handle(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
-        """Answer one request; ``False`` when the connection was closed instead."""
+    async def _answer(self, request: _Request, incoming: web.BaseRequest) -> _Response:
+        """The answer to one request, or ``_CLOSED`` when its connection was closed instead."""
         record = _describe(request)
         record.started = time.monotonic()
         with self._lock:
             self.counts[record.operation] += 1
         key = hashlib.sha256(f"{request.method} {request.target}\n".encode("latin-1") + request.body).digest()
-        response = await self._apply(self._plan(record.operation, False, key), record, request, writer)
+        response = await self._apply(self._plan(record.operation, False, key), record, request, incoming)
         if response is None:
             try:
-                if self._serialized(record.operation):
-                    assert self._upstream_lock is not None
-                    async with self._upstream_lock:
-                        response = await self._forward(request)
-                else:
-                    response = await self._forward(request)
+                response = await self._forward(request)
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
                 record.faults.append("UpstreamUnreachable")
                 self._finish(record)
-                _abort(writer)
-                return False
+                _abort(incoming.transport)
+                return _CLOSED
             record.upstream_status = response[0]
             replaced = await self._apply(
-                self._plan(record.operation, True, key), record, request, writer, upstream=response
+                self._plan(record.operation, True, key), record, request, incoming, upstream=response
             )
             response = replaced or response
-        if response is _CLOSED:
-            return False
-        status, headers, body = response
-        record.status = status
-        self._finish(record)
-        head = [f"HTTP/1.1 {status} {_reason(status)}"]
-        head += [f"{k}: {v}" for k, v in headers]
-        head.append(f"Content-Length: {len(body)}")
-        if not request.keep_alive:
-            head.append("Connection: close")
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        if request.method != "HEAD":
-            writer.write(body)
-        await writer.drain()
-        return True
+        if response is not _CLOSED:
+            record.status = response[0]
+            self._finish(record)
+        return response
 
     async def _apply(
         self,
         faults: list[Fault],
         record: RequestRecord,
         request: _Request,
-        writer: asyncio.StreamWriter,
+        incoming: web.BaseRequest,
         upstream: _Response | None = None,
     ) -> _Response | None:
         """Carry out the faults chosen for one stage: an error answer, ``_CLOSED``, or ``None`` (go on)."""
@@ -603,13 +541,13 @@ class Proxy:
                 await asyncio.sleep(fault.seconds)
             elif isinstance(fault, Reset):
                 self._finish(record)
-                _abort(writer)
+                _abort(incoming.transport)
                 return _CLOSED
             elif isinstance(fault, Timeout):
                 self._finish(record)
                 await asyncio.sleep(fault.seconds)
-                with contextlib.suppress(ConnectionError):
-                    writer.close()
+                if incoming.transport is not None:
+                    incoming.transport.close()  # a clean close, after the client waited in vain
                 return _CLOSED
             elif isinstance(fault, (ErrorStatus, Throttle)):
                 return _error_response(record, request, fault)
@@ -618,11 +556,6 @@ class Proxy:
                 if failed is not None:
                     return failed
         return None
-
-    def _serialized(self, operation: str) -> bool:
-        if isinstance(self._serialize, bool):
-            return self._serialize
-        return operation in self._serialize
 
     def _finish(self, record: RequestRecord) -> None:
         record.seconds = time.monotonic() - record.started
@@ -648,20 +581,15 @@ class Proxy:
             return upstream.status, out, body
 
 
-def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Status"
-
-
-def _abort(writer: asyncio.StreamWriter) -> None:
+def _abort(transport: asyncio.Transport | None) -> None:
     """Close with a TCP reset (SO_LINGER 0), so the client sees ECONNRESET, not a clean close."""
-    sock = writer.get_extra_info("socket")
+    if transport is None:
+        return  # the client is gone already
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
+    transport.abort()
 
 
 # -- naming requests ----------------------------------------------------------------------------------

@@ -28,8 +28,7 @@ def _seed(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[Service]:
-    # serialize: moto's SQS backend loses deletes under concurrent requests (see Proxy)
-    with Proxy(moto.endpoint_url, seed=_seed(request), serialize=True) as proxy:
+    with Proxy(moto.endpoint_url, seed=_seed(request)) as proxy:
         yield sqs_service(moto, proxy)
 
 

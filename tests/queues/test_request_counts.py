@@ -40,8 +40,7 @@ def bodies(count: int = MESSAGES) -> list[str]:
 
 @pytest.fixture
 def sqs_proxy(moto: MotoSQS) -> Iterator[Proxy]:
-    # serialize: moto's SQS backend loses deletes under concurrent requests (see Proxy)
-    with Proxy(moto.endpoint_url, serialize=True) as proxy:
+    with Proxy(moto.endpoint_url) as proxy:
         yield proxy
 
 
