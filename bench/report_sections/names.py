@@ -1,0 +1,19 @@
+"""What the report calls the contenders and triggers, shared by the sections that name them."""
+
+from __future__ import annotations
+
+TRIGGER_LABELS = {"fluke": "QueuePollTrigger (fluke-airflow)", "amazon": "SqsSensorTrigger (amazon provider)"}
+"""Idle and latency results are keyed by trigger kind."""
+
+SHORT = {
+    "ours": "fluke-airflow",
+    "ours-async": "fluke-airflow async",
+    "fluke-api": "fluke-api 0.5.0",
+    "airflow": "SqsHook",
+}
+"""Contender names short enough for a chart's x axis (tables use ``bench.throughput.LABELS``)."""
+
+
+def panel_title(service: str, op: str) -> str:
+    """A chart panel's title for one service and operation, as the throughput and requests charts share it."""
+    return f"{'SQS' if service == 'sqs' else 'Azure'} {op}{'+delete' if op == 'poll' else ''}"

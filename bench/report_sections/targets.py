@@ -1,0 +1,112 @@
+"""The targets the report checks, as one table, so that a threshold is changed in one place.
+
+The sections compare their numbers with these rows and print the thresholds from them
+(``Target.text``), so the summary, the tables and the prose cannot disagree. The order of
+``TARGETS`` is the order of the report's summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+_SYMBOLS = {">=": "≥ ", "<=": "≤ ", "<": "< ", "==": ""}
+
+
+@dataclass(frozen=True)
+class Target:
+    """``value <compare> threshold`` for one quantity (``op``) of one measure on one service.
+
+    ``threshold`` is in the units ``results.json`` uses (bytes, percent, seconds, ratios);
+    ``scale``, ``spec`` and ``unit`` say how the report writes it (``150e6`` as ``150 MB``).
+    ``tolerance`` absorbs float noise in counts that are exact by construction.
+    """
+
+    measure: str
+    service: str
+    op: str
+    threshold: float
+    compare: str = "<="
+    unit: str = ""
+    scale: float = 1.0
+    spec: str = "g"
+    tolerance: float = 0.0
+
+    def met(self, value: float) -> bool:
+        if self.compare == ">=":
+            return value >= self.threshold - self.tolerance
+        if self.compare == "<=":
+            return value <= self.threshold + self.tolerance
+        if self.compare == "<":
+            return value < self.threshold
+        if self.compare == "==":
+            return abs(value - self.threshold) < self.tolerance
+        raise ValueError(f"unknown comparison {self.compare!r}")
+
+    @property
+    def shown(self) -> str:
+        """The threshold as the report writes it, without the comparison: ``5x``, ``0.10``, ``150 MB``."""
+        value = self.threshold / self.scale
+        number = str(Fraction(value).limit_denominator(100)) if self.spec == "fraction" else f"{value:{self.spec}}"
+        return number + self.unit
+
+    @property
+    def text(self) -> str:
+        """The threshold with its comparison: ``≥ 5x``, ``≤ 0.21``; an exact target is just its value."""
+        return _SYMBOLS[self.compare] + self.shown
+
+
+TARGETS: tuple[Target, ...] = (
+    # Throughput, ours over fluke-api 0.5.0 in msg/s (the network measure reuses these).
+    Target("throughput", "sqs", "push", 5.0, ">=", unit="x"),
+    Target("throughput", "sqs", "poll", 3.0, ">=", unit="x"),
+    # Requests per message, counted at the proxy: SQS batches 10 per request.
+    Target("requests", "sqs", "push", 0.10, spec=".2f", tolerance=1e-9),
+    Target("requests", "sqs", "poll", 0.21, spec=".2f", tolerance=1e-9),
+    Target("throughput", "azure", "push", 3.0, ">=", unit="x"),
+    Target("throughput", "azure", "poll", 2.0, ">=", unit="x"),
+    # Azure has no batch send: exactly one request per message.
+    Target("requests", "azure", "push", 1.0, "==", spec=".1f", tolerance=1e-9),
+    Target("requests", "azure", "poll", 1.05, spec=".2f", tolerance=1e-9),
+    # Idle QueuePollTriggers in one event loop: RSS above the baseline, CPU in % of one core.
+    Target("idle", "sqs", "rss", 150e6, unit=" MB", scale=1e6),
+    Target("idle", "sqs", "cpu", 5.0, unit=" %"),
+    # Arrival latency, at an idle cost of at most 3 requests per minute per trigger.
+    Target("latency", "sqs", "p50", 1.0, unit=" s"),
+    Target("latency", "sqs", "idle requests/min/trigger", 3.0),
+    # DAG-parse cost: no cloud SDK module, a share of the amazon sensor module's import time.
+    Target("parse", "", "cloud SDK modules", 0),
+    Target("parse", "", "share of amazon", 1 / 3, spec="fraction"),
+    # Memory while polling: growth after the first batches, trend (absolute) in bytes per message.
+    Target("memory", "sqs", "growth", 10e6, unit=" MB", scale=1e6),
+    Target("memory", "sqs", "trend", 20.0, "<", unit=" bytes"),
+)
+
+
+def target(measure: str, service: str, op: str) -> Target:
+    """The one row of ``TARGETS`` for this measure, service and quantity."""
+    (row,) = (t for t in TARGETS if (t.measure, t.service, t.op) == (measure, service, op))
+    return row
+
+
+def targets_of(measure: str) -> tuple[Target, ...]:
+    """A measure's rows, in table order (the order its sections list them)."""
+    return tuple(t for t in TARGETS if t.measure == measure)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the summary: a measure's result against one or more targets.
+
+    ``target`` is the first target it checks and places the row in the summary.
+    """
+
+    target: Target
+    measure: str
+    wanted: str
+    result: str
+    met: bool
+
+
+def in_summary_order(checks: list[Check]) -> list[Check]:
+    return sorted(checks, key=lambda check: TARGETS.index(check.target))
