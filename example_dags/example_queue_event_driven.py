@@ -7,6 +7,8 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 from fluke_airflow.triggers import QueuePollTrigger
 
 # [START howto_trigger_queue_asset_watcher]
+DAG_ID = "example_queue_event_driven"
+
 orders_arrived = Asset(
     "fluke_orders_queue",
     watchers=[
@@ -15,14 +17,20 @@ orders_arrived = Asset(
             trigger=QueuePollTrigger(
                 conn_id="fluke_sqs",
                 queue="fluke-arrivals",
-                batch_size=10,
+                # The DAG(s) scheduled on this asset: the next messages are taken only once they
+                # have started a run for the last event, so every message reaches a run and a
+                # backlog waits in the queue.
+                dag_ids=[DAG_ID],
+                # Up to batch_size (default 100) messages per run; after the first message,
+                # gather for up to 5 s more.
+                max_batching_window=5,
                 wait_time_seconds=20,  # one long poll per 20 s while idle
             ),
         )
     ],
 )
 
-with DAG(dag_id="example_queue_event_driven", schedule=[orders_arrived], tags=["example", "fluke", "event"]) as dag:
+with DAG(dag_id=DAG_ID, schedule=[orders_arrived], max_active_runs=1, tags=["example", "fluke", "event"]) as dag:
 
     @task
     def handle(*, triggering_asset_events=None) -> int:

@@ -510,3 +510,70 @@ def queue(service: Service) -> Iterator[str]:
     service.create(name)
     yield name
     service.delete_queue(name)
+
+
+# -- the triggerer's supervisor, as a trigger sees it --------------------------------------------------------
+class TriggererSupervisor:
+    """What a trigger in Airflow 3.3's triggerer talks to (``task_runner.SUPERVISOR_COMMS``), with
+    the send semantics of ``TriggerCommsDecoder``: ``asend`` awaits the answer; a blocking ``send``
+    from a worker thread hands the request to the event loop; a blocking ``send`` on the loop's own
+    thread suspends the caller with greenback. It answers DAG-run counts (the test plays the
+    scheduler with :meth:`start_run`) and keeps an asset state store; anything else gets None."""
+
+    def __init__(self, loop: Any, delay: float = 0.0) -> None:
+        import threading
+
+        self.loop = loop
+        self.loop_thread = threading.get_ident()
+        self.delay = delay
+        self.requests: list[str] = []
+        self.runs: dict[str, int] = {}
+        self.store: dict[tuple[str, str], Any] = {}
+
+    def start_run(self, dag_id: str) -> None:
+        """What the scheduler does when it creates a run of ``dag_id``."""
+        self.runs[dag_id] = self.runs.get(dag_id, 0) + 1
+
+    async def asend(self, msg: Any) -> Any:
+        import asyncio
+
+        from airflow.sdk.execution_time import comms
+
+        self.requests.append(type(msg).__name__)
+        if self.delay:
+            await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
+        if isinstance(msg, comms.GetDRCount):
+            return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
+        if isinstance(msg, comms.GetAssetStateStoreByName):
+            key = (msg.name, msg.key)
+            if key not in self.store:
+                from airflow.sdk.exceptions import ErrorType
+
+                return comms.ErrorResponse(error=ErrorType.ASSET_STORE_NOT_FOUND)
+            return comms.AssetStateStoreResult(value=self.store[key])
+        if isinstance(msg, comms.SetAssetStateStoreByName):
+            self.store[(msg.name, msg.key)] = msg.value
+        return None
+
+    def send(self, msg: Any) -> Any:
+        import asyncio
+        import threading
+
+        import greenback
+
+        if threading.get_ident() == self.loop_thread:
+            return greenback.await_(self.asend(msg))
+        return asyncio.run_coroutine_threadsafe(self.asend(msg), self.loop).result()
+
+
+@contextlib.contextmanager
+def supervised(loop: Any, delay: float = 0.0) -> Iterator[TriggererSupervisor]:
+    """Install a :class:`TriggererSupervisor` for triggers on ``loop`` (restored afterwards)."""
+    from airflow.sdk.execution_time import task_runner
+
+    previous = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    supervisor = task_runner.SUPERVISOR_COMMS = TriggererSupervisor(loop, delay)  # type: ignore[attr-defined]
+    try:
+        yield supervisor
+    finally:
+        task_runner.SUPERVISOR_COMMS = previous  # type: ignore[attr-defined]

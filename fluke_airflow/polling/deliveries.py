@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fluke_airflow.exceptions import DeliveryTooLarge, QueueError, QueueNotFoundError
-from fluke_airflow.polling.settings import DeliverySettings
-from fluke_airflow.queues.flows import Flow, collect_flow
+from fluke_airflow.polling.settings import DEFAULT_MAX_EVENT_BYTES, DeliverySettings
+from fluke_airflow.queues.flows import Flow, collect_flow, gather_flow
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.polling")
@@ -35,15 +36,50 @@ def delivery_flow(queue: Any, settings: DeliverySettings, *, wait_seconds: int |
     )
 
 
-async def deliveries(queue: Any, settings: DeliverySettings) -> AsyncIterator[list[Message]]:
+def batch_flow(
+    queue: Any, settings: DeliverySettings, *, max_messages: int, window: float, clock: Callable[[], float]
+) -> Flow:
+    """The flow of one watcher batch (one asset event): up to ``max_messages`` and
+    ``max_delivery_bytes`` (default :data:`DEFAULT_MAX_EVENT_BYTES`), gathered for up to
+    ``window`` seconds after the first message (see :func:`~fluke_airflow.queues.flows.gather_flow`)."""
+    return gather_flow(
+        max_messages,
+        queue=settings.queue,
+        visibility_timeout=settings.visibility_timeout,
+        wait_seconds=settings.wait_time_seconds if queue.long_polling else 0,
+        window=window,
+        clock=clock,
+        max_bytes=settings.max_delivery_bytes or DEFAULT_MAX_EVENT_BYTES,
+        per_request=queue.receive_limit,
+        can_wait=queue.long_polling,
+        idle_sleep=min(1.0, settings.poke_interval),
+        pre_delivery_delete=settings.pre_delivery_delete,
+        max_receive_count=settings.max_receive_count,
+        dead_letter_queue=settings.dead_letter_queue,
+    )
+
+
+def watch_flow(queue: Any, settings: DeliverySettings, *, event_per_message: bool, window: float) -> Flow:
+    """A watcher's next delivery: one message when each message is an event of its own (each then
+    gets a run of its own, in the queue's order), else a batch."""
+    size = 1 if event_per_message else settings.per_delivery
+    return batch_flow(queue, settings, max_messages=size, window=0.0 if event_per_message else window,
+                      clock=time.monotonic)  # fmt: skip
+
+
+async def deliveries(
+    queue: Any, settings: DeliverySettings, make_flow: Callable[[], Flow] | None = None
+) -> AsyncIterator[list[Message]]:
     """Deliveries from ``queue``, forever: long-poll (SQS) or poll every ``poke_interval`` (Azure),
-    riding out service errors with capped exponential backoff."""
+    riding out service errors with capped exponential backoff. ``make_flow``: the flow of one
+    delivery (default: :func:`delivery_flow`, the sensor's)."""
     failures = 0
     name = settings.queue
     polled = False
     while True:
         try:
-            messages: list[Message] = await queue.run_flow(delivery_flow(queue, settings))
+            flow = make_flow() if make_flow is not None else delivery_flow(queue, settings)
+            messages: list[Message] = await queue.run_flow(flow)
         except (QueueNotFoundError, DeliveryTooLarge):
             raise
         except QueueError as error:

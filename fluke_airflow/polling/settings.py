@@ -20,6 +20,9 @@ from fluke_airflow.queues import validation as check
 ENCODINGS = (None, "text", "base64")
 DEFAULT_MAX_DELIVERY_BYTES = 1_048_576
 """The sensor's default: what XCom should carry at most in one value."""
+DEFAULT_MAX_EVENT_BYTES = 1_048_576
+"""A watcher's default cap on the bodies of one asset event (Airflow stores the payload in its
+metadata database); a larger batch is cut there and the rest waits for the next event."""
 
 INTEGERS: dict[str, tuple[int, int | None, bool]] = {
     # name: (minimum, maximum, None allowed)

@@ -8,6 +8,7 @@ serves a call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
 from fluke_airflow.exceptions import QueueClosedError
 from fluke_airflow.queues import validation as check
-from fluke_airflow.queues.drivers import AsyncDriver, SyncDriver
+from fluke_airflow.queues.drivers import AsyncDriver, AsyncHeartbeat, SyncDriver
 from fluke_airflow.queues.flows import (
     Delete,
     Flow,
@@ -458,6 +459,18 @@ class AsyncQueue(QueueBase[AuthT]):
     async def run_flow(self, flow: Flow) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""
         return await self._d.run(flow)
+
+    @contextlib.asynccontextmanager
+    async def holding(self, messages: Sequence[Message], visibility_timeout: int) -> AsyncIterator[AsyncHeartbeat]:
+        """Keep received ``messages`` hidden while the block runs, renewing their visibility every
+        ``visibility_timeout / 2`` seconds (up to the service's limit on hidden time). The
+        heartbeat's ``messages`` carry their current receipts (Azure issues new ones): delete with
+        those once the block is left."""
+        heartbeat = AsyncHeartbeat(self._d, messages, Heartbeat(visibility_timeout, self.max_hidden_seconds))
+        try:
+            yield heartbeat
+        finally:
+            await heartbeat.stop()
 
     async def attach_dead_letter_queue(self, name: str) -> None:
         """As :meth:`Queue.attach_dead_letter_queue`."""

@@ -43,7 +43,7 @@ def _visible(results: list[Message | None]) -> list[Message]:
     return [m for m in results if m is not None]
 
 
-class _SyncHeartbeat:
+class SyncHeartbeat:
     """Renews a delivered batch's visibility on a thread until the consumer comes back."""
 
     def __init__(self, driver: SyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
@@ -72,8 +72,9 @@ class _SyncHeartbeat:
         return self.messages
 
 
-class _AsyncHeartbeat:
-    """The asyncio twin of :class:`_SyncHeartbeat` (a task on the running loop)."""
+class AsyncHeartbeat:
+    """The asyncio twin of :class:`SyncHeartbeat` (a task on the running loop); also what keeps a
+    watcher's messages hidden while Airflow stores and schedules their event."""
 
     def __init__(self, driver: AsyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
         self.messages = list(messages)
@@ -90,7 +91,7 @@ class _AsyncHeartbeat:
                 return
             try:
                 kept = await self._driver.execute(SetVisibility(tuple(self.messages), extension))
-            except Exception:  # see _SyncHeartbeat
+            except Exception:  # see SyncHeartbeat
                 continue
             self.messages = latest_receipts(self.messages, kept)
 
@@ -171,7 +172,7 @@ class SyncDriver:
                 except StopIteration:
                     return
                 if isinstance(step, Deliver):
-                    heartbeat = _SyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
+                    heartbeat = SyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
                     try:
                         yield list(step.messages)
                     except BaseException:
@@ -256,7 +257,7 @@ class AsyncDriver:
                 except StopIteration:
                     return
                 if isinstance(step, Deliver):
-                    heartbeat = _AsyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
+                    heartbeat = AsyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
                     try:
                         yield list(step.messages)
                     except BaseException:

@@ -10,7 +10,7 @@ batch, visibility and delete rules of ``poll`` exist here only, for SQS and Azur
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,9 @@ from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
+
+MAX_LONG_POLL = 20
+"""The longest wait one receive may ask for (SQS's limit; the flows only pass it on)."""
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,88 @@ def collect_flow(
     if messages and pre_delivery_delete:
         messages = yield from delete_flow(messages, queue=queue)
     return messages
+
+
+def _size(message: Message) -> int:
+    return len(message.body.encode("utf-8", "surrogatepass"))
+
+
+def gather_flow(
+    max_messages: int,
+    *,
+    queue: str,
+    visibility_timeout: int,
+    wait_seconds: int,
+    window: float,
+    clock: Callable[[], float],
+    max_bytes: int,
+    per_request: int | None = None,
+    can_wait: bool = True,
+    idle_sleep: float = 1.0,
+    pre_delivery_delete: bool = False,
+    max_receive_count: int | None = None,
+    dead_letter_queue: str | None = None,
+) -> Generator[Step, Any, list[Message]]:
+    """One watch-mode delivery (a batch that becomes one asset event): wait up to
+    ``wait_seconds`` for a first message, then gather until the batch holds ``max_messages``,
+    holds ``max_bytes`` of bodies, or ``window`` seconds have passed since the first message
+    arrived (Lambda's batching window; 0: take what the first receives bring).
+
+    ``can_wait``: receives may long-poll (SQS); otherwise (Azure) an empty receive within the
+    window is followed by a pause of up to ``idle_sleep`` seconds. ``clock`` is the driver's
+    monotonic clock, given so the flow stays free of I/O. The messages that would take the batch
+    over ``max_bytes`` are released for the next delivery; a single message larger than that
+    is delivered alone, since it fits no smaller batch. With ``pre_delivery_delete`` only the
+    messages whose delete succeeded are returned.
+    """
+    batch: list[Message] = yield from receive_flow(
+        max_messages,
+        visibility_timeout=visibility_timeout,
+        wait_seconds=min(1, wait_seconds),
+        first_wait_seconds=wait_seconds,
+        per_request=per_request,
+        wait_after_short=0,
+    )
+    if batch and window > 0:
+        deadline = clock() + window
+        held = {m.id: i for i, m in enumerate(batch)}
+        while len(batch) < max_messages and sum(map(_size, batch)) < max_bytes:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                break
+            wait = min(MAX_LONG_POLL, int(remaining)) if can_wait else 0
+            more: list[Message] = yield from receive_flow(
+                max_messages - len(batch),
+                visibility_timeout=visibility_timeout,
+                wait_seconds=min(1, wait),
+                first_wait_seconds=wait,
+                per_request=per_request,
+                wait_after_short=0,
+            )
+            for message in more:
+                if message.id in held:  # handed out again: keep one copy, with the newest receipt
+                    batch[held[message.id]] = message
+                else:
+                    held[message.id] = len(batch)
+                    batch.append(message)
+            if not more and wait == 0:
+                yield Sleep(min(idle_sleep, remaining))
+    if max_receive_count is not None:
+        batch = yield from dead_letter_flow(batch, max_receive_count, dead_letter_queue, queue=queue)
+    kept: list[Message] = []
+    total = 0
+    for message in batch:
+        if kept and total + _size(message) > max_bytes:
+            break
+        kept.append(message)
+        total += _size(message)
+    if len(kept) < len(batch):
+        log.debug("Queue %r: %d message(s) over max_bytes=%d wait for the next delivery", queue,
+                  len(batch) - len(kept), max_bytes)  # fmt: skip
+        yield from release_flow(batch[len(kept) :], queue=queue)
+    if kept and pre_delivery_delete:
+        kept = yield from delete_flow(kept, queue=queue)
+    return kept
 
 
 def release_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:

@@ -41,6 +41,10 @@ def integer(
     return int(value)
 
 
+@overload
+def non_negative_number(name: str, value: Any, *, allow_none: Literal[False] = False) -> float: ...
+@overload
+def non_negative_number(name: str, value: Any, *, allow_none: bool) -> float | None: ...
 def non_negative_number(name: str, value: Any, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None

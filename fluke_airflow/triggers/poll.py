@@ -5,13 +5,14 @@ Two ways it runs:
 * **Task mode** (a deferred :class:`~fluke_airflow.sensors.QueuePollSensor`): one delivery,
   one event, done. With post-delivery delete the messages stay hidden and travel to the
   worker with their receipts; the worker deletes them once they are stored as XCom.
-* **Watch mode** (``AssetWatcher``): forever, one event per delivery (or per message). On
-  Airflow 3.3+ the triggerer's shared-stream *ack mode* runs the polling: one poll loop per
-  queue however many assets watch it, and post-delivery deletes happen in ``advance()``,
-  i.e. only once every asset event derived from the messages is persisted. On older Airflow 3
-  releases the trigger deletes right after handing the event to the triggerer, before the
-  triggerer has stored it: a triggerer crash in that short window loses those messages (see
-  the docs).
+* **Watch mode** (``AssetWatcher``): forever, one asset event per batch (or per message), each
+  only once the consumer DAGs (``dag_ids``) have started a run for the one before
+  (:mod:`~fluke_airflow.triggers.pacing`), so that every message reaches a run and a backlog
+  waits in the queue. On Airflow 3.3+ the triggerer's shared stream in *ack mode* runs the
+  polling (:mod:`~fluke_airflow.triggers.stream`): one poll loop per queue in a triggerer, and
+  the messages are deleted once their asset events are stored. Before 3.3 the trigger's own
+  ``run()`` deletes them once the consumer DAGs have started their run (which implies the
+  event was stored).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from fluke_airflow import _airflow
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.polling import payloads
 from fluke_airflow.polling.deliveries import deliveries
@@ -30,6 +32,8 @@ from fluke_airflow.polling.settings import DeliverySettings
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.flows import delete_flow
 from fluke_airflow.queues.message import Message
+from fluke_airflow.triggers.pacing import RunGate
+from fluke_airflow.triggers.watch import WatchSettings, watch_batches
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +46,27 @@ class QueuePollTrigger(BaseEventTrigger):
     :param conn_id: ``aws``, ``azure_storage_queue`` or ``wasb`` connection id.
     :param queue: queue name (SQS: a name or queue URL).
     :param queue_name: the same, for ``MessageQueueTrigger(scheme="fluke", queue_name=...)``.
-    :param batch_size: messages per delivery when ``num_messages`` is not set.
+    :param dag_ids: watch mode: the DAG(s) scheduled on the watcher's asset. The watcher takes
+        the next messages only once each of them has started a run for the last event: every
+        message reaches a run, and a backlog waits in the queue (back-pressure). Required on
+        Airflow before 3.4 (see the docs); without it, events are fired as fast as messages come.
+    :param batch_size: messages per delivery when ``num_messages`` is not set (default 100 for a
+        watcher: a burst becomes few runs; the sensor passes its own, 10).
     :param num_messages: messages per delivery (received in several requests if needed).
+    :param max_batching_window: watch mode: after the first message of a batch, keep gathering
+        for up to this many seconds (0 to 300, default 0) while the batch is not full.
     :param pre_delivery_delete: delete before the event fires (at most once).
     :param visibility_timeout: seconds received messages stay hidden while being handed over.
     :param poke_interval: seconds between polls of an empty queue where the service has no
         long polling (Azure). SQS waits at the service instead.
     :param wait_time_seconds: SQS long-poll wait (1-20): idle cost is one request per wait.
     :param message_encoding: Azure only, ``"text"`` or ``"base64"`` (default: the connection's).
-    :param event_per_message: watch mode: one asset event per message instead of one per delivery.
-        (Airflow may fold events that arrive between two scheduler loops into one DAG run; its
-        ``triggering_asset_events`` then list each of them.)
+    :param event_per_message: watch mode: one asset event, and so one DAG run, per message (in
+        the queue's order), instead of one per batch.
     :param single_event: stop after the first event (set by the sensor; automatic for deferred tasks).
-    :param max_delivery_bytes: refuse a delivery whose bodies add up to more (released, not deleted).
+    :param max_delivery_bytes: task mode: refuse a delivery whose bodies add up to more (released,
+        not deleted). Watch mode: the most bytes of bodies in one event (default 1 MiB); the
+        rest waits for the next event.
     :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
         are moved there (and logged by id) instead of delivered.
     :param dead_letter_queue: the queue (same connection) that takes poison messages.
@@ -66,7 +78,9 @@ class QueuePollTrigger(BaseEventTrigger):
         queue: str | None = None,
         *,
         queue_name: str | None = None,
-        batch_size: int = 10,
+        dag_ids: list[str] | tuple[str, ...] | None = None,
+        batch_size: int = 100,
+        max_batching_window: float = 0,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
         visibility_timeout: int = 600,
@@ -96,12 +110,27 @@ class QueuePollTrigger(BaseEventTrigger):
             max_receive_count=max_receive_count,
             dead_letter_queue=dead_letter_queue,
         )
-        self.event_per_message = check.boolean("event_per_message", event_per_message)
         self.single_event = check.boolean("single_event", single_event)
+        self.watch = WatchSettings.checked(
+            event_per_message=event_per_message,
+            max_batching_window=max_batching_window,
+            dag_ids=dag_ids,
+            visibility_timeout=visibility_timeout,
+            required_dag_ids=not self.single_event and _airflow.scheduler_strands_events(),
+        )
+
+    @property
+    def event_per_message(self) -> bool:
+        return self.watch.event_per_message
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs = self.settings.as_kwargs()
-        kwargs.update(event_per_message=self.event_per_message, single_event=self.single_event)
+        kwargs.update(
+            event_per_message=self.watch.event_per_message,
+            single_event=self.single_event,
+            max_batching_window=self.watch.max_batching_window,
+            dag_ids=list(self.watch.dag_ids) if self.watch.dag_ids else None,
+        )
         return CLASSPATH, kwargs
 
     @property
@@ -131,36 +160,45 @@ class QueuePollTrigger(BaseEventTrigger):
             return
         log.info("Waiting for messages on %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         try:
-            async for messages in self._deliveries_or_error(queue):
-                if isinstance(messages, TriggerEvent):
-                    yield messages
-                    return
-                if self._task_mode:
-                    yield self._task_event(messages, queue.service)
-                    return
-                for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
+            if self._task_mode:
+                async for event in self._task_events(queue):
                     yield event
-                if not settings.pre_delivery_delete:
-                    # No ack channel before Airflow 3.3: the events are with the triggerer now.
-                    await queue.run_flow(delete_flow(messages, queue=settings.queue))
+                    return
+            else:
+                async for event in self._watch(queue):
+                    yield event
         finally:
             await queue.close()
 
-    async def _deliveries_or_error(self, queue: Any) -> AsyncIterator[Any]:
-        """Deliveries; in task mode a refused delivery becomes an error event for the sensor."""
+    async def _task_events(self, queue: Any) -> AsyncIterator[TriggerEvent]:
+        """One delivery as one event; a refused delivery becomes an error event for the sensor."""
         try:
             async for messages in deliveries(queue, self.settings):
-                yield messages
+                yield self._task_event(messages, queue.service)
         except DeliveryTooLarge as error:
-            if not self._task_mode:
-                raise
             yield self._error_event(str(error))
+
+    async def _watch(self, queue: Any) -> AsyncIterator[TriggerEvent]:
+        """Watch mode without a shared stream (Airflow before 3.3): there is no acknowledgement
+        that the events were stored, so the messages stay hidden until the consumer DAGs have
+        started their run (which they do only from stored events), and are deleted then."""
+        settings = self.settings
+        gate = RunGate(self.watch.dag_ids, settings.queue) if self.watch.dag_ids else None
+        async for messages in watch_batches(queue, settings, self.watch):
+            before = await gate.snapshot() if gate else {}
+            async with queue.holding(messages, settings.visibility_timeout) as held:
+                for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
+                    yield event
+                if gate:
+                    await gate.consumed(before)
+            if not settings.pre_delivery_delete:
+                await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:
         if self._task_mode:
             return None
-        return self.settings.stream_key()
+        return (*self.settings.stream_key(), *self.watch.stream_key())
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
@@ -168,9 +206,15 @@ class QueuePollTrigger(BaseEventTrigger):
         # triggerer calls this.
         from fluke_airflow.triggers.stream import QueueStreamProducer
 
-        return QueueStreamProducer(DeliverySettings.pick(kwargs))
+        trigger = cls(**kwargs)
+        return QueueStreamProducer(trigger.settings, trigger.watch, trigger.shared_stream_key())
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        async for raw in shared_stream:
-            for event in self._watch_events(raw):
-                yield event
+        from fluke_airflow.triggers.delivered import asset_names
+        from fluke_airflow.triggers.stream import watchers
+
+        key = self.shared_stream_key()
+        with watchers(key).join(self, self.watch.dag_ids, asset_names(self)):
+            async for raw in shared_stream:
+                for event in self._watch_events(raw):
+                    yield event

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow_support import AzureService, SQSService, dagbag, load_dag, run_dag
+from airflow_support import AzureService, SQSService, dagbag, load_dag, run_dag, supervised
 
 from fluke_airflow.triggers import QueuePollTrigger
 
@@ -157,7 +157,8 @@ def test_example_queue_event_driven_watcher_is_a_queue_poll_trigger() -> None:
     classpath, kwargs = trigger.serialize()
     assert classpath == "fluke_airflow.triggers.poll.QueuePollTrigger"
     assert kwargs["conn_id"] == "fluke_sqs" and kwargs["queue"] == "fluke-arrivals"
-    assert kwargs["batch_size"] == 10 and kwargs["pre_delivery_delete"] is False
+    assert kwargs["batch_size"] == 100 and kwargs["pre_delivery_delete"] is False
+    assert kwargs["dag_ids"] == ["example_queue_event_driven"] and kwargs["max_batching_window"] == 5
     # What the triggerer does with the serialised DAG: rebuild the trigger from its kwargs.
     from airflow.serialization.serialized_objects import BaseSerialization
 
@@ -180,16 +181,20 @@ def test_example_queue_event_driven_run_gets_the_arrived_messages(sqs: SQSServic
     trigger = _watcher_trigger()
 
     async def scenario() -> Any:
-        events, event = await _first_event(trigger)
-        assert sqs.in_flight("fluke-arrivals") == 4  # post-delivery: not deleted before the hand-over
-        pending = asyncio.ensure_future(events.__anext__())  # the triggerer asks for more: delete, poll on
-        try:
-            await asyncio.to_thread(_wait_empty, sqs, "fluke-arrivals")
-        finally:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-            await events.aclose()
-        return event
+        with supervised(asyncio.get_running_loop()) as supervisor:
+            events, event = await _first_event(trigger)
+            assert sqs.in_flight("fluke-arrivals") == 4  # post-delivery: not deleted before the hand-over
+            pending = asyncio.ensure_future(events.__anext__())
+            try:
+                await asyncio.sleep(1.5)
+                assert sqs.in_flight("fluke-arrivals") == 4  # no run of the consumer DAG yet
+                supervisor.start_run("example_queue_event_driven")  # the scheduler took the event
+                await asyncio.to_thread(_wait_empty, sqs, "fluke-arrivals")
+            finally:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+                await events.aclose()
+            return event
 
     event = asyncio.run(scenario())
     # Airflow stores the payload in the asset event's extra (Trigger.submit_event) as JSON.

@@ -118,7 +118,7 @@ def test_dag_parsing_loads_no_cloud_sdk() -> None:
         "from fluke_airflow.triggers import QueuePollTrigger\n"
         "QueuePollSensor(task_id='s', conn_id='c', queue='q', deferrable=True, num_messages=20)\n"
         "QueuePushOperator(task_id='p', conn_id='c', queue='q', message=['a', 'b'])\n"
-        "QueuePollTrigger(conn_id='c', queue='q').serialize()\n"
+        "QueuePollTrigger(conn_id='c', queue='q', dag_ids=['d']).serialize()\n"
         "heavy = ('boto3', 'botocore', 'aiobotocore', 'azure')\n"
         "print(sorted({m for m in sys.modules if m.split('.')[0] in heavy}))\n"
     )

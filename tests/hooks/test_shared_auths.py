@@ -14,7 +14,14 @@ from typing import Any
 import greenback
 import pytest
 from airflow.sdk import Connection
-from airflow_support import azure_connection, fresh_name, set_connection, sqs_connection
+from airflow_support import (
+    TriggererSupervisor,
+    azure_connection,
+    fresh_name,
+    set_connection,
+    sqs_connection,
+    supervised,
+)
 
 from devtools.emulators import AzuriteQueue, MotoSQS
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
@@ -94,33 +101,9 @@ async def test_a_failed_build_fails_its_askers_and_the_next_ask_builds_again() -
 
 
 # -- many triggers starting together, talking to the triggerer's supervisor ---------------------------------
-class TriggererComms:
-    """The trigger runner's ``SUPERVISOR_COMMS``, with the send semantics of Airflow 3.3's
-    ``TriggerCommsDecoder``: ``asend`` awaits the supervisor's answer; a blocking ``send`` from a
-    worker thread hands the request to the event loop; a blocking ``send`` on the event loop's own
-    thread suspends the calling coroutine with greenback (which is what ``mask_secret`` does there)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.loop_thread = threading.get_ident()
-        self.requests: list[str] = []
-
-    async def asend(self, msg: Any) -> Any:
-        self.requests.append(type(msg).__name__)
-        await asyncio.sleep(0.05)  # the supervisor takes a moment to answer
-        return None
-
-    def send(self, msg: Any) -> Any:
-        if threading.get_ident() == self.loop_thread:
-            return greenback.await_(self.asend(msg))
-        return asyncio.run_coroutine_threadsafe(self.asend(msg), self.loop).result()
-
-
-def run_as_triggers(open_queue: Callable[[], Awaitable[Any]], count: int, timeout: float = 60.0) -> TriggererComms:
+def run_as_triggers(open_queue: Callable[[], Awaitable[Any]], count: int, timeout: float = 60.0) -> TriggererSupervisor:
     """Run ``count`` coroutines the way the triggerer runs triggers (greenback portal, supervisor
     comms) on an event loop of their own thread; fail if that loop does not finish in time."""
-    from airflow.sdk.execution_time import task_runner
-
     outcome: dict[str, Any] = {}
 
     async def trigger() -> None:
@@ -130,9 +113,9 @@ def run_as_triggers(open_queue: Callable[[], Awaitable[Any]], count: int, timeou
             await queue.count()
 
     async def main() -> None:
-        comms = outcome["comms"] = TriggererComms(asyncio.get_running_loop())
-        task_runner.SUPERVISOR_COMMS = comms  # type: ignore[attr-defined]
-        await asyncio.gather(*(trigger() for _ in range(count)))
+        with supervised(asyncio.get_running_loop(), delay=0.05) as supervisor:
+            outcome["supervisor"] = supervisor
+            await asyncio.gather(*(trigger() for _ in range(count)))
 
     def loop_thread() -> None:
         try:
@@ -140,15 +123,13 @@ def run_as_triggers(open_queue: Callable[[], Awaitable[Any]], count: int, timeou
         except BaseException as error:
             outcome["error"] = error
 
-    previous = getattr(task_runner, "SUPERVISOR_COMMS", None)
     thread = threading.Thread(target=loop_thread, daemon=True)
     thread.start()
     thread.join(timeout)
-    task_runner.SUPERVISOR_COMMS = previous  # type: ignore[attr-defined]
     assert not thread.is_alive(), f"the event loop of {count} starting triggers is stuck (deadlocked) after {timeout}s"
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["comms"]  # type: ignore[no-any-return]
+    return outcome["supervisor"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.usefixtures("airflow_env")
@@ -165,8 +146,8 @@ def test_azure_triggers_starting_together_do_not_deadlock(
     conn_id = set_connection(monkeypatch, f"az_start_{fresh_name('x')[-8:]}", azure_connection(azurite))
     name = fresh_name()
     QueueClient.from_connection_string(azurite.connection_string, name).create_queue()
-    comms = run_as_triggers(lambda: AzureStorageQueueHook(conn_id).aget_queue(name, share_client=True), count=20)
-    assert "MaskSecret" in comms.requests  # the secrets reached the supervisor's masker
+    supervisor = run_as_triggers(lambda: AzureStorageQueueHook(conn_id).aget_queue(name, share_client=True), count=20)
+    assert "MaskSecret" in supervisor.requests  # the secrets reached the supervisor's masker
 
 
 @pytest.mark.usefixtures("airflow_env")

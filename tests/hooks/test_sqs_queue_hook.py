@@ -114,7 +114,9 @@ def test_role_assumption_through_the_trigger(moto: MotoSQS, sqs: SQSService, mon
     sqs.send(name, ["for-the-trigger"])
 
     async def first_event() -> Any:
-        events = QueuePollTrigger(conn_id=conn_id, queue=name, wait_time_seconds=1, pre_delivery_delete=True).run()
+        events = QueuePollTrigger(
+            conn_id=conn_id, queue=name, wait_time_seconds=1, pre_delivery_delete=True, single_event=True
+        ).run()
         try:
             return await asyncio.wait_for(events.__anext__(), timeout=60)
         finally:

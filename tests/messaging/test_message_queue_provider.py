@@ -36,7 +36,9 @@ def test_the_scheme_and_nothing_else_matches() -> None:
 def test_message_queue_trigger_builds_and_serialises_as_ours() -> None:
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
-    trigger = MessageQueueTrigger(scheme="fluke", conn_id="fluke_sqs", queue_name="orders", batch_size=25)
+    trigger = MessageQueueTrigger(
+        scheme="fluke", conn_id="fluke_sqs", queue_name="orders", batch_size=25, dag_ids=["process_orders"]
+    )
     assert isinstance(trigger.trigger, QueuePollTrigger)
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
@@ -48,4 +50,6 @@ def test_bad_arguments_through_message_queue_trigger_name_the_argument() -> None
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
     with pytest.raises(ValueError, match="batch_size"):
-        _ = MessageQueueTrigger(scheme="fluke", conn_id="fluke_sqs", queue_name="orders", batch_size=0).trigger
+        _ = MessageQueueTrigger(
+            scheme="fluke", conn_id="fluke_sqs", queue_name="orders", batch_size=0, dag_ids=["process_orders"]
+        ).trigger

@@ -2,7 +2,9 @@
 
 Watch mode is what an ``AssetWatcher`` runs (on Airflow releases without shared-stream ack
 mode, and whenever the triggerer calls ``run()``); task mode is what a deferred
-``QueuePollSensor`` runs. The connection comes from an ``AIRFLOW_CONN_*`` variable.
+``QueuePollSensor`` runs. The connection comes from an ``AIRFLOW_CONN_*`` variable. In watch mode
+the trigger talks to the triggerer's supervisor (run counts of its consumer DAG): a
+:class:`~airflow_support.TriggererSupervisor` answers, and the test plays the scheduler.
 """
 
 from __future__ import annotations
@@ -13,8 +15,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from airflow.triggers.base import TriggerEvent
-from airflow_support import Service, fresh_name, set_connection, sqs_connection, wait_until
+from airflow_support import (
+    Service,
+    TriggererSupervisor,
+    fresh_name,
+    set_connection,
+    sqs_connection,
+    supervised,
+    wait_until,
+)
 
 from devtools.emulators import MotoSQS
 from devtools.proxy import Proxy
@@ -24,10 +35,19 @@ from fluke_airflow.triggers import QueuePollTrigger
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
 FAST = {"wait_time_seconds": 1, "poke_interval": 0.2}
+CONSUMER = "consumer_dag"
 
 
 def trigger_for(service: Service, queue: str, **kwargs: Any) -> QueuePollTrigger:
+    if not kwargs.get("single_event"):
+        kwargs.setdefault("dag_ids", [CONSUMER])
     return QueuePollTrigger(conn_id=service.conn_id, queue=queue, **{**FAST, **kwargs})
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def supervisor() -> Any:
+    with supervised(asyncio.get_running_loop()) as answering:
+        yield answering
 
 
 async def next_event(events: AsyncIterator[TriggerEvent]) -> TriggerEvent:
@@ -43,8 +63,8 @@ def bodies_of(event: TriggerEvent) -> list[str]:
 
 
 # -- watch mode -----------------------------------------------------------------------------------------------
-async def test_watch_mode_event_has_the_bodies_and_deletes_only_after_the_hand_over(
-    service: Service, queue: str
+async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_runs(
+    service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
     sent = [f"w-{i}" for i in range(3)]
     service.send(queue, sent)
@@ -54,20 +74,24 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_only_after_the_hand_o
         assert event.payload["queue"] == queue
         assert bodies_of(event) == sent
         assert all(set(m) == {"id", "body", "receive_count"} for m in event.payload["messages"])  # no receipts
-        # Handed over, but the triggerer has not asked for more yet: nothing is deleted.
-        assert service.total(queue) == 3
-        # Asking for the next event is the hand-over's end: the delivery is deleted, polling goes on.
+        # Handed over, but the consumer DAG has no run for it yet: nothing deleted, nothing new taken.
         pending = asyncio.ensure_future(events.__anext__())
-        await wait_for(lambda: service.total(queue) == 0, "the delivered messages to be deleted")
-        assert not pending.done()  # still waiting for new messages
         service.send(queue, ["later"])
+        await asyncio.sleep(2.5)
+        assert not pending.done() and service.total(queue) == 4
+        # The scheduler starts the run (which only a stored event does): deleted, polling goes on.
+        supervisor.start_run(CONSUMER)
+        await wait_for(lambda: service.total(queue) <= 1, "the delivered messages to be deleted")
         later = await asyncio.wait_for(pending, timeout=60)
         assert bodies_of(later) == ["later"]
+        assert "GetDRCount" in supervisor.requests
     finally:
         await events.aclose()
 
 
-async def test_watch_mode_waits_for_messages_that_arrive_later(service: Service, queue: str) -> None:
+async def test_watch_mode_waits_for_messages_that_arrive_later(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     events = trigger_for(service, queue).run()
     try:
         pending = asyncio.ensure_future(events.__anext__())
@@ -80,17 +104,25 @@ async def test_watch_mode_waits_for_messages_that_arrive_later(service: Service,
         await events.aclose()
 
 
-async def test_event_per_message(service: Service, queue: str) -> None:
+async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     sent = [f"m-{i}" for i in range(4)]
     service.send(queue, sent)
     events = trigger_for(service, queue, event_per_message=True).run()
     try:
-        got = [await next_event(events) for _ in sent]
+        got = [await next_event(events)]
+        for _ in sent[1:]:
+            pending = asyncio.ensure_future(events.__anext__())
+            await asyncio.sleep(1.2)
+            assert not pending.done(), "the next message must wait for a run of the last one"
+            supervisor.start_run(CONSUMER)
+            got.append(await asyncio.wait_for(pending, timeout=60))
         assert all("messages" not in e.payload for e in got)
         assert sorted(e.payload["message"]["body"] for e in got) == sent
         assert len({e.payload["message"]["id"] for e in got}) == 4
-        assert service.total(queue) == 4  # not deleted before every event was handed over
         pending = asyncio.ensure_future(events.__anext__())
+        supervisor.start_run(CONSUMER)
         await wait_for(lambda: service.total(queue) == 0, "the four messages to be deleted")
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
@@ -98,7 +130,25 @@ async def test_event_per_message(service: Service, queue: str) -> None:
         await events.aclose()
 
 
-async def test_pre_delivery_delete_deletes_before_the_event(service: Service, queue: str) -> None:
+async def test_a_batching_window_gathers_messages_that_arrive_meanwhile(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
+    events = trigger_for(service, queue, max_batching_window=4).run()
+    try:
+        pending = asyncio.ensure_future(next_event(events))
+        await asyncio.to_thread(service.send, queue, ["first"])
+        await asyncio.sleep(1.5)
+        assert not pending.done(), "the window is still open"
+        await asyncio.to_thread(service.send, queue, ["second", "third"])
+        event = await pending
+        assert bodies_of(event) == ["first", "second", "third"]
+    finally:
+        await events.aclose()
+
+
+async def test_pre_delivery_delete_deletes_before_the_event(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     service.send(queue, ["p-0", "p-1"])
     events = trigger_for(service, queue, pre_delivery_delete=True).run()
     try:
@@ -109,7 +159,9 @@ async def test_pre_delivery_delete_deletes_before_the_event(service: Service, qu
         await events.aclose()
 
 
-async def test_num_messages_gathers_one_delivery_from_several_receives(service: Service, queue: str) -> None:
+async def test_num_messages_gathers_one_delivery_from_several_receives(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     service.send(queue, [f"n-{i}" for i in range(25)])
     events = trigger_for(service, queue, batch_size=10, num_messages=20).run()
     try:
@@ -121,7 +173,7 @@ async def test_num_messages_gathers_one_delivery_from_several_receives(service: 
 
 
 async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
-    moto: MotoSQS, sqs: Service, monkeypatch: pytest.MonkeyPatch
+    moto: MotoSQS, sqs: Service, monkeypatch: pytest.MonkeyPatch, supervisor: TriggererSupervisor
 ) -> None:
     """The long poll that a message wakes came back short of its 10: the queue is drained for
     now, so the delivery takes only what else has already arrived (a 0 s receive) instead of
@@ -130,7 +182,9 @@ async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
     sqs.create(queue)
     with Proxy(moto.endpoint_url) as proxy:
         conn_id = set_connection(monkeypatch, "fluke_sqs_counted", sqs_connection(moto, endpoint_url=proxy.url))
-        trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, batch_size=10, wait_time_seconds=20)
+        trigger = QueuePollTrigger(
+            conn_id=conn_id, queue=queue, batch_size=10, wait_time_seconds=20, dag_ids=[CONSUMER]
+        )
         events = trigger.run()
         pending = asyncio.ensure_future(next_event(events))
         try:
@@ -184,7 +238,9 @@ async def test_triggers_of_one_connection_share_one_client(service: Service) -> 
             service.delete_queue(name)
 
 
-async def test_closing_the_trigger_between_events_deletes_nothing(service: Service, queue: str) -> None:
+async def test_closing_the_trigger_between_events_deletes_nothing(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     """The triggerer stopping (cancel/shutdown) after an event: that delivery comes back, it is not lost."""
     service.send(queue, ["c-0"])
     events = trigger_for(service, queue, visibility_timeout=1).run()
@@ -196,7 +252,9 @@ async def test_closing_the_trigger_between_events_deletes_nothing(service: Servi
 @pytest.mark.parametrize(
     "mode", [{}, {"event_per_message": True}, {"single_event": True}], ids=["batch", "per-msg", "task"]
 )
-async def test_event_payload_repr_leaves_out_bodies(service: Service, queue: str, mode: dict[str, Any]) -> None:
+async def test_event_payload_repr_leaves_out_bodies(
+    service: Service, queue: str, mode: dict[str, Any], supervisor: TriggererSupervisor
+) -> None:
     service.send(queue, ["secret-body-1", "secret-body-2"])
     events = trigger_for(service, queue, **mode).run()
     try:
@@ -230,14 +288,15 @@ async def test_task_mode_missing_queue_is_an_error_event(service: Service) -> No
     assert name in event.payload["message"]
 
 
-async def test_watch_mode_missing_queue_raises(service: Service) -> None:
+async def test_watch_mode_missing_queue_raises(service: Service, supervisor: TriggererSupervisor) -> None:
     with pytest.raises(QueueNotFoundError, match="does not exist"):
         await next_event(trigger_for(service, fresh_name("missing")).run())
 
 
 @pytest.mark.parametrize("single_event", [False, True])
 async def test_missing_connection(single_event: bool) -> None:
-    events = QueuePollTrigger(conn_id="fluke_no_such_conn", queue="q", single_event=single_event).run()
+    watch = {} if single_event else {"dag_ids": [CONSUMER]}
+    events = QueuePollTrigger(conn_id="fluke_no_such_conn", queue="q", single_event=single_event, **watch).run()
     if single_event:
         event = await next_event(events)
         assert event.payload["status"] == "error"
@@ -253,7 +312,8 @@ async def test_missing_connection(single_event: bool) -> None:
 @pytest.mark.parametrize("single_event", [False, True])
 async def test_wrong_connection_type(monkeypatch: pytest.MonkeyPatch, single_event: bool) -> None:
     set_connection(monkeypatch, "fluke_http", {"conn_type": "http", "host": "example.com"})
-    events = QueuePollTrigger(conn_id="fluke_http", queue="q", single_event=single_event).run()
+    watch = {} if single_event else {"dag_ids": [CONSUMER]}
+    events = QueuePollTrigger(conn_id="fluke_http", queue="q", single_event=single_event, **watch).run()
     if single_event:
         message = (await next_event(events)).payload["message"]
     else:
@@ -280,10 +340,13 @@ def test_serialize_round_trips_through_the_constructor() -> None:
         message_encoding="base64",
         event_per_message=True,
         single_event=False,
+        dag_ids=["a", "b"],
+        max_batching_window=5,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "fluke_airflow.triggers.poll.QueuePollTrigger"
     assert kwargs["batch_size"] == 7 and kwargs["message_encoding"] == "base64" and kwargs["event_per_message"]
+    assert kwargs["dag_ids"] == ["a", "b"] and kwargs["max_batching_window"] == 5
     # The triggerer stores kwargs serialised and rebuilds the trigger with them.
     from airflow.sdk._shared.module_loading import import_string
 
@@ -293,15 +356,27 @@ def test_serialize_round_trips_through_the_constructor() -> None:
     assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
     # The shared-stream producer is built from the same kwargs.
     producer = QueuePollTrigger.create_shared_stream_producer(kwargs)
-    assert producer.settings == trigger.settings
+    assert producer.settings == trigger.settings and producer.watch == trigger.watch
 
 
 def test_watchers_of_one_queue_share_a_stream_and_task_mode_does_not() -> None:
-    a = QueuePollTrigger(conn_id="c", queue="q")
-    b = QueuePollTrigger(conn_id="c", queue="q", event_per_message=True)  # filters differ, the poll is the same
+    a = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["x"])
+    b = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["y"])  # other consumers, the same poll
     assert a.shared_stream_key() == b.shared_stream_key() is not None
-    assert QueuePollTrigger(conn_id="c", queue="other").shared_stream_key() != a.shared_stream_key()
+    # One event per message needs its own poll loop (one message per delivery, one run each).
+    per_message = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["x"], event_per_message=True)
+    assert per_message.shared_stream_key() != a.shared_stream_key()
+    assert QueuePollTrigger(conn_id="c", queue="other", dag_ids=["x"]).shared_stream_key() != a.shared_stream_key()
     assert QueuePollTrigger(conn_id="c", queue="q", single_event=True).shared_stream_key() is None
+
+
+def test_a_watcher_without_dag_ids_is_refused_on_airflow_before_3_4() -> None:
+    from fluke_airflow import _airflow
+
+    assert _airflow.scheduler_strands_events()  # the Airflow this suite pins (3.3)
+    with pytest.raises(ValueError, match=r"dag_ids is required .* e\.g\. dag_ids=\['process_orders'\]"):
+        QueuePollTrigger(conn_id="c", queue="q")
+    QueuePollTrigger(conn_id="c", queue="q", single_event=True)  # task mode needs none
 
 
 @pytest.mark.parametrize(
@@ -317,8 +392,13 @@ def test_watchers_of_one_queue_share_a_stream_and_task_mode_does_not() -> None:
         ({"pre_delivery_delete": "yes"}, TypeError, "pre_delivery_delete"),
         ({"event_per_message": 1}, TypeError, "event_per_message"),
         ({"message_encoding": "utf-8"}, ValueError, "message_encoding"),
+        ({"dag_ids": []}, TypeError, "dag_ids must be a non-empty list"),
+        ({"dag_ids": ["ok", ""]}, ValueError, r"dag_ids\[1\] must be a non-empty string"),
+        ({"max_batching_window": 301}, ValueError, "max_batching_window must be a number of seconds from 0 to 300"),
+        ({"max_batching_window": 60, "visibility_timeout": 30}, ValueError, "shorter than visibility_timeout"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs: dict[str, Any], error: type[Exception], names: str) -> None:
+    kwargs = {"dag_ids": ["consumer"], **kwargs}
     with pytest.raises(error, match=names):
         QueuePollTrigger(conn_id="c", queue="q", **kwargs)

@@ -2,8 +2,11 @@
 
 First the producer alone, told outcomes through ``advance()`` the way the triggerer's
 shared-stream group tells it: messages are deleted only for clean outcomes and released
-(visible again at once, despite a long visibility timeout) otherwise. Then Airflow's own
-``SharedStreamManager`` drives two watchers of one queue, as the triggerer does.
+(visible again at once, despite a long visibility timeout) otherwise; after a stored event it
+takes no more messages until the consumer DAGs have started a run; a message that comes back
+after it was handed over starts no second event. Then Airflow's own ``SharedStreamManager``
+drives watchers of one queue, as the triggerer does. The triggerer's supervisor (run counts,
+asset state store) is a :class:`~airflow_support.TriggererSupervisor`; the test plays the scheduler.
 """
 
 from __future__ import annotations
@@ -14,21 +17,30 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamManager
-from airflow_support import Service, wait_until
+from airflow_support import Service, SQSService, TriggererSupervisor, supervised, wait_until
 
 from fluke_airflow.triggers import QueuePollTrigger
+from fluke_airflow.triggers import stream as stream_module
 from fluke_airflow.triggers.stream import QueueStreamProducer
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
 HOLD = 300  # a visibility timeout long enough that only a release makes messages visible again
+CONSUMER = "consumer_dag"
+ASSET = "orders_asset"
+
+
+@pytest_asyncio.fixture(loop_scope="function", autouse=True)
+async def supervisor() -> Any:
+    with supervised(asyncio.get_running_loop()) as answering:
+        yield answering
 
 
 def producer_for(service: Service, queue: str, **kwargs: Any) -> QueueStreamProducer:
-    trigger = QueuePollTrigger(
-        conn_id=service.conn_id, queue=queue, wait_time_seconds=1, poke_interval=0.2, visibility_timeout=HOLD, **kwargs
-    )
+    kwargs = {"visibility_timeout": HOLD, "dag_ids": [CONSUMER], **kwargs}
+    trigger = QueuePollTrigger(conn_id=service.conn_id, queue=queue, wait_time_seconds=1, poke_interval=0.2, **kwargs)
     producer = QueuePollTrigger.create_shared_stream_producer(trigger.serialize()[1])
     assert isinstance(producer, QueueStreamProducer)
     return producer  # type: ignore[no-any-return]
@@ -83,17 +95,64 @@ async def test_unclean_outcome_releases_at_once(service: Service, queue: str, ou
         await close(producer, stream)
 
 
-async def test_one_batch_with_both_outcomes(service: Service, queue: str) -> None:
+async def test_a_stored_event_holds_further_messages_until_the_consumer_runs(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     service.send(queue, ["1", "2", "3", "4"])
     producer = producer_for(service, queue, batch_size=2)
-    stream, [(raw1, payload1), (raw2, payload2)] = await deliveries(producer, 2)
-    try:
-        await producer.advance([item(payload1, acked=1), item(payload2, failed=1)])
-        assert sorted(service.drain(queue)) == bodies(raw2)
-        assert sorted(bodies(raw1) + bodies(raw2)) == ["1", "2", "3", "4"]
-        assert service.total(queue) == 0  # the first delivery was deleted, the second drained above
-    finally:
+    with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
+        stream, [(raw1, payload1)] = await deliveries(producer, 1)
+        try:
+            await producer.advance([item(payload1, acked=1)])  # stored: deleted
+            assert service.total(queue) == 2
+            following = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(2.5)
+            assert not following.done(), "no new event before the consumer DAG has a run for the last one"
+            assert service.total(queue) == 2  # the rest waits in the queue...
+            if isinstance(service, SQSService):
+                assert service.in_flight(queue) == 0  # ...visible, not received by the producer
+            supervisor.start_run(CONSUMER)
+            raw2, payload2 = await asyncio.wait_for(following, timeout=60)
+            await producer.advance([item(payload2, failed=1)])  # not stored: released, no wait for a run
+            assert sorted(service.drain(queue)) == bodies(raw2)
+            assert sorted(bodies(raw1) + bodies(raw2)) == ["1", "2", "3", "4"]
+        finally:
+            await close(producer, stream)
+
+
+async def test_the_ids_are_recorded_before_the_delete_and_a_redelivery_starts_no_event(
+    service: Service, queue: str, supervisor: TriggererSupervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triggerer dies after the event was stored and recorded, before the delete: the message
+    comes back, and the next producer deletes it instead of firing again."""
+    service.send(queue, ["once"])
+    producer = producer_for(service, queue, visibility_timeout=2)
+    with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
+        stream, [(raw, payload)] = await deliveries(producer, 1)
+
+        def crash_before_delete(messages: Any, *, queue: str) -> Any:
+            return []
+            yield  # a flow that deletes nothing
+
+        monkeypatch.setattr(stream_module, "delete_flow", crash_before_delete)
+        await producer.advance([item(payload, acked=1)])
         await close(producer, stream)
+        (stored,) = [v for (asset, _), v in supervisor.store.items() if asset == ASSET]
+        assert stored["queue"] == queue and stored["ids"] == [raw["messages"][0]["id"]]
+        monkeypatch.undo()
+
+        supervisor.start_run(CONSUMER)
+        again = producer_for(service, queue, visibility_timeout=2)
+        stream = again.open_stream()
+        pending = asyncio.ensure_future(stream.__anext__())
+        try:
+            await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the delete")
+            await asyncio.sleep(1.5)
+            assert not pending.done(), "a message already handed to Airflow must not become a second event"
+        finally:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+            await close(again, stream)
 
 
 async def test_pre_delivery_delete_has_nothing_to_advance(service: Service, queue: str) -> None:
@@ -152,25 +211,57 @@ class Watchers:
 
 
 def watcher(service: Service, queue: str, **kwargs: Any) -> QueuePollTrigger:
+    kwargs = {"dag_ids": [CONSUMER], **kwargs}
     return QueuePollTrigger(
         conn_id=service.conn_id, queue=queue, wait_time_seconds=1, poke_interval=0.2, visibility_timeout=HOLD, **kwargs
     )
 
 
-async def test_two_watchers_get_every_message_and_deletes_wait_for_persistence(service: Service, queue: str) -> None:
+async def test_two_watchers_get_every_message_and_deletes_wait_for_persistence(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
     service.send(queue, ["o-1", "o-2", "o-3"])
     watchers = Watchers(
         SharedStreamManager(ack_timeout=120),
-        [watcher(service, queue), watcher(service, queue, event_per_message=True)],
+        [watcher(service, queue, dag_ids=["first"]), watcher(service, queue, dag_ids=["second"])],
     )
     try:
-        await watchers.wait(lambda: len(watchers.events[0]) == 1 and len(watchers.events[1]) == 3, "the events")
+        await watchers.wait(lambda: len(watchers.events[0]) == 1 and len(watchers.events[1]) == 1, "the events")
         # One poll for both assets: neither took messages away from the other.
-        assert sorted(m["body"] for m in watchers.events[0][0].payload["messages"]) == ["o-1", "o-2", "o-3"]
-        assert sorted(e.payload["message"]["body"] for e in watchers.events[1]) == ["o-1", "o-2", "o-3"]
-        assert len(watchers.seqs) == 4
+        for i in (0, 1):
+            assert sorted(m["body"] for m in watchers.events[i][0].payload["messages"]) == ["o-1", "o-2", "o-3"]
+        assert len(watchers.seqs) == 2
         assert service.total(queue) == 3  # the asset events are not persisted yet: nothing deleted
         watchers.manager.confirm_persisted(watchers.seqs)  # what the triggerer does once they are stored
+        await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the deletes")
+        # The next event waits for a run of both consumer DAGs.
+        service.send(queue, ["o-4"])
+        await asyncio.sleep(2.5)
+        assert len(watchers.events[0]) == 1
+        supervisor.start_run("first")
+        await asyncio.sleep(2.5)
+        assert len(watchers.events[0]) == 1, "the second DAG has no run yet"
+        supervisor.start_run("second")
+        await watchers.wait(lambda: len(watchers.events[0]) == 2 and len(watchers.events[1]) == 2, "the next event")
+        assert not watchers.failures
+    finally:
+        await watchers.stop()
+
+
+async def test_one_event_per_message_is_one_run_per_message(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
+    service.send(queue, ["e-1", "e-2", "e-3"])
+    watchers = Watchers(SharedStreamManager(ack_timeout=120), [watcher(service, queue, event_per_message=True)])
+    try:
+        for n in (1, 2, 3):
+            await watchers.wait(lambda n=n: len(watchers.events[0]) == n, f"event {n}")
+            watchers.manager.confirm_persisted(watchers.seqs)
+            await asyncio.sleep(1.5)
+            assert len(watchers.events[0]) == n, "the next message waits for a run of the last one"
+            supervisor.start_run(CONSUMER)
+        got = [e.payload["message"]["body"] for e in watchers.events[0]]
+        assert sorted(got) == ["e-1", "e-2", "e-3"]
         await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the deletes")
         assert not watchers.failures
     finally:

@@ -54,7 +54,9 @@ assets = [
         watchers=[
             AssetWatcher(
                 name=f"watch_{queue}",
-                trigger=QueuePollTrigger(conn_id=conn_id, queue=queue, wait_time_seconds=1, poke_interval=1),
+                trigger=QueuePollTrigger(
+                    conn_id=conn_id, queue=queue, dag_ids=["e2e_restart_watchers"], wait_time_seconds=1, poke_interval=1
+                ),
             )
         ],
     )

@@ -1,0 +1,264 @@
+"""The queue rules of ``queues/flows.py`` on their own: each flow driven step by step with
+scripted results (no emulator, no driver, no clock but the test's). These run in the unit tier
+(``make test-unit``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fluke_airflow.exceptions import DeliveryTooLarge
+from fluke_airflow.queues.flows import (
+    ConsumerStopped,
+    DeadLetter,
+    Delete,
+    Deliver,
+    Flow,
+    PollOptions,
+    Receive,
+    SetVisibility,
+    Sleep,
+    collect_flow,
+    gather_flow,
+    poll_flow,
+    receive_flow,
+)
+from fluke_airflow.queues.message import Message
+
+pytestmark = pytest.mark.unit
+
+
+def msg(i: int, body: str | None = None, receipt: str = "r1", count: int = 1) -> Message:
+    return Message(id=f"m{i}", body=body if body is not None else f"body-{i}", receipt=receipt, receive_count=count)
+
+
+def drive(flow: Flow, answer: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    """Run ``flow`` to its end, answering each step with ``answer(step)``; the result and the steps."""
+    steps: list[Any] = []
+    result: Any = None
+    while True:
+        try:
+            step = flow.send(result)
+        except StopIteration as stop:
+            return stop.value, steps
+        steps.append(step)
+        result = answer(step)
+
+
+class Script:
+    """A queue's answers in order: each receive takes the next list; deletes and visibility
+    changes succeed; sleeps and long polls move the test's clock."""
+
+    def __init__(self, *receives: list[Message]) -> None:
+        self.receives = list(receives)
+        self.now = 0.0
+        self.released: list[Message] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, step: Any) -> Any:
+        if isinstance(step, Receive):
+            got = self.receives.pop(0) if self.receives else []
+            if not got:
+                self.now += step.wait_seconds  # a long poll that found nothing waited its full time
+            return got
+        if isinstance(step, Delete):
+            return [True] * len(step.messages)
+        if isinstance(step, SetVisibility):
+            if step.timeout == 0:
+                self.released += step.messages
+            return list(step.messages)
+        if isinstance(step, Sleep):
+            self.now += step.seconds
+            return None
+        if isinstance(step, DeadLetter):
+            return [True] * len(step.messages)
+        raise AssertionError(f"unexpected step {step!r}")
+
+
+# -- receive_flow -------------------------------------------------------------------------------------------
+def test_a_full_receive_is_followed_by_concurrent_receives_for_the_rest() -> None:
+    script = Script([msg(i) for i in range(10)], [msg(i) for i in range(10, 25)])
+    batch, steps = drive(receive_flow(25, visibility_timeout=30, wait_seconds=1, per_request=10), script)
+    assert [m.id for m in batch] == [f"m{i}" for i in range(25)]
+    assert [(s.max_messages, s.fan_out) for s in steps] == [(25, False), (15, True)]
+
+
+def test_a_message_handed_out_again_stays_once_with_its_newest_receipt() -> None:
+    script = Script([msg(1), msg(2)], [msg(2, receipt="r2"), msg(3)], [])
+    batch, _ = drive(receive_flow(10, visibility_timeout=30, wait_seconds=0), script)
+    assert [(m.id, m.receipt) for m in batch] == [("m1", "r1"), ("m2", "r2"), ("m3", "r1")]
+
+
+def test_a_receive_that_brings_only_known_messages_ends_the_batch() -> None:
+    script = Script([msg(1)], [msg(1, receipt="r2")], [msg(9)])
+    batch, steps = drive(receive_flow(10, visibility_timeout=30, wait_seconds=0), script)
+    assert [(m.id, m.receipt) for m in batch] == [("m1", "r2")] and len(steps) == 2
+
+
+# -- poll_flow ----------------------------------------------------------------------------------------------
+def options(**kwargs: Any) -> PollOptions:
+    base: dict[str, Any] = {
+        "num_messages": None,
+        "batch_size": 2,
+        "polling_frequency": None,
+        "pre_delivery_delete": False,
+        "visibility_timeout": 30,
+        "wait_seconds": 0,
+    }
+    return PollOptions(**{**base, **kwargs})
+
+
+def test_post_delivery_deletes_a_batch_when_the_next_is_asked_for() -> None:
+    script = Script([msg(1), msg(2)], [msg(3)], [])
+    _, steps = drive(
+        poll_flow(options(), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
+    )
+    kinds = [type(s).__name__ for s in steps]
+    # The second batch is short: one more receive (that brings nothing) ends it, and the poll.
+    assert kinds == ["Receive", "Deliver", "Delete", "Receive", "Receive", "Deliver", "Delete"]
+    assert [m.id for m in steps[2].messages] == ["m1", "m2"]
+
+
+def test_pre_delivery_delivers_only_what_was_deleted() -> None:
+    def answer(step: Any) -> Any:
+        if isinstance(step, Delete):
+            return [True, False]  # the second delete failed: it must not be delivered
+        if isinstance(step, Deliver):
+            return list(step.messages)
+        return [msg(1), msg(2)] if isinstance(step, Receive) and not delivered else []
+
+    delivered: list[Any] = []
+    flow = poll_flow(options(pre_delivery_delete=True, num_messages=2), queue="q")
+    drive(flow, lambda s: (delivered.append(s) if isinstance(s, Deliver) else None) or answer(s))
+    assert [[m.id for m in d.messages] for d in delivered] == [["m1"]]
+
+
+def test_a_consumer_that_stops_has_its_batch_released_not_deleted() -> None:
+    flow = poll_flow(options(), queue="q")
+    assert isinstance(flow.send(None), Receive)
+    deliver = flow.send([msg(1), msg(2)])
+    assert isinstance(deliver, Deliver)
+    release = flow.throw(ConsumerStopped(deliver.messages))
+    assert isinstance(release, SetVisibility) and release.timeout == 0
+    with pytest.raises(StopIteration):
+        flow.send(list(release.messages))
+
+
+def test_held_fifo_messages_do_not_end_the_poll_early() -> None:
+    """On a FIFO queue a short receive can mean 'the rest of the group is locked by what I hold':
+    the poll delivers what it has and asks again, and ends only on a receive that gets nothing."""
+    script = Script([msg(1)], [], [msg(2)], [], [])  # m2 (same group) only once m1 is gone
+    opts = options(batch_size=5, held_messages_block=True)
+    _, steps = drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
+    assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"], ["m2"]]
+
+
+def test_poison_messages_go_to_the_dead_letter_queue_first() -> None:
+    script = Script([msg(1, count=1), msg(2, count=5)], [])
+    opts = options(max_receive_count=3, dead_letter_queue="dlq")
+    _, steps = drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
+    dead = [s for s in steps if isinstance(s, DeadLetter)]
+    assert [m.id for m in dead[0].messages] == ["m2"] and dead[0].queue == "dlq"
+    assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"]]
+
+
+# -- collect_flow (the sensor's delivery) -------------------------------------------------------------------
+def test_an_oversize_delivery_is_released_and_refused_before_any_delete() -> None:
+    script = Script([msg(1, "x" * 600), msg(2, "y" * 600)])
+    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=True, max_bytes=1000)
+    steps: list[Any] = []
+    with pytest.raises(DeliveryTooLarge, match="add up to 1200 bytes, more than max_delivery_bytes=1000"):
+        drive(flow, lambda s: steps.append(s) or script(s))
+    assert not any(isinstance(s, Delete) for s in steps)
+    assert [m.id for m in script.released] == ["m1", "m2"]
+
+
+# -- gather_flow (a watcher's batch) ------------------------------------------------------------------------
+def gather(script: Script, **kwargs: Any) -> tuple[list[Message], list[Any]]:
+    args: dict[str, Any] = {
+        "queue": "q",
+        "visibility_timeout": 600,
+        "wait_seconds": 20,
+        "window": 0.0,
+        "clock": script.clock,
+        "max_bytes": 1_000_000,
+        "per_request": 10,
+    }
+    return drive(gather_flow(100, **{**args, **kwargs}), script)  # type: ignore[arg-type]
+
+
+def test_without_a_window_the_first_receives_are_the_batch() -> None:
+    script = Script([msg(1), msg(2)], [msg(3)])
+    batch, steps = gather(script)
+    assert [m.id for m in batch] == ["m1", "m2", "m3"]
+    # After a short receive, only what has arrived meanwhile (0 s receives), no waiting for more.
+    assert [s.wait_seconds for s in steps if isinstance(s, Receive)] == [20, 0, 0]
+
+
+def test_a_window_gathers_until_it_ends() -> None:
+    script = Script([msg(1)], [], [msg(2)], [msg(3), msg(4)], [])
+    batch, steps = gather(script, window=30.0)
+    assert [m.id for m in batch] == ["m1", "m2", "m3", "m4"]
+    assert script.now >= 30.0  # it went on until the window had passed
+    waits = [s.wait_seconds for s in steps if isinstance(s, Receive)]
+    assert max(waits[2:]) <= 20 and all(w >= 0 for w in waits)
+
+
+def test_a_window_ends_early_when_the_batch_is_full() -> None:
+    script = Script([msg(i) for i in range(10)], [msg(i) for i in range(10, 20)])
+    batch, _ = drive(
+        gather_flow(
+            20, queue="q", visibility_timeout=600, wait_seconds=20, window=300.0, clock=script.clock,
+            max_bytes=10**6, per_request=10,
+        ),
+        script,
+    )  # fmt: skip
+    assert len(batch) == 20 and script.now == 0.0
+
+
+def test_without_long_polling_the_window_pauses_between_empty_receives() -> None:
+    script = Script([msg(1)], [], [], [msg(2)])
+    batch, steps = gather(script, window=5.0, can_wait=False, wait_seconds=0, idle_sleep=2.0)
+    sleeps = [s.seconds for s in steps if isinstance(s, Sleep)]
+    assert [m.id for m in batch] == ["m1", "m2"]
+    assert sleeps and all(0 < s <= 2.0 for s in sleeps) and script.now >= 5.0
+
+
+def test_the_byte_cap_releases_what_does_not_fit_for_the_next_batch() -> None:
+    script = Script([msg(1, "a" * 400), msg(2, "b" * 400), msg(3, "c" * 400)])
+    batch, _ = gather(script, max_bytes=1000)
+    assert [m.id for m in batch] == ["m1", "m2"]
+    assert [m.id for m in script.released] == ["m3"]
+
+
+def test_one_message_larger_than_the_cap_goes_alone() -> None:
+    script = Script([msg(1, "a" * 5000), msg(2, "b")])
+    batch, _ = gather(script, max_bytes=1000)
+    assert [m.id for m in batch] == ["m1"] and [m.id for m in script.released] == ["m2"]
+
+
+def test_a_message_redelivered_within_the_window_is_kept_once_with_its_new_receipt() -> None:
+    script = Script([msg(1)], [msg(1, receipt="r2"), msg(2)], [])
+    batch, _ = gather(script, window=10.0)
+    assert [(m.id, m.receipt) for m in batch] == [("m1", "r2"), ("m2", "r1")]
+
+
+def test_pre_delivery_delete_returns_only_what_was_deleted() -> None:
+    script = Script([msg(1), msg(2)])
+    results = iter([[True, False]])
+
+    def answer(step: Any) -> Any:
+        return next(results) if isinstance(step, Delete) else script(step)
+
+    batch, steps = drive(
+        gather_flow(
+            10, queue="q", visibility_timeout=30, wait_seconds=0, window=0.0, clock=script.clock, max_bytes=10**6,
+            pre_delivery_delete=True,
+        ),
+        answer,
+    )  # fmt: skip
+    assert [m.id for m in batch] == ["m1"] and isinstance(steps[-1], Delete)
