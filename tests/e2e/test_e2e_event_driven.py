@@ -9,8 +9,8 @@ accounting (pushed / processed / duplicates / lost / runs):
 2. a steady stream for a minute into a consumer with ``max_active_runs=1`` whose task takes 5 s:
    every body processed, and at no time more than one asset event waiting for a run (sampled
    through the REST API while the stream runs);
-3. ``event_per_message=True`` with 20 messages: 20 runs of one body each (in the queue's order on
-   an SQS FIFO queue);
+3. ``event_per_message=True`` with 20 messages: 20 runs of one body each; on an SQS FIFO queue,
+   the runs follow the queue's order;
 4. the triggerer SIGKILLed in the middle of a burst and restarted: none lost; duplicates counted,
    at most one event's worth (the watcher holds one event at a time).
 
@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 
 SERVICES = ("sqs", "azure")
 SCENARIOS = ("burst", "stream", "single", "kill")
-DAG_IDS = [f"e2e_events_{scenario}_{service}" for scenario in SCENARIOS for service in SERVICES]
+DAG_IDS = [f"e2e_events_{scenario}_{service}" for scenario in SCENARIOS for service in SERVICES] + [
+    "e2e_events_fifo_sqs"
+]
 ACCOUNTING: list[str] = []
 
 
 def queue_name(scenario: str, service: str) -> str:
-    return f"e2e-events-{scenario}-{service}"
+    return f"e2e-events-{scenario}-{service}" + (".fifo" if scenario == "fifo" else "")
 
 
 # -- the queues, through their own SDKs ----------------------------------------------------------------------
@@ -57,7 +59,11 @@ class EventQueue:
         return str(self.stack.sqs.get_queue_url(QueueName=self.name)["QueueUrl"])
 
     def create(self) -> None:
-        if self.service == "sqs":
+        if self.name.endswith(".fifo"):
+            self.stack.sqs.create_queue(
+                QueueName=self.name, Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+            )
+        elif self.service == "sqs":
             self.stack.sqs.create_queue(QueueName=self.name)
         else:
             with contextlib.suppress(Exception):
@@ -66,10 +72,11 @@ class EventQueue:
     def push(self, bodies: list[str]) -> None:
         if self.service == "sqs":
             url = self.url
+            group = {"MessageGroupId": "orders"} if self.name.endswith(".fifo") else {}
             for start in range(0, len(bodies), 10):
                 chunk = bodies[start : start + 10]
                 answer = self.stack.sqs.send_message_batch(
-                    QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+                    QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b, **group} for i, b in enumerate(chunk)]
                 )
                 assert not answer.get("Failed"), answer["Failed"]
         else:
@@ -181,6 +188,7 @@ def events(stack: Stack, request: pytest.FixtureRequest) -> Any:
     log = stack.airflow.log_path("triggerer")
     start = log.stat().st_size
     queues = {(sc, sv): EventQueue(stack, sv, queue_name(sc, sv)) for sc in SCENARIOS for sv in SERVICES}
+    queues[("fifo", "sqs")] = EventQueue(stack, "sqs", queue_name("fifo", "sqs"))
     for queue in queues.values():
         queue.create()
     stack.api.wait_for_dags(DAG_IDS)
@@ -267,6 +275,16 @@ def test_event_per_message_is_one_run_per_message(stack: Stack, events: Any, ser
     ledger.report()
     assert not ledger.lost and ledger.duplicates == 0
     assert sorted(len(run) for run in ledger.runs) == [1] * 20, [len(r) for r in ledger.runs]
+
+
+def test_event_per_message_on_a_fifo_queue_runs_in_the_queues_order(stack: Stack, events: Any) -> None:
+    queue, dag_id = events[("fifo", "sqs")], "e2e_events_fifo_sqs"
+    ledger = Ledger("event_per_message, SQS FIFO", bodies("fifo", 10))
+    queue.push(ledger.pushed)
+    wait_processed(stack, dag_id, queue, ledger, timeout=300)
+    ledger.report()
+    assert not ledger.lost and ledger.duplicates == 0
+    assert [body for run in ledger.runs for body in run] == ledger.pushed  # runs in run_after order
 
 
 # -- 4. the triggerer killed in the middle of a burst -------------------------------------------------------------

@@ -7,7 +7,8 @@ own, each returning the bodies its run received (the test reads them through the
 * ``e2e_events_stream_<service>``: ``max_active_runs=1`` and a task that takes seconds, fed a
   steady stream (back-pressure);
 * ``e2e_events_single_<service>``: ``event_per_message=True``, one run per message;
-* ``e2e_events_kill_<service>``: a short visibility timeout, for the triggerer killed mid-burst.
+* ``e2e_events_kill_<service>``: a short visibility timeout, for the triggerer killed mid-burst;
+* ``e2e_events_fifo_sqs``: ``event_per_message=True`` on an SQS FIFO queue (runs in the queue's order).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SCENARIOS = {
 
 
 def queue_name(scenario: str, service: str) -> str:
-    return f"e2e-events-{scenario}-{service}"
+    return f"e2e-events-{scenario}-{service}" + (".fifo" if scenario == "fifo" else "")
 
 
 def _dag(scenario: str, service: str) -> None:
@@ -78,3 +79,5 @@ def _dag(scenario: str, service: str) -> None:
 for _scenario in SCENARIOS:
     for _service in SERVICES:
         _dag(_scenario, _service)
+SCENARIOS["fifo"] = ({"event_per_message": True}, {}, 0)
+_dag("fifo", "sqs")
