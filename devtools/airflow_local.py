@@ -79,6 +79,8 @@ class Component:
     command: list[str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """What this component's environment adds to the installation's."""
 
     @property
     def running(self) -> bool:
@@ -288,7 +290,22 @@ class LocalAirflow:
         return self.components[name]
 
     def start_component(self, name: str) -> None:
-        self._component(name).start(self.env(), self.home)
+        component = self._component(name)
+        component.start({**self.env(), **component.env}, self.home)
+
+    def add_triggerer(self, name: str, *, capacity: int | None = None) -> str:
+        """Configure a triggerer (``triggerer`` itself, or another one such as ``triggerer-2``) with
+        ``--capacity`` (at most that many triggers: how a test forces Airflow's placement). Another
+        triggerer gets a log-server port of its own. Takes effect when it is (re)started."""
+        if name != "triggerer" and not name.startswith("triggerer-"):
+            raise ValueError(f"a triggerer's name is 'triggerer' or 'triggerer-<n>', got {name!r}")
+        command = [airflow_bin(), "triggerer"] + (["--capacity", str(capacity)] if capacity is not None else [])
+        old = self.components.get(name)
+        if old is not None and old.running:
+            raise AirflowError(f"stop the {name} before changing its configuration")
+        env = {} if name == "triggerer" else {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        self.components[name] = Component(name, command, self.log_path(name), env=env)
+        return name
 
     def stop_component(self, name: str) -> None:
         self._component(name).stop()
@@ -327,7 +344,8 @@ class LocalAirflow:
 
     def stop(self) -> None:
         # The API server last: tasks still running report to it. The others stop side by side.
-        for group in (("scheduler", "triggerer", "dag-processor"), ("api-server",)):
+        others = tuple(n for n in self.components if n.startswith("triggerer-"))
+        for group in (("scheduler", "triggerer", "dag-processor", *others), ("api-server",)):
             running = [self.components[name] for name in group if name in self.components]
             for component in running:
                 component.terminate()

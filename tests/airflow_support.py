@@ -518,7 +518,8 @@ class TriggererSupervisor:
     the send semantics of ``TriggerCommsDecoder``: ``asend`` awaits the answer; a blocking ``send``
     from a worker thread hands the request to the event loop; a blocking ``send`` on the loop's own
     thread suspends the caller with greenback. It answers DAG-run counts (the test plays the
-    scheduler with :meth:`start_run`) and keeps an asset state store; anything else gets None."""
+    scheduler with :meth:`start_run`) and keeps an asset state store and Variables; anything else
+    gets None."""
 
     def __init__(self, loop: Any, delay: float = 0.0) -> None:
         import threading
@@ -529,6 +530,7 @@ class TriggererSupervisor:
         self.requests: list[str] = []
         self.runs: dict[str, int] = {}
         self.store: dict[tuple[str, str], Any] = {}
+        self.variables: dict[str, Any] = {}
 
     def start_run(self, dag_id: str) -> None:
         """What the scheduler does when it creates a run of ``dag_id``."""
@@ -553,6 +555,14 @@ class TriggererSupervisor:
             return comms.AssetStateStoreResult(value=self.store[key])
         if isinstance(msg, comms.SetAssetStateStoreByName):
             self.store[(msg.name, msg.key)] = msg.value
+        if isinstance(msg, comms.GetVariable):
+            if msg.key not in self.variables:
+                from airflow.sdk.exceptions import ErrorType
+
+                return comms.ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND)
+            return comms.VariableResult(key=msg.key, value=self.variables[msg.key])
+        if isinstance(msg, comms.PutVariable):
+            self.variables[msg.key] = msg.value
         return None
 
     def send(self, msg: Any) -> Any:

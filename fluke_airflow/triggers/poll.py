@@ -182,17 +182,25 @@ class QueuePollTrigger(BaseEventTrigger):
         """Watch mode without a shared stream (Airflow before 3.3): there is no acknowledgement
         that the events were stored, so the messages stay hidden until the consumer DAGs have
         started their run (which they do only from stored events), and are deleted then."""
+        from fluke_airflow.triggers.delivered import asset_names
+        from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
+
         settings = self.settings
         gate = RunGate(self.watch.dag_ids, settings.queue) if self.watch.dag_ids else None
-        async for messages in watch_batches(queue, settings, self.watch):
-            before = await gate.snapshot() if gate else {}
-            async with queue.holding(messages, settings.visibility_timeout) as held:
-                for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
-                    yield event
-                if gate:
-                    await gate.consumed(before)
-            if not settings.pre_delivery_delete:
-                await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
+        key = (*settings.stream_key(), *self.watch.stream_key())
+        registry = PollerRegistry(
+            settings.conn_id, settings.queue, key, lambda: (tuple(asset_names(self)), self.watch.dag_ids)
+        )
+        async with heartbeats(registry):
+            async for messages in watch_batches(queue, settings, self.watch):
+                before = await gate.snapshot() if gate else {}
+                async with queue.holding(messages, settings.visibility_timeout) as held:
+                    for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
+                        yield event
+                    if gate:
+                        await gate.consumed(before)
+                if not settings.pre_delivery_delete:
+                    await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:

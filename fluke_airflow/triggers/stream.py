@@ -29,6 +29,7 @@ from fluke_airflow.queues.flows import delete_flow, release_flow
 from fluke_airflow.queues.message import Message
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
+from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
 from fluke_airflow.triggers.watch import WatchSettings, drop_delivered, watch_batches
 
 log = logging.getLogger(__name__)
@@ -104,19 +105,23 @@ class QueueStreamProducer(SharedStreamProducer):
         self._queue = queue = await aopen_queue(settings)
         members = watchers(self.key)
         log.info("Watching %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
-        async for messages in watch_batches(queue, settings, self.watch):
-            if self._delivered is not None:
-                await self._delivered.load(members.assets())
-                messages = await drop_delivered(queue, settings, messages, self._delivered)
-                if not messages:
-                    continue
-            dag_ids = members.dag_ids()
-            gate = RunGate(dag_ids, settings.queue) if dag_ids else None
-            before = await gate.snapshot() if gate else {}
-            delivery = await self._hold(messages, members.assets())
-            yield payloads.delivery(settings.queue, queue.service, messages), delivery
-            if await delivery.stored and gate:
-                await gate.consumed(before)
+        registry = PollerRegistry(
+            settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
+        )
+        async with heartbeats(registry):
+            async for messages in watch_batches(queue, settings, self.watch):
+                if self._delivered is not None:
+                    await self._delivered.load(members.assets())
+                    messages = await drop_delivered(queue, settings, messages, self._delivered)
+                    if not messages:
+                        continue
+                dag_ids = members.dag_ids()
+                gate = RunGate(dag_ids, settings.queue) if dag_ids else None
+                before = await gate.snapshot() if gate else {}
+                delivery = await self._hold(messages, members.assets())
+                yield payloads.delivery(settings.queue, queue.service, messages), delivery
+                if await delivery.stored and gate:
+                    await gate.consumed(before)
 
     async def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> _Delivery:
         stack = contextlib.AsyncExitStack()
