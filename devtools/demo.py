@@ -130,7 +130,7 @@ class Demo:
     # -- what each example DAG should have done --------------------------------------------------------
     def sqs_example(self, run_id: str) -> tuple[str, list[str]]:
         d = "example_queue_sqs"
-        pushed, peeked = self.xcom(d, run_id, "push"), self.xcom(d, run_id, "peek") or []
+        pushed, peeked = len(self.xcom(d, run_id, "push") or []), self.xcom(d, run_id, "peek") or []
         received, total = self.xcom(d, run_id, "wait_for_orders") or [], self.xcom(d, run_id, "total")
         left = self.left_in("fluke-orders")
         text = (
@@ -142,7 +142,7 @@ class Demo:
 
     def azure_example(self, run_id: str) -> tuple[str, list[str]]:
         d = "example_queue_azure"
-        pushed, peeked = self.xcom(d, run_id, "push"), self.xcom(d, run_id, "peek") or []
+        pushed, peeked = len(self.xcom(d, run_id, "push") or []), self.xcom(d, run_id, "peek") or []
         received, count = self.xcom(d, run_id, "take_invoices") or [], self.xcom(d, run_id, "count")
         left = self.left_in("fluke-invoices")
         text = (

@@ -28,7 +28,15 @@ class QueuePushOperator(BaseOperator):
     :param message_deduplication_id: SQS FIFO deduplication id: a str for one message, a list
         (one per message) for a list. Templated.
     :param delay_seconds: hide new messages for this long (SQS up to 900, Azure up to 7 days).
-    :return: the number of messages pushed (XCom).
+    :param message_attributes: SQS message attributes, the amazon provider's format
+        ``{"name": {"DataType": "String", "StringValue": "..."}}``: one dict for every message, or a
+        list with one dict per message. Templated (rendered as JSON in the UI). Azure has none.
+    :return: the message ids the service gave the messages, in order (XCom).
+
+    On an SQS FIFO queue without content-based deduplication, when no deduplication ids are given,
+    each message gets one derived from the task's identity (DAG, run, task, map index, position), so
+    that a retried task does not send the same messages twice within SQS's deduplication window
+    (five minutes).
     """
 
     template_fields: Sequence[str] = (
@@ -38,7 +46,9 @@ class QueuePushOperator(BaseOperator):
         "message_group_id",
         "message_deduplication_id",
         "delay_seconds",
+        "message_attributes",
     )
+    template_fields_renderers = {"message_attributes": "json"}
     ui_color = "#e2f0d9"
 
     def __init__(
@@ -50,6 +60,7 @@ class QueuePushOperator(BaseOperator):
         message_group_id: str | None = None,
         message_deduplication_id: str | list[str] | None = None,
         delay_seconds: int | None = None,
+        message_attributes: dict[str, Any] | list[dict[str, Any]] | None = None,
         executor_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -64,6 +75,14 @@ class QueuePushOperator(BaseOperator):
         self.message_group_id = message_group_id
         self.message_deduplication_id = message_deduplication_id
         self.delay_seconds = delay_seconds
+        self.message_attributes = message_attributes
+        if message_attributes is not None and not _args.is_template(message_attributes):
+            from fluke_airflow.queues import attributes
+
+            if isinstance(message_attributes, dict):
+                attributes.check_attributes(message_attributes)
+            else:
+                attributes.per_message(message_attributes, len(message_attributes))
 
     def _options(self, count: int) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -80,15 +99,19 @@ class QueuePushOperator(BaseOperator):
                     )
                 dedup = [dedup]
             options["message_deduplication_ids"] = list(dedup)
+        if self.message_attributes:
+            options["message_attributes"] = self.message_attributes
         return options
 
-    def execute(self, context: Context) -> int:
+    def execute(self, context: Context) -> list[str | None]:
         from fluke_airflow.hooks import get_queue_hook
 
         messages = _args.messages_from(self.message)
         options = self._options(len(messages))
         hook = get_queue_hook(self.conn_id)
         with hook.get_queue(self.queue_name, suppress_output=True) as queue:
+            if queue.needs_deduplication_ids and "message_deduplication_ids" not in options:
+                options["message_deduplication_ids"] = _deduplication_ids(context, len(messages))
             results = queue.push_many(messages, **options)
         failed = [i for i, ok in enumerate(results) if not ok]
         if failed:
@@ -99,4 +122,13 @@ class QueuePushOperator(BaseOperator):
                 f"{self.queue_name!r}: position(s) {failed} (the others were sent; see the log for the reasons)"
             )
         self.log.info("Pushed %d message(s) to %s queue %r", len(messages), hook.service, self.queue_name)
-        return len(messages)
+        return results
+
+
+def _deduplication_ids(context: Context, count: int) -> list[str]:
+    """One id per message from the task's identity: the same on a retry, so SQS drops the repeat."""
+    import hashlib
+
+    ti: Any = context["ti"]
+    identity = f"{ti.dag_id}\0{ti.run_id}\0{ti.task_id}\0{getattr(ti, 'map_index', -1)}"
+    return [hashlib.sha256(f"{identity}\0{i}".encode()).hexdigest() for i in range(count)]

@@ -23,6 +23,7 @@ def delivery_flow(queue: Any, settings: DeliverySettings, *, wait_seconds: int |
     """The flow of one delivery from ``queue``: wait up to ``wait_seconds`` (default: the settings'
     ``wait_time_seconds``) for a first message where the service can wait (SQS), then fill up."""
     wait = settings.wait_time_seconds if wait_seconds is None else wait_seconds
+    accept, unmatched = queue.message_filter(settings.as_kwargs())
     return collect_flow(
         settings.per_delivery,
         queue=settings.queue,
@@ -33,6 +34,8 @@ def delivery_flow(queue: Any, settings: DeliverySettings, *, wait_seconds: int |
         max_receive_count=settings.max_receive_count,
         dead_letter_queue=settings.dead_letter_queue,
         per_request=queue.receive_limit,
+        accept=accept,
+        unmatched=unmatched,
     )
 
 
@@ -41,7 +44,9 @@ def batch_flow(
 ) -> Flow:
     """The flow of one watcher batch (one asset event): up to ``max_messages`` and
     ``max_delivery_bytes`` (default :data:`DEFAULT_MAX_EVENT_BYTES`), gathered for up to
-    ``window`` seconds after the first message (see :func:`~fluke_airflow.queues.flows.gather_flow`)."""
+    ``window`` seconds after the first message (see :func:`~fluke_airflow.queues.flows.gather_flow`);
+    with the settings' filters, only the messages they take."""
+    accept, unmatched = queue.message_filter(settings.as_kwargs())
     return gather_flow(
         max_messages,
         queue=settings.queue,
@@ -56,6 +61,8 @@ def batch_flow(
         pre_delivery_delete=settings.pre_delivery_delete,
         max_receive_count=settings.max_receive_count,
         dead_letter_queue=settings.dead_letter_queue,
+        accept=accept,
+        unmatched=unmatched,
     )
 
 

@@ -27,8 +27,8 @@ class EventPayload(dict[str, Any]):
 
 
 def public(message: Message) -> dict[str, Any]:
-    """A message as it appears in an asset event: no receipt."""
-    return {"id": message.id, "body": message.body, "receive_count": message.receive_count}
+    """A message as it appears in an asset event or XCom: no receipt (:meth:`Message.public`)."""
+    return message.public()
 
 
 def task_success(queue: str, service: str, pre_delivery_delete: bool, messages: Sequence[Message]) -> EventPayload:
@@ -45,9 +45,13 @@ def task_error(queue: str, reason: str) -> dict[str, Any]:
     return {"status": "error", "queue": queue, "message": reason}
 
 
-def delivery(queue: str, service: str, messages: Sequence[Message]) -> dict[str, Any]:
-    """A delivery in watch mode, before it becomes the events of each watcher (the shared stream's raw event)."""
-    return {"queue": queue, "service": service, "messages": [public(m) for m in messages]}
+def delivery(queue: str, service: str, messages: Sequence[Message], seq: int | None = None) -> dict[str, Any]:
+    """A delivery in watch mode, before it becomes the events of each watcher (the shared stream's
+    raw event; ``seq`` tells the poll loop which delivery a watcher's report is about)."""
+    raw: dict[str, Any] = {"queue": queue, "service": service, "messages": [public(m) for m in messages]}
+    if seq is not None:
+        raw["delivery"] = seq
+    return raw
 
 
 def watch_events(raw: dict[str, Any], *, event_per_message: bool) -> list[EventPayload]:

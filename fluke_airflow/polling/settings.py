@@ -10,7 +10,7 @@ the connection is known, the larger of the two; the queue checks its own once it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from fluke_airflow import _args
@@ -23,6 +23,14 @@ DEFAULT_MAX_DELIVERY_BYTES = 1_048_576
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 """A watcher's default cap on the bodies of one asset event (Airflow stores the payload in its
 metadata database); a larger batch is cut there and the rest waits for the next event."""
+
+FILTERS = (
+    "message_filtering",
+    "message_filtering_match_values",
+    "message_filtering_config",
+    "message_filtering_attributes",
+)
+"""The amazon provider's filter arguments (and attribute filters): see :mod:`fluke_airflow.queues.filters`."""
 
 INTEGERS: dict[str, tuple[int, int | None, bool]] = {
     # name: (minimum, maximum, None allowed)
@@ -60,8 +68,20 @@ def check_arguments(
         checked["poke_interval"] = check.non_negative_number("poke_interval", values["poke_interval"])
     if values.get("message_encoding") not in ENCODINGS and not pending("message_encoding"):
         raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {values['message_encoding']!r}")
-    if "dead_letter_queue" in values or "max_receive_count" in values:
+    unmatched = values.get("unmatched", "leave")
+    dead_letter_alone = unmatched == "dead_letter" and values.get("max_receive_count") is None
+    if ("dead_letter_queue" in values or "max_receive_count" in values) and not dead_letter_alone:
         _args.check_dead_letter_args(values.get("max_receive_count"), values.get("dead_letter_queue"))
+    if not pending("unmatched"):
+        from fluke_airflow.queues.filters import check_unmatched
+
+        check_unmatched(unmatched, values.get("dead_letter_queue"))
+    if any(values.get(name) is not None for name in FILTERS) and not any(map(pending, FILTERS)):
+        from fluke_airflow.queues.filters import MessageFilter
+
+        MessageFilter.build(*(values.get(name) for name in FILTERS))
+        if values.get("message_filtering_match_values") is not None:
+            checked["message_filtering_match_values"] = list(values["message_filtering_match_values"])
     return checked
 
 
@@ -82,6 +102,11 @@ class DeliverySettings:
     max_delivery_bytes: int | None = None
     max_receive_count: int | None = None
     dead_letter_queue: str | None = None
+    message_filtering: str | None = None
+    message_filtering_match_values: list[Any] | None = None
+    message_filtering_config: Any = None
+    message_filtering_attributes: dict[str, Any] | None = None
+    unmatched: str = "leave"
 
     @classmethod
     def checked(cls, *, rendered: bool = False, **values: Any) -> DeliverySettings:
@@ -112,5 +137,20 @@ class DeliverySettings:
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
 
+    def filters(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FILTERS}
+
+    def unfiltered(self) -> DeliverySettings:
+        """These settings without the filters: what a shared poll loop receives for all its watchers."""
+        return replace(
+            self,
+            message_filtering=None,
+            message_filtering_match_values=None,
+            message_filtering_config=None,
+            message_filtering_attributes=None,
+        )
+
     def stream_key(self) -> tuple[Any, ...]:
-        return ("fluke_airflow.queue", *asdict(self).values())
+        """What must be equal for watchers to share one poll loop: everything but the filters,
+        which each watcher applies to the shared deliveries itself."""
+        return ("fluke_airflow.queue", *asdict(self.unfiltered()).values())

@@ -89,10 +89,16 @@ class _AzureProtocol:
         return queue_failure(SERVICE, self.queue, action, _describe(error))
 
     ordered_sends = False  # no batch API: one request per message, sent concurrently
+    needs_deduplication_ids = False  # no deduplication in Azure Queue Storage
 
     def prepare(
         self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False
     ) -> list[tuple[str, dict[str, Any]]]:
+        if "message_attributes" in options:
+            raise ValueError(
+                f"message_attributes are an Amazon SQS feature: {SERVICE} messages carry a body only. Put the "
+                "attributes into the body (e.g. JSON with the payload and its attributes), or use an SQS queue"
+            )
         unknown = set(options) - set(_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
@@ -126,7 +132,22 @@ class _AzureProtocol:
 
     @staticmethod
     def _message(item: Any) -> Message:
-        return Message(id=item.id, body=item.content, receipt=item.pop_receipt, receive_count=item.dequeue_count or 0)
+        def iso(when: Any) -> str | None:
+            return when.isoformat() if when is not None else None
+
+        metadata = {
+            "inserted_on": iso(item.inserted_on),
+            "expires_on": iso(item.expires_on),
+            "next_visible_on": iso(item.next_visible_on),
+            "dequeue_count": item.dequeue_count or 0,
+        }
+        return Message(
+            id=item.id,
+            body=item.content,
+            receipt=item.pop_receipt,
+            receive_count=item.dequeue_count or 0,
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
 
     def _warn(self, action: str, message_id: str, error: Exception) -> None:
         log.warning(
@@ -154,14 +175,14 @@ class SyncAzureTransport(_AzureProtocol):
         if self._credential is not None:
             self._credential.close()
 
-    def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+    def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         body, kwargs = chunk[0]
         try:
-            self.client.send_message(body, **kwargs)
+            sent = self.client.send_message(body, **kwargs)
         except self._errors as error:
             self._warn("send", "(new)", error)
-            return [False]
-        return [True]
+            return [None]
+        return [sent.id]
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         n = min(max_messages, RECEIVE_LIMIT)
@@ -245,14 +266,14 @@ class AsyncAzureTransport(_AzureProtocol):
             auth, self._auth = self._auth, None
             await auth.release_shared_service_client(self._service)
 
-    async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+    async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         body, kwargs = chunk[0]
         try:
-            await self.client.send_message(body, **kwargs)
+            sent = await self.client.send_message(body, **kwargs)
         except self._errors as error:
             self._warn("send", "(new)", error)
-            return [False]
-        return [True]
+            return [None]
+        return [sent.id]
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         n = min(max_messages, RECEIVE_LIMIT)

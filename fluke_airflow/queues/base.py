@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
 from fluke_airflow.exceptions import QueueClosedError
@@ -68,6 +68,15 @@ class PollArguments(TypedDict, total=False):
     dead_letter_queue: str | None
     suppress_output: bool
     """Log at DEBUG instead of INFO (default False)."""
+    message_filtering: str | None
+    """``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``, as the amazon provider's ``SqsSensor``
+    (see :mod:`fluke_airflow.queues.filters`)."""
+    message_filtering_match_values: Any
+    message_filtering_config: Any
+    message_filtering_attributes: Any
+    """SQS message attributes that must hold one of the given values."""
+    unmatched: str
+    """What becomes of a message no filter takes: ``"leave"`` (default), ``"delete"``, ``"dead_letter"``."""
 
 
 POSITIONAL = ("num_messages", "batch_size", "polling_frequency", "pre_delivery_delete")
@@ -91,6 +100,8 @@ class QueueBase(Generic[AuthT]):
     """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
     receive_limit: ClassVar[int]
     """The most messages one receive request returns (SQS 10, Azure 32)."""
+    has_message_attributes: ClassVar[bool] = False
+    """Whether messages carry user attributes besides the body (SQS)."""
     receipts_survive_visibility_change: ClassVar[bool]
     """Whether a receipt still deletes its message after a visibility change (SQS). Azure hands out
     a new pop receipt instead and voids the old one: a holder of stored receipts must not renew."""
@@ -121,7 +132,7 @@ class QueueBase(Generic[AuthT]):
         except ValueError as error:
             raise ValueError(f"{error}{allowed}") from None
 
-    def _log_push(self, results: list[bool], level: int) -> None:
+    def _log_push(self, results: Sequence[str | None], level: int) -> None:
         failed = [i for i, ok in enumerate(results) if not ok]
         log.log(level, "Pushed %d of %d message(s) to %s queue %r", len(results) - len(failed), len(results),
                 self.service, self._queue)  # fmt: skip
@@ -161,11 +172,14 @@ class QueueBase(Generic[AuthT]):
             self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
             if dead_letter_queue == self._queue:
                 raise ValueError("dead_letter_queue must be another queue than the one being polled")
-        if (receive_limit is None) != (dead_letter_queue is None):
+        accept, unmatched = self.message_filter(given)
+        if (receive_limit is not None and dead_letter_queue is None) or (
+            dead_letter_queue is not None and receive_limit is None and unmatched != "dead_letter"
+        ):
             raise ValueError(
                 "max_receive_count and dead_letter_queue go together: give both to move messages received more "
                 "than max_receive_count times to dead_letter_queue (on SQS you may instead give neither and "
-                "configure the queue's own RedrivePolicy)"
+                "configure the queue's own RedrivePolicy); dead_letter_queue alone is for unmatched='dead_letter'"
             )
         return PollOptions(
             num_messages=check.integer("num_messages", given.get("num_messages"), minimum=1, allow_none=True),
@@ -183,7 +197,27 @@ class QueueBase(Generic[AuthT]):
             dead_letter_queue=dead_letter_queue,
             per_request=self.receive_limit,
             held_messages_block=self._held_messages_block(),
+            accept=accept,
+            unmatched=unmatched,
         )
+
+    def message_filter(self, given: Mapping[str, Any]) -> tuple[Callable[[Message], bool] | None, str]:
+        """The filter (or None) and unmatched policy of ``poll``'s (or a sensor's) arguments, checked."""
+        from fluke_airflow.queues.filters import MessageFilter, check_unmatched
+
+        found = MessageFilter.build(
+            given.get("message_filtering"),
+            given.get("message_filtering_match_values"),
+            given.get("message_filtering_config"),
+            given.get("message_filtering_attributes"),
+        )
+        if found.uses_attributes and not self.has_message_attributes:
+            raise ValueError(
+                f"message_filtering_attributes filter on SQS message attributes; {self.service} messages have "
+                "none (filter on the body with message_filtering instead)"
+            )
+        unmatched = check_unmatched(given.get("unmatched", "leave"), given.get("dead_letter_queue"))
+        return (found.matches if found.active else None), unmatched
 
     def _poll_flow(self, options: PollOptions, arguments: PollArguments) -> Flow:
         level = self._level_for(bool(arguments.get("suppress_output", False)))
@@ -257,19 +291,27 @@ class Queue(QueueBase[AuthT]):
     def _t(self) -> SyncTransport:
         return self._d.transport
 
+    @property
+    def needs_deduplication_ids(self) -> bool:
+        """Whether pushes need deduplication ids (an SQS FIFO queue without content-based deduplication)."""
+        return self._t.needs_deduplication_ids
+
     # -- the guide's API ---------------------------------------------------------------------------
     def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
         """Send one message; ``True`` once the service accepted it, ``False`` (logged) if not."""
-        return self._push([message], options, suppress_output, single=True)[0]
+        return self._push([message], options, suppress_output, single=True)[0] is not None
 
-    def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[bool]:
-        """Send messages with the service's batch API (or concurrently); one result each, in order."""
+    def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[str | None]:
+        """Send messages with the service's batch API (or concurrently); for each, in order, the
+        message id the service gave it, or ``None`` (logged) where it refused it."""
         return self._push(messages, options, suppress_output)
 
-    def _push(self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False) -> list[bool]:
+    def _push(
+        self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False
+    ) -> list[str | None]:
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
-        results: list[bool] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
+        results: list[str | None] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
         self._log_push(results, self._level_for(suppress_output))
         return results
 
@@ -414,18 +456,27 @@ class AsyncQueue(QueueBase[AuthT]):
     def _t(self) -> AsyncTransport:
         return self._d.transport
 
-    async def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
-        return (await self._push([message], options, suppress_output, single=True))[0]
+    @property
+    def needs_deduplication_ids(self) -> bool:
+        """As :attr:`Queue.needs_deduplication_ids`."""
+        return self._t.needs_deduplication_ids
 
-    async def push_many(self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any) -> list[bool]:
+    async def push(self, message: str, *, suppress_output: bool = False, **options: Any) -> bool:
+        """As :meth:`Queue.push`."""
+        return (await self._push([message], options, suppress_output, single=True))[0] is not None
+
+    async def push_many(
+        self, messages: Sequence[str], *, suppress_output: bool = False, **options: Any
+    ) -> list[str | None]:
+        """As :meth:`Queue.push_many`."""
         return await self._push(messages, options, suppress_output)
 
     async def _push(
         self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False
-    ) -> list[bool]:
+    ) -> list[str | None]:
         entries = self._t.prepare(messages, options, single_message=single)
         chunks = self._t.send_chunks(entries)
-        results: list[bool] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
+        results: list[str | None] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
         self._log_push(results, self._level_for(suppress_output))
         return results
 

@@ -125,6 +125,9 @@ class PollOptions:
     held_messages_block: bool = False
     """A receive can come back empty while messages wait, because the messages this poll holds
     block them (SQS FIFO: a message group is locked while any of its messages is in flight)."""
+    accept: Callable[[Message], bool] | None = None
+    """The consumer's filter: messages it does not accept are not delivered (see :func:`unmatched_flow`)."""
+    unmatched: str = "leave"
 
 
 def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
@@ -156,6 +159,8 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
                 batch = yield from dead_letter_flow(
                     batch, options.max_receive_count, options.dead_letter_queue, queue=queue
                 )
+            batch = yield from filter_flow(batch, options.accept, options.unmatched, options.dead_letter_queue,
+                                           queue=queue)  # fmt: skip
             if not batch:
                 if empty:
                     break
@@ -231,6 +236,46 @@ def dead_letter_flow(
     return [m for m in messages if m not in poison]
 
 
+def filter_flow(
+    messages: list[Message],
+    accept: Callable[[Message], bool] | None,
+    unmatched: str,
+    dead_letter_queue: str | None,
+    *,
+    queue: str,
+) -> Generator[Step, Any, list[Message]]:
+    """The messages ``accept`` takes; the others go by :func:`unmatched_flow`."""
+    if accept is None or not messages:
+        return messages
+    taken = [m for m in messages if accept(m)]
+    if len(taken) < len(messages):
+        kept = {id(m) for m in taken}
+        yield from unmatched_flow([m for m in messages if id(m) not in kept], unmatched, dead_letter_queue, queue=queue)
+    return taken
+
+
+def unmatched_flow(
+    messages: Sequence[Message], unmatched: str, dead_letter_queue: str | None, *, queue: str
+) -> Generator[Step, Any, None]:
+    """What becomes of messages no filter took: ``leave`` them hidden until their visibility timeout
+    ends (then other consumers see them; not released at once, which would hand them straight back
+    to this consumer), ``delete`` them, or move them to ``dead_letter_queue``."""
+    if not messages:
+        return
+    if unmatched == "delete":
+        gone = yield from delete_flow(messages, queue=queue)
+        log.info("Queue %r: deleted %d message(s) that matched no filter", queue, len(gone))
+    elif unmatched == "dead_letter" and dead_letter_queue is not None:
+        sent: list[Any] = yield DeadLetter(tuple(messages), dead_letter_queue)
+        moved = [m for m, ok in zip(messages, sent, strict=True) if ok]
+        yield from delete_flow(moved, queue=queue)
+        log.info("Queue %r: moved %d of %d message(s) that matched no filter to %r", queue, len(moved),
+                 len(messages), dead_letter_queue)  # fmt: skip
+    else:
+        log.debug("Queue %r: left %d message(s) that matched no filter for their visibility timeout", queue,
+                  len(messages))  # fmt: skip
+
+
 def receive_flow(
     max_messages: int,
     *,
@@ -292,6 +337,8 @@ def collect_flow(
     max_receive_count: int | None = None,
     dead_letter_queue: str | None = None,
     per_request: int | None = None,
+    accept: Callable[[Message], bool] | None = None,
+    unmatched: str = "leave",
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
     fill up to ``max_messages`` while receives come back full, and with
@@ -316,6 +363,7 @@ def collect_flow(
     )
     if max_receive_count is not None:
         messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)
+    messages = yield from filter_flow(messages, accept, unmatched, dead_letter_queue, queue=queue)
     size = sum(len(m.body.encode("utf-8", "surrogatepass")) for m in messages)
     if max_bytes is not None and size > max_bytes:
         yield from release_flow(messages, queue=queue)
@@ -349,6 +397,8 @@ def gather_flow(
     pre_delivery_delete: bool = False,
     max_receive_count: int | None = None,
     dead_letter_queue: str | None = None,
+    accept: Callable[[Message], bool] | None = None,
+    unmatched: str = "leave",
 ) -> Generator[Step, Any, list[Message]]:
     """One watch-mode delivery (a batch that becomes one asset event): wait up to
     ``wait_seconds`` for a first message, then gather until the batch holds ``max_messages``,
@@ -396,6 +446,7 @@ def gather_flow(
                 yield Sleep(min(idle_sleep, remaining))
     if max_receive_count is not None:
         batch = yield from dead_letter_flow(batch, max_receive_count, dead_letter_queue, queue=queue)
+    batch = yield from filter_flow(batch, accept, unmatched, dead_letter_queue, queue=queue)
     kept: list[Message] = []
     total = 0
     for message in batch:

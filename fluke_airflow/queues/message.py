@@ -1,17 +1,54 @@
-"""What a receive returns: a body plus what the service needs to delete or hide it again."""
+"""What a receive returns: a body, its metadata, and what the service needs to delete or hide it again."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+SQS_SYSTEM_ATTRIBUTES = (
+    "SentTimestamp",
+    "ApproximateFirstReceiveTimestamp",
+    "ApproximateReceiveCount",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "SequenceNumber",
+    "AWSTraceHeader",
+)
+"""The SQS system attributes a message's ``metadata`` keeps (as SQS reports them: strings)."""
+AZURE_METADATA = ("inserted_on", "expires_on", "next_visible_on", "dequeue_count")
+"""Azure's metadata of a message (times as ISO 8601 text)."""
+
+
+def _attributes_to_json(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """SQS message attributes as JSON can carry them: a Binary value as base64 text."""
+    out: dict[str, Any] = {}
+    for name, value in attributes.items():
+        value = dict(value)
+        if isinstance(value.get("BinaryValue"), (bytes, bytearray)):
+            value["BinaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+        out[name] = value
+    return out
+
+
+def _attributes_from_json(attributes: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in dict(attributes or {}).items():
+        value = dict(value)
+        if isinstance(value.get("BinaryValue"), str):
+            value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
+        out[name] = value
+    return out
 
 
 @dataclass(frozen=True)
 class Message:
     """A received message.
 
-    ``body`` and ``receipt`` are left out of the ``repr`` so that logging a message
-    (or a list of them) never writes message data or delete tokens to a log.
+    ``body``, ``receipt``, ``metadata`` and ``message_attributes`` are left out of the ``repr``, so
+    that logging a message (or a list of them) never writes message data or delete tokens to a log.
     """
 
     id: str
@@ -20,22 +57,50 @@ class Message:
     """SQS receipt handle or Azure pop receipt: the token that deletes this delivery."""
     receive_count: int = 0
     """How often the service has handed this message out (SQS ApproximateReceiveCount, Azure dequeue_count)."""
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    """What the service says about the message: on SQS its system attributes
+    (:data:`SQS_SYSTEM_ATTRIBUTES`, as strings: ``SentTimestamp`` in milliseconds since 1970...);
+    on Azure :data:`AZURE_METADATA`."""
+    message_attributes: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    """SQS message attributes, ``{"name": {"DataType": ..., "StringValue" | "BinaryValue": ...}}``
+    (empty on Azure, which has none)."""
 
     def with_receipt(self, receipt: str) -> Message:
         """The same delivery under a new receipt (Azure issues one on every visibility change)."""
         return replace(self, receipt=receipt)
 
-    def to_dict(self) -> dict[str, object]:
-        """Plain-JSON form, for trigger events and XCom."""
-        return {"id": self.id, "body": self.body, "receipt": self.receipt, "receive_count": self.receive_count}
+    @property
+    def sent_at(self) -> datetime | None:
+        """When the message was sent (SQS ``SentTimestamp``, Azure ``inserted_on``), if known."""
+        sent = self.metadata.get("SentTimestamp")
+        if sent is not None:
+            return datetime.fromtimestamp(int(sent) / 1000, tz=timezone.utc)
+        inserted = self.metadata.get("inserted_on")
+        return datetime.fromisoformat(inserted) if isinstance(inserted, str) else None
+
+    def public(self) -> dict[str, Any]:
+        """Plain-JSON form without the receipt: for XCom and asset events, which leave the worker or
+        the triggerer (a receipt is of no use there, and deletes the message)."""
+        out: dict[str, Any] = {"id": self.id, "body": self.body, "receive_count": self.receive_count}
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        if self.message_attributes:
+            out["message_attributes"] = _attributes_to_json(self.message_attributes)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form with the receipt, for the worker that deletes (a deferred sensor's event)."""
+        return {**self.public(), "receipt": self.receipt}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Message:
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
         return cls(
             id=str(data["id"]),
             body=str(data["body"]),
             receipt=str(data["receipt"]),
-            receive_count=int(data.get("receive_count", 0)),  # type: ignore[call-overload]
+            receive_count=int(data.get("receive_count", 0)),
+            metadata=dict(data.get("metadata") or {}),
+            message_attributes=_attributes_from_json(data.get("message_attributes")),
         )
 
 

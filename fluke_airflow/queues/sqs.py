@@ -13,10 +13,11 @@ from typing import Any
 
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
+from fluke_airflow.queues import attributes as attrs
 from fluke_airflow.queues import limits
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
-from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -29,7 +30,13 @@ MAX_DELAY = limits.SQS_MAX_DELAY
 DEFAULT_MAX_MESSAGE_BYTES = limits.SQS_MAX_MESSAGE_BYTES
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$|^[A-Za-z0-9_-]{1,75}\.fifo$")
-_OPTIONS = ("delay_seconds", "message_group_id", "message_deduplication_id", "message_deduplication_ids")
+_OPTIONS = (
+    "delay_seconds",
+    "message_group_id",
+    "message_deduplication_id",
+    "message_deduplication_ids",
+    "message_attributes",
+)
 
 
 def _error_code(error: Exception) -> str:
@@ -57,6 +64,7 @@ class _SQSProtocol:
         self.url = queue if queue.startswith(("http://", "https://")) else ""
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
         self.fifo = queue.endswith(".fifo")
+        self.content_based_deduplication = False
 
     @staticmethod
     def _purge_busy(error: Exception) -> bool:
@@ -70,18 +78,25 @@ class _SQSProtocol:
         return queue_failure(SERVICE, self.queue, action, _describe(error))
 
     def _attributes_params(self) -> dict[str, Any]:
-        return {"QueueUrl": self.url, "AttributeNames": ["MaximumMessageSize", "FifoQueue"]}
+        names = ["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"]
+        return {"QueueUrl": self.url, "AttributeNames": names}
 
     def _apply_attributes(self, response: dict[str, Any]) -> None:
         attributes = response.get("Attributes", {})
         self.max_message_bytes = int(attributes.get("MaximumMessageSize", DEFAULT_MAX_MESSAGE_BYTES))
         self.fifo = attributes.get("FifoQueue", "false") == "true"
+        self.content_based_deduplication = attributes.get("ContentBasedDeduplication", "false") == "true"
 
     # -- push ------------------------------------------------------------------------------
     @property
     def ordered_sends(self) -> bool:
         """A FIFO queue keeps the order of a message group only if its batches go one after the other."""
         return self.fifo
+
+    @property
+    def needs_deduplication_ids(self) -> bool:
+        """A FIFO queue without content-based deduplication: every push needs deduplication ids."""
+        return self.fifo and not self.content_based_deduplication
 
     def prepare(
         self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False
@@ -90,6 +105,16 @@ class _SQSProtocol:
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)} for {SERVICE}; allowed: {', '.join(_OPTIONS)}")
         bodies = check.message_list(messages, max_bytes=self.max_message_bytes, service=SERVICE, single=single_message)
+        given = options.get("message_attributes")
+        with_attributes = attrs.per_message(given, len(bodies)) if given is not None else [({}, 0)] * len(bodies)
+        for i, (body, (_, size)) in enumerate(zip(bodies, with_attributes, strict=True)):
+            total = check.utf8_size(body) + size
+            if size and total > self.max_message_bytes:
+                name = "message" if single_message else f"messages[{i}]"
+                raise ValueError(
+                    f"{name} and its message_attributes are {total} bytes as sent; {SERVICE} queue {self.queue!r} "
+                    f"accepts at most {self.max_message_bytes} bytes per message, attributes included"
+                )
         delay = check.integer("delay_seconds", options.get("delay_seconds"), maximum=MAX_DELAY, allow_none=True)
         group = options.get("message_group_id")
         if group is not None:
@@ -107,6 +132,8 @@ class _SQSProtocol:
         entries = []
         for i, body in enumerate(bodies):
             entry: dict[str, Any] = {"Id": str(i), "MessageBody": body}
+            if with_attributes[i][0]:
+                entry["MessageAttributes"] = with_attributes[i][0]
             if delay is not None:
                 entry["DelaySeconds"] = delay
             if group is not None:
@@ -119,9 +146,12 @@ class _SQSProtocol:
     def dead_letter_options(self, messages: Sequence[Message]) -> dict[str, Any]:
         """Send options when this queue takes dead letters: a FIFO queue needs a group, and
         deduplication by the original message id makes a repeated move harmless."""
-        if not self.fifo:
-            return {}
-        return {"message_group_id": "fluke-dead-letters", "message_deduplication_ids": [m.id for m in messages]}
+        options: dict[str, Any] = {}
+        if any(m.message_attributes for m in messages):  # a dead letter keeps its attributes
+            options["message_attributes"] = [dict(m.message_attributes) for m in messages]
+        if self.fifo:
+            options.update(message_group_id="fluke-dead-letters", message_deduplication_ids=[m.id for m in messages])
+        return options
 
     @staticmethod
     def send_chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -129,7 +159,7 @@ class _SQSProtocol:
         chunks: list[list[dict[str, Any]]] = []
         size = 0
         for entry in entries:
-            body_size = len(entry["MessageBody"].encode("utf-8"))
+            body_size = len(entry["MessageBody"].encode("utf-8")) + attrs.size_of(entry.get("MessageAttributes"))
             if not chunks or len(chunks[-1]) == BATCH_ENTRIES or size + body_size > BATCH_BYTES:
                 chunks.append([])
                 size = 0
@@ -140,6 +170,12 @@ class _SQSProtocol:
     def _send_params(self, chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
         entries = [dict(entry, Id=str(i)) for i, entry in enumerate(chunk)]
         return {"QueueUrl": self.url, "Entries": entries}
+
+    def _sent(self, response: dict[str, Any], chunk: Sequence[dict[str, Any]]) -> list[str | None]:
+        """The message id SQS gave each entry of a SendMessageBatch (None where it refused it)."""
+        self._batch_outcome("send", response, [f"#{e['Id']}" for e in chunk])
+        ids = {item["Id"]: item.get("MessageId") for item in response.get("Successful", [])}
+        return [ids.get(str(i)) for i in range(len(chunk))]
 
     def _batch_outcome(self, action: str, response: dict[str, Any], ids: Sequence[str]) -> list[bool]:
         """Per-entry results of a *Batch request; failures are logged with the message id."""
@@ -170,20 +206,31 @@ class _SQSProtocol:
             "MaxNumberOfMessages": min(max_messages, BATCH_ENTRIES),
             "VisibilityTimeout": visibility_timeout,
             "WaitTimeSeconds": wait_seconds,
-            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+            "MessageSystemAttributeNames": list(SQS_SYSTEM_ATTRIBUTES),
+            "MessageAttributeNames": ["All"],
         }
 
     @staticmethod
     def _parse_receive(response: dict[str, Any]) -> list[Message]:
-        return [
-            Message(
-                id=m["MessageId"],
-                body=m["Body"],
-                receipt=m["ReceiptHandle"],
-                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+        messages = []
+        for m in response.get("Messages", []):
+            system = m.get("Attributes", {})
+            metadata = {name: system[name] for name in SQS_SYSTEM_ATTRIBUTES if name in system}
+            user = {
+                name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+                for name, value in (m.get("MessageAttributes") or {}).items()
+            }
+            messages.append(
+                Message(
+                    id=m["MessageId"],
+                    body=m["Body"],
+                    receipt=m["ReceiptHandle"],
+                    receive_count=int(system.get("ApproximateReceiveCount", 0)),
+                    metadata=metadata,
+                    message_attributes=user,
+                )
             )
-            for m in response.get("Messages", [])
-        ]
+        return messages
 
     def _delete_params(self, chunk: Sequence[Message]) -> dict[str, Any]:
         entries = [{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)]
@@ -224,12 +271,13 @@ class SyncSQSTransport(_SQSProtocol):
     def close(self) -> None:
         self.client.close()
 
-    def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[bool]:
+    def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[str | None]:
         try:
             response = self.client.send_message_batch(**self._send_params(chunk))
         except self._errors as error:
-            return self._request_failed("send", len(chunk), error)
-        return self._batch_outcome("send", response, [f"#{e['Id']}" for e in chunk])
+            self._request_failed("send", len(chunk), error)
+            return [None] * len(chunk)
+        return self._sent(response, chunk)
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         try:
@@ -312,12 +360,13 @@ class AsyncSQSTransport(_SQSProtocol):
             auth, self._auth = self._auth, None
             await auth.release_shared_async_client(self.client)
 
-    async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[bool]:
+    async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[str | None]:
         try:
             response = await self.client.send_message_batch(**self._send_params(chunk))
         except self._errors as error:
-            return self._request_failed("send", len(chunk), error)
-        return self._batch_outcome("send", response, [f"#{e['Id']}" for e in chunk])
+            self._request_failed("send", len(chunk), error)
+            return [None] * len(chunk)
+        return self._sent(response, chunk)
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         try:
@@ -373,6 +422,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
     max_hidden_seconds = MAX_VISIBILITY  # SQS counts 12 hours from the receive
     receive_limit = BATCH_ENTRIES
     receipts_survive_visibility_change = True
+    has_message_attributes = True
 
     def _check_auth(self, auth: Any) -> None:
         if not isinstance(auth, AWSAuth):

@@ -32,6 +32,10 @@ class TransportRules(Protocol):
     def ordered_sends(self) -> bool:
         """Whether push requests must go one after the other (an SQS FIFO queue keeps a group's order)."""
 
+    @property
+    def needs_deduplication_ids(self) -> bool:
+        """Whether every push needs deduplication ids (an SQS FIFO queue without content-based deduplication)."""
+
     def prepare(self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False) -> list[Any]:
         """Check bodies and push options (before anything is sent) and build one entry per message."""
 
@@ -45,8 +49,9 @@ class TransportRules(Protocol):
 class SyncTransport(TransportRules, Protocol):
     """One request per call, blocking."""
 
-    def send_batch(self, chunk: Sequence[Any]) -> list[bool]:
-        """Send one chunk of :meth:`send_chunks`; one result per entry (failures logged, not raised)."""
+    def send_batch(self, chunk: Sequence[Any]) -> list[str | None]:
+        """Send one chunk of :meth:`send_chunks`; the service's message id of each entry, ``None``
+        where it was refused (failures logged, not raised)."""
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         """Receive up to ``max_messages`` (capped at the service's limit); raises QueueError."""
@@ -70,7 +75,7 @@ class SyncTransport(TransportRules, Protocol):
 class AsyncTransport(TransportRules, Protocol):
     """The asyncio flavour of :class:`SyncTransport`."""
 
-    async def send_batch(self, chunk: Sequence[Any]) -> list[bool]: ...
+    async def send_batch(self, chunk: Sequence[Any]) -> list[str | None]: ...
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]: ...
     async def delete_batch(self, messages: Sequence[Message]) -> list[bool]: ...
     async def set_visibility_batch(self, messages: Sequence[Message], timeout: int) -> list[Message | None]: ...

@@ -100,7 +100,7 @@ def message_body(
     size = size_of(value)
     if size > max_bytes:
         raise ValueError(f"{name} is {size} bytes as sent; {service} accepts at most {max_bytes} bytes per message")
-    bad = _INVALID_CHARS.search(value) if text_only else re.search("[\ud800-\udfff]", value)
+    bad = invalid_character(value) if text_only else re.search("[\ud800-\udfff]", value)
     if bad:
         raise ValueError(
             f"{name} contains the character U+{ord(bad.group()):04X} at index {bad.start()}, which {service} "
@@ -108,6 +108,11 @@ def message_body(
             "surrogates and U+FFFE/U+FFFF); encode binary data, e.g. with base64"
         )
     return value
+
+
+def invalid_character(value: str) -> re.Match[str] | None:
+    """The first character a text message (or attribute) cannot carry, if any."""
+    return _INVALID_CHARS.search(value)
 
 
 def message_list(values: Any, *, single: bool = False, **rules: Any) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,19 +61,46 @@ class QueuePollSensor(BaseSensorOperator):
     :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
         (a poison message that keeps failing the pipeline) are moved to ``dead_letter_queue`` and
         logged by id instead of delivered. Off by default.
-    :param dead_letter_queue: the queue (same connection) that takes poison messages.
+    :param dead_letter_queue: the queue (same connection) that takes poison messages (and, with
+        ``unmatched="dead_letter"``, the messages no filter takes).
+    :param message_filtering: take only the messages that match, with the amazon provider's
+        ``SqsSensor`` parameters: ``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``, with
+        ``message_filtering_match_values`` and ``message_filtering_config`` (templated).
+    :param message_filtering_attributes: SQS message attributes that must hold one of the given
+        values, ``{"name": "value"}`` or ``{"name": ["value", ...]}``.
+    :param unmatched: what becomes of a message no filter takes: ``"leave"`` it in the queue (the
+        default: visible again to other consumers after ``visibility_timeout``), ``"delete"`` it, or
+        move it to the ``dead_letter_queue`` (``"dead_letter"``).
+    :param include_metadata: the XCom is a list of message dicts (id, body, receive count, the
+        service's metadata and SQS message attributes; never the receipt) instead of the bodies.
     :param executor_queue: the executor queue (``BaseOperator``'s ``queue``, which ``queue``
         names the message queue here instead).
+
+    Ported from the amazon provider's ``SqsSensor``, a sensor keeps working with only the class
+    name changed: ``sqs_queue`` and ``aws_conn_id`` (default ``"aws_default"``) name the queue and
+    connection, ``max_messages`` (default 5) times ``num_batches`` (default 1) is ``num_messages``,
+    ``delete_message_on_reception=True`` is ``pre_delivery_delete=True`` (``False`` leaves the
+    messages in the queue), and the messages also go to the XCom key ``messages`` as the amazon
+    sensor stores them (``MessageId``, ``Body``, ``Attributes``, ``MessageAttributes``; no
+    ``ReceiptHandle``). Left out, ``delete_message_on_reception`` means our default: deleted once
+    the XCom is stored (at least once) rather than on reception.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "queue_name", "batch_size", "num_messages", "visibility_timeout")
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "queue_name",
+        "batch_size",
+        "num_messages",
+        "visibility_timeout",
+        "message_filtering_config",
+    )
     ui_color = "#fff2cc"
 
     def __init__(
         self,
         *,
-        conn_id: str,
-        queue: str,
+        conn_id: str | None = None,
+        queue: str | None = None,
         batch_size: int = 10,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
@@ -84,8 +112,19 @@ class QueuePollSensor(BaseSensorOperator):
         max_delivery_bytes: int = DEFAULT_MAX_DELIVERY_BYTES,
         max_receive_count: int | None = None,
         dead_letter_queue: str | None = None,
+        message_filtering: str | None = None,
+        message_filtering_match_values: Any = None,
+        message_filtering_config: Any = None,
+        message_filtering_attributes: dict[str, Any] | None = None,
+        unmatched: str = "leave",
+        include_metadata: bool = False,
         executor_queue: str | None = None,
         max_xcom_bytes: int | None = None,
+        sqs_queue: str | None = None,
+        aws_conn_id: str | None = None,
+        max_messages: int | None = None,
+        num_batches: int | None = None,
+        delete_message_on_reception: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if executor_queue is not None:
@@ -97,6 +136,16 @@ class QueuePollSensor(BaseSensorOperator):
                 stacklevel=2,
             )
             max_delivery_bytes = max_xcom_bytes
+        ported = _ported_arguments(
+            conn_id, queue, num_messages, pre_delivery_delete, sqs_queue, aws_conn_id, max_messages, num_batches,
+            delete_message_on_reception,
+        )  # fmt: skip
+        conn_id, queue, num_messages, pre_delivery_delete = (
+            ported.conn_id,
+            ported.queue,
+            ported.num_messages,
+            (ported.pre_delivery_delete),
+        )
         own_task_id = kwargs.get("task_id", "")
         super().__init__(**kwargs)
         from fluke_airflow.polling.settings import check_arguments
@@ -113,10 +162,16 @@ class QueuePollSensor(BaseSensorOperator):
                 "max_delivery_bytes": max_delivery_bytes,
                 "max_receive_count": max_receive_count,
                 "dead_letter_queue": dead_letter_queue,
+                "message_filtering": message_filtering,
+                "message_filtering_match_values": message_filtering_match_values,
+                "message_filtering_config": message_filtering_config,
+                "message_filtering_attributes": message_filtering_attributes,
+                "unmatched": unmatched,
             },
             templates_allowed=True,
         )
         check.boolean("deferrable", deferrable)
+        check.boolean("include_metadata", include_metadata)
         check.boolean("delete_on_dag_success", delete_on_dag_success)
         if delete_on_dag_success and pre_delivery_delete:
             raise ValueError(
@@ -136,6 +191,16 @@ class QueuePollSensor(BaseSensorOperator):
         self.max_delivery_bytes = max_delivery_bytes
         self.max_receive_count = max_receive_count
         self.dead_letter_queue = dead_letter_queue
+        self.message_filtering = message_filtering
+        self.message_filtering_match_values = (
+            list(message_filtering_match_values) if message_filtering_match_values is not None else None
+        )
+        self.message_filtering_config = message_filtering_config
+        self.message_filtering_attributes = message_filtering_attributes
+        self.unmatched = unmatched
+        self.include_metadata = include_metadata
+        self.keep_messages = ported.keep_messages
+        self.amazon_xcom = ported.amazon_style
         self._delivered: list[Message] = []
         if delete_on_dag_success:
             self._add_settle_task(f"{own_task_id}_settle")
@@ -180,6 +245,11 @@ class QueuePollSensor(BaseSensorOperator):
             max_delivery_bytes=self.max_delivery_bytes,
             max_receive_count=self.max_receive_count,
             dead_letter_queue=self.dead_letter_queue,
+            message_filtering=self.message_filtering,
+            message_filtering_match_values=self.message_filtering_match_values,
+            message_filtering_config=self.message_filtering_config,
+            message_filtering_attributes=self.message_filtering_attributes,
+            unmatched=self.unmatched,
         )
 
     def _open(self) -> Any:
@@ -220,7 +290,7 @@ class QueuePollSensor(BaseSensorOperator):
         super().execute(context)
         return self._hand_over(context, self._delivered, renew=False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[Any]:
         from fluke_airflow.queues.message import Message
 
         if not event or event.get("status") != "success":
@@ -247,11 +317,27 @@ class QueuePollSensor(BaseSensorOperator):
         return latest_receipts(messages, kept)
 
     # -- delivery --------------------------------------------------------------------------------------
-    def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[str]:
-        """Store the bodies as XCom, then (post-delivery) delete the messages."""
-        bodies = [m.body for m in messages]
+    def _xcom(self, context: Context, messages: list[Message]) -> list[Any]:
+        """The return value (bodies, or message dicts with ``include_metadata``); ported from the
+        amazon sensor, also its ``messages`` XCom."""
+        if self.amazon_xcom:
+            context["ti"].xcom_push(key="messages", value=[_amazon_shape(m) for m in messages])
+        return [m.public() for m in messages] if self.include_metadata else [m.body for m in messages]
+
+    def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[Any]:
+        """Store the messages as XCom, then (post-delivery) delete them."""
+        value = self._xcom(context, messages)
         if self.pre_delivery_delete:
-            return bodies
+            return value
+        if self.keep_messages:
+            self.log.info(
+                "Stored %d message(s) as XCom and left them in queue %r (delete_message_on_reception=False): "
+                "they are visible again after visibility_timeout=%s",
+                len(messages),
+                self.queue_name,
+                self.visibility_timeout,
+            )
+            return value
         with self._open() as queue:
             if renew or self.delete_on_dag_success:
                 messages = self._renewed(queue, messages)
@@ -264,10 +350,78 @@ class QueuePollSensor(BaseSensorOperator):
                     len(messages),
                     self.settle_task.task_id,
                 )
-                return bodies
-            context["ti"].xcom_push(key="return_value", value=bodies)
+                return value
+            context["ti"].xcom_push(key="return_value", value=value)
             deleted = sum(queue.delete_messages(messages))
         self.log.info(
-            "Stored %d message(s) as XCom and deleted %d from queue %r", len(bodies), deleted, self.queue_name
+            "Stored %d message(s) as XCom and deleted %d from queue %r", len(messages), deleted, self.queue_name
         )
-        return bodies
+        return value
+
+
+def _amazon_shape(message: Message) -> dict[str, Any]:
+    """A message as the amazon provider's ``SqsSensor`` stores it in XCom, without the receipt handle."""
+    public = message.public()
+    return {
+        "MessageId": message.id,
+        "Body": message.body,
+        "Attributes": public.get("metadata", {}),
+        "MessageAttributes": public.get("message_attributes", {}),
+    }
+
+
+@dataclass(frozen=True)
+class _Ported:
+    conn_id: str
+    queue: str
+    num_messages: int | None
+    pre_delivery_delete: bool
+    keep_messages: bool
+    amazon_style: bool
+
+
+def _ported_arguments(
+    conn_id: str | None,
+    queue: str | None,
+    num_messages: int | None,
+    pre_delivery_delete: bool,
+    sqs_queue: str | None,
+    aws_conn_id: str | None,
+    max_messages: int | None,
+    num_batches: int | None,
+    delete_message_on_reception: bool | None,
+) -> _Ported:
+    """The sensor's own arguments from those of the amazon provider's ``SqsSensor``, if given."""
+    from fluke_airflow import _args
+    from fluke_airflow.queues import validation as check
+
+    for ours, theirs, name in (("conn_id", aws_conn_id, "aws_conn_id"), ("queue", sqs_queue, "sqs_queue")):
+        if theirs is not None and (conn_id if ours == "conn_id" else queue) is not None:
+            raise TypeError(f"give {ours} or {name} (the amazon provider's name for it), not both")
+    amazon_style = sqs_queue is not None or aws_conn_id is not None
+    queue = queue if queue is not None else sqs_queue
+    if queue is None:
+        raise TypeError("QueuePollSensor needs queue (the queue's name; SQS: a name or URL)")
+    if conn_id is None:
+        if aws_conn_id is None and sqs_queue is None:
+            raise TypeError(
+                "QueuePollSensor needs conn_id: an Airflow connection of type 'aws' (Amazon SQS), "
+                "'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
+            )
+        conn_id = aws_conn_id or "aws_default"  # the amazon provider's default
+    if max_messages is not None or num_batches is not None:
+        if num_messages is not None:
+            raise TypeError("give num_messages or max_messages/num_batches (the amazon provider's), not both")
+        _args.optional_int("max_messages", max_messages, minimum=1)
+        _args.optional_int("num_batches", num_batches, minimum=1)
+        per_batch = max_messages if max_messages is not None else 5
+        batches = num_batches if num_batches is not None else 1
+        num_messages = int(per_batch) * int(batches)
+    keep = False
+    if delete_message_on_reception is not None:
+        check.boolean("delete_message_on_reception", delete_message_on_reception)
+        if pre_delivery_delete:
+            raise TypeError("give pre_delivery_delete or delete_message_on_reception (the amazon provider's), not both")
+        pre_delivery_delete = delete_message_on_reception
+        keep = not delete_message_on_reception
+    return _Ported(conn_id, queue, num_messages, pre_delivery_delete, keep, amazon_style)

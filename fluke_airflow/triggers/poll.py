@@ -69,7 +69,17 @@ class QueuePollTrigger(BaseEventTrigger):
         rest waits for the next event.
     :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
         are moved there (and logged by id) instead of delivered.
-    :param dead_letter_queue: the queue (same connection) that takes poison messages.
+    :param dead_letter_queue: the queue (same connection) that takes poison messages (and, with
+        ``unmatched="dead_letter"``, the messages no filter takes).
+    :param message_filtering: ``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``: take only the
+        messages that match, as the amazon provider's ``SqsSensor`` does (same parameter names).
+    :param message_filtering_match_values: the values to match (see the docs).
+    :param message_filtering_config: the JSONPath expression for the jsonpath filters.
+    :param message_filtering_attributes: SQS message attributes that must hold one of the given
+        values, ``{"name": "value"}`` or ``{"name": ["value", ...]}``.
+    :param unmatched: what becomes of a message no filter takes: ``"leave"`` it in the queue (the
+        default; visible again after ``visibility_timeout``), ``"delete"`` it, or ``"dead_letter"``
+        it. Watchers sharing one poll loop must agree on it (it is part of the loop's key).
     """
 
     def __init__(
@@ -92,6 +102,11 @@ class QueuePollTrigger(BaseEventTrigger):
         max_delivery_bytes: int | None = None,
         max_receive_count: int | None = None,
         dead_letter_queue: str | None = None,
+        message_filtering: str | None = None,
+        message_filtering_match_values: Any = None,
+        message_filtering_config: Any = None,
+        message_filtering_attributes: dict[str, Any] | None = None,
+        unmatched: str = "leave",
     ) -> None:
         super().__init__()
         if (queue is None) == (queue_name is None):
@@ -109,6 +124,11 @@ class QueuePollTrigger(BaseEventTrigger):
             max_delivery_bytes=max_delivery_bytes,
             max_receive_count=max_receive_count,
             dead_letter_queue=dead_letter_queue,
+            message_filtering=message_filtering,
+            message_filtering_match_values=message_filtering_match_values,
+            message_filtering_config=message_filtering_config,
+            message_filtering_attributes=message_filtering_attributes,
+            unmatched=unmatched,
         )
         self.single_event = check.boolean("single_event", single_event)
         self.watch = WatchSettings.checked(
@@ -218,11 +238,20 @@ class QueuePollTrigger(BaseEventTrigger):
         return QueueStreamProducer(trigger.settings, trigger.watch, trigger.shared_stream_key())
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        from fluke_airflow.queues.filters import MessageFilter
+        from fluke_airflow.queues.message import Message
         from fluke_airflow.triggers.delivered import asset_names
         from fluke_airflow.triggers.stream import watchers
 
         key = self.shared_stream_key()
-        with watchers(key).join(self, self.watch.dag_ids, asset_names(self)):
+        wanted = MessageFilter.build(*self.settings.filters().values())
+        members = watchers(key)
+        with members.join(self, self.watch.dag_ids, asset_names(self)):
             async for raw in shared_stream:
-                for event in self._watch_events(raw):
-                    yield event
+                messages = raw["messages"]
+                if wanted.active:
+                    messages = [m for m in messages if wanted.matches(Message.from_dict({**m, "receipt": ""}))]
+                members.took(raw.get("delivery"), self, [m["id"] for m in messages])
+                if messages:
+                    for event in self._watch_events({**raw, "messages": messages}):
+                        yield event

@@ -25,7 +25,7 @@ from fluke_airflow.polling import payloads
 from fluke_airflow.polling.open import aopen_queue
 from fluke_airflow.polling.settings import DeliverySettings
 from fluke_airflow.queues.drivers import AsyncHeartbeat
-from fluke_airflow.queues.flows import delete_flow, release_flow
+from fluke_airflow.queues.flows import delete_flow, release_flow, unmatched_flow
 from fluke_airflow.queues.message import Message
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
@@ -42,6 +42,7 @@ class Watchers:
     def __init__(self, key: Hashable) -> None:
         self.key = key
         self._members: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._taken: dict[int, dict[int, set[str]]] = {}
 
     @contextlib.contextmanager
     def join(self, trigger: object, dag_ids: Sequence[str], assets: Sequence[str]) -> Iterator[None]:
@@ -55,6 +56,21 @@ class Watchers:
 
     def dag_ids(self) -> tuple[str, ...]:
         return tuple(sorted({d for dag_ids, _ in self._members.values() for d in dag_ids}))
+
+    def took(self, delivery: int | None, trigger: object, ids: Sequence[str]) -> None:
+        """A watcher's report: of ``delivery``, its filter took ``ids`` (all, without a filter)."""
+        if delivery is not None:
+            self._taken.setdefault(delivery, {})[id(trigger)] = set(ids)
+
+    def taken(self, delivery: int) -> tuple[set[str], tuple[str, ...]] | None:
+        """The ids some watcher took of ``delivery``, and the DAGs of those watchers; None if no
+        watcher reported (then nothing may be treated as unmatched)."""
+        reports = self._taken.pop(delivery, None)
+        if reports is None:
+            return None
+        ids = set().union(*reports.values())
+        dag_ids = {d for member, got in reports.items() if got for d in self._members.get(member, ((), ()))[0]}
+        return ids, tuple(sorted(dag_ids))
 
     def assets(self) -> tuple[str, ...]:
         return tuple(sorted({a for _, assets in self._members.values() for a in assets}))
@@ -75,20 +91,24 @@ def watchers(key: Hashable) -> Watchers:
 class _Delivery:
     """One raw event's messages, kept hidden until ``advance()`` decides their fate."""
 
+    seq: int
     messages: list[Message]
     assets: tuple[str, ...]
     hold: contextlib.AsyncExitStack
     heartbeat: AsyncHeartbeat
-    stored: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    stored: asyncio.Future[tuple[str, ...] | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """Set by ``advance()``: the DAGs that got an event from it (None: nothing was stored)."""
 
     async def current(self) -> list[Message]:
         """Stop renewing; the messages with their current receipts."""
         await self.hold.aclose()
         return self.heartbeat.messages
 
-    def resolve(self, stored: bool) -> None:
+    def resolve(self, dag_ids: tuple[str, ...] | None) -> None:
         if not self.stored.done():
-            self.stored.set_result(stored)
+            self.stored.set_result(dag_ids)
 
 
 class QueueStreamProducer(SharedStreamProducer):
@@ -98,6 +118,7 @@ class QueueStreamProducer(SharedStreamProducer):
         self.key = key
         self._queue: Any = None
         self._open: set[_Delivery] = set()
+        self._seq = 0
         self._delivered = DeliveredIds(settings.conn_id, settings.queue) if _airflow.has_asset_state_store() else None
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
@@ -109,7 +130,8 @@ class QueueStreamProducer(SharedStreamProducer):
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
         async with heartbeats(registry):
-            async for messages in watch_batches(queue, settings, self.watch):
+            # Unfiltered: each watcher applies its own filter to the shared deliveries.
+            async for messages in watch_batches(queue, settings.unfiltered(), self.watch):
                 if self._delivered is not None:
                     await self._delivered.load(members.assets())
                     messages = await drop_delivered(queue, settings, messages, self._delivered)
@@ -119,47 +141,59 @@ class QueueStreamProducer(SharedStreamProducer):
                 gate = RunGate(dag_ids, settings.queue) if dag_ids else None
                 before = await gate.snapshot() if gate else {}
                 delivery = await self._hold(messages, members.assets())
-                yield payloads.delivery(settings.queue, queue.service, messages), delivery
-                if await delivery.stored and gate:
-                    await gate.consumed(before)
+                yield payloads.delivery(settings.queue, queue.service, messages, delivery.seq), delivery
+                consumers = await delivery.stored
+                if consumers and gate:
+                    await gate.consumed({d: n for d, n in before.items() if d in consumers})
 
     async def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> _Delivery:
         stack = contextlib.AsyncExitStack()
         heartbeat = await stack.enter_async_context(self._queue.holding(messages, self.settings.visibility_timeout))
-        delivery = _Delivery(messages, assets, stack, heartbeat)
+        self._seq += 1
+        delivery = _Delivery(self._seq, messages, assets, stack, heartbeat)
         self._open.add(delivery)
         return delivery
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
-        name = self.settings.queue
-        done: list[tuple[_Delivery, list[Message]]] = []
-        again: list[tuple[_Delivery, list[Message]]] = []
+        name, settings = self.settings.queue, self.settings
+        members = watchers(self.key)
+        done: list[Message] = []
+        again: list[Message] = []
+        left: list[Message] = []
+        outcomes: list[tuple[_Delivery, tuple[str, ...] | None]] = []
         for item in batch:
             delivery: _Delivery = item.broker_payload
             self._open.discard(delivery)
-            (done if item.outcome.is_clean else again).append((delivery, await delivery.current()))
-        if done and not self.settings.pre_delivery_delete:
-            messages = [m for _, current in done for m in current]
+            current = await delivery.current()
+            reported = members.taken(delivery.seq)
+            if not item.outcome.is_clean:
+                again += current
+                outcomes.append((delivery, None))
+                continue
+            taken_ids, consumers = reported if reported is not None else ({m.id for m in current}, self.watch.dag_ids)
+            done += [m for m in current if m.id in taken_ids]
+            left += [m for m in current if m.id not in taken_ids]
+            outcomes.append((delivery, consumers))
+        if done and not settings.pre_delivery_delete:
             if self._delivered is not None:
                 # Before the delete: a message that comes back after it must not start another run.
-                self._delivered.add(m.id for m in messages)
-                await self._delivered.save(sorted({a for d, _ in done for a in d.assets}))
-            await self._queue.run_flow(delete_flow(messages, queue=name))
-            log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(messages), name)
-        if again and not self.settings.pre_delivery_delete:
-            messages = [m for _, current in again for m in current]
+                self._delivered.add(m.id for m in done)
+                await self._delivered.save(sorted({a for d, _ in outcomes for a in d.assets}))
+            await self._queue.run_flow(delete_flow(done, queue=name))
+            log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(done), name)
+        if left and not settings.pre_delivery_delete:
+            await self._queue.run_flow(unmatched_flow(left, settings.unmatched, settings.dead_letter_queue, queue=name))
+        if again and not settings.pre_delivery_delete:
             log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery", name,
-                        len(messages))  # fmt: skip
-            await self._queue.run_flow(release_flow(messages, queue=name))
-        for delivery, _ in done:
-            delivery.resolve(True)
-        for delivery, _ in again:
-            delivery.resolve(False)
+                        len(again))  # fmt: skip
+            await self._queue.run_flow(release_flow(again, queue=name))
+        for delivery, dag_ids in outcomes:
+            delivery.resolve(dag_ids)
 
     async def aclose(self) -> None:
         for delivery in list(self._open):  # never advanced: they come back after their visibility timeout
             await delivery.hold.aclose()
-            delivery.resolve(False)
+            delivery.resolve(None)
         self._open.clear()
         if self._queue is not None:
             await self._queue.close()

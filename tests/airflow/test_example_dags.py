@@ -28,6 +28,9 @@ EXAMPLE_DAG_IDS = {
     "example_queue_task_poll",
     "example_queue_event_driven",
     "example_queue_delete_on_success",
+    "example_queue_filtering",
+    "example_queue_orders_eu",
+    "example_queue_orders_us",
 }
 
 
@@ -51,7 +54,7 @@ def test_example_queue_sqs(sqs: SQSService) -> None:
         "wait_for_orders": "success",
         "total": "success",
     }
-    assert result.xcom("push") == 25
+    assert len(result.xcom("push")) == 25  # the message ids
     pushed = {json.dumps({"order": i, "run": result.run_id}) for i in range(25)}
     peeked = result.xcom("peek")
     assert len(peeked) == 5 and set(peeked) <= pushed
@@ -73,7 +76,7 @@ def test_example_queue_azure(azure: AzureService) -> None:
     assert set(result.task_states().values()) == {"success"}
     ds_nodash = result.run_after.strftime("%Y%m%d")  # the example renders dag_run.run_after
     pushed = {f"invoice-{ds_nodash}-{i}" for i in range(40)}
-    assert result.xcom("push") == 40
+    assert len(result.xcom("push")) == 40  # the message ids
     peeked = result.xcom("peek")
     assert len(peeked) == 10 and set(peeked) <= pushed
     taken = result.xcom("take_invoices")
@@ -211,3 +214,29 @@ def _wait_empty(service: Any, name: str) -> None:
     from airflow_support import wait_until
 
     wait_until(lambda: service.total(name) == 0, timeout=60, what=f"{name} to be empty")
+
+
+def test_example_queue_filtering(sqs: SQSService) -> None:
+    sqs.create("fluke-order-events")
+
+    result = run_dag("example_queue_filtering")
+
+    assert result.task_states() == {"push": "success", "wait_for_paid": "success", "report": "success"}
+    assert len(result.xcom("push")) == 10
+    assert result.xcom("report") == [1, 3, 5, 7, 9]  # the paid ones
+    assert all(m["message_attributes"]["status"]["StringValue"] == "paid" for m in result.xcom("wait_for_paid"))
+    assert sqs.total("fluke-order-events") == 5  # the new ones stay for other consumers
+
+
+def test_example_queue_routing_watchers_filter_by_region() -> None:
+    from fluke_airflow.queues.filters import MessageFilter
+    from fluke_airflow.queues.message import Message
+
+    bag = dagbag()
+    for region in ("eu", "us"):
+        (asset,) = bag.dags[f"example_queue_orders_{region}"].timetable.asset_condition.objects
+        trigger = asset.watchers[0].trigger
+        wanted = MessageFilter.build(*trigger.settings.filters().values())
+        bodies = [json.dumps({"region": r}) for r in ("eu", "us")]
+        assert [wanted.matches(Message(id=b, body=b, receipt="")) for b in bodies] == [region == "eu", region == "us"]
+        assert trigger.shared_stream_key() == QueuePollTrigger(**trigger.serialize()[1]).shared_stream_key()

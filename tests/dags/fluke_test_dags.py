@@ -289,3 +289,55 @@ with DAG("fluke_test_each_task", schedule=None, start_date=START, params=QUEUE_P
         poke_interval=1,
         timeout=30,
     )
+
+# -- filters, metadata and the amazon provider's SqsSensor names (issue 9) ---------------------------------
+for mode in ("poke", "deferrable"):
+    with DAG(f"fluke_test_filter_{mode}", schedule=None, start_date=START, params=POLL_PARAMS, tags=["fluke-test"]):
+        QueuePollSensor(
+            task_id="wait",
+            conn_id="{{ params.conn_id }}",
+            queue="{{ params.queue }}",
+            num_messages=10,
+            visibility_timeout=60,
+            message_filtering="jsonpath",
+            message_filtering_config="{{ 'order.status' }}",  # templated, as in the amazon sensor
+            message_filtering_match_values=["paid"],
+            include_metadata=True,
+            deferrable=mode == "deferrable",
+            poke_interval=1,
+            wait_time_seconds=1,
+            timeout=60,
+        )
+
+# The amazon provider's example (example_sqs.py, "howto_sensor_sqs"), with its filter arguments, and
+# only the class name changed: the connection is aws_default, the queue is given as sqs_queue.
+with DAG("fluke_test_sqs_sensor_port", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+    read_from_queue_in_batch = QueuePollSensor(
+        task_id="read_from_queue_in_batch",
+        sqs_queue="{{ params.queue }}",
+        # Get maximum 10 messages each poll
+        max_messages=10,
+        # Combine 3 polls before returning results
+        num_batches=3,
+        message_filtering="literal",
+        message_filtering_match_values=["hello", "world"],
+        delete_message_on_reception=True,
+        poke_interval=1,
+        wait_time_seconds=1,
+        timeout=60,
+    )
+
+with DAG(
+    "fluke_test_push_attributes",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "team": "data"},
+    tags=["fluke-test"],
+):
+    QueuePushOperator(
+        task_id="push",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        message=["a", "b", "c"],
+        message_attributes={"team": {"DataType": "String", "StringValue": "{{ params.team }}"}},
+    )

@@ -12,7 +12,9 @@ accounting (pushed / processed / duplicates / lost / runs):
 3. ``event_per_message=True`` with 20 messages: 20 runs of one body each; on an SQS FIFO queue,
    the runs follow the queue's order;
 4. the triggerer SIGKILLed in the middle of a burst and restarted: none lost; duplicates counted,
-   at most one event's worth (the watcher holds one event at a time).
+   at most one event's worth (the watcher holds one event at a time);
+5. two assets whose watchers filter one queue differently: each DAG gets exactly the messages its
+   filter takes (a message both take goes to both), and what neither takes stays in the queue.
 
 Waits are bounded and fail with what they were waiting for; nothing asserts on durations.
 """
@@ -20,6 +22,7 @@ Waits are bounded and fail with what they were waiting for; nothing asserts on d
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,10 +37,11 @@ if TYPE_CHECKING:
 
 SERVICES = ("sqs", "azure")
 SCENARIOS = ("burst", "stream", "single", "kill")
-DAG_IDS = [f"e2e_events_{scenario}_{service}" for scenario in SCENARIOS for service in SERVICES] + [
-    "e2e_events_fifo_sqs"
+DAG_IDS = [
+    *(f"e2e_events_{scenario}_{service}" for scenario in SCENARIOS for service in SERVICES),
+    "e2e_events_fifo_sqs",
+    *(f"e2e_events_route_{region}_{service}" for region in ("eu", "us") for service in SERVICES),
 ]
-ACCOUNTING: list[str] = []
 
 
 def queue_name(scenario: str, service: str) -> str:
@@ -51,6 +55,8 @@ def events(stack: Stack, request: pytest.FixtureRequest) -> Any:
     start = log.stat().st_size
     queues = {(sc, sv): EventQueue(stack, sv, queue_name(sc, sv)) for sc in SCENARIOS for sv in SERVICES}
     queues[("fifo", "sqs")] = EventQueue(stack, "sqs", queue_name("fifo", "sqs"))
+    for service in SERVICES:
+        queues[("route", service)] = EventQueue(stack, service, f"e2e-events-route-{service}")
     for queue in queues.values():
         queue.create()
     stack.api.wait_for_dags(DAG_IDS)
@@ -140,6 +146,29 @@ def test_event_per_message_on_a_fifo_queue_runs_in_the_queues_order(stack: Stack
     ledger.report()
     assert not ledger.lost and ledger.duplicates == 0
     assert [body for run in ledger.runs for body in run] == ledger.pushed  # runs in run_after order
+
+
+# -- 5. one queue routed to two assets by their watchers' filters --------------------------------------------
+@pytest.mark.parametrize("service", SERVICES)
+def test_two_filtered_watchers_of_one_queue_each_get_exactly_their_messages(
+    stack: Stack, events: Any, service: str
+) -> None:
+    queue = events[("route", service)]
+    orders = {region: [json.dumps({"region": region, "n": i}) for i in range(8)] for region in ("eu", "us", "apac")}
+    orders["global"] = [json.dumps({"region": "global", "n": i}) for i in range(4)]
+    queue.push([body for bodies in orders.values() for body in bodies])
+    ledgers = {r: Ledger(f"routing {service}, asset {r}", orders[r] + orders["global"]) for r in ("eu", "us")}
+
+    def routed() -> bool:
+        for region, ledger in ledgers.items():
+            book(stack, f"e2e_events_route_{region}_{service}", ledger)
+        return all(not ledger.lost for ledger in ledgers.values()) and queue.total() == len(orders["apac"])
+
+    wait_until(f"both {service} assets to get their orders, and only the unmatched to stay", routed, 300, 2.0)
+    for ledger in ledgers.values():
+        ledger.notes.append(f"{len(orders['apac'])} matching neither left in the queue")
+        ledger.report()
+        assert ledger.duplicates == 0 and set(ledger.processed) == set(ledger.pushed), "exactly its own messages"
 
 
 # -- 4. the triggerer killed in the middle of a burst -------------------------------------------------------------

@@ -21,6 +21,7 @@ from azure.storage.queue import (
     TextBase64DecodePolicy,
     generate_account_sas,
 )
+from pushed import accepted
 
 from devtools.emulators import AzuriteQueue
 from fluke_airflow.hooks import AzureStorageQueueHook, get_queue_hook
@@ -93,7 +94,7 @@ def test_push_peek_poll_with_each_auth_method(
 
     with hook.get_queue(name) as queue:
         assert isinstance(queue, AzureStorageQueue)
-        assert queue.push_many([f"{kind}-1", f"{kind}-2", f"{kind}-3"]) == [True, True, True]
+        assert accepted(queue.push_many([f"{kind}-1", f"{kind}-2", f"{kind}-3"])) == [True, True, True]
         assert sorted(queue.peek()) == [f"{kind}-1", f"{kind}-2", f"{kind}-3"]
         polled = [body for batch in queue.poll(num_messages=1) for body in batch]
     left = azure.drain(name)
@@ -122,7 +123,7 @@ def test_read_only_sas_cannot_push(azurite: AzuriteQueue, azure: AzureService, m
     conn_id = set_connection(monkeypatch, "az_readonly", conn)
     name = azure.create(fresh_name())
     with AzureStorageQueueHook(conn_id).get_queue(name) as queue:
-        assert queue.push_many(["nope"]) == [False]  # the service refused; reported, not raised
+        assert accepted(queue.push_many(["nope"])) == [False]  # the service refused; reported, not raised
     assert azure.total(name) == 0
 
 

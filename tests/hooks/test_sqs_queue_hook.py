@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from airflow_support import SQSService, fresh_name, set_connection, sqs_connection
+from pushed import accepted
 
 from devtools.emulators import MotoSQS
 from fluke_airflow.hooks import AmazonSQSQueueHook, get_queue_hook
@@ -39,7 +40,7 @@ def test_keys_with_endpoint_and_region_extras(moto: MotoSQS, sqs: SQSService, mo
     assert (auth.endpoint_url, auth.region) == (moto.endpoint_url, "us-east-1")
     with hook.get_queue(name) as queue:
         assert isinstance(queue, AmazonSQSQueue)
-        assert queue.push_many(["k-1", "k-2"]) == [True, True]
+        assert accepted(queue.push_many(["k-1", "k-2"])) == [True, True]
         assert sorted(queue.peek()) == ["k-1", "k-2"]
     assert sorted(sqs.drain(name)) == ["k-1", "k-2"]
     assert moto.secret_access_key not in repr(auth)

@@ -45,13 +45,13 @@ def test_templated_push_and_peek(service: Service, queue: str) -> None:
         "peek": "success",
     }
     xcom_bodies = ["xcom-t7-0", "xcom-t7-1", "xcom-t7-2"]
-    assert result.xcom("push_xcom") == 3  # an XComArg from an upstream @task as message
+    assert len(result.xcom("push_xcom")) == 3  # an XComArg from an upstream @task as message
     assert result.rendered("push_xcom")["message"] == xcom_bodies
-    assert result.xcom("push_one") == 1
+    assert len(result.xcom("push_one")) == 1  # the message ids
     rendered = result.rendered("push_one")
     assert rendered["message"] == "one-t7-fluke_test_push_templates"
     assert rendered["queue_name"] == queue and rendered["conn_id"] == service.conn_id
-    assert result.xcom("push_list") == 2
+    assert len(result.xcom("push_list")) == 2  # the message ids
     assert result.rendered("push_list")["message"] == ["list-t7-a", "list-t7-b"]
     # max_messages="{{ params.peek }}" renders as the text "5": taken as 5.
     everything = [*xcom_bodies, "one-t7-fluke_test_push_templates", "list-t7-a", "list-t7-b"]
@@ -64,7 +64,7 @@ def test_native_rendering_gives_a_list(service: Service, queue: str) -> None:
     result, _ = run("fluke_test_push_native", conn_id=service.conn_id, queue=queue, batch=["a", "b", "c"])
     assert result.task_states() == {"push": "success"}
     assert result.rendered("push")["message"] == ["a", "b", "c"]
-    assert result.xcom("push") == 3
+    assert len(result.xcom("push")) == 3  # the message ids
     assert sorted(service.drain(queue)) == ["a", "b", "c"]
 
 
@@ -252,3 +252,57 @@ def test_connection_errors_name_the_connection(monkeypatch: pytest.MonkeyPatch) 
         result, output = run("fluke_test_push_native", conn_id=conn_id, queue="q", batch=["m"])
         assert result.task_states() == {"push": "failed"}
         assert expected in output and "'azure_storage_queue'" in output
+
+
+# -- attributes, ids and FIFO deduplication (issue 9) ---------------------------------------------------------
+def test_pushed_message_ids_and_templated_attributes(sqs: SQSService) -> None:
+    queue = fresh_name("attrs")
+    sqs.create(queue)
+    result, _ = run("fluke_test_push_attributes", conn_id=sqs.conn_id, queue=queue, team="platform")
+    assert result.task_states() == {"push": "success"}
+    ids = result.xcom("push")
+    assert len(ids) == 3 and all(isinstance(i, str) and i for i in ids)
+    assert result.rendered("push")["message_attributes"]["team"]["StringValue"] == "platform"
+    received = {}
+    for _ in range(5):
+        answer = sqs.client.receive_message(
+            QueueUrl=sqs.url(queue), MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        for m in answer.get("Messages", []):
+            received[m["MessageId"]] = (m["Body"], m["MessageAttributes"]["team"]["StringValue"])
+    assert [received[i] for i in ids] == [("a", "platform"), ("b", "platform"), ("c", "platform")]
+
+
+def test_attributes_on_azure_fail_the_task_before_sending(azure: AzureService) -> None:
+    queue = fresh_name("attrs")
+    azure.create(queue)
+    result, output = run("fluke_test_push_attributes", conn_id=azure.conn_id, queue=queue)
+    assert result.task_states() == {"push": "failed"}
+    assert "message_attributes are an Amazon SQS feature" in output and azure.total(queue) == 0
+
+
+def test_a_retried_push_to_a_fifo_queue_sends_each_message_once(
+    sqs: SQSService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without content-based deduplication, ids derived from the task's identity: a retry (same
+    DAG, run, task, map index) is dropped by SQS as a duplicate."""
+    from types import SimpleNamespace
+
+    queue = fresh_name("dedup") + ".fifo"
+    sqs.create(queue, FifoQueue="true")
+    op = QueuePushOperator(task_id="push", conn_id=sqs.conn_id, queue=queue, message=["x", "y"], message_group_id="g")
+    ti = SimpleNamespace(dag_id="d", run_id="r1", task_id="push", map_index=-1)
+    op.execute({"ti": ti})  # type: ignore[arg-type]
+    op.execute({"ti": ti})  # type: ignore[arg-type]  # the retry: accepted, and dropped as a duplicate
+    assert sorted(sqs.drain(queue)) == ["x", "y"]
+    another_run = SimpleNamespace(dag_id="d", run_id="r2", task_id="push", map_index=-1)
+    op.execute({"ti": another_run})  # type: ignore[arg-type]
+    assert sorted(sqs.drain(queue)) == ["x", "y"]  # another run's push is new
+
+
+def test_bad_attributes_fail_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"must not start with 'AWS\.' or 'Amazon\.'"):
+        QueuePushOperator(
+            task_id="p", conn_id="c", queue="q", message="m",
+            message_attributes={"AWS.x": {"DataType": "String", "StringValue": "v"}},
+        )  # fmt: skip

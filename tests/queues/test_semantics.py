@@ -7,6 +7,7 @@ import math
 import uuid
 
 import pytest
+from pushed import accepted
 
 from fluke_airflow.exceptions import QueueClosedError
 
@@ -27,12 +28,12 @@ def azure_receives(q):
 
 
 # -- push -------------------------------------------------------------------------------------------
-async def test_push_many_reports_each_message_in_order(backend, q, queue_name):
+async def test_push_many_returns_each_messages_id_in_order(backend, q, queue_name):
     bodies = [f"body-{i:02d}" for i in range(25)]
 
     results = await q.push_many(bodies)
 
-    assert results == [True] * 25
+    assert accepted(results) == [True] * 25  # a message id each, in order
     assert backend.drain(queue_name) == bodies
     if backend.name == "sqs":
         sizes = [len(p["Entries"]) for p in sqs_calls(q, "SendMessageBatch")]
@@ -54,7 +55,7 @@ async def test_push_many_keeps_order_on_a_fifo_queue(sqs_backend, opener, fifo_q
     q = await opener(sqs_backend, fifo_queue)
     bodies = [f"ordered-{i:02d}" for i in range(35)]
 
-    assert await q.push_many(bodies, message_group_id="g") == [True] * 35
+    assert accepted(await q.push_many(bodies, message_group_id="g")) == [True] * 35
 
     received = [m for batch in await q.poll().collect() for m in batch]
     assert received == bodies
@@ -90,7 +91,7 @@ async def test_push_returns_false_when_the_service_refuses(backend, q, queue_nam
     backend.delete_queue(queue_name)
 
     assert await q.push("refused-body-7f3a") is False
-    assert await q.push_many(["refused-body-7f3a", "refused-body-7f3b"]) == [False, False]
+    assert accepted(await q.push_many(["refused-body-7f3a", "refused-body-7f3b"])) == [False, False]
 
     warnings = [r for r in caplog.records if r.name.startswith("fluke_airflow") and r.levelname == "WARNING"]
     assert warnings
@@ -316,7 +317,7 @@ async def test_body_at_the_maximum_size(backend, q, queue_name):
     multibyte = "é" * (limit // 2)  # 2 bytes each in UTF-8
     assert len(multibyte.encode()) == limit
 
-    assert await q.push_many([ascii_body, multibyte]) == [True, True]
+    assert accepted(await q.push_many([ascii_body, multibyte])) == [True, True]
     assert backend.drain(queue_name) == sorted([ascii_body, multibyte])
 
     backend.send(queue_name, [multibyte])
@@ -353,7 +354,7 @@ async def test_azure_base64_encoding(azure_backend, opener):
     q = await opener(azure_backend, name, message_encoding="base64")
     bodies = ["plain", "zero \x00 byte", "ünïcødé 🎉", "x" * 49_152]
 
-    assert await q.push_many(bodies) == [True] * 4
+    assert accepted(await q.push_many(bodies)) == [True] * 4
     assert sorted(azure_backend.receive_all(name, base64=True)) == sorted(bodies)
 
     azure_backend.send(name, bodies, base64=True)
@@ -433,3 +434,10 @@ async def test_async_queue_opens_only_when_asked(backend, queue_name):
     async with queue:
         assert await queue.push("x") is True
     assert backend.drain(queue_name) == ["x"]
+
+
+async def test_the_ids_push_many_returns_are_the_ids_poll_receives(backend, q, queue_name):
+    bodies = [f"id-{i:02d}" for i in range(12)]
+    ids = await q.push_many(bodies)
+    received = {m.body: m.id for batch in await q.poll_messages(batch_size=12).collect() for m in batch}
+    assert [received[b] for b in bodies] == ids

@@ -81,3 +81,42 @@ for _scenario in SCENARIOS:
         _dag(_scenario, _service)
 SCENARIOS["fifo"] = ({"event_per_message": True}, {}, 0)
 _dag("fifo", "sqs")
+
+# Routing: two assets on one queue, each watcher with a filter of its own (same other settings, so
+# they share one poll loop in the triggerer). "global" orders match both; "apac" ones neither.
+for _service, _conn in SERVICES.items():
+    for _region in ("eu", "us"):
+        from fluke_airflow.triggers import QueuePollTrigger as _Trigger
+
+        _dag_id = f"e2e_events_route_{_region}_{_service}"
+        _asset = Asset(
+            f"e2e_events_route_{_region}_{_service}",
+            watchers=[
+                AssetWatcher(
+                    name=f"route_{_region}",
+                    trigger=_Trigger(
+                        conn_id=_conn,
+                        queue=f"e2e-events-route-{_service}",
+                        dag_ids=[_dag_id],
+                        message_filtering="jsonpath",
+                        message_filtering_config="region",
+                        message_filtering_match_values=[_region, "global"],
+                        visibility_timeout=30,
+                        wait_time_seconds=2,
+                        poke_interval=1,
+                    ),
+                )
+            ],
+        )
+        with DAG(dag_id=_dag_id, schedule=[_asset], start_date=datetime(2026, 1, 1), catchup=False, tags=["fluke"]):
+
+            @task
+            def received(*, triggering_asset_events=None) -> list[str]:
+                return [
+                    m["body"]
+                    for events in triggering_asset_events.values()
+                    for event in events
+                    for m in event.extra["payload"]["messages"]
+                ]
+
+            received()
