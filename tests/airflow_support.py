@@ -238,10 +238,17 @@ class AzureService(Service):
 
 # -- running DAGs -------------------------------------------------------------------------------------
 @cache
-def _dagbag(folder: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+def dagbag_class() -> Any:
+    """Airflow's DagBag (``airflow.dag_processing.dagbag`` from 3.2 on, ``airflow.models.dagbag`` before)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag
 
-    return DagBag(folder)
+
+def _dagbag(folder: str) -> Any:
+    return dagbag_class()(folder)
 
 
 def dagbag(folder: Path = EXAMPLE_DAGS) -> Any:
@@ -546,14 +553,15 @@ class TriggererSupervisor:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
             return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
-        if isinstance(msg, comms.GetAssetStateStoreByName):
+        # The asset state store's messages exist from Airflow 3.3 on.
+        if isinstance(msg, getattr(comms, "GetAssetStateStoreByName", ())):
             key = (msg.name, msg.key)
             if key not in self.store:
                 from airflow.sdk.exceptions import ErrorType
 
                 return comms.ErrorResponse(error=ErrorType.ASSET_STORE_NOT_FOUND)
             return comms.AssetStateStoreResult(value=self.store[key])
-        if isinstance(msg, comms.SetAssetStateStoreByName):
+        if isinstance(msg, getattr(comms, "SetAssetStateStoreByName", ())):
             self.store[(msg.name, msg.key)] = msg.value
         if isinstance(msg, comms.GetVariable):
             if msg.key not in self.variables:
@@ -569,11 +577,34 @@ class TriggererSupervisor:
         import asyncio
         import threading
 
+        from fluke_airflow import _airflow
+
+        if not _airflow.has_thread_safe_comms():
+            return self._send_through_asgiref(msg)
+
         import greenback
 
         if threading.get_ident() == self.loop_thread:
             return greenback.await_(self.asend(msg))
         return asyncio.run_coroutine_threadsafe(self.asend(msg), self.loop).result()
+
+    def _send_through_asgiref(self, msg: Any) -> Any:
+        """Airflow 3.0 and 3.1: ``TriggerCommsDecoder.send`` is ``async_to_sync(self.asend)``. It
+        raises on the loop's thread; from a thread asgiref did not start it would run the request
+        on a loop of its own, where the real decoder's stream is not: refused here the same way."""
+        import asyncio
+
+        from asgiref.sync import async_to_sync
+
+        async def on_the_triggerers_loop() -> Any:
+            if asyncio.get_running_loop() is not self.loop:
+                raise RuntimeError(
+                    f"a blocking {type(msg).__name__} request from a thread asgiref did not start: "
+                    "Airflow 3.0/3.1's triggerer cannot answer it"
+                )
+            return await self.asend(msg)
+
+        return async_to_sync(on_the_triggerers_loop)()
 
 
 @contextlib.contextmanager
@@ -581,9 +612,13 @@ def supervised(loop: Any, delay: float = 0.0) -> Iterator[TriggererSupervisor]:
     """Install a :class:`TriggererSupervisor` for triggers on ``loop`` (restored afterwards)."""
     from airflow.sdk.execution_time import task_runner
 
-    previous = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    missing = object()
+    previous = getattr(task_runner, "SUPERVISOR_COMMS", missing)
     supervisor = task_runner.SUPERVISOR_COMMS = TriggererSupervisor(loop, delay)  # type: ignore[attr-defined]
     try:
         yield supervisor
     finally:
-        task_runner.SUPERVISOR_COMMS = previous  # type: ignore[attr-defined]
+        if previous is missing:  # Airflow 3.0 looks for the attribute itself, not for a value
+            del task_runner.SUPERVISOR_COMMS
+        else:
+            task_runner.SUPERVISOR_COMMS = previous  # type: ignore[attr-defined]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
+from fluke_airflow import _airflow
+from fluke_airflow._airflow import BaseHook
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
@@ -100,7 +100,7 @@ class AzureStorageQueueHook(BaseHook):
         """An async queue; with ``share_client=True`` (triggers) its queue client comes from the
         service client that every queue of this connection shares on the running event loop."""
         if self._connection is None:
-            self._connection = await self.aget_connection(self.conn_id)
+            self._connection = await _airflow.aget_connection(self.conn_id)
         conn = self._connection
         # On the event loop only the async API talks to the supervisor: a blocking call from
         # here would suspend this trigger in the middle of a synchronous function.
@@ -140,15 +140,8 @@ def _mask(secret: str) -> None:
 
 
 async def _amask(secret: str) -> None:
-    """:func:`_mask` for the event loop (the triggerer): tells the supervisor without blocking."""
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover - task SDKs without it mask in this process only
-        from airflow.sdk.execution_time.secrets_masker import mask_secret
-
-        mask_secret(secret)
-        return
-    await amask_secret(secret)
+    """:func:`_mask` for the event loop (the triggerer): tells the supervisor without blocking it."""
+    await _airflow.amask_secret(secret)
 
 
 def _safe_error(error: Exception) -> str:

@@ -70,7 +70,9 @@ class SharedAuths(Generic[AuthT]):
             return auth
         pending = self._building.get(key)
         if pending is None or pending.get_loop() is not asyncio.get_running_loop():
-            pending = asyncio.ensure_future(asyncio.to_thread(build))
+            from fluke_airflow._airflow import run_blocking
+
+            pending = asyncio.ensure_future(run_blocking(build))
             self._building[key] = pending
             pending.add_done_callback(lambda done: self._built(key, done))
         return await asyncio.shield(pending)

@@ -56,7 +56,7 @@ def _check_conn_id(conn_id: Any) -> str:
 
 def get_queue_hook(conn_id: str) -> QueueHook:
     """The hook for ``conn_id``: SQS for ``aws``, Azure for ``azure_storage_queue`` and ``wasb``."""
-    from airflow.sdk import BaseHook
+    from fluke_airflow._airflow import BaseHook
 
     try:
         conn = BaseHook.get_connection(_check_conn_id(conn_id))
@@ -67,10 +67,10 @@ def get_queue_hook(conn_id: str) -> QueueHook:
 
 async def aget_queue_hook(conn_id: str) -> QueueHook:
     """:func:`get_queue_hook` for the triggerer's event loop."""
-    from airflow.sdk import BaseHook
+    from fluke_airflow._airflow import aget_connection
 
     try:
-        conn = await BaseHook.aget_connection(_check_conn_id(conn_id))
+        conn = await aget_connection(_check_conn_id(conn_id))
     except _not_found_error() as error:
         raise _not_found(conn_id, error) from None
     return hook_for_connection(conn)

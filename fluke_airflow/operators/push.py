@@ -115,7 +115,7 @@ class QueuePushOperator(BaseOperator):
             results = queue.push_many(messages, **options)
         failed = [i for i, ok in enumerate(results) if not ok]
         if failed:
-            from airflow.sdk.exceptions import AirflowException
+            from fluke_airflow._airflow import AirflowException
 
             raise AirflowException(
                 f"{len(failed)} of {len(messages)} message(s) were not accepted by {hook.service} queue "

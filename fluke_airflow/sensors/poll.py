@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator
 
+from fluke_airflow._airflow import conf
 from fluke_airflow.polling.settings import DEFAULT_MAX_DELIVERY_BYTES
 
 if TYPE_CHECKING:
@@ -209,8 +210,7 @@ class QueuePollSensor(BaseSensorOperator):
         return {"dag": self.dag} if self.has_dag() else {}
 
     def _add_settle_task(self, task_id: str) -> None:
-        from airflow.sdk import TriggerRule
-
+        from fluke_airflow._airflow import TriggerRule
         from fluke_airflow.sensors.settle import QueueSettleSensor
 
         settle = QueueSettleSensor(
@@ -294,7 +294,7 @@ class QueuePollSensor(BaseSensorOperator):
         from fluke_airflow.queues.message import Message
 
         if not event or event.get("status") != "success":
-            from airflow.sdk.exceptions import AirflowException
+            from fluke_airflow._airflow import AirflowException
 
             reason = (event or {}).get("message", "the trigger sent no event")
             raise AirflowException(f"Waiting for messages on queue {self.queue_name!r} failed: {reason}")

@@ -38,7 +38,7 @@ REPEAT_AFTER = 600.0
 
 def configured_interval() -> float:
     try:
-        from airflow.sdk import conf
+        from fluke_airflow._airflow import conf
 
         return max(1.0, conf.getfloat("fluke_airflow", "poller_heartbeat_interval", fallback=INTERVAL))
     except Exception:  # an unreadable setting must not stop a watcher

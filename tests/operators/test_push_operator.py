@@ -226,8 +226,9 @@ def test_templates_are_checked_after_rendering_not_at_parse_time() -> None:
 
 
 def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_support import dagbag_class
 
+    DagBag = dagbag_class()
     (tmp_path / "bad_push.py").write_text(
         "from datetime import datetime\n"
         "from airflow.sdk import DAG\n"

@@ -348,7 +348,10 @@ def test_serialize_round_trips_through_the_constructor() -> None:
     assert kwargs["batch_size"] == 7 and kwargs["message_encoding"] == "base64" and kwargs["event_per_message"]
     assert kwargs["dag_ids"] == ["a", "b"] and kwargs["max_batching_window"] == 5
     # The triggerer stores kwargs serialised and rebuilds the trigger with them.
-    from airflow.sdk._shared.module_loading import import_string
+    try:
+        from airflow.sdk._shared.module_loading import import_string
+    except ImportError:  # Airflow 3.0
+        from airflow.utils.module_loading import import_string
 
     stored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
     rebuilt = import_string(classpath)(**stored)
