@@ -42,3 +42,8 @@ def queue_failure(service: str, queue: str, action: str, detail: str) -> QueueEr
     return QueueError(
         f"{action} on {service} queue {queue!r} failed after retries: {detail}" + (f"; {state}" if state else "")
     )
+
+
+class MissingExtraError(ImportError):
+    """A service was used whose extra is not installed (``pip install 'fluke-airflow[amazon]'``,
+    ``[azure]`` or ``[all]``); the message names the extra and the modules that are missing."""

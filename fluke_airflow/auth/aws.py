@@ -140,6 +140,9 @@ class AWSAuth:
         verify: bool | str | None = None,
         botocore_config: Any = None,
     ) -> None:
+        from fluke_airflow._extras import AWS_SDK, require
+
+        require("amazon", "AWSAuth", AWS_SDK)
         if (aws_access_key_id is None) != (aws_secret_access_key is None):
             raise ValueError("aws_access_key_id and aws_secret_access_key must be given together (or neither)")
         if aws_session_token is not None and aws_access_key_id is None:

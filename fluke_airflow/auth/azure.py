@@ -61,6 +61,9 @@ class AzureAuth:
     """
 
     def __init__(self, *, method: Method, account_url: str | None, secret: str | None = None, **options: Any) -> None:
+        from fluke_airflow._extras import require
+
+        require("azure", "AzureAuth")
         self.method = method
         self.account_url = account_url.rstrip("/") if account_url else None
         self._secret = secret

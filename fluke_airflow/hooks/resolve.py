@@ -33,7 +33,11 @@ def _not_found(conn_id: str, error: Exception) -> Exception:
 
 
 def hook_for_connection(conn: Connection) -> QueueHook:
+    from fluke_airflow._extras import require
+
     conn_type = conn.conn_type or ""
+    if conn_type in CONNECTION_TYPES:
+        require("amazon" if conn_type == "aws" else "azure", f"The connection {conn.conn_id!r} (type {conn_type!r})")
     if conn_type == "aws":
         from fluke_airflow.hooks.sqs import AmazonSQSQueueHook
 

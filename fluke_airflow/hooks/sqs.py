@@ -8,11 +8,17 @@ credentials botocore refreshes before they expire, for the async client too.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+try:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+except ImportError:  # the base install: say which extra brings it
+    from fluke_airflow._extras import require
 
+    require("amazon", "fluke_airflow.hooks.sqs (the aws connection)")
+    raise
+
+from fluke_airflow import _airflow
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
@@ -45,11 +51,12 @@ class AmazonSQSQueueHook(AwsBaseHook):
         # Building a session may block (STS, files, the supervisor's blocking connection call
         # inside AwsBaseHook): it runs in a worker thread, never on the event loop.
         if share_client:
-            conn = await self.aget_connection(self.aws_conn_id) if self.aws_conn_id else None
-            key = (self.aws_conn_id, self.region_name, connection_fingerprint(conn) if conn else "")
+            conn = await _airflow.aget_connection(self.aws_conn_id) if self.aws_conn_id else None
+            region = await _airflow.run_blocking(getattr, self, "region_name")  # reads the connection too
+            key = (self.aws_conn_id, region, connection_fingerprint(conn) if conn else "")
             auth = await SHARED_AUTHS.aget(key, self.get_auth)
         else:
-            auth = await asyncio.to_thread(self.get_auth)
+            auth = await _airflow.run_blocking(self.get_auth)
         return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **kwargs)
 
 

@@ -10,12 +10,11 @@ from typing import Any
 
 from fluke_airflow.polling.settings import DeliverySettings
 
-_SDK_MODULES = (
-    "fluke_airflow.hooks.sqs",
-    "fluke_airflow.hooks.azure",
-    "aiobotocore.session",
-    "azure.storage.queue.aio",
-)
+_SDK_MODULES = {
+    "amazon": ("fluke_airflow.hooks.sqs", "aiobotocore.session"),
+    "azure": ("fluke_airflow.hooks.azure", "azure.storage.queue.aio"),
+}
+"""What a trigger imports before its first queue, per extra: only installed extras are imported."""
 _sdk_import: asyncio.Future[None] | None = None
 
 
@@ -40,8 +39,14 @@ def ready_for_delivery(queue: Any, settings: DeliverySettings) -> None:
         queue.attach_dead_letter_queue(settings.dead_letter_queue)
 
 
+def _sdk_modules() -> list[str]:
+    from fluke_airflow._extras import installed
+
+    return [module for extra, modules in _SDK_MODULES.items() if installed(extra) for module in modules]
+
+
 def _import_sdks() -> None:
-    for module in _SDK_MODULES:
+    for module in _sdk_modules():
         importlib.import_module(module)
 
 
@@ -53,7 +58,7 @@ async def sdks_imported() -> None:
     thread per trigger, a restarted triggerer's triggers would race each other's imports.
     """
     global _sdk_import
-    if all(name in sys.modules for name in _SDK_MODULES):
+    if all(name in sys.modules for name in _sdk_modules()):
         return
     if _sdk_import is None or _sdk_import.get_loop() is not asyncio.get_running_loop() or _sdk_import.cancelled():
         _sdk_import = asyncio.ensure_future(asyncio.to_thread(_import_sdks))
