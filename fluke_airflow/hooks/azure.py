@@ -53,10 +53,13 @@ class AzureStorageQueueHook(BaseHook):
 
         widgets: dict[str, Any] = {}
         for name, field in connection_type_info(cls.conn_type)["conn-fields"].items():
+            # The same label, description and default as conn-fields give Airflow 3.2+.
+            options = {"description": field.get("description", ""), "default": field["schema"].get("default")}
             if field["schema"].get("format") == "password":
-                widgets[name] = PasswordField(lazy_gettext(field["label"]), widget=BS3PasswordFieldWidget())
+                widget = PasswordField(lazy_gettext(field["label"]), widget=BS3PasswordFieldWidget(), **options)
             else:
-                widgets[name] = StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget())
+                widget = StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), **options)
+            widgets[name] = widget
         return widgets
 
     # -- connection -> fluke objects ----------------------------------------------------------------
