@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test demo demo-keep lint docs bench soak setup chromium clean
+.PHONY: test test-unit test-compat compat-lock dist demo demo-keep lint docs bench soak setup chromium clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -26,6 +26,33 @@ chromium:
 
 test: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The I/O-free core alone: no emulator, Airflow database or browser (seconds).
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -m unit -p no:cacheprovider $(PYTEST_ARGS)
+
+# The version matrix: one virtualenv per supported Airflow minor (.work/compat/<minor>, reused
+# while its constraint file is unchanged), each running the compatibility tier (pytest -m compat)
+# against this checkout. COMPAT_MINORS=3.1 picks minors.
+COMPAT_MINORS ?= 3.0 3.1 3.2 3.3
+COMPAT_VENVS := .work/compat
+test-compat: setup $(foreach m,$(COMPAT_MINORS),$(COMPAT_VENVS)/$(m)/.installed)
+	$(PY) -m devtools.compat run $(COMPAT_MINORS)
+
+$(COMPAT_VENVS)/%/.installed: compat/constraints-%.txt pyproject.toml $(VENV)/.installed
+	test -x $(COMPAT_VENVS)/$*/bin/python || UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --python $(PYTHON) $(COMPAT_VENVS)/$*
+	$(UV) pip install --quiet --python $(COMPAT_VENVS)/$*/bin/python -c compat/constraints-$*.txt -e '.[test]'
+	touch $@
+
+# Re-resolve compat/constraints-<minor>.txt (see devtools/compat.py for how each is chosen).
+compat-lock: $(VENV)/.installed
+	$(PY) -m devtools.compat lock $(COMPAT_MINORS)
+
+# sdist and wheel into dist/, built from a clean sdist with the pinned hatchling, then checked.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(UV) build --quiet --build-constraint constraints.txt --out-dir dist
+	$(VENV)/bin/twine check --strict dist/*
 
 demo: setup
 	$(PY) -m devtools.demo $(DEMO_ARGS)
