@@ -9,11 +9,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 setup: $(VENV)/.installed node_modules/.installed
 
-# The virtualenv is reused while pyproject.toml and constraints.txt are unchanged.
+# The virtualenv is reused while pyproject.toml and constraints.txt are unchanged. Bytecode is
+# compiled at install: PYTHONDONTWRITEBYTECODE (above) keeps __pycache__ out of the checkout, and
+# without .pyc files every Airflow process (each task, each component) compiles its imports again,
+# seconds per process, and a trigger's first imports hold the GIL long enough to stall the
+# triggerer's event loop.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -c constraints.txt -e '.[dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

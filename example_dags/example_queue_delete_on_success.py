@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
@@ -24,6 +24,7 @@ with DAG(
         num_messages=10,
         delete_on_dag_success=True,  # adds the teardown task "payments_settle"
         visibility_timeout=120,  # renewed by the settle task while the run goes on
+        retry_delay=timedelta(minutes=2),  # a failed run's payments come back after 2 minutes
         timeout=300,
     )
 

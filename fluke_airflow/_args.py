@@ -62,9 +62,13 @@ def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = N
     as_int(name, value, minimum=minimum, maximum=maximum)
 
 
-def check_dead_letter_args(max_receive_count: Any, dead_letter_queue: Any) -> None:
-    if (max_receive_count is None) != (dead_letter_queue is None):
-        raise ValueError(
-            "max_receive_count and dead_letter_queue go together: give both to move messages received more than "
-            "max_receive_count times to dead_letter_queue, or neither"
-        )
+DEAD_LETTER_RULES = (
+    "max_receive_count moves messages received more often than that to dead_letter_queue (on Azure, "
+    "without dead_letter_queue, to the queue's '<queue>-poison' queue, created if missing); dead_letter_queue "
+    "alone is for unmatched='dead_letter'"
+)
+
+
+def check_dead_letter_args(max_receive_count: Any, dead_letter_queue: Any, unmatched: Any = "leave") -> None:
+    if dead_letter_queue is not None and max_receive_count is None and unmatched != "dead_letter":
+        raise ValueError(f"dead_letter_queue needs max_receive_count (or unmatched='dead_letter'): {DEAD_LETTER_RULES}")

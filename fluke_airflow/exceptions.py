@@ -26,6 +26,11 @@ class DeliveryTooLarge(QueueError, ValueError):
     messages were released, nothing was deleted."""
 
 
+class ReceiveStalled(QueueError):
+    """A receive did not answer within its wait plus the allowed grace (a stuck connection); the
+    messages it may have taken stay hidden until their visibility timeout, then come back."""
+
+
 _STATE_AFTER = {
     "opening": "nothing was sent, received or deleted",
     "receive": "this request received nothing, so no message changed state (batches delivered before keep theirs)",

@@ -304,10 +304,11 @@ class AWSAuth:
             self._share = ClientShare(lambda pool: self.create_async_client("sqs", max_pool_connections=pool))
         return await self._share.acquire()
 
-    async def release_shared_async_client(self, client: Any) -> None:
-        """Give back a client of :meth:`acquire_shared_async_client`; the last user closes it."""
+    async def release_shared_async_client(self, client: Any, *, retire: bool = False) -> None:
+        """Give back a client of :meth:`acquire_shared_async_client`; the last user closes it
+        (``retire``: no new user gets it, see :meth:`ClientShare.release`)."""
         if self._share is not None:
-            await self._share.release(client)
+            await self._share.release(client, retire=retire)
 
     def __repr__(self) -> str:
         if self._key_id is not None:

@@ -229,10 +229,11 @@ class AzureAuth:
             self._share = ClientShare(self._open_shared_service_client)
         return await self._share.acquire()
 
-    async def release_shared_service_client(self, client: Any) -> None:
-        """Give back a client of :meth:`acquire_shared_service_client`; the last user closes it."""
+    async def release_shared_service_client(self, client: Any, *, retire: bool = False) -> None:
+        """Give back a client of :meth:`acquire_shared_service_client`; the last user closes it
+        (``retire``: no new user gets it)."""
         if self._share is not None:
-            await self._share.release(client)
+            await self._share.release(client, retire=retire)
 
     async def _open_shared_service_client(self, pool_connections: int) -> AbstractAsyncContextManager[Any]:
         import aiohttp

@@ -30,6 +30,8 @@ class _Entry:
     context: AbstractAsyncContextManager[Any]
     client: Any
     users: int = 0
+    retired: bool = False
+    """Handed to no new user (it got stuck); closed with its last user."""
 
 
 class ClientShare:
@@ -50,7 +52,7 @@ class ClientShare:
     async def acquire(self) -> Any:
         loop = asyncio.get_running_loop()
         async with self._lock(loop):
-            entries = [e for e in self._entries.get(loop, []) if e.users < MAX_USERS]
+            entries = [e for e in self._entries.get(loop, []) if e.users < MAX_USERS and not e.retired]
             if entries:
                 entry = entries[0]
             else:
@@ -60,13 +62,16 @@ class ClientShare:
             entry.users += 1
             return entry.client
 
-    async def release(self, client: Any) -> None:
+    async def release(self, client: Any, *, retire: bool = False) -> None:
+        """Give ``client`` back; ``retire``: it is suspect (a request got stuck on it), so the next
+        users get a new client, and this one closes once its remaining users have let it go."""
         loop = asyncio.get_running_loop()
         async with self._lock(loop):
             entries = self._entries.get(loop, [])
             entry = next((e for e in entries if e.client is client), None)
             if entry is None:
                 return
+            entry.retired = entry.retired or retire
             entry.users -= 1
             if entry.users > 0:
                 return

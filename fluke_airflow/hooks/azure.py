@@ -82,6 +82,7 @@ class AzureStorageQueueHook(BaseHook):
         encoding = extra_value(conn.extra_dejson, conn.conn_type or self.conn_type, "message_encoding")
         if encoding and "message_encoding" not in kwargs:
             kwargs["message_encoding"] = encoding
+        kwargs.setdefault("metric_tags", {"conn_id": self.conn_id})
         return kwargs
 
     def _get_conn(self) -> Connection:

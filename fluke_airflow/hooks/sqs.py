@@ -41,8 +41,12 @@ class AmazonSQSQueueHook(AwsBaseHook):
             session, endpoint_url=endpoint_url, verify=verify, botocore_config=self.config
         )
 
+    def _tags(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs.setdefault("metric_tags", {"conn_id": self.aws_conn_id or ""})
+        return kwargs
+
     def get_queue(self, queue: str, **kwargs: Any) -> AmazonSQSQueue:
-        return AmazonSQSQueue(self.get_auth(), queue, **kwargs)
+        return AmazonSQSQueue(self.get_auth(), queue, **self._tags(kwargs))
 
     async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncAmazonSQSQueue:
         """An async queue; with ``share_client=True`` (triggers) it uses the client that every
@@ -57,7 +61,7 @@ class AmazonSQSQueueHook(AwsBaseHook):
             auth = await SHARED_AUTHS.aget(key, self.get_auth)
         else:
             auth = await _airflow.run_blocking(self.get_auth)
-        return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **kwargs)
+        return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **self._tags(kwargs))
 
 
 SHARED_AUTHS: SharedAuths[AWSAuth] = SharedAuths()

@@ -1,9 +1,11 @@
-"""Operators for queue tasks: :class:`QueuePushOperator` and :class:`QueuePeekOperator`.
+"""Operators for queue tasks: :class:`QueuePushOperator`, :class:`QueuePeekOperator` and
+:class:`QueueRedriveOperator`.
 
 Cheap to import (DAG files import it on every parse): no cloud SDK is loaded until a task runs.
 """
 
 from fluke_airflow.operators.peek import QueuePeekOperator
 from fluke_airflow.operators.push import QueuePushOperator
+from fluke_airflow.operators.redrive import QueueRedriveOperator
 
-__all__ = ["QueuePeekOperator", "QueuePushOperator"]
+__all__ = ["QueuePeekOperator", "QueuePushOperator", "QueueRedriveOperator"]

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fluke_airflow.exceptions import DeliveryTooLarge, QueueError, QueueNotFoundError
+from fluke_airflow.exceptions import DeliveryTooLarge, QueueError, QueueNotFoundError, ReceiveStalled
 from fluke_airflow.polling.settings import DEFAULT_MAX_EVENT_BYTES, DeliverySettings
 from fluke_airflow.queues.flows import Flow, collect_flow, gather_flow
 from fluke_airflow.queues.message import Message
@@ -32,11 +32,19 @@ def delivery_flow(queue: Any, settings: DeliverySettings, *, wait_seconds: int |
         pre_delivery_delete=settings.pre_delivery_delete,
         max_bytes=settings.max_delivery_bytes,
         max_receive_count=settings.max_receive_count,
-        dead_letter_queue=settings.dead_letter_queue,
+        dead_letter_queue=dead_letter_target(queue, settings),
         per_request=queue.receive_limit,
         accept=accept,
         unmatched=unmatched,
+        retry=queue.retry_policy(*settings.retry_args()),
     )
+
+
+def dead_letter_target(queue: Any, settings: DeliverySettings) -> str | None:
+    """Where this delivery's dead letters go (the named queue, or Azure's ``<queue>-poison``)."""
+    target: str | None = queue.dead_letter_target(settings.max_receive_count, settings.dead_letter_queue,
+                                                  settings.unmatched)  # fmt: skip
+    return target
 
 
 def batch_flow(
@@ -60,7 +68,7 @@ def batch_flow(
         idle_sleep=min(1.0, settings.poke_interval),
         pre_delivery_delete=settings.pre_delivery_delete,
         max_receive_count=settings.max_receive_count,
-        dead_letter_queue=settings.dead_letter_queue,
+        dead_letter_queue=dead_letter_target(queue, settings),
         accept=accept,
         unmatched=unmatched,
     )
@@ -78,8 +86,9 @@ async def deliveries(
     queue: Any, settings: DeliverySettings, make_flow: Callable[[], Flow] | None = None
 ) -> AsyncIterator[list[Message]]:
     """Deliveries from ``queue``, forever: long-poll (SQS) or poll every ``poke_interval`` (Azure),
-    riding out service errors with capped exponential backoff. ``make_flow``: the flow of one
-    delivery (default: :func:`delivery_flow`, the sensor's)."""
+    riding out service errors with capped exponential backoff, and a stuck receive
+    (:class:`~fluke_airflow.exceptions.ReceiveStalled`) by rebuilding the client. ``make_flow``:
+    the flow of one delivery (default: :func:`delivery_flow`, the sensor's)."""
     failures = 0
     name = settings.queue
     polled = False
@@ -89,6 +98,22 @@ async def deliveries(
             messages: list[Message] = await queue.run_flow(flow)
         except (QueueNotFoundError, DeliveryTooLarge):
             raise
+        except ReceiveStalled as error:
+            queue.metrics.count("receive.stalled")
+            log.warning(
+                "Polling %s queue %r: %s. A stuck connection? Rebuilding the client and carrying on (messages "
+                "that receive took come back after their visibility timeout)",
+                queue.service,
+                name,
+                error,
+            )
+            try:
+                await queue.reconnect()
+            except QueueError as reconnect_error:
+                failures += 1
+                log.warning("Reconnecting to %s queue %r failed (%s)", queue.service, name, reconnect_error)
+                await asyncio.sleep(min(MAX_BACKOFF, 2 ** min(failures, 6)) * random.uniform(0.5, 1.0))
+            continue
         except QueueError as error:
             failures += 1
             delay = min(MAX_BACKOFF, 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)

@@ -8,6 +8,7 @@ import importlib
 import sys
 from typing import Any
 
+from fluke_airflow.polling.deliveries import dead_letter_target
 from fluke_airflow.polling.settings import DeliverySettings
 
 _SDK_MODULES = {
@@ -33,10 +34,29 @@ def open_queue(conn_id: str, queue: str, message_encoding: str | None = None) ->
 
 
 def ready_for_delivery(queue: Any, settings: DeliverySettings) -> None:
-    """Check the settings against this service's limits and open the dead-letter queue."""
+    """Check the settings against this service's limits (and its own redrive policy) and open the
+    dead-letter queue."""
     queue.check_visibility_timeout(settings.visibility_timeout)
-    if settings.dead_letter_queue:
-        queue.attach_dead_letter_queue(settings.dead_letter_queue)
+    queue.retry_policy(*settings.retry_args())
+    queue.check_redrive(settings.max_receive_count)
+    target = dead_letter_target(queue, settings)
+    if target:
+        queue.attach_dead_letter_queue(target)
+
+
+DEFAULT_STALL_GRACE = 60.0
+
+
+def stall_grace() -> float | None:
+    """``[fluke_airflow] receive_stall_grace``: seconds past a receive's own wait after which a
+    trigger gives up on it and rebuilds its client (0 turns the watchdog off)."""
+    try:
+        from fluke_airflow._airflow import conf
+
+        grace = conf.getfloat("fluke_airflow", "receive_stall_grace", fallback=DEFAULT_STALL_GRACE)
+    except Exception:
+        grace = DEFAULT_STALL_GRACE
+    return grace if grace > 0 else None
 
 
 def _sdk_modules() -> list[str]:
@@ -72,9 +92,14 @@ async def aopen_queue(settings: DeliverySettings) -> Any:
 
     await sdks_imported()
     hook = await aget_queue_hook(settings.conn_id)
-    queue = await hook.aget_queue(settings.queue, share_client=True, **_queue_options(settings.message_encoding))
+    queue = await hook.aget_queue(
+        settings.queue, share_client=True, stall_grace=stall_grace(), **_queue_options(settings.message_encoding)
+    )
     queue.check_visibility_timeout(settings.visibility_timeout)
+    queue.retry_policy(*settings.retry_args())
     await queue.open()
-    if settings.dead_letter_queue:
-        await queue.attach_dead_letter_queue(settings.dead_letter_queue)
+    queue.check_redrive(settings.max_receive_count)
+    target = dead_letter_target(queue, settings)
+    if target:
+        await queue.attach_dead_letter_queue(target)
     return queue

@@ -24,6 +24,11 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 """A watcher's default cap on the bodies of one asset event (Airflow stores the payload in its
 metadata database); a larger batch is cut there and the rest waits for the next event."""
 
+DEFAULT_RETRY_DELAY = 30.0
+DEFAULT_MAX_RETRY_DELAY = 900.0
+"""A trigger's messages that failed to reach Airflow come back after 30 s, then 60 s, 120 s... up to
+15 minutes: a failing hand-off is not retried in a tight loop (a sensor uses its task's retry settings)."""
+
 FILTERS = (
     "message_filtering",
     "message_filtering_match_values",
@@ -66,12 +71,19 @@ def check_arguments(
         check.boolean("pre_delivery_delete", values["pre_delivery_delete"])
     if "poke_interval" in values and not pending("poke_interval"):
         checked["poke_interval"] = check.non_negative_number("poke_interval", values["poke_interval"])
+    for name in ("retry_delay", "max_retry_delay"):
+        if name in values:
+            checked[name] = check.seconds(name, values[name], maximum=limits.MAX_VISIBILITY,
+                                          allow_none=name == "max_retry_delay")  # fmt: skip
+    if "retry_exponential_backoff" in values:
+        checked["retry_exponential_backoff"] = check.backoff_multiplier(
+            "retry_exponential_backoff", values["retry_exponential_backoff"]
+        )
     if values.get("message_encoding") not in ENCODINGS and not pending("message_encoding"):
         raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {values['message_encoding']!r}")
     unmatched = values.get("unmatched", "leave")
-    dead_letter_alone = unmatched == "dead_letter" and values.get("max_receive_count") is None
-    if ("dead_letter_queue" in values or "max_receive_count" in values) and not dead_letter_alone:
-        _args.check_dead_letter_args(values.get("max_receive_count"), values.get("dead_letter_queue"))
+    if not pending("unmatched"):
+        _args.check_dead_letter_args(values.get("max_receive_count"), values.get("dead_letter_queue"), unmatched)
     if not pending("unmatched"):
         from fluke_airflow.queues.filters import check_unmatched
 
@@ -107,6 +119,9 @@ class DeliverySettings:
     message_filtering_config: Any = None
     message_filtering_attributes: dict[str, Any] | None = None
     unmatched: str = "leave"
+    retry_delay: float = DEFAULT_RETRY_DELAY
+    retry_exponential_backoff: float = 2.0
+    max_retry_delay: float | None = DEFAULT_MAX_RETRY_DELAY
 
     @classmethod
     def checked(cls, *, rendered: bool = False, **values: Any) -> DeliverySettings:
@@ -136,6 +151,10 @@ class DeliverySettings:
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
+
+    def retry_args(self) -> tuple[float, float, float | None]:
+        """For :meth:`~fluke_airflow.queues.base.QueueBase.retry_policy`."""
+        return self.retry_delay, self.retry_exponential_backoff, self.max_retry_delay
 
     def filters(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FILTERS}

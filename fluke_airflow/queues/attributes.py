@@ -120,3 +120,32 @@ def size_of(attributes: Mapping[str, Any] | None) -> int:
         size = len(payload) if isinstance(payload, (bytes, bytearray)) else check.utf8_size(str(payload))
         total += len(name.encode()) + len(str(value.get("DataType", "")).encode()) + size
     return total
+
+
+DEAD_LETTER_ATTRIBUTES = ("fluke.dead_letter.reason", "fluke.dead_letter.source", "fluke.dead_letter.receive_count")
+"""What a message moved to a dead-letter queue by this package carries besides its own attributes
+(SQS): why (``max_receive_count=N`` or ``unmatched``), the queue it came from, and how often it had
+been received there. A redrive takes them off again."""
+
+
+def with_dead_letter_reason(message: Any, reason: str, source: str, max_bytes: int) -> dict[str, Any]:
+    """``message``'s attributes plus :data:`DEAD_LETTER_ATTRIBUTES`, if SQS's limits leave room
+    (10 attributes, ``max_bytes`` with the body); else its own attributes alone."""
+    own = dict(message.message_attributes)
+    if not reason:
+        return own
+    extra = {
+        DEAD_LETTER_ATTRIBUTES[0]: {"DataType": "String", "StringValue": reason},
+        DEAD_LETTER_ATTRIBUTES[1]: {"DataType": "String", "StringValue": source or "unknown"},
+        DEAD_LETTER_ATTRIBUTES[2]: {"DataType": "Number", "StringValue": str(message.receive_count)},
+    }
+    merged = {**own, **extra}
+    body = len(message.body.encode("utf-8", "surrogatepass"))
+    if len(merged) > MAX_ATTRIBUTES or body + size_of(merged) > max_bytes:
+        return own
+    return merged
+
+
+def without_dead_letter_reason(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as they were before a dead-letter move (for a redrive)."""
+    return {name: value for name, value in attributes.items() if name not in DEAD_LETTER_ATTRIBUTES}

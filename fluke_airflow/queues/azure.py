@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ MAX_MESSAGE_BYTES = limits.AZURE_MAX_MESSAGE_BYTES
 MAX_VISIBILITY = limits.AZURE_MAX_VISIBILITY
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _OPTIONS = ("delay_seconds", "time_to_live")
+POISON_SUFFIX = "-poison"
+"""Azure Functions' name for a queue's poison queue: ``<queue>-poison``."""
 Encoding = Literal["text", "base64"]
 
 
@@ -90,6 +93,15 @@ class _AzureProtocol:
 
     ordered_sends = False  # no batch API: one request per message, sent concurrently
     needs_deduplication_ids = False  # no deduplication in Azure Queue Storage
+    redrive: tuple[str, int] | None = None  # Azure moves nothing by itself: poison messages are the consumer's to move
+
+    def _missing(self, error: Exception) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        return isinstance(error, ResourceNotFoundError)
+
+    def _created(self) -> None:
+        log.warning("%s: created queue %r for poison messages (it did not exist)", SERVICE, self.queue)
 
     def prepare(
         self, messages: Sequence[str], options: dict[str, Any], *, single_message: bool = False
@@ -122,16 +134,19 @@ class _AzureProtocol:
             kwargs["time_to_live"] = ttl
         return [(body, kwargs) for body in bodies]
 
+    def redrive_entries(self, messages: Sequence[Message]) -> list[Any]:
+        return self.prepare([m.body for m in messages], {})  # the body exactly as it was
+
     @staticmethod
-    def dead_letter_options(messages: Sequence[Message]) -> dict[str, Any]:
-        return {}
+    def dead_letter_options(messages: Sequence[Message], *, reason: str = "", source: str = "") -> dict[str, Any]:
+        return {}  # an Azure message is its body only: the body moves exactly as it was (the reason is logged)
 
     @staticmethod
     def send_chunks(entries: list[Any]) -> list[list[Any]]:
         return [[entry] for entry in entries]
 
     @staticmethod
-    def _message(item: Any) -> Message:
+    def _message(item: Any, received_at: float = 0.0) -> Message:
         def iso(when: Any) -> str | None:
             return when.isoformat() if when is not None else None
 
@@ -147,6 +162,7 @@ class _AzureProtocol:
             receipt=item.pop_receipt,
             receive_count=item.dequeue_count or 0,
             metadata={k: v for k, v in metadata.items() if v is not None},
+            received_at=received_at,
         )
 
     def _warn(self, action: str, message_id: str, error: Exception) -> None:
@@ -156,16 +172,25 @@ class _AzureProtocol:
 
 
 class SyncAzureTransport(_AzureProtocol):
-    def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int) -> None:
+    def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int, create: bool = False) -> None:
         super().__init__(queue, encoding)
-        from azure.core.exceptions import AzureError
+        from azure.core.exceptions import AzureError, ResourceExistsError
 
         self._errors = AzureError
         self.client, self._credential = auth.create_queue_client(
             queue, transport=_requests_transport(pool_size), **self._client_kwargs()
         )
         try:
-            self.client.get_queue_properties()
+            try:
+                self.client.get_queue_properties()
+            except self._errors as error:
+                if not (create and self._missing(error)):
+                    raise
+                try:
+                    self.client.create_queue()
+                    self._created()
+                except ResourceExistsError:  # created meanwhile by another consumer
+                    pass
         except self._errors as error:
             self.close()
             raise self._open_failed(error) from None
@@ -188,7 +213,7 @@ class SyncAzureTransport(_AzureProtocol):
         n = min(max_messages, RECEIVE_LIMIT)
         try:
             pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout).by_page()
-            return [self._message(item) for item in next(pages, [])]
+            return [self._message(item, time.time()) for item in next(pages, [])]
         except self._errors as error:
             raise self._failure("receive", error) from error
 
@@ -241,7 +266,9 @@ class AsyncAzureTransport(_AzureProtocol):
         self._auth: AzureAuth | None = None  # set while holding the auth's shared service client
         self._service: Any = None
 
-    async def connect(self, auth: AzureAuth, *, shared: bool = False) -> AsyncAzureTransport:
+    async def connect(self, auth: AzureAuth, *, shared: bool = False, create: bool = False) -> AsyncAzureTransport:
+        from azure.core.exceptions import ResourceExistsError
+
         if shared:
             self._service = await auth.acquire_shared_service_client()
             self._auth = auth
@@ -251,20 +278,29 @@ class AsyncAzureTransport(_AzureProtocol):
                 self.queue, asynchronous=True, **self._client_kwargs()
             )
         try:
-            await self.client.get_queue_properties()
+            try:
+                await self.client.get_queue_properties()
+            except self._errors as error:
+                if not (create and self._missing(error)):
+                    raise
+                try:
+                    await self.client.create_queue()
+                    self._created()
+                except ResourceExistsError:
+                    pass
         except self._errors as error:
             await self.close()
             raise self._open_failed(error) from None
         return self
 
-    async def close(self) -> None:
+    async def close(self, *, discard: bool = False) -> None:
         if self.client is not None:
             await self.client.close()  # a shared service client's queue client leaves its transport open
         if self._credential is not None:
             await self._credential.close()
         if self._auth is not None:
             auth, self._auth = self._auth, None
-            await auth.release_shared_service_client(self._service)
+            await auth.release_shared_service_client(self._service, retire=discard)
 
     async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         body, kwargs = chunk[0]
@@ -283,7 +319,8 @@ class AsyncAzureTransport(_AzureProtocol):
                 page = await pages.__anext__()
             except StopAsyncIteration:
                 return []
-            return [self._message(item) async for item in page]
+            now = time.time()
+            return [self._message(item, now) async for item in page]
         except self._errors as error:
             raise self._failure("receive", error) from error
 
@@ -327,6 +364,8 @@ class AsyncAzureTransport(_AzureProtocol):
 
 class _AzureConfig(QueueBase[AzureAuth]):
     service = SERVICE
+    metrics_service = "azure"
+    poison_suffix = POISON_SUFFIX
     max_visibility_timeout = MAX_VISIBILITY
     max_hidden_seconds = MAX_VISIBILITY
     min_visibility_timeout = limits.AZURE_MIN_RECEIVE_VISIBILITY
@@ -370,8 +409,10 @@ class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):
     ``delay_seconds`` and ``time_to_live``.
     """
 
-    def _connect(self, queue: str | None = None) -> SyncAzureTransport:
-        return SyncAzureTransport(self._auth, queue or self._queue, self._encoding, max(10, self._max_concurrency))
+    def _connect(self, queue: str | None = None, *, create: bool = False) -> SyncAzureTransport:
+        return SyncAzureTransport(
+            self._auth, queue or self._queue, self._encoding, max(10, self._max_concurrency), create=create
+        )
 
 
 class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
@@ -381,6 +422,6 @@ class AsyncAzureStorageQueue(_AzureConfig, AsyncQueue[AzureAuth]):
     opened so on the running event loop (one connection pool per account, as triggers use it).
     """
 
-    async def _connect(self, queue: str | None = None) -> AsyncAzureTransport:
+    async def _connect(self, queue: str | None = None, *, create: bool = False) -> AsyncAzureTransport:
         transport = AsyncAzureTransport(queue or self._queue, self._encoding)
-        return await transport.connect(self._auth, shared=self._share_client)
+        return await transport.connect(self._auth, shared=self._share_client, create=create)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
+from fluke_airflow._args import DEAD_LETTER_RULES
 from fluke_airflow.exceptions import QueueClosedError
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.drivers import AsyncDriver, AsyncHeartbeat, SyncDriver
@@ -22,14 +23,18 @@ from fluke_airflow.queues.flows import (
     Flow,
     Heartbeat,
     PollOptions,
+    Redriven,
+    RetryPolicy,
     SetVisibility,
     drain_flow,
     peek_by_receive_flow,
     poll_flow,
+    redrive_flow,
 )
 from fluke_airflow.queues.limits import PEEK_LIMIT
 from fluke_airflow.queues.message import Message
-from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
+from fluke_airflow.queues.metrics import QueueMetrics
+from fluke_airflow.queues.transport import AsyncTransport, SyncTransport, TransportRules
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -77,6 +82,13 @@ class PollArguments(TypedDict, total=False):
     """SQS message attributes that must hold one of the given values."""
     unmatched: str
     """What becomes of a message no filter takes: ``"leave"`` (default), ``"delete"``, ``"dead_letter"``."""
+    retry_delay: Any
+    """Seconds (or a timedelta) a batch the loop did not finish stays hidden before it comes back
+    (default 0: at once; the loop's caller, e.g. a task's retries, decides when to poll again)."""
+    retry_exponential_backoff: Any
+    """``True`` doubles ``retry_delay`` for each earlier receive of a message; a number >= 1 multiplies it."""
+    max_retry_delay: Any
+    """The longest such delay (default: the service's longest visibility timeout)."""
 
 
 POSITIONAL = ("num_messages", "batch_size", "polling_frequency", "pre_delivery_delete")
@@ -88,6 +100,11 @@ class QueueBase(Generic[AuthT]):
 
     service: ClassVar[str]
     """The service's name, as it appears in logs and errors."""
+    metrics_service: ClassVar[str]
+    """The service as the ``service`` tag of the metrics: ``sqs`` or ``azure``."""
+    poison_suffix: ClassVar[str | None] = None
+    """Where ``max_receive_count`` without a ``dead_letter_queue`` moves messages: the queue's name
+    plus this (Azure Functions' ``-poison``); None where a dead-letter queue must be named (SQS)."""
     max_visibility_timeout: ClassVar[int]
     """The largest visibility timeout one request may set."""
     min_visibility_timeout: ClassVar[int] = 0
@@ -106,13 +123,23 @@ class QueueBase(Generic[AuthT]):
     """Whether a receipt still deletes its message after a visibility change (SQS). Azure hands out
     a new pop receipt instead and voids the old one: a holder of stored receipts must not renew."""
 
-    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        auth: AuthT,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 8,
+        metric_tags: Mapping[str, str] | None = None,
+    ) -> None:
         self._check_auth(auth)
         self._auth = auth
         self._queue = self._check_queue(check.non_empty_str("queue", queue))
         self._suppress_output = check.boolean("suppress_output", suppress_output)
         self._max_concurrency = check.integer("max_concurrency", max_concurrency, minimum=1, maximum=64)
         self._level = logging.DEBUG if suppress_output else logging.INFO
+        self.metrics = QueueMetrics(self.metrics_service, self.get_name(), metric_tags)
+        """What this queue counted (see :mod:`fluke_airflow.queues.metrics`)."""
 
     def _check_auth(self, auth: Any) -> None:
         raise NotImplementedError
@@ -133,6 +160,7 @@ class QueueBase(Generic[AuthT]):
             raise ValueError(f"{error}{allowed}") from None
 
     def _log_push(self, results: Sequence[str | None], level: int) -> None:
+        self.metrics.pushed(results)
         failed = [i for i, ok in enumerate(results) if not ok]
         log.log(level, "Pushed %d of %d message(s) to %s queue %r", len(results) - len(failed), len(results),
                 self.service, self._queue)  # fmt: skip
@@ -167,20 +195,8 @@ class QueueBase(Generic[AuthT]):
         heartbeat = check.boolean("heartbeat", given.get("heartbeat", True))
         check.boolean("suppress_output", given.get("suppress_output", False))
         receive_limit = check.integer("max_receive_count", given.get("max_receive_count"), minimum=1, allow_none=True)
-        dead_letter_queue = given.get("dead_letter_queue")
-        if dead_letter_queue is not None:
-            self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
-            if dead_letter_queue == self._queue:
-                raise ValueError("dead_letter_queue must be another queue than the one being polled")
         accept, unmatched = self.message_filter(given)
-        if (receive_limit is not None and dead_letter_queue is None) or (
-            dead_letter_queue is not None and receive_limit is None and unmatched != "dead_letter"
-        ):
-            raise ValueError(
-                "max_receive_count and dead_letter_queue go together: give both to move messages received more "
-                "than max_receive_count times to dead_letter_queue (on SQS you may instead give neither and "
-                "configure the queue's own RedrivePolicy); dead_letter_queue alone is for unmatched='dead_letter'"
-            )
+        dead_letter_queue = self.dead_letter_target(receive_limit, given.get("dead_letter_queue"), unmatched)
         return PollOptions(
             num_messages=check.integer("num_messages", given.get("num_messages"), minimum=1, allow_none=True),
             batch_size=check.integer("batch_size", given.get("batch_size", 10), minimum=1),
@@ -199,7 +215,82 @@ class QueueBase(Generic[AuthT]):
             held_messages_block=self._held_messages_block(),
             accept=accept,
             unmatched=unmatched,
+            retry=self.retry_policy(
+                given.get("retry_delay", 0), given.get("retry_exponential_backoff", False), given.get("max_retry_delay")
+            ),
         )
+
+    def retry_policy(self, delay: Any, backoff: Any, max_delay: Any) -> RetryPolicy | None:
+        """The checked retry arguments as a policy (None: release at once). Delays are capped at the
+        service's longest visibility timeout."""
+        longest = float(self.max_visibility_timeout)
+        seconds = check.seconds("retry_delay", delay, maximum=longest)
+        multiplier = check.backoff_multiplier("retry_exponential_backoff", backoff)
+        cap = check.seconds("max_retry_delay", max_delay, maximum=longest, allow_none=True)
+        if not seconds:
+            return None
+        return RetryPolicy(seconds, multiplier, cap if cap is not None else longest)
+
+    def poison_queue(self) -> str | None:
+        """The queue ``max_receive_count`` moves messages to when no ``dead_letter_queue`` is named."""
+        if self.poison_suffix is None:
+            return None
+        return self._check_queue_name("the poison queue", self.get_name() + self.poison_suffix)
+
+    def _check_queue_name(self, what: str, name: str) -> str:
+        try:
+            return self._check_queue(name)
+        except ValueError as error:
+            raise ValueError(f"{what} of queue {self._queue!r}: {error}; name a dead_letter_queue") from None
+
+    def dead_letter_target(
+        self, max_receive_count: int | None, dead_letter_queue: str | None, unmatched: str
+    ) -> str | None:
+        """The queue dead letters go to, by the rules of :data:`~fluke_airflow._args.DEAD_LETTER_RULES`:
+        the named one, or the poison queue (Azure); a clear error where there is none."""
+        if dead_letter_queue is not None:
+            self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
+            if dead_letter_queue == self._queue:
+                raise ValueError("dead_letter_queue must be another queue than the one being polled")
+            if max_receive_count is None and unmatched != "dead_letter":
+                raise ValueError(f"dead_letter_queue needs max_receive_count (or unmatched='dead_letter'): "
+                                 f"{DEAD_LETTER_RULES}")  # fmt: skip
+            return dead_letter_queue
+        if max_receive_count is None:
+            return None
+        poison = self.poison_queue()
+        if poison is None:
+            raise ValueError(
+                f"max_receive_count needs a dead_letter_queue on {self.service} (the queue that takes messages "
+                f"received more than max_receive_count times); or leave the move to SQS: configure the queue's "
+                f"RedrivePolicy and drop max_receive_count"
+            )
+        return poison
+
+    def check_redrive(self, max_receive_count: int | None) -> None:
+        """Against the service's own poison handling (an SQS RedrivePolicy): say what it does, and
+        refuse a ``max_receive_count`` it makes unreachable (the service moves the message first)."""
+        redrive = self.redrive_policy()
+        if redrive is None:
+            return
+        target, limit = redrive
+        log.info("%s queue %r moves messages received %d times to %r (its RedrivePolicy)", self.service,
+                 self._queue, limit, target)  # fmt: skip
+        if max_receive_count is not None and max_receive_count >= limit:
+            raise ValueError(
+                f"max_receive_count={max_receive_count} can never take effect on {self.service} queue {self._queue!r}: "
+                f"its RedrivePolicy moves a message to {target!r} once it has been received {limit} times, before "
+                f"it could be received more than {max_receive_count} times. Use a max_receive_count below {limit}, "
+                "or drop it and let the RedrivePolicy move poison messages"
+            )
+
+    def redrive_policy(self) -> tuple[str, int] | None:
+        """The service's own poison handling: (dead-letter queue, receives before it moves a
+        message), from an SQS queue's RedrivePolicy; None if there is none (always on Azure)."""
+        return self._transport_rules().redrive
+
+    def _transport_rules(self) -> TransportRules:
+        raise NotImplementedError
 
     def message_filter(self, given: Mapping[str, Any]) -> tuple[Callable[[Message], bool] | None, str]:
         """The filter (or None) and unmatched policy of ``poll``'s (or a sensor's) arguments, checked."""
@@ -244,21 +335,32 @@ class QueueBase(Generic[AuthT]):
 class Queue(QueueBase[AuthT]):
     """A queue with blocking methods. Opens on construction; use it as a context manager."""
 
-    def __init__(self, auth: AuthT, queue: str, *, suppress_output: bool = False, max_concurrency: int = 8) -> None:
-        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+    def __init__(
+        self,
+        auth: AuthT,
+        queue: str,
+        *,
+        suppress_output: bool = False,
+        max_concurrency: int = 8,
+        metric_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency, metric_tags=metric_tags
+        )
         self._driver: SyncDriver | None = None
         self.open()
 
     # -- backend hooks ------------------------------------------------------------------------
-    def _connect(self, queue: str | None = None) -> SyncTransport:
-        """Create the transport for ``queue`` (default: this queue) and check that it exists."""
+    def _connect(self, queue: str | None = None, *, create: bool = False) -> SyncTransport:
+        """Create the transport for ``queue`` (default: this queue) and check that it exists
+        (``create``: create it if it does not, where the service allows)."""
         raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
         """Connect and check that the queue exists (raises QueueNotFoundError otherwise)."""
         if self._driver is None:
-            self._driver = SyncDriver(self._connect(), self._max_concurrency)
+            self._driver = SyncDriver(self._connect(), self._max_concurrency, self.metrics)
             log.log(self._level, "Opened %s queue %r", self.service, self._queue)
 
     def close(self) -> None:
@@ -290,6 +392,9 @@ class Queue(QueueBase[AuthT]):
     @property
     def _t(self) -> SyncTransport:
         return self._d.transport
+
+    def _transport_rules(self) -> TransportRules:
+        return self._t
 
     @property
     def needs_deduplication_ids(self) -> bool:
@@ -331,9 +436,10 @@ class Queue(QueueBase[AuthT]):
         return self._d.run(flow)
 
     def attach_dead_letter_queue(self, name: str) -> None:
-        """Open ``name`` (same credentials) as the target of dead-letter moves; checks it exists."""
+        """Open ``name`` (same credentials) as the target of dead-letter moves; checks it exists
+        (this queue's poison queue is created if missing)."""
         if name not in self._d.dead_letters:
-            self._d.dead_letters[name] = self._connect(name)
+            self._d.dead_letters[name] = self._connect(name, create=name == self.poison_queue())
 
     def poll(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[str]]:
         """Batches of bodies, as in the guide.
@@ -354,9 +460,25 @@ class Queue(QueueBase[AuthT]):
     def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects (ids, receipts, receive counts); same arguments."""
         options = self.poll_options(args, arguments)
+        self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             self.attach_dead_letter_queue(options.dead_letter_queue)
         return self._d.iterate(self._poll_flow(options, arguments))
+
+    def redrive(self, to: str, *, max_messages: int | None = None, visibility_timeout: int = 60) -> list[Redriven]:
+        """This queue being a dead-letter (or poison) queue, move up to ``max_messages`` (None: all)
+        of its messages back to the queue ``to`` (same credentials), each deleted here only once it
+        was sent there. One :class:`~fluke_airflow.queues.flows.Redriven` per message handled."""
+        limit = check.integer("max_messages", max_messages, minimum=1, allow_none=True)
+        timeout = self.check_visibility_timeout(visibility_timeout)
+        target = self._check_queue(check.non_empty_str("to", to))
+        if target == self._queue:
+            raise ValueError("to must be another queue than the dead-letter queue the messages come from")
+        self.attach_dead_letter_queue(target)
+        flow = redrive_flow(limit, queue=self._queue, target=target, visibility_timeout=timeout,
+                            wait_seconds=1 if self.long_polling else 0, per_request=self.receive_limit)  # fmt: skip
+        results: list[Redriven] = self._d.run(flow)
+        return results
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """Delete received messages by receipt; one result each (failures are logged by id)."""
@@ -413,19 +535,25 @@ class AsyncQueue(QueueBase[AuthT]):
         suppress_output: bool = False,
         max_concurrency: int = 8,
         share_client: bool = False,
+        metric_tags: Mapping[str, str] | None = None,
+        stall_grace: float | None = None,
     ) -> None:
-        super().__init__(auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency)
+        super().__init__(
+            auth, queue, suppress_output=suppress_output, max_concurrency=max_concurrency, metric_tags=metric_tags
+        )
         self._share_client = check.boolean("share_client", share_client)
         """Use the client that the auth shares among the async queues of the running event loop."""
+        self.stall_grace = check.non_negative_number("stall_grace", stall_grace, allow_none=True)
+        """A receive that has not answered this many seconds after its wait raises ReceiveStalled."""
         self._driver: AsyncDriver | None = None
 
-    async def _connect(self, queue: str | None = None) -> AsyncTransport:
+    async def _connect(self, queue: str | None = None, *, create: bool = False) -> AsyncTransport:
         raise NotImplementedError
 
     async def open(self) -> None:
         """Connect and check that the queue exists (raises QueueNotFoundError otherwise)."""
         if self._driver is None:
-            self._driver = AsyncDriver(await self._connect(), self._max_concurrency)
+            self._driver = AsyncDriver(await self._connect(), self._max_concurrency, self.metrics, self.stall_grace)
             log.log(self._level, "Opened %s queue %r (async)", self.service, self._queue)
 
     async def close(self) -> None:
@@ -455,6 +583,22 @@ class AsyncQueue(QueueBase[AuthT]):
     @property
     def _t(self) -> AsyncTransport:
         return self._d.transport
+
+    def _transport_rules(self) -> TransportRules:
+        return self._t
+
+    async def reconnect(self) -> None:
+        """Drop this queue's connection (and, if shared, the client for every queue that shares it)
+        and open a fresh one: what a watcher does when a receive got stuck."""
+        driver = self._driver
+        if driver is not None:
+            self._driver = None
+            dead_letters = list(driver.dead_letters)
+            for transport in (driver.transport, *driver.dead_letters.values()):
+                await transport.close(discard=True)
+            await self.open()
+            for name in dead_letters:
+                await self.attach_dead_letter_queue(name)
 
     @property
     def needs_deduplication_ids(self) -> bool:
@@ -491,6 +635,7 @@ class AsyncQueue(QueueBase[AuthT]):
     async def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> AsyncIterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects; same arguments."""
         options = self.poll_options(args, arguments)
+        self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             await self.attach_dead_letter_queue(options.dead_letter_queue)
         batches = self._d.iterate(self._poll_flow(options, arguments))
@@ -526,7 +671,7 @@ class AsyncQueue(QueueBase[AuthT]):
     async def attach_dead_letter_queue(self, name: str) -> None:
         """As :meth:`Queue.attach_dead_letter_queue`."""
         if name not in self._d.dead_letters:
-            self._d.dead_letters[name] = await self._connect(name)
+            self._d.dead_letters[name] = await self._connect(name, create=name == self.poison_queue())
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """As :meth:`Queue.delete_messages`."""

@@ -1,6 +1,7 @@
 """Run the flows of :mod:`fluke_airflow.queues.flows` against a blocking or an asyncio transport.
 
-The drivers only map steps to transport calls; every decision lives in the flows. Requests
+The drivers only map steps to transport calls, and count what the requests did
+(:mod:`~fluke_airflow.queues.metrics`); every decision lives in the flows. Requests
 that do not depend on each other (the chunks of a large delete or push, the receives that
 fill a batch once a full receive showed messages waiting) run concurrently:
 on a thread pool for the blocking transport, with ``asyncio.gather`` for the async one.
@@ -16,6 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequ
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from fluke_airflow.exceptions import QueueError, ReceiveStalled
 from fluke_airflow.queues.flows import (
     ConsumerStopped,
     DeadLetter,
@@ -24,11 +26,14 @@ from fluke_airflow.queues.flows import (
     Flow,
     Heartbeat,
     Receive,
+    Redrive,
     SetVisibility,
     Sleep,
     Step,
+    Tally,
 )
 from fluke_airflow.queues.message import Message, latest_receipts
+from fluke_airflow.queues.metrics import QueueMetrics
 from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
 
 T = TypeVar("T")
@@ -102,10 +107,16 @@ class AsyncHeartbeat:
         return self.messages
 
 
+def _dead_letter_entries(target: Any, step: DeadLetter, source: str) -> list[Any]:
+    options = target.dead_letter_options(step.messages, reason=step.reason, source=source)
+    return list(target.prepare([m.body for m in step.messages], options))
+
+
 class SyncDriver:
-    def __init__(self, transport: SyncTransport, max_concurrency: int) -> None:
+    def __init__(self, transport: SyncTransport, max_concurrency: int, metrics: QueueMetrics | None = None) -> None:
         self.transport = transport
         self.dead_letters: dict[str, SyncTransport] = {}
+        self.metrics = metrics or QueueMetrics("", "")
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
@@ -129,14 +140,26 @@ class SyncDriver:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
-            if step.fan_out:
-                return self.fanout(
-                    lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                    chunked(range(step.max_messages), t.receive_chunk_size),
-                )
-            return t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+            try:
+                if step.fan_out:
+                    received = self.fanout(
+                        lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
+                        chunked(range(step.max_messages), t.receive_chunk_size),
+                    )
+                else:
+                    received = t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+            except QueueError:
+                self.metrics.count("receive.errors")
+                raise
+            self.metrics.received(received)
+            return received
         if isinstance(step, Delete):
-            return self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            results = self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            self.metrics.deleted(step.messages, results)
+            return results
+        if isinstance(step, Tally):
+            self.metrics.count(step.name, step.n)
+            return None
         if isinstance(step, SetVisibility):
             return _visible(
                 self.fanout(
@@ -148,8 +171,12 @@ class SyncDriver:
             return None
         if isinstance(step, DeadLetter):
             target = self.dead_letters[step.queue]
-            entries = target.prepare([m.body for m in step.messages], target.dead_letter_options(step.messages))
-            return self.fanout(target.send_batch, target.send_chunks(entries))
+            entries = _dead_letter_entries(target, step, self.metrics.tags.get("queue", ""))
+            return [bool(r) for r in self.fanout(target.send_batch, target.send_chunks(entries))]
+        if isinstance(step, Redrive):
+            target = self.dead_letters[step.queue]
+            chunks = target.send_chunks(target.redrive_entries(step.messages))
+            return self.fanout(target.send_batch, chunks, ordered=target.ordered_sends)
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 
     def run(self, flow: Flow) -> Any:
@@ -196,9 +223,19 @@ class SyncDriver:
 
 
 class AsyncDriver:
-    def __init__(self, transport: AsyncTransport, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        max_concurrency: int,
+        metrics: QueueMetrics | None = None,
+        stall_grace: float | None = None,
+    ) -> None:
         self.transport = transport
         self.dead_letters: dict[str, AsyncTransport] = {}
+        self.metrics = metrics or QueueMetrics("", "")
+        self.stall_grace = stall_grace
+        """Give up on a receive that has not answered this many seconds after its own wait
+        (:class:`~fluke_airflow.exceptions.ReceiveStalled`); None: wait for the SDK's timeouts."""
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
     async def fanout(
@@ -212,18 +249,43 @@ class AsyncDriver:
             return [r for chunk in chunks for r in await call(chunk)]
         return [r for results in await asyncio.gather(*map(limited, chunks)) for r in results]
 
+    async def _receive(self, step: Receive) -> list[Message]:
+        t = self.transport
+        if step.fan_out:
+            return await self.fanout(
+                lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
+                chunked(range(step.max_messages), t.receive_chunk_size),
+            )
+        return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+
     async def execute(self, step: Step) -> Any:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
-            if step.fan_out:
-                return await self.fanout(
-                    lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                    chunked(range(step.max_messages), t.receive_chunk_size),
-                )
-            return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+            try:
+                if self.stall_grace is None:
+                    received = await self._receive(step)
+                else:
+                    limit = step.wait_seconds + self.stall_grace
+                    try:
+                        received = await asyncio.wait_for(self._receive(step), limit)
+                    except asyncio.TimeoutError:
+                        raise ReceiveStalled(
+                            f"a receive from queue {self.metrics.tags.get('queue', '')!r} did not answer within "
+                            f"{limit:g} s (its {step.wait_seconds} s wait plus {self.stall_grace:g} s)"
+                        ) from None
+            except QueueError:
+                self.metrics.count("receive.errors")
+                raise
+            self.metrics.received(received)
+            return received
         if isinstance(step, Delete):
-            return await self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            results = await self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            self.metrics.deleted(step.messages, results)
+            return results
+        if isinstance(step, Tally):
+            self.metrics.count(step.name, step.n)
+            return None
         if isinstance(step, SetVisibility):
             return _visible(
                 await self.fanout(
@@ -235,8 +297,8 @@ class AsyncDriver:
             return None
         if isinstance(step, DeadLetter):
             target = self.dead_letters[step.queue]
-            entries = target.prepare([m.body for m in step.messages], target.dead_letter_options(step.messages))
-            return await self.fanout(target.send_batch, target.send_chunks(entries))
+            entries = _dead_letter_entries(target, step, self.metrics.tags.get("queue", ""))
+            return [bool(r) for r in await self.fanout(target.send_batch, target.send_chunks(entries))]
         raise TypeError(f"this flow step needs a consumer: {step!r}")
 
     async def run(self, flow: Flow) -> Any:

@@ -10,6 +10,7 @@ batch, visibility and delete rules of ``poll`` exist here only, for SQS and Azur
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +90,53 @@ class Deliver:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Send these messages' bodies to the dead-letter queue ``queue``. Result: one bool each."""
+    """Send these messages' bodies to the dead-letter queue ``queue``, saying ``reason`` where
+    the service can carry it (SQS message attributes). Result: one bool each."""
 
     messages: tuple[Message, ...]
     queue: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """Send these dead letters back to ``queue``, the queue they came from, as they were before the
+    move (SQS: their own attributes and FIFO group). Result: the new message id of each, or None."""
+
+    messages: tuple[Message, ...]
+    queue: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Count ``n`` messages under the metric ``name`` (see :mod:`fluke_airflow.queues.metrics`):
+    what the rules decided, which the driver cannot see in the requests. Result: None."""
+
+    name: str
+    n: int
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a released message stays hidden before it is delivered again: ``delay`` seconds,
+    times ``multiplier`` for each earlier receive (Airflow's ``retry_delay`` and
+    ``retry_exponential_backoff`` for task retries, with the receive count as try number), at most
+    ``max_delay`` seconds. The default releases at once."""
+
+    delay: float = 0.0
+    multiplier: float = 1.0
+    max_delay: float | None = None
+
+    def delay_for(self, receive_count: int) -> int:
+        if self.delay <= 0:
+            return 0
+        try:
+            seconds = self.delay * self.multiplier ** max(0, receive_count - 1)
+        except OverflowError:
+            seconds = math.inf
+        if self.max_delay is not None:
+            seconds = min(seconds, self.max_delay)
+        return math.ceil(seconds) if math.isfinite(seconds) else int(self.max_delay or 0)
 
 
 class ConsumerStopped(Exception):
@@ -103,7 +147,7 @@ class ConsumerStopped(Exception):
         self.messages = list(messages)
 
 
-Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter
+Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter | Redrive | Tally
 Flow = Generator[Step, Any, Any]
 
 
@@ -128,6 +172,8 @@ class PollOptions:
     accept: Callable[[Message], bool] | None = None
     """The consumer's filter: messages it does not accept are not delivered (see :func:`unmatched_flow`)."""
     unmatched: str = "leave"
+    retry: RetryPolicy | None = None
+    """When a batch the consumer did not finish comes back (default: at once)."""
 
 
 def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
@@ -170,14 +216,16 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
                 if not batch:
                     continue
                 log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
+                yield Tally("messages.delivered", len(batch))
                 yield Deliver(tuple(batch))
                 delivered += len(batch)
                 continue
             log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
+            yield Tally("messages.delivered", len(batch))
             try:
                 current = yield Deliver(tuple(batch), options.heartbeat)
             except ConsumerStopped as stop:
-                yield from release_flow(stop.messages, queue=queue)
+                yield from release_flow(stop.messages, queue=queue, retry=options.retry)
                 return
             batch = current or batch
             delivered += len(batch)
@@ -220,8 +268,9 @@ def dead_letter_flow(
     poison = [m for m in messages if limit is not None and m.receive_count > limit]
     if not poison or dead_letter_queue is None:
         return list(messages)
-    sent: list[bool] = yield DeadLetter(tuple(poison), dead_letter_queue)
+    sent: list[bool] = yield DeadLetter(tuple(poison), dead_letter_queue, f"max_receive_count={limit}")
     moved = [m for m, ok in zip(poison, sent, strict=True) if ok]
+    yield Tally("messages.dead_lettered", len(moved))
     yield from delete_flow(moved, queue=queue)
     for message in poison:
         log.warning(
@@ -262,12 +311,14 @@ def unmatched_flow(
     to this consumer), ``delete`` them, or move them to ``dead_letter_queue``."""
     if not messages:
         return
+    yield Tally("messages.filtered_out", len(messages))
     if unmatched == "delete":
         gone = yield from delete_flow(messages, queue=queue)
         log.info("Queue %r: deleted %d message(s) that matched no filter", queue, len(gone))
     elif unmatched == "dead_letter" and dead_letter_queue is not None:
-        sent: list[Any] = yield DeadLetter(tuple(messages), dead_letter_queue)
+        sent: list[Any] = yield DeadLetter(tuple(messages), dead_letter_queue, "unmatched")
         moved = [m for m, ok in zip(messages, sent, strict=True) if ok]
+        yield Tally("messages.dead_lettered", len(moved))
         yield from delete_flow(moved, queue=queue)
         log.info("Queue %r: moved %d of %d message(s) that matched no filter to %r", queue, len(moved),
                  len(messages), dead_letter_queue)  # fmt: skip
@@ -339,6 +390,7 @@ def collect_flow(
     per_request: int | None = None,
     accept: Callable[[Message], bool] | None = None,
     unmatched: str = "leave",
+    retry: RetryPolicy | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
     fill up to ``max_messages`` while receives come back full, and with
@@ -366,7 +418,7 @@ def collect_flow(
     messages = yield from filter_flow(messages, accept, unmatched, dead_letter_queue, queue=queue)
     size = sum(len(m.body.encode("utf-8", "surrogatepass")) for m in messages)
     if max_bytes is not None and size > max_bytes:
-        yield from release_flow(messages, queue=queue)
+        yield from release_flow(messages, queue=queue, retry=retry)
         raise DeliveryTooLarge(
             f"{len(messages)} message(s) from queue {queue!r} add up to {size} bytes, more than "
             f"max_delivery_bytes={max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
@@ -375,6 +427,8 @@ def collect_flow(
         )
     if messages and pre_delivery_delete:
         messages = yield from delete_flow(messages, queue=queue)
+    if messages:
+        yield Tally("messages.delivered", len(messages))
     return messages
 
 
@@ -457,19 +511,83 @@ def gather_flow(
     if len(kept) < len(batch):
         log.debug("Queue %r: %d message(s) over max_bytes=%d wait for the next delivery", queue,
                   len(batch) - len(kept), max_bytes)  # fmt: skip
-        yield from release_flow(batch[len(kept) :], queue=queue)
+        yield from release_flow(batch[len(kept) :], queue=queue, failed=False)
     if kept and pre_delivery_delete:
         kept = yield from delete_flow(kept, queue=queue)
+    if kept:
+        yield Tally("messages.delivered", len(kept))
     return kept
 
 
-def release_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:
-    """Make deliveries visible again at once (visibility 0), e.g. when their hand-off failed."""
+def release_flow(
+    messages: Sequence[Message], *, queue: str, retry: RetryPolicy | None = None, failed: bool = True
+) -> Generator[Step, Any, list[Message]]:
+    """Make deliveries visible again, e.g. when their consumer or hand-off failed: at once, or
+    after the ``retry`` policy's delay for each message's receive count. ``failed=False``: put
+    back for the next delivery (not counted as released)."""
     if not messages:
         return []
-    released: list[Message] = yield SetVisibility(tuple(messages), 0)
-    log.info("Queue %r: released %d message(s) for redelivery", queue, len(released))
+    delays: dict[int, list[Message]] = {}
+    for message in messages:
+        delays.setdefault(retry.delay_for(message.receive_count) if retry else 0, []).append(message)
+    released: list[Message] = []
+    for delay, group in sorted(delays.items()):
+        released += yield SetVisibility(tuple(group), delay)
+    if not failed:
+        return released
+    yield Tally("messages.released", len(released))
+    if len(delays) == 1 and 0 in delays:
+        log.info("Queue %r: released %d message(s) for redelivery", queue, len(released))
+    else:
+        log.info("Queue %r: released %d message(s) for redelivery in %s s", queue, len(released),
+                 "/".join(str(d) for d in sorted(delays)))  # fmt: skip
     return released
+
+
+@dataclass(frozen=True)
+class Redriven:
+    """What became of one message of a redrive."""
+
+    message: Message
+    new_id: str | None
+    """Its id in the queue it went back to (None: that queue refused it; it stays a dead letter)."""
+    deleted: bool
+    """Whether it was deleted from the dead-letter queue (False after a move: it will be moved again)."""
+
+
+def redrive_flow(
+    max_messages: int | None,
+    *,
+    queue: str,
+    target: str,
+    visibility_timeout: int,
+    wait_seconds: int,
+    batch_size: int = 100,
+    per_request: int | None = None,
+) -> Generator[Step, Any, list[Redriven]]:
+    """Move up to ``max_messages`` (None: all) from the dead-letter queue ``queue`` back to ``target``:
+    receive a batch, send it there, delete from here what was sent. A message that ``target`` refused
+    stays hidden here until its visibility timeout, so the rest moves on; the redrive ends when a
+    receive brings nothing it has not seen (an empty queue, or only the refused ones back again)."""
+    results: list[Redriven] = []
+    seen: set[str] = set()
+    while max_messages is None or len(results) < max_messages:
+        wanted = batch_size if max_messages is None else min(batch_size, max_messages - len(results))
+        batch = yield from receive_flow(
+            wanted, visibility_timeout=visibility_timeout, wait_seconds=wait_seconds, per_request=per_request
+        )
+        batch = [m for m in batch if m.id not in seen]
+        if not batch:
+            break
+        seen.update(m.id for m in batch)
+        new_ids: list[str | None] = yield Redrive(tuple(batch), target)
+        sent = [m for m, new_id in zip(batch, new_ids, strict=True) if new_id]
+        deleted = {m.id for m in (yield from delete_flow(sent, queue=queue))}
+        yield Tally("messages.redriven", len(sent))
+        results += [Redriven(m, new_id, m.id in deleted) for m, new_id in zip(batch, new_ids, strict=True)]
+    log.info("Queue %r: moved %d of %d message(s) back to %r", queue, sum(1 for r in results if r.new_id),
+             len(results), target)  # fmt: skip
+    return results
 
 
 def drain_flow(*, queue: str, visibility_timeout: int = 30) -> Generator[Step, Any, int]:

@@ -64,6 +64,8 @@ class Message:
     message_attributes: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
     """SQS message attributes, ``{"name": {"DataType": ..., "StringValue" | "BinaryValue": ...}}``
     (empty on Azure, which has none)."""
+    received_at: float = field(default=0.0, repr=False, compare=False, hash=False)
+    """``time.time()`` when this delivery was received (0: unknown); for the hand-off timer."""
 
     def with_receipt(self, receipt: str) -> Message:
         """The same delivery under a new receipt (Azure issues one on every visibility change)."""
@@ -90,7 +92,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form with the receipt, for the worker that deletes (a deferred sensor's event)."""
-        return {**self.public(), "receipt": self.receipt}
+        return {**self.public(), "receipt": self.receipt, "received_at": self.received_at}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
@@ -101,6 +103,7 @@ class Message:
             receive_count=int(data.get("receive_count", 0)),
             metadata=dict(data.get("metadata") or {}),
             message_attributes=_attributes_from_json(data.get("message_attributes")),
+            received_at=float(data.get("received_at") or 0.0),
         )
 
 

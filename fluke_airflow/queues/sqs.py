@@ -6,8 +6,10 @@ checks) lives in :class:`_SQSProtocol`; each transport only awaits or doesn't.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +54,18 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _redrive(policy: Any) -> tuple[str, int] | None:
+    """``RedrivePolicy`` as (dead-letter queue name, maxReceiveCount), None if unset or unreadable."""
+    if not policy:
+        return None
+    try:
+        data = json.loads(policy) if isinstance(policy, str) else dict(policy)
+        return str(data["deadLetterTargetArn"]).rsplit(":", 1)[-1], int(data["maxReceiveCount"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s: could not read the RedrivePolicy %r", SERVICE, policy)
+        return None
+
+
 class _SQSProtocol:
     """Sans-IO half of the SQS transports."""
 
@@ -65,6 +79,8 @@ class _SQSProtocol:
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
         self.fifo = queue.endswith(".fifo")
         self.content_based_deduplication = False
+        self.redrive: tuple[str, int] | None = None
+        """The queue's own RedrivePolicy: (dead-letter queue name, maxReceiveCount)."""
 
     @staticmethod
     def _purge_busy(error: Exception) -> bool:
@@ -78,7 +94,7 @@ class _SQSProtocol:
         return queue_failure(SERVICE, self.queue, action, _describe(error))
 
     def _attributes_params(self) -> dict[str, Any]:
-        names = ["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"]
+        names = ["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication", "RedrivePolicy"]
         return {"QueueUrl": self.url, "AttributeNames": names}
 
     def _apply_attributes(self, response: dict[str, Any]) -> None:
@@ -86,6 +102,7 @@ class _SQSProtocol:
         self.max_message_bytes = int(attributes.get("MaximumMessageSize", DEFAULT_MAX_MESSAGE_BYTES))
         self.fifo = attributes.get("FifoQueue", "false") == "true"
         self.content_based_deduplication = attributes.get("ContentBasedDeduplication", "false") == "true"
+        self.redrive = _redrive(attributes.get("RedrivePolicy"))
 
     # -- push ------------------------------------------------------------------------------
     @property
@@ -143,12 +160,31 @@ class _SQSProtocol:
             entries.append(entry)
         return entries
 
-    def dead_letter_options(self, messages: Sequence[Message]) -> dict[str, Any]:
-        """Send options when this queue takes dead letters: a FIFO queue needs a group, and
-        deduplication by the original message id makes a repeated move harmless."""
-        options: dict[str, Any] = {}
-        if any(m.message_attributes for m in messages):  # a dead letter keeps its attributes
-            options["message_attributes"] = [dict(m.message_attributes) for m in messages]
+    def redrive_entries(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        """A message goes back with its own attributes (without the dead-letter reason) and, to a FIFO
+        queue, in its own message group (ours if it had none), its old id deduplicating a repeated
+        redrive."""
+        entries: list[dict[str, Any]] = []
+        for message in messages:
+            options: dict[str, Any] = {
+                "message_attributes": attrs.without_dead_letter_reason(message.message_attributes)
+            }
+            if self.fifo:
+                group = str(message.metadata.get("MessageGroupId") or "fluke-redriven")
+                options.update(message_group_id=group, message_deduplication_id=f"redrive-{message.id}")
+            entries += self.prepare([message.body], options, single_message=True)
+        return entries
+
+    def dead_letter_options(self, messages: Sequence[Message], *, reason: str = "", source: str = "") -> dict[str, Any]:
+        """Send options when this queue takes dead letters: a dead letter keeps its body and
+        attributes and gains :data:`~fluke_airflow.queues.attributes.DEAD_LETTER_ATTRIBUTES` (why,
+        from where, after how many receives) where SQS's 10 attributes leave room; a FIFO queue
+        needs a group, and deduplication by the original message id makes a repeated move harmless."""
+        options: dict[str, Any] = {
+            "message_attributes": [
+                attrs.with_dead_letter_reason(m, reason, source, self.max_message_bytes) for m in messages
+            ]
+        }
         if self.fifo:
             options.update(message_group_id="fluke-dead-letters", message_deduplication_ids=[m.id for m in messages])
         return options
@@ -211,7 +247,7 @@ class _SQSProtocol:
         }
 
     @staticmethod
-    def _parse_receive(response: dict[str, Any]) -> list[Message]:
+    def _parse_receive(response: dict[str, Any], received_at: float = 0.0) -> list[Message]:
         messages = []
         for m in response.get("Messages", []):
             system = m.get("Attributes", {})
@@ -228,6 +264,7 @@ class _SQSProtocol:
                     receive_count=int(system.get("ApproximateReceiveCount", 0)),
                     metadata=metadata,
                     message_attributes=user,
+                    received_at=received_at,
                 )
             )
         return messages
@@ -286,7 +323,7 @@ class SyncSQSTransport(_SQSProtocol):
             )
         except self._errors as error:
             raise self._failure("receive", error) from error
-        return self._parse_receive(response)
+        return self._parse_receive(response, time.time())
 
     def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         try:
@@ -352,13 +389,13 @@ class AsyncSQSTransport(_SQSProtocol):
             raise self._failure("opening", error) from error
         return self
 
-    async def close(self) -> None:
+    async def close(self, *, discard: bool = False) -> None:
         if self._client_cm is not None:
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
         elif self._auth is not None:
             auth, self._auth = self._auth, None
-            await auth.release_shared_async_client(self.client)
+            await auth.release_shared_async_client(self.client, retire=discard)
 
     async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[str | None]:
         try:
@@ -375,7 +412,7 @@ class AsyncSQSTransport(_SQSProtocol):
             )
         except self._errors as error:
             raise self._failure("receive", error) from error
-        return self._parse_receive(response)
+        return self._parse_receive(response, time.time())
 
     async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         try:
@@ -416,6 +453,7 @@ class AsyncSQSTransport(_SQSProtocol):
 
 class _SQSConfig(QueueBase[AWSAuth]):
     service = SERVICE
+    metrics_service = "sqs"
     max_visibility_timeout = MAX_VISIBILITY
     max_wait_seconds = MAX_WAIT
     long_polling = True
@@ -452,7 +490,7 @@ class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
     and ``message_deduplication_id`` (``message_deduplication_ids`` for ``push_many``).
     """
 
-    def _connect(self, queue: str | None = None) -> SyncSQSTransport:
+    def _connect(self, queue: str | None = None, *, create: bool = False) -> SyncSQSTransport:
         return SyncSQSTransport(self._auth, queue or self._queue, max(10, self._max_concurrency))
 
 
@@ -464,6 +502,6 @@ class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
     hundreds of them in one triggerer then cost one client per connection, not one each).
     """
 
-    async def _connect(self, queue: str | None = None) -> AsyncSQSTransport:
+    async def _connect(self, queue: str | None = None, *, create: bool = False) -> AsyncSQSTransport:
         transport = AsyncSQSTransport(queue or self._queue)
         return await transport.connect(self._auth, max(10, self._max_concurrency), shared=self._share_client)

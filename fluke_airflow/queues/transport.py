@@ -27,6 +27,9 @@ class TransportRules(Protocol):
     visibility_chunk_size: int
     receive_chunk_size: int
     """Messages one receive returns at most (SQS 10, Azure 32)."""
+    redrive: tuple[str, int] | None
+    """What the service itself does with poison messages: (dead-letter queue, receives before the
+    move), from an SQS queue's RedrivePolicy; None where nothing is configured (always on Azure)."""
 
     @property
     def ordered_sends(self) -> bool:
@@ -42,8 +45,13 @@ class TransportRules(Protocol):
     def send_chunks(self, entries: list[Any]) -> list[list[Any]]:
         """Split entries into send requests within the service's limits."""
 
-    def dead_letter_options(self, messages: Sequence[Message]) -> dict[str, Any]:
-        """Push options when this queue takes ``messages`` as dead letters (e.g. a FIFO group)."""
+    def redrive_entries(self, messages: Sequence[Message]) -> list[Any]:
+        """Send entries (as :meth:`prepare` builds them) for ``messages``, dead letters that come back
+        to this queue, their source."""
+
+    def dead_letter_options(self, messages: Sequence[Message], *, reason: str = "", source: str = "") -> dict[str, Any]:
+        """Push options when this queue takes ``messages`` as dead letters from ``source`` (e.g. a
+        FIFO group, and ``reason`` where the service can carry it)."""
 
 
 class SyncTransport(TransportRules, Protocol):
@@ -82,4 +90,5 @@ class AsyncTransport(TransportRules, Protocol):
     async def peek(self, limit: int) -> list[str] | None: ...
     async def count(self) -> int: ...
     async def purge(self) -> bool: ...
-    async def close(self) -> None: ...
+    async def close(self, *, discard: bool = False) -> None:
+        """Close; ``discard``: the connection is suspect, a shared client is retired (see ClientShare)."""

@@ -56,6 +56,40 @@ def non_negative_number(name: str, value: Any, *, allow_none: bool = False) -> f
     return float(value)
 
 
+@overload
+def seconds(name: str, value: Any, *, maximum: float | None = None, allow_none: Literal[False] = False) -> float: ...
+@overload
+def seconds(name: str, value: Any, *, maximum: float | None = None, allow_none: bool) -> float | None: ...
+def seconds(name: str, value: Any, *, maximum: float | None = None, allow_none: bool = False) -> float | None:
+    """A duration given as a ``timedelta`` or a number of seconds (as Airflow's ``retry_delay``), in seconds."""
+    if value is None and allow_none:
+        return None
+    if hasattr(value, "total_seconds") and not isinstance(value, (int, float)):
+        value = value.total_seconds()
+    upper = f" and at most {maximum:g}" if maximum is not None else ""
+    allowed = f"{name} must be a timedelta or a number of seconds >= 0{upper}" + (" (or None)" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{allowed}, got {type(value).__name__} {value!r}")
+    if value < 0 or value != value or (maximum is not None and value > maximum):
+        raise ValueError(f"{allowed}, got {value!r}")
+    return float(value)
+
+
+def backoff_multiplier(name: str, value: Any) -> float:
+    """Airflow's ``retry_exponential_backoff`` as a multiplier: ``True`` doubles (Airflow 3.0's
+    boolean), ``False`` or 0 keeps the delay, a number >= 1 multiplies (Airflow 3.1's float)."""
+    if value is True:
+        return 2.0
+    if value is False or value == 0:
+        return 1.0
+    if isinstance(value, (int, float)) and value >= 1 and value == value and value != float("inf"):
+        return float(value)
+    raise (TypeError if not isinstance(value, (int, float)) else ValueError)(
+        f"{name} must be True (double the delay after each receive), False or 0 (keep it), or a multiplier >= 1, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")

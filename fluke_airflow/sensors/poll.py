@@ -77,6 +77,11 @@ class QueuePollSensor(BaseSensorOperator):
     :param executor_queue: the executor queue (``BaseOperator``'s ``queue``, which ``queue``
         names the message queue here instead).
 
+    Messages this task received but could not hand over (the XCom could not be stored, the delivery
+    was too large, or with ``delete_on_dag_success`` the run failed) are released to come back after
+    the task's own ``retry_delay`` (``retry_exponential_backoff`` and ``max_retry_delay`` apply, with
+    the message's receive count as the try number): they return when a retry of this task would.
+
     Ported from the amazon provider's ``SqsSensor``, a sensor keeps working with only the class
     name changed: ``sqs_queue`` and ``aws_conn_id`` (default ``"aws_default"``) name the queue and
     connection, ``max_messages`` (default 5) times ``num_batches`` (default 1) is ``num_messages``,
@@ -220,6 +225,7 @@ class QueuePollSensor(BaseSensorOperator):
             sensor_task_id=self.task_id,
             visibility_timeout=self.visibility_timeout,
             message_encoding=self.message_encoding,
+            message_retry=self._retry_settings(),
             trigger_rule=TriggerRule.ALL_DONE_SETUP_SUCCESS,
             **self._dag_kwargs(),
         )
@@ -250,7 +256,16 @@ class QueuePollSensor(BaseSensorOperator):
             message_filtering_config=self.message_filtering_config,
             message_filtering_attributes=self.message_filtering_attributes,
             unmatched=self.unmatched,
+            **self._retry_settings(),
         )
+
+    def _retry_settings(self) -> dict[str, Any]:
+        """The task's retry settings, which also say when a released message comes back."""
+        return {
+            "retry_delay": self.retry_delay,
+            "retry_exponential_backoff": self.retry_exponential_backoff,
+            "max_retry_delay": self.max_retry_delay,
+        }
 
     def _open(self) -> Any:
         from fluke_airflow.polling.open import open_queue
@@ -325,7 +340,30 @@ class QueuePollSensor(BaseSensorOperator):
         return [m.public() for m in messages] if self.include_metadata else [m.body for m in messages]
 
     def _hand_over(self, context: Context, messages: list[Message], *, renew: bool) -> list[Any]:
-        """Store the messages as XCom, then (post-delivery) delete them."""
+        """Store the messages as XCom, then (post-delivery) delete them; if that fails, release them
+        (they come back after the task's retry delay) and fail."""
+        if self.pre_delivery_delete or self.keep_messages:
+            return self._store(context, messages, renew=renew)
+        try:
+            return self._store(context, messages, renew=renew)
+        except Exception:
+            self._release(messages)
+            raise
+
+    def _release(self, messages: list[Message]) -> None:
+        from fluke_airflow.queues.flows import release_flow
+
+        try:
+            with self._open() as queue:
+                retry = queue.retry_policy(*self._settings().retry_args())
+                released = queue.run_flow(release_flow(messages, queue=self.queue_name, retry=retry))
+        except Exception as error:  # the task fails anyway; the messages return after their visibility timeout
+            self.log.warning("Could not release the %d message(s) (%s); they come back after visibility_timeout",
+                             len(messages), error)  # fmt: skip
+            return
+        self.log.warning("The hand-over failed: released %d message(s) for redelivery", len(released))
+
+    def _store(self, context: Context, messages: list[Message], *, renew: bool) -> list[Any]:
         value = self._xcom(context, messages)
         if self.pre_delivery_delete:
             return value

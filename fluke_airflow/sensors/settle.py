@@ -47,8 +47,11 @@ class QueueSettleSensor(BaseSensorOperator):
         sensor_task_id: str,
         visibility_timeout: int = 300,
         message_encoding: str | None = None,
+        message_retry: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """``message_retry``: ``retry_delay``, ``retry_exponential_backoff`` and ``max_retry_delay``
+        for the messages of a failed run (the sensor's own; this task's retries are its own)."""
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", max(1.0, min(30.0, visibility_timeout / 3)))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
@@ -64,6 +67,7 @@ class QueueSettleSensor(BaseSensorOperator):
         self.sensor_task_id = sensor_task_id
         self.visibility_timeout = visibility_timeout
         self.message_encoding = message_encoding
+        self.message_retry = dict(message_retry or {})
 
     def _queue(self) -> Any:
         from fluke_airflow.polling.open import open_queue
@@ -71,6 +75,7 @@ class QueueSettleSensor(BaseSensorOperator):
         return open_queue(self.conn_id, self.queue_name, self.message_encoding)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        from fluke_airflow.queues.flows import release_flow
         from fluke_airflow.queues.message import Message
 
         ti: Any = context["ti"]
@@ -91,7 +96,12 @@ class QueueSettleSensor(BaseSensorOperator):
                 done = sum(queue.delete_messages(messages))
                 self.log.info("The DAG run succeeded: deleted %d of %d message(s)", done, len(messages))
                 return PokeReturnValue(is_done=True, xcom_value={"outcome": outcome, "deleted": done})
-            released = len(queue.change_visibility(messages, 0))
+            retry = queue.retry_policy(
+                self.message_retry.get("retry_delay", 0),
+                self.message_retry.get("retry_exponential_backoff", False),
+                self.message_retry.get("max_retry_delay"),
+            )
+            released = len(queue.run_flow(release_flow(messages, queue=self.queue_name, retry=retry)))
         self.log.warning(
             "The DAG run did not succeed: released %d of %d message(s) for redelivery", released, len(messages)
         )

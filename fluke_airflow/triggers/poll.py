@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -27,8 +28,9 @@ from fluke_airflow import _airflow
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.polling import payloads
 from fluke_airflow.polling.deliveries import deliveries
+from fluke_airflow.polling.health import health_lines, watcher_name
 from fluke_airflow.polling.open import aopen_queue
-from fluke_airflow.polling.settings import DeliverySettings
+from fluke_airflow.polling.settings import DEFAULT_MAX_RETRY_DELAY, DEFAULT_RETRY_DELAY, DeliverySettings
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.flows import delete_flow
 from fluke_airflow.queues.message import Message
@@ -80,6 +82,12 @@ class QueuePollTrigger(BaseEventTrigger):
     :param unmatched: what becomes of a message no filter takes: ``"leave"`` it in the queue (the
         default; visible again after ``visibility_timeout``), ``"delete"`` it, or ``"dead_letter"``
         it. Watchers sharing one poll loop must agree on it (it is part of the loop's key).
+    :param retry_delay: messages that could not be handed to Airflow (an event not stored in time,
+        a delivery over ``max_delivery_bytes``) stay hidden this long (seconds or a timedelta) before
+        they come back (default 30 s).
+    :param retry_exponential_backoff: ``True`` (default) doubles that delay for each earlier receive
+        of a message; a number >= 1 multiplies it; ``False`` keeps it.
+    :param max_retry_delay: the longest such delay (default 15 minutes).
     """
 
     def __init__(
@@ -107,6 +115,9 @@ class QueuePollTrigger(BaseEventTrigger):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
+        retry_delay: float | timedelta = DEFAULT_RETRY_DELAY,
+        retry_exponential_backoff: bool | float = True,
+        max_retry_delay: float | timedelta | None = DEFAULT_MAX_RETRY_DELAY,
     ) -> None:
         super().__init__()
         if (queue is None) == (queue_name is None):
@@ -129,6 +140,9 @@ class QueuePollTrigger(BaseEventTrigger):
             message_filtering_config=message_filtering_config,
             message_filtering_attributes=message_filtering_attributes,
             unmatched=unmatched,
+            retry_delay=retry_delay,
+            retry_exponential_backoff=retry_exponential_backoff,
+            max_retry_delay=max_retry_delay,
         )
         self.single_event = check.boolean("single_event", single_event)
         self.watch = WatchSettings.checked(
@@ -193,8 +207,9 @@ class QueuePollTrigger(BaseEventTrigger):
     async def _task_events(self, queue: Any) -> AsyncIterator[TriggerEvent]:
         """One delivery as one event; a refused delivery becomes an error event for the sensor."""
         try:
-            async for messages in deliveries(queue, self.settings):
-                yield self._task_event(messages, queue.service)
+            async with health_lines(queue, f"Waiting on {queue.service} queue {self.settings.queue!r}"):
+                async for messages in deliveries(queue, self.settings):
+                    yield self._task_event(messages, queue.service)
         except DeliveryTooLarge as error:
             yield self._error_event(str(error))
 
@@ -211,9 +226,13 @@ class QueuePollTrigger(BaseEventTrigger):
         registry = PollerRegistry(
             settings.conn_id, settings.queue, key, lambda: (tuple(asset_names(self)), self.watch.dag_ids)
         )
-        async with heartbeats(registry):
+        holding: list[Message] = []
+        what = watcher_name(queue, settings)
+        async with heartbeats(registry), health_lines(queue, what, lambda: len(holding)):
             async for messages in watch_batches(queue, settings, self.watch):
                 before = await gate.snapshot() if gate else {}
+                holding[:] = messages
+                queue.metrics.gauge("messages.in_flight", len(holding))
                 async with queue.holding(messages, settings.visibility_timeout) as held:
                     for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
                         yield event
@@ -221,6 +240,8 @@ class QueuePollTrigger(BaseEventTrigger):
                         await gate.consumed(before)
                 if not settings.pre_delivery_delete:
                     await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
+                holding.clear()
+                queue.metrics.gauge("messages.in_flight", 0)
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:

@@ -22,6 +22,7 @@ from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 from fluke_airflow import _airflow
 from fluke_airflow.polling import payloads
+from fluke_airflow.polling.health import health_lines, watcher_name
 from fluke_airflow.polling.open import aopen_queue
 from fluke_airflow.polling.settings import DeliverySettings
 from fluke_airflow.queues.drivers import AsyncHeartbeat
@@ -129,7 +130,7 @@ class QueueStreamProducer(SharedStreamProducer):
         registry = PollerRegistry(
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
-        async with heartbeats(registry):
+        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), self.in_flight):
             # Unfiltered: each watcher applies its own filter to the shared deliveries.
             async for messages in watch_batches(queue, settings.unfiltered(), self.watch):
                 if self._delivered is not None:
@@ -152,7 +153,12 @@ class QueueStreamProducer(SharedStreamProducer):
         self._seq += 1
         delivery = _Delivery(self._seq, messages, assets, stack, heartbeat)
         self._open.add(delivery)
+        self._queue.metrics.gauge("messages.in_flight", self.in_flight())
         return delivery
+
+    def in_flight(self) -> int:
+        """Messages held hidden until Airflow has stored their events."""
+        return sum(len(d.messages) for d in self._open)
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
         name, settings = self.settings.queue, self.settings
@@ -186,7 +192,9 @@ class QueueStreamProducer(SharedStreamProducer):
         if again and not settings.pre_delivery_delete:
             log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery", name,
                         len(again))  # fmt: skip
-            await self._queue.run_flow(release_flow(again, queue=name))
+            retry = self._queue.retry_policy(*settings.retry_args())
+            await self._queue.run_flow(release_flow(again, queue=name, retry=retry))
+        self._queue.metrics.gauge("messages.in_flight", self.in_flight())
         for delivery, dag_ids in outcomes:
             delivery.resolve(dag_ids)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator
+from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator, QueueRedriveOperator
 from fluke_airflow.sensors import QueuePollSensor
 
 START = datetime(2026, 1, 1)
@@ -340,4 +340,40 @@ with DAG(
         queue="{{ params.queue }}",
         message=["a", "b", "c"],
         message_attributes={"team": {"DataType": "String", "StringValue": "{{ params.team }}"}},
+    )
+
+# -- metrics (issue 10): a push and a poll inside a task, counted through Airflow's stats client ---------
+with DAG(
+    "fluke_test_metrics_task",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "bodies": ["m"]},
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+
+    @task
+    def drain(params: dict[str, Any] | None = None) -> int:
+        from fluke_airflow.hooks import get_queue_hook
+
+        assert params is not None
+        with get_queue_hook(params["conn_id"]).get_queue(params["queue"]) as queue:
+            return sum(len(batch) for batch in queue.poll(batch_size=10))
+
+    push = QueuePushOperator(
+        task_id="push", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message="{{ params.bodies }}"
+    )
+    push >> drain()
+
+# A redrive (issue 10): dead letters back to their queue, from its default dead-letter queue.
+with DAG(
+    "fluke_test_redrive",
+    schedule=None,
+    start_date=START,
+    params={**QUEUE_PARAMS, "limit": None},
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+    QueueRedriveOperator(
+        task_id="redrive", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", max_messages="{{ params.limit }}"
     )

@@ -22,8 +22,10 @@ from fluke_airflow.queues import limits
         ({"poke_interval": -1}, ValueError, "poke_interval"),
         ({"pre_delivery_delete": "yes"}, TypeError, "pre_delivery_delete must be True or False"),
         ({"message_encoding": "utf-8"}, ValueError, "message_encoding must be 'text', 'base64' or None"),
-        ({"max_receive_count": 3}, ValueError, "max_receive_count and dead_letter_queue go together"),
-        ({"dead_letter_queue": "dlq"}, ValueError, "max_receive_count and dead_letter_queue go together"),
+        ({"dead_letter_queue": "dlq"}, ValueError, r"dead_letter_queue needs max_receive_count \(or unmatched"),
+        ({"retry_delay": -1}, ValueError, "retry_delay must be a timedelta or a number of seconds >= 0"),
+        ({"max_retry_delay": "1h"}, TypeError, "max_retry_delay must be a timedelta or a number of seconds"),
+        ({"retry_exponential_backoff": 0.5}, ValueError, "retry_exponential_backoff must be True"),
     ],
 )
 def test_each_bad_argument_is_named_with_what_is_allowed(values: dict[str, Any], error: type, names: str) -> None:

@@ -4,6 +4,7 @@ scripted results (no emulator, no driver, no clock but the test's). These run in
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +19,18 @@ from fluke_airflow.queues.flows import (
     Flow,
     PollOptions,
     Receive,
+    Redrive,
+    RetryPolicy,
     SetVisibility,
     Sleep,
+    Tally,
     collect_flow,
     gather_flow,
     poll_flow,
     receive_flow,
+    redrive_flow,
+    release_flow,
+    unmatched_flow,
 )
 from fluke_airflow.queues.message import Message
 
@@ -34,8 +41,9 @@ def msg(i: int, body: str | None = None, receipt: str = "r1", count: int = 1) ->
     return Message(id=f"m{i}", body=body if body is not None else f"body-{i}", receipt=receipt, receive_count=count)
 
 
-def drive(flow: Flow, answer: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
-    """Run ``flow`` to its end, answering each step with ``answer(step)``; the result and the steps."""
+def drive(flow: Flow, answer: Callable[[Any], Any], tallies: Counter[str] | None = None) -> tuple[Any, list[Any]]:
+    """Run ``flow`` to its end, answering each step with ``answer(step)``; the result and the steps.
+    :class:`Tally` steps (what the flow counts) are added up in ``tallies``, not listed."""
     steps: list[Any] = []
     result: Any = None
     while True:
@@ -43,8 +51,20 @@ def drive(flow: Flow, answer: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
             step = flow.send(result)
         except StopIteration as stop:
             return stop.value, steps
+        if isinstance(step, Tally):
+            if tallies is not None:
+                tallies[step.name] += step.n
+            result = None
+            continue
         steps.append(step)
         result = answer(step)
+
+
+def skip_tallies(flow: Flow, step: Any) -> Any:
+    """The next step that is not a Tally, answering those with None."""
+    while isinstance(step, Tally):
+        step = flow.send(None)
+    return step
 
 
 class Script:
@@ -140,12 +160,13 @@ def test_pre_delivery_delivers_only_what_was_deleted() -> None:
 def test_a_consumer_that_stops_has_its_batch_released_not_deleted() -> None:
     flow = poll_flow(options(), queue="q")
     assert isinstance(flow.send(None), Receive)
-    deliver = flow.send([msg(1), msg(2)])
+    deliver = skip_tallies(flow, flow.send([msg(1), msg(2)]))
     assert isinstance(deliver, Deliver)
     release = flow.throw(ConsumerStopped(deliver.messages))
     assert isinstance(release, SetVisibility) and release.timeout == 0
+    assert flow.send(list(release.messages)) == Tally("messages.released", 2)
     with pytest.raises(StopIteration):
-        flow.send(list(release.messages))
+        flow.send(None)
 
 
 def test_held_fifo_messages_do_not_end_the_poll_early() -> None:
@@ -262,3 +283,118 @@ def test_pre_delivery_delete_returns_only_what_was_deleted() -> None:
         answer,
     )  # fmt: skip
     assert [m.id for m in batch] == ["m1"] and isinstance(steps[-1], Delete)
+
+
+# -- what the flows count (Tally steps, turned into metrics by the drivers) ---------------------------------
+def test_a_poll_counts_deliveries_and_a_stopped_consumer_counts_releases() -> None:
+    tallies: Counter[str] = Counter()
+    script = Script([msg(1), msg(2)], [msg(3)], [])
+    drive(poll_flow(options(), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
+    assert tallies == Counter({"messages.delivered": 3})
+
+
+def test_dead_letters_and_unmatched_messages_are_counted_by_their_fate() -> None:
+    tallies: Counter[str] = Counter()
+    script = Script([msg(1, "keep"), msg(2, "drop"), msg(3, "keep", count=9)], [])
+    opts = options(batch_size=5, max_receive_count=3, dead_letter_queue="dlq", accept=lambda m: m.body == "keep",
+                   unmatched="delete")  # fmt: skip
+    drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
+    assert tallies == Counter({"messages.dead_lettered": 1, "messages.filtered_out": 1, "messages.delivered": 1})
+
+
+def test_a_refused_dead_letter_move_is_not_counted_as_moved() -> None:
+    tallies: Counter[str] = Counter()
+
+    def answer(step: Any) -> Any:
+        return [False] if isinstance(step, DeadLetter) else Script()(step)
+
+    drive(unmatched_flow([msg(1)], "dead_letter", "dlq", queue="q"), answer, tallies)
+    assert tallies == Counter({"messages.filtered_out": 1})
+
+
+def test_putting_back_what_did_not_fit_is_not_a_release() -> None:
+    tallies: Counter[str] = Counter()
+    script = Script([msg(1, "a" * 400), msg(2, "b" * 400), msg(3, "c" * 400)])
+    drive(gather_flow(100, queue="q", visibility_timeout=600, wait_seconds=0, window=0.0, clock=script.clock,
+                      max_bytes=1000), script, tallies)  # fmt: skip
+    assert tallies == Counter({"messages.delivered": 2}) and [m.id for m in script.released] == ["m3"]
+
+
+# -- retry delays -------------------------------------------------------------------------------------------
+def test_the_retry_delay_grows_with_the_receive_count_up_to_its_cap() -> None:
+    policy = RetryPolicy(delay=30, multiplier=2, max_delay=100)
+    assert [policy.delay_for(n) for n in (0, 1, 2, 3, 4, 1000)] == [30, 30, 60, 100, 100, 100]
+    assert RetryPolicy(delay=10).delay_for(7) == 10 and RetryPolicy().delay_for(3) == 0
+    assert RetryPolicy(delay=1.5, multiplier=3, max_delay=None).delay_for(3) == 14  # ceil(13.5)
+
+
+def test_a_release_hides_each_message_for_its_own_delay() -> None:
+    steps: list[Any] = []
+    tallies: Counter[str] = Counter()
+    messages = [msg(1, count=1), msg(2, count=3), msg(3, count=1)]
+    released, _ = drive(
+        release_flow(messages, queue="q", retry=RetryPolicy(delay=10, multiplier=2, max_delay=3600)),
+        lambda s: steps.append(s) or list(s.messages),
+        tallies,
+    )
+    assert [(s.timeout, [m.id for m in s.messages]) for s in steps] == [(10, ["m1", "m3"]), (40, ["m2"])]
+    assert len(released) == 3 and tallies == Counter({"messages.released": 3})
+
+
+def test_a_stopped_consumer_s_batch_comes_back_after_the_retry_delay() -> None:
+    flow = poll_flow(options(retry=RetryPolicy(delay=60)), queue="q")
+    flow.send(None)
+    deliver = skip_tallies(flow, flow.send([msg(1), msg(2)]))
+    release = flow.throw(ConsumerStopped(deliver.messages))
+    assert isinstance(release, SetVisibility) and release.timeout == 60
+
+
+def test_an_oversize_delivery_comes_back_after_the_retry_delay() -> None:
+    steps: list[Any] = []
+    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=False, max_bytes=10,
+                        retry=RetryPolicy(delay=5))  # fmt: skip
+    with pytest.raises(DeliveryTooLarge):
+        drive(flow, lambda s: steps.append(s) or Script([msg(1, "x" * 20)])(s))
+    assert [s.timeout for s in steps if isinstance(s, SetVisibility)] == [5]
+
+
+# -- redrive_flow -------------------------------------------------------------------------------------------
+def test_a_redrive_deletes_only_what_the_source_queue_took_and_stops_when_nothing_new_comes() -> None:
+    tallies: Counter[str] = Counter()
+    receives = [[msg(1), msg(2), msg(3)], [msg(2, receipt="r2")], []]
+    deleted: list[str] = []
+
+    def answer(step: Any) -> Any:
+        if isinstance(step, Receive):
+            return receives.pop(0)
+        if isinstance(step, Redrive):
+            assert step.queue == "orders"
+            return [f"new-{m.id}" if m.id != "m2" else None for m in step.messages]  # orders refuses m2
+        if isinstance(step, Delete):
+            deleted.extend(m.id for m in step.messages)
+            return [True] * len(step.messages)
+        raise AssertionError(step)
+
+    results, _ = drive(
+        redrive_flow(None, queue="orders-poison", target="orders", visibility_timeout=60, wait_seconds=0), answer,
+        tallies,
+    )  # fmt: skip
+    assert [(r.message.id, r.new_id, r.deleted) for r in results] == [
+        ("m1", "new-m1", True), ("m2", None, False), ("m3", "new-m3", True),
+    ]  # fmt: skip
+    assert deleted == ["m1", "m3"] and tallies == Counter({"messages.redriven": 2})
+
+
+def test_a_redrive_moves_at_most_max_messages() -> None:
+    got = [[msg(i) for i in range(5)]]
+
+    def answer(step: Any) -> Any:
+        if isinstance(step, Receive):
+            assert step.max_messages <= 3
+            return got.pop(0)[: step.max_messages] if got else []
+        if isinstance(step, Redrive):
+            return ["id"] * len(step.messages)
+        return [True] * len(step.messages)
+
+    results, _ = drive(redrive_flow(3, queue="dlq", target="q", visibility_timeout=60, wait_seconds=0), answer)
+    assert len(results) == 3

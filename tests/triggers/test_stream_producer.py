@@ -83,9 +83,11 @@ async def test_clean_outcome_deletes(service: Service, queue: str) -> None:
     [{"acked": 1, "failed": 1}, {"acked": 0, "failed": 0}, {"acked": 1, "rejected": 1}],
     ids=["failed", "no-subscriber", "rejected"],
 )
-async def test_unclean_outcome_releases_at_once(service: Service, queue: str, outcome: dict[str, int]) -> None:
+async def test_unclean_outcome_releases_at_once_without_a_retry_delay(
+    service: Service, queue: str, outcome: dict[str, int]
+) -> None:
     service.send(queue, ["x", "y"])
-    producer = producer_for(service, queue)
+    producer = producer_for(service, queue, retry_delay=0)
     stream, [(_, payload)] = await deliveries(producer, 1)
     try:
         assert service.drain(queue) == []  # hidden for HOLD seconds...
@@ -95,11 +97,25 @@ async def test_unclean_outcome_releases_at_once(service: Service, queue: str, ou
         await close(producer, stream)
 
 
+async def test_unclean_outcome_releases_after_the_retry_delay_by_default(service: Service, queue: str) -> None:
+    """What was not handed to Airflow comes back after 30 s (doubling with each receive), not in a
+    tight loop against a triggerer that cannot store events."""
+    service.send(queue, ["x", "y"])
+    producer = producer_for(service, queue, visibility_timeout=5)
+    stream, [(_, payload)] = await deliveries(producer, 1)
+    try:
+        await producer.advance([item(payload, acked=1, failed=1)])
+        await asyncio.sleep(6)  # past the 5 s visibility timeout: only the retry delay still hides them
+        assert service.drain(queue) == [] and service.total(queue) == 2
+    finally:
+        await close(producer, stream)
+
+
 async def test_a_stored_event_holds_further_messages_until_the_consumer_runs(
     service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
     service.send(queue, ["1", "2", "3", "4"])
-    producer = producer_for(service, queue, batch_size=2)
+    producer = producer_for(service, queue, batch_size=2, retry_delay=0)
     with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
         stream, [(raw1, payload1)] = await deliveries(producer, 1)
         try:

@@ -1,0 +1,84 @@
+"""A trigger's health line: every few minutes, at INFO, what its queue did since the last line.
+
+A watcher that stops firing should be visible in its log before anyone misses a DAG run
+(apache/airflow#51213 is a watcher that went quiet after half an hour, with nothing to show it).
+The line is logged from a task of its own, so it also comes while the watcher waits for DAG runs,
+and it says when the last receive succeeded: a line with "last receive 40 min ago" is the alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+log = logging.getLogger("fluke_airflow.triggers")
+
+DEFAULT_INTERVAL = 300.0
+SHOWN = (
+    ("messages.received", "received"),
+    ("messages.delivered", "delivered"),
+    ("messages.deleted", "deleted"),
+    ("messages.released", "released"),
+    ("messages.dead_lettered", "dead-lettered"),
+    ("messages.filtered_out", "filtered out"),
+    ("messages.delete_failed", "delete failures"),
+    ("receive.errors", "receive errors"),
+    ("receive.stalled", "stalled receives"),
+)
+SHOWN_ALWAYS = {"messages.received", "messages.delivered", "messages.deleted", "messages.released", "receive.errors"}
+"""Shown even when 0; the others only when something happened."""
+
+
+def watcher_name(queue: Any, settings: Any) -> str:
+    """How a watcher's health line names it."""
+    return f"Watcher of {queue.service} queue {settings.queue!r} (connection {settings.conn_id!r})"
+
+
+def interval() -> float:
+    """``[fluke_airflow] health_log_interval`` (seconds; 0 turns the line off)."""
+    try:
+        from fluke_airflow._airflow import conf
+
+        return max(0.0, conf.getfloat("fluke_airflow", "health_log_interval", fallback=DEFAULT_INTERVAL))
+    except Exception:
+        return DEFAULT_INTERVAL
+
+
+def health_line(
+    what: str, since: float, before: Counter[str], now_totals: Counter[str], last_receive: float | None, held: int
+) -> str:
+    """The text of one line (pure, for tests): counts since ``before``, last receive, messages held."""
+    counts = {name: now_totals[name] - before[name] for name, _ in SHOWN}
+    parts = [f"{label} {counts[name]}" for name, label in SHOWN if name in SHOWN_ALWAYS or counts[name]]
+    ago = "never" if last_receive is None else f"{max(0.0, time.time() - last_receive):.0f} s ago"
+    return f"{what}, last {since:.0f} s: {', '.join(parts)}; holding {held}; last successful receive {ago}"
+
+
+@contextlib.asynccontextmanager
+async def health_lines(queue: Any, what: str, held: Callable[[], int] = lambda: 0) -> AsyncIterator[None]:
+    """Log :func:`health_line` for ``queue`` every :func:`interval` seconds while the block runs."""
+    every = interval()
+    if not every:
+        yield
+        return
+
+    async def run() -> None:
+        before, started = queue.metrics.totals(), time.monotonic()
+        while True:
+            await asyncio.sleep(every)
+            totals, now = queue.metrics.totals(), time.monotonic()
+            log.info("%s", health_line(what, now - started, before, totals, queue.metrics.last_receive, held()))
+            before, started = totals, now
+
+    task = asyncio.ensure_future(run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
