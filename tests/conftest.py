@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"secret scan: {len(ISSUED_SECRETS)} emulator credential(s), {len(_CAPTURED)} captured outputs "
             "and the session's log files checked; none leaked"
         )
+
+
+# -- test tiers (markers in pyproject.toml) ----------------------------------------------------------
+_IO_FIXTURES = {
+    "moto", "azurite", "airflow_db", "airflow_env", "stack", "sqs_proxy", "azure_proxy",
+    "backend", "sqs_backend", "azure_backend",
+}  # fmt: skip
+"""Fixtures that start an emulator, migrate an Airflow database or run Airflow: never in the unit tier."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``unit`` test must not reach an emulator or Airflow's database (make test-unit runs without them)."""
+    wrong = [
+        f"{item.nodeid} uses {', '.join(sorted(_IO_FIXTURES & set(getattr(item, 'fixturenames', ()))))}"
+        for item in items
+        if item.get_closest_marker("unit") and _IO_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if wrong:
+        raise pytest.UsageError("tests marked unit need I/O fixtures:\n  " + "\n  ".join(wrong))
+
+
+class _UnitGuard:
+    """The same for fixtures asked for at run time (``request.getfixturevalue``). A plugin, not a
+    hook of this conftest: a session fixture's setup hooks come from the conftests that apply to
+    the rootdir, and tests/conftest.py is not one of them."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+        item = getattr(request, "_pyfuncitem", None)
+        if fixturedef.argname in _IO_FIXTURES and item is not None and item.get_closest_marker("unit"):
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but asks for {fixturedef.argname}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_UnitGuard(), "fluke-unit-guard")

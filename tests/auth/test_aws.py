@@ -231,6 +231,7 @@ async def test_no_secret_when_the_endpoint_is_unreachable(flavour, caplog):
 
 
 # -- bad arguments ----------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("kwargs", "error", "says"),
     [

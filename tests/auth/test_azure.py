@@ -129,6 +129,7 @@ async def test_sas_without_add_permission_cannot_push(azurite, azure_queue, azur
     assert azure_service.get_queue_client(azure_queue).get_queue_properties().approximate_message_count == 1
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("conn_string", "says"),
     [
@@ -147,11 +148,13 @@ async def test_malformed_connection_string(conn_string, says):
     assert "S3CRET-KEY-VALUE" not in str(raised.value)
 
 
+@pytest.mark.unit
 async def test_connection_string_of_the_wrong_type():
     with pytest.raises(ValueError, match="conn_string must be a non-empty"):
         AzureAuth.from_conn_string(None)  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("build", "says"),
     [
@@ -170,6 +173,7 @@ async def test_bad_arguments(build, says):
         build()
 
 
+@pytest.mark.unit
 async def test_service_principal_repr_has_no_client_secret():
     auth = AzureAuth.from_service_principal("acct", tenant_id="tenant", client_id="client", client_secret="SP-S3CRET")
     assert "SP-S3CRET" not in repr(auth) and "SP-S3CRET" not in str(auth)

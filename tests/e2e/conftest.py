@@ -52,6 +52,16 @@ class Stack:
         }
 
 
+E2E = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is the ``e2e`` tier: ``-m "not e2e"`` leaves it out."""
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     LOGS.mkdir(parents=True, exist_ok=True)

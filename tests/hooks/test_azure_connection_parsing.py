@@ -20,6 +20,8 @@ from azure.identity import aio as identity_aio
 from fluke_airflow.hooks.azure import AzureStorageQueueHook
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, secrets_of
 
+pytestmark = pytest.mark.unit
+
 ACCOUNT_URL = "https://acct.queue.core.windows.net"
 KEY = "a2V5LW9mLXRoZS1hY2NvdW50"
 SAS = "sv=2024-08-04&ss=q&srt=sco&sp=rwdlacup&se=2030-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl"

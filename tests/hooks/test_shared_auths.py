@@ -35,6 +35,7 @@ def conn(password: str = SECRET, **extra: Any) -> Connection:
     )
 
 
+@pytest.mark.unit
 def test_fingerprint_changes_with_any_field_and_hides_the_secret() -> None:
     base = connection_fingerprint(conn())
     assert connection_fingerprint(conn()) == base
@@ -43,6 +44,7 @@ def test_fingerprint_changes_with_any_field_and_hides_the_secret() -> None:
     assert SECRET not in base and "AKIAEXAMPLE" not in base
 
 
+@pytest.mark.unit
 async def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
     auths: SharedAuths[object] = SharedAuths(limit=2)
     built: list[object] = []
@@ -59,6 +61,7 @@ async def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
     assert auths.values() == [rotated, built[-1]]  # more than 2: the oldest went
 
 
+@pytest.mark.unit
 async def test_concurrent_askers_await_one_build_in_a_worker_thread() -> None:
     auths: SharedAuths[object] = SharedAuths()
     threads: list[int] = []
@@ -84,6 +87,7 @@ async def test_concurrent_askers_await_one_build_in_a_worker_thread() -> None:
     assert ticks >= 5  # the loop ran while the build was going on
 
 
+@pytest.mark.unit
 async def test_a_failed_build_fails_its_askers_and_the_next_ask_builds_again() -> None:
     auths: SharedAuths[object] = SharedAuths()
     calls = 0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fluke_airflow.polling import payloads
 from fluke_airflow.queues.message import Message
+
+pytestmark = pytest.mark.unit
 
 MESSAGES = [Message(id=f"id-{i}", body=f"secret-body-{i}", receipt=f"receipt-{i}", receive_count=1) for i in range(3)]
 

@@ -10,6 +10,8 @@ import pytest
 from fluke_airflow.polling.settings import DeliverySettings, check_arguments
 from fluke_airflow.queues import limits
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("values", "error", "names"),

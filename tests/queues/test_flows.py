@@ -1,6 +1,7 @@
 """The queue rules of ``queues/flows.py`` on their own: each flow driven step by step with
-scripted results (no emulator, no driver, no clock but the test's). These run in the unit tier
-(``make test-unit``)."""
+scripted results (no emulator, no clock but the test's), then the main scenarios (fan-out,
+redelivery within a batch, FIFO group blocking, release on stop, oversize delivery) through a
+``SyncDriver`` over a scripted transport. These run in the unit tier (``make test-unit``)."""
 
 from __future__ import annotations
 
@@ -398,3 +399,127 @@ def test_a_redrive_moves_at_most_max_messages() -> None:
 
     results, _ = drive(redrive_flow(3, queue="dlq", target="q", visibility_timeout=60, wait_seconds=0), answer)
     assert len(results) == 3
+
+
+# -- the scenarios again, through a driver over a scripted transport ----------------------------------------
+class ScriptedTransport:
+    """A transport that answers from lists and records every request (no service, no network)."""
+
+    delete_chunk_size = 10
+    visibility_chunk_size = 10
+    receive_chunk_size = 10
+    redrive = None
+
+    def __init__(self, *receives: list[Message]) -> None:
+        self.receives = list(receives)
+        self.requests: list[tuple[str, Any]] = []
+
+    def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        self.requests.append(("receive", max_messages))
+        got = self.receives.pop(0) if self.receives else []
+        return got[: min(max_messages, self.receive_chunk_size)]
+
+    def delete_batch(self, messages: Any) -> list[bool]:
+        self.requests.append(("delete", [(m.id, m.receipt) for m in messages]))
+        return [True] * len(messages)
+
+    def set_visibility_batch(self, messages: Any, timeout: int) -> list[Message | None]:
+        self.requests.append(("visibility", ([m.id for m in messages], timeout)))
+        return list(messages)
+
+    def of(self, kind: str) -> list[Any]:
+        return [what for name, what in self.requests if name == kind]
+
+
+def test_a_driver_fans_a_full_receive_out_into_concurrent_requests_of_the_service_limit() -> None:
+    from fluke_airflow.queues.drivers import SyncDriver
+
+    transport = ScriptedTransport(
+        [msg(i) for i in range(10)], [msg(i) for i in range(10, 20)], [msg(i) for i in range(20, 25)]
+    )
+    driver = SyncDriver(transport, max_concurrency=4)  # type: ignore[arg-type]
+    try:
+        opts = options(batch_size=25, num_messages=25, per_request=10)
+        batches = list(driver.iterate(poll_flow(opts, queue="q")))
+    finally:
+        driver.close()
+    assert [[m.id for m in b] for b in batches] == [[f"m{i}" for i in range(25)]]
+    # One receive for the whole batch (the service gives at most 10), then the other 15 in two
+    # concurrent requests (10 + 5); answered in whatever order the pool ran them.
+    receives = transport.of("receive")
+    assert receives[0] == 25 and sorted(receives[1:]) == [5, 10]
+    assert [len(d) for d in transport.of("delete")] == [10, 10, 5]
+
+
+def test_a_driver_whose_consumer_stops_releases_the_batch_and_deletes_nothing() -> None:
+    from fluke_airflow.queues.drivers import SyncDriver
+
+    transport = ScriptedTransport([msg(1), msg(2)], [msg(3)])
+    driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
+    iteration = driver.iterate(poll_flow(options(), queue="q"))
+    assert [m.id for m in next(iteration)] == ["m1", "m2"]
+    iteration.close()  # the consumer stops mid-batch (a task killed, a loop broken out of)
+    assert transport.of("visibility") == [(["m1", "m2"], 0)]
+    assert transport.of("delete") == [] and transport.of("receive") == [2]
+
+
+def test_a_redelivery_within_a_poll_batch_is_deleted_with_its_newest_receipt() -> None:
+    from fluke_airflow.queues.drivers import SyncDriver
+
+    # The visibility timeout ran out while the batch was being gathered: m2 came back with a new receipt.
+    transport = ScriptedTransport([msg(1), msg(2)], [msg(2, receipt="r2"), msg(3)], [])
+    driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
+    batches = list(driver.iterate(poll_flow(options(batch_size=5), queue="q")))
+    assert [[m.id for m in b] for b in batches] == [["m1", "m2", "m3"]]
+    assert transport.of("delete") == [[("m1", "r1"), ("m2", "r2"), ("m3", "r1")]]
+
+
+def test_without_fifo_blocking_a_short_receive_ends_the_poll() -> None:
+    """The counterpart of test_held_fifo_messages_do_not_end_the_poll_early: on a standard queue
+    (held_messages_block=False) the same answers end the poll after the first short batch."""
+    script = Script([msg(1)], [], [msg(2)], [], [])
+    _, steps = drive(
+        poll_flow(options(batch_size=5), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
+    )
+    assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"]]
+    assert script.receives == [[msg(2)], [], []]  # m2 was never asked for
+
+
+def test_a_fifo_group_blocked_by_a_held_batch_is_received_once_that_batch_is_deleted() -> None:
+    """Through the driver: m2 (m1's group) comes only after m1's delete; the poll waits for it."""
+    from fluke_airflow.queues.drivers import SyncDriver
+
+    class Fifo(ScriptedTransport):
+        """One message group, m1 then m2: m2 is locked while m1 is in flight (received, not deleted)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.given: list[str] = []
+
+        def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+            self.requests.append(("receive", max_messages))
+            deleted = {i for d in self.of("delete") for i, _ in d}
+            if not self.given:
+                self.given.append("m1")
+                return [msg(1)]
+            if "m1" not in deleted or "m2" in self.given:
+                return []  # the group is locked by m1, or has nothing more
+            self.given.append("m2")
+            return [msg(2)]
+
+    transport = Fifo()
+    driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
+    batches = list(driver.iterate(poll_flow(options(batch_size=5, held_messages_block=True), queue="q")))
+    assert [[m.id for m in b] for b in batches] == [["m1"], ["m2"]]
+    assert [[i for i, _ in d] for d in transport.of("delete")] == [["m1"], ["m2"]]
+
+
+def test_an_oversize_sensor_delivery_through_a_driver_releases_everything_and_deletes_nothing() -> None:
+    from fluke_airflow.queues.drivers import SyncDriver
+
+    transport = ScriptedTransport([msg(1, "x" * 600), msg(2, "y" * 600)])
+    driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
+    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=True, max_bytes=1000)
+    with pytest.raises(DeliveryTooLarge):
+        driver.run(flow)
+    assert transport.of("delete") == [] and transport.of("visibility") == [(["m1", "m2"], 0)]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fluke_airflow.queues.metrics import COUNTERS, GAUGES, PREFIX, TIMERS
+
+pytestmark = pytest.mark.unit
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operating.rst"
 
