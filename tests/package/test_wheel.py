@@ -1,0 +1,113 @@
+"""The built wheel, installed the way a user installs it: ``fluke-airflow[all]`` into a clean
+virtualenv (no checkout on the path, no dev or test dependencies), then Airflow itself is asked
+what it found: the provider (``airflow providers list``), its connection type, and the example
+DAGs importing against the installed package.
+
+Fast because uv installs from its cache (the same pins as ``make setup``, ``constraints.txt``):
+the wheel is built once, the venv created and filled in seconds once the cache is warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.package
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = Path(sys.executable).parent / "uv"
+
+
+@dataclass
+class Installed:
+    python: Path
+    env: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(list(args), cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+
+
+def _uv(*args: str, cwd: Path = ROOT) -> None:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    done = subprocess.run([str(UV), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"uv {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    if not UV.exists():
+        pytest.skip(f"needs uv next to the interpreter ({UV}): make setup installs it")
+    tmp = tmp_path_factory.mktemp("wheel")
+    dist = tmp / "dist"
+    _uv("build", "--quiet", "--wheel", "--build-constraint", "constraints.txt", "--out-dir", str(dist))
+    (wheel,) = dist.glob("fluke_airflow-*.whl")
+    venv = tmp / "venv"
+    _uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    python = venv / "bin" / "python"
+    _uv("pip", "install", "--quiet", "--python", str(python), "-c", "constraints.txt", f"{wheel}[all]")
+    home = tmp / "airflow-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": f"{venv / 'bin'}:{env['PATH']}"}
+    )
+    # A directory outside the checkout: only the installed package can be imported.
+    yield Installed(python, env, tmp)
+
+
+def test_the_wheel_installs_the_package_not_the_checkout(installed: Installed) -> None:
+    done = installed.run(str(installed.python), "-c", "import fluke_airflow; print(fluke_airflow.__file__)")
+    where = Path(done.stdout.strip())
+    assert "site-packages" in where.parts and ROOT not in where.parents
+    # [all] brings both services' SDKs, and no dev or test tool.
+    listed = installed.run(str(UV), "pip", "list", "--format", "json", "--python", str(installed.python))
+    names = {p["name"] for p in json.loads(listed.stdout)}
+    assert {"apache-airflow-providers-amazon", "azure-storage-queue", "boto3", "aiobotocore"} <= names
+    assert not names & {"pytest", "moto", "ruff", "apache-airflow-providers-microsoft-azure"}
+
+
+def test_airflow_lists_the_provider(installed: Installed) -> None:
+    done = installed.run(str(installed.python.parent / "airflow"), "providers", "list", "--output", "json")
+    providers = {p["package_name"]: p for p in json.loads(done.stdout[done.stdout.index("[") :])}
+    assert "fluke-airflow" in providers, sorted(providers)
+    from fluke_airflow import __version__
+
+    assert providers["fluke-airflow"]["version"] == __version__
+
+
+def test_its_connection_type_is_registered(installed: Installed) -> None:
+    script = (
+        "from airflow.providers_manager import ProvidersManager\n"
+        "hooks = ProvidersManager().hooks\n"
+        "info = hooks['azure_storage_queue']\n"
+        "print(info.hook_class_name, info.package_name)\n"
+    )
+    done = installed.run(str(installed.python), "-c", script)
+    assert done.stdout.split()[-2:] == ["fluke_airflow.hooks.azure.AzureStorageQueueHook", "fluke-airflow"]
+
+
+def test_the_example_dags_import(installed: Installed) -> None:
+    script = (
+        "import json, sys\n"
+        "try:\n"
+        "    from airflow.dag_processing.dagbag import DagBag\n"
+        "except ImportError:\n"
+        "    from airflow.models.dagbag import DagBag\n"
+        "bag = DagBag(sys.argv[1])\n"
+        "errors = {k: str(v)[-500:] for k, v in bag.import_errors.items()}\n"
+        "print(json.dumps({'errors': errors, 'dags': sorted(bag.dags)}))\n"
+    )
+    done = installed.run(str(installed.python), "-c", script, str(ROOT / "example_dags"))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert {"example_queue_sqs", "example_queue_azure", "example_queue_event_driven"} <= set(result["dags"])
