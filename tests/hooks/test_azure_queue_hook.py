@@ -27,7 +27,7 @@ from devtools.emulators import AzuriteQueue
 from fluke_airflow.hooks import AzureStorageQueueHook, get_queue_hook
 from fluke_airflow.queues import AzureStorageQueue
 
-pytestmark = pytest.mark.usefixtures("airflow_env")
+pytestmark = [pytest.mark.usefixtures("airflow_env"), pytest.mark.compat]
 
 
 def account_sas(azurite: AzuriteQueue, **permissions: bool) -> str:

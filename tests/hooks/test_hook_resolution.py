@@ -10,7 +10,7 @@ from airflow_support import set_connection
 
 from fluke_airflow.hooks import AmazonSQSQueueHook, AzureStorageQueueHook, aget_queue_hook, get_queue_hook
 
-pytestmark = pytest.mark.usefixtures("airflow_env")
+pytestmark = [pytest.mark.usefixtures("airflow_env"), pytest.mark.compat]
 
 ACCEPTED = ("'aws' (Amazon SQS)", "'azure_storage_queue'", "'wasb'")
 

@@ -19,7 +19,7 @@ from devtools.emulators import MotoSQS
 from fluke_airflow.hooks import AmazonSQSQueueHook, get_queue_hook
 from fluke_airflow.queues import AmazonSQSQueue
 
-pytestmark = pytest.mark.usefixtures("airflow_env")
+pytestmark = [pytest.mark.usefixtures("airflow_env"), pytest.mark.compat]
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/fluke-test-role"
 

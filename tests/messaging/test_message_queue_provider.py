@@ -14,7 +14,7 @@ from fluke_airflow.messaging import FlukeMessageQueueProvider
 from fluke_airflow.triggers import QueuePollTrigger
 from fluke_airflow.triggers.poll import CLASSPATH
 
-pytestmark = pytest.mark.usefixtures("airflow_env")
+pytestmark = [pytest.mark.usefixtures("airflow_env"), pytest.mark.compat]
 
 
 def test_the_provider_is_registered_with_airflow() -> None:

@@ -21,6 +21,7 @@ def peek(service: Service, queue: str, **kwargs: Any) -> list[str]:
     return op.execute(context={})  # type: ignore[arg-type]
 
 
+@pytest.mark.compat
 def test_peek_returns_up_to_max_messages_and_consumes_nothing(service: Service, queue: str) -> None:
     bodies = [f"p-{i}" for i in range(7)]
     service.send(queue, bodies)

@@ -34,6 +34,7 @@ def run(dag_id: str, **conf: Any) -> tuple[DagRunResult, str]:
 
 
 # -- templates ----------------------------------------------------------------------------------------------
+@pytest.mark.compat
 def test_templated_push_and_peek(service: Service, queue: str) -> None:
     result, _ = run("fluke_test_push_templates", conn_id=service.conn_id, queue=queue, tag="t7", count=3)
 
@@ -60,6 +61,7 @@ def test_templated_push_and_peek(service: Service, queue: str) -> None:
     assert sorted(service.drain(queue)) == sorted(everything)  # and peeking consumed nothing
 
 
+@pytest.mark.compat
 def test_native_rendering_gives_a_list(service: Service, queue: str) -> None:
     result, _ = run("fluke_test_push_native", conn_id=service.conn_id, queue=queue, batch=["a", "b", "c"])
     assert result.task_states() == {"push": "success"}
@@ -105,6 +107,7 @@ def test_delay_seconds_from_a_text_template(service: Service, queue: str) -> Non
 
 
 # -- SQS FIFO --------------------------------------------------------------------------------------------------
+@pytest.mark.compat
 def test_fifo_group_and_deduplication_ids(sqs: SQSService) -> None:
     name = fresh_name() + ".fifo"
     sqs.create(name)
@@ -225,6 +228,7 @@ def test_templates_are_checked_after_rendering_not_at_parse_time() -> None:
     QueuePushOperator(task_id="b", conn_id="c", queue="q", message=["{{ params.m }}", "plain"])
 
 
+@pytest.mark.compat
 def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -> None:
     from airflow_support import dagbag_class
 
@@ -256,6 +260,7 @@ def test_connection_errors_name_the_connection(monkeypatch: pytest.MonkeyPatch) 
 
 
 # -- attributes, ids and FIFO deduplication (issue 9) ---------------------------------------------------------
+@pytest.mark.compat
 def test_pushed_message_ids_and_templated_attributes(sqs: SQSService) -> None:
     queue = fresh_name("attrs")
     sqs.create(queue)

@@ -30,6 +30,7 @@ def drain(service: SQSService | AzureService, name: str) -> list[str]:
     return sorted(taken)
 
 
+@pytest.mark.compat
 def test_azure_redrives_from_the_poison_queue(azure: AzureService) -> None:
     queue = fresh_name("redrive")
     azure.create(queue)
@@ -43,6 +44,7 @@ def test_azure_redrives_from_the_poison_queue(azure: AzureService) -> None:
     assert drain(azure, queue) == bodies and azure.total(f"{queue}-poison") == 0
 
 
+@pytest.mark.compat
 def test_sqs_redrives_from_the_dead_letter_queue_of_its_redrive_policy(sqs: SQSService) -> None:
     dlq, queue = fresh_name("dlq"), fresh_name("redrive")
     dlq_arn = sqs.client.get_queue_attributes(QueueUrl=sqs.create(dlq), AttributeNames=["QueueArn"])

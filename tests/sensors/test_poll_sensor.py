@@ -28,6 +28,7 @@ def deferred(output: str) -> bool:
     return "[DAG TEST] running trigger in line" in output
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
 def test_waits_for_messages_then_delivers_them(service: Service, queue: str, mode: str) -> None:
     bodies = ["w-0", "w-1", "w-2"]
@@ -41,6 +42,7 @@ def test_waits_for_messages_then_delivers_them(service: Service, queue: str, mod
     assert service.total(queue) == 0  # post-delivery: deleted once the XCom was stored
 
 
+@pytest.mark.compat
 def test_deferrable_waits_in_the_trigger(service: Service, queue: str) -> None:
     sender = SendWhenDeferred(service, queue, ["d-0"], "fluke_test_poll_deferrable", "wait")
     result, output = poll(service, queue, "fluke_test_poll_deferrable")
@@ -51,6 +53,7 @@ def test_deferrable_waits_in_the_trigger(service: Service, queue: str) -> None:
     assert service.total(queue) == 0  # deleted by the worker once stored as XCom
 
 
+@pytest.mark.compat
 def test_deferrable_takes_waiting_messages_without_deferring(service: Service, queue: str) -> None:
     service.send(queue, ["now-0", "now-1"])
     result, output = poll(service, queue, "fluke_test_poll_deferrable")
@@ -72,6 +75,7 @@ def test_delivers_exactly_num_messages(service: Service, queue: str, mode: str) 
     assert sorted(delivered + left) == bodies
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("mode", MODES)
 def test_pre_delivery_delete_leaves_nothing(service: Service, queue: str, mode: str) -> None:
     bodies = ["p-0", "p-1", "p-2"]
@@ -103,6 +107,7 @@ def test_post_delivery_messages_survive_a_crash_before_the_xcom(service: Service
     assert service.total(queue) == 0
 
 
+@pytest.mark.compat
 def test_deferred_post_delivery_message_survives_a_crash_before_the_xcom(service: Service, queue: str) -> None:
     """The trigger received it; the worker resumed and died before the XCom: it comes back, try 2 gets it."""
     sender = SendWhenDeferred(service, queue, ["c-deferred"], "fluke_test_crash_deferrable", "wait")

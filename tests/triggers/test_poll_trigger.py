@@ -29,6 +29,7 @@ from airflow_support import (
 
 from devtools.emulators import MotoSQS
 from devtools.proxy import Proxy
+from fluke_airflow import _airflow
 from fluke_airflow.exceptions import QueueNotFoundError
 from fluke_airflow.triggers import QueuePollTrigger
 
@@ -63,6 +64,7 @@ def bodies_of(event: TriggerEvent) -> list[str]:
 
 
 # -- watch mode -----------------------------------------------------------------------------------------------
+@pytest.mark.compat
 async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_runs(
     service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
@@ -89,6 +91,7 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
         await events.aclose()
 
 
+@pytest.mark.compat
 async def test_watch_mode_waits_for_messages_that_arrive_later(
     service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
@@ -104,6 +107,7 @@ async def test_watch_mode_waits_for_messages_that_arrive_later(
         await events.aclose()
 
 
+@pytest.mark.compat
 async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
     service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
@@ -202,6 +206,7 @@ async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
             sqs.delete_queue(queue)
 
 
+@pytest.mark.compat
 async def test_triggers_of_one_connection_share_one_client(service: Service) -> None:
     """A triggerer runs many triggers on one loop: one client per connection, not one each."""
     from fluke_airflow.hooks import azure, sqs
@@ -267,6 +272,7 @@ async def test_event_payload_repr_leaves_out_bodies(
 
 
 # -- task mode (a deferred sensor) -------------------------------------------------------------------------------
+@pytest.mark.compat
 async def test_task_mode_fires_once_with_receipts_and_deletes_nothing(service: Service, queue: str) -> None:
     service.send(queue, ["t-0", "t-1", "t-2"])
     events = trigger_for(service, queue, single_event=True, visibility_timeout=300).run()
@@ -325,6 +331,7 @@ async def test_wrong_connection_type(monkeypatch: pytest.MonkeyPatch, single_eve
 
 
 # -- construction -------------------------------------------------------------------------------------------------
+@pytest.mark.compat
 def test_serialize_round_trips_through_the_constructor() -> None:
     from airflow.serialization.serialized_objects import BaseSerialization
 
@@ -357,11 +364,39 @@ def test_serialize_round_trips_through_the_constructor() -> None:
     rebuilt = import_string(classpath)(**stored)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
-    # The shared-stream producer is built from the same kwargs.
-    producer = QueuePollTrigger.create_shared_stream_producer(kwargs)
-    assert producer.settings == trigger.settings and producer.watch == trigger.watch
+    if _airflow.has_shared_streams():  # the shared-stream producer is built from the same kwargs
+        producer = QueuePollTrigger.create_shared_stream_producer(kwargs)
+        assert producer.settings == trigger.settings and producer.watch == trigger.watch
 
 
+@pytest.mark.compat
+def test_the_triggerer_takes_the_path_its_airflow_has_for_watchers() -> None:
+    """Airflow 3.3+: the triggerer subscribes a watcher to a shared stream (its key), and the
+    producer polls. Before 3.3 there is no shared stream: the triggerer runs the trigger's own
+    run() (the watch-mode tests above: deletes once the consumer DAGs ran), and nothing here
+    imports the 3.3 API."""
+    import importlib.util
+    import inspect
+    import sys
+
+    from airflow.jobs import triggerer_job_runner
+
+    source = inspect.getsource(triggerer_job_runner)
+    trigger = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["x"])
+    if _airflow.has_shared_streams():
+        assert "filter_shared_stream" in source and "shared_stream_key" in source
+        from fluke_airflow.triggers.stream import QueueStreamProducer
+
+        producer = QueuePollTrigger.create_shared_stream_producer(trigger.serialize()[1])
+        assert isinstance(producer, QueueStreamProducer)
+    else:
+        assert importlib.util.find_spec("airflow.triggers.shared_stream") is None
+        assert "shared_stream" not in source  # every trigger goes through run()
+        assert trigger.shared_stream_key() is not None  # harmless: nothing asks for it
+        assert "fluke_airflow.triggers.stream" not in sys.modules
+
+
+@pytest.mark.compat
 def test_watchers_of_one_queue_share_a_stream_and_task_mode_does_not() -> None:
     a = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["x"])
     b = QueuePollTrigger(conn_id="c", queue="q", dag_ids=["y"])  # other consumers, the same poll
@@ -373,6 +408,7 @@ def test_watchers_of_one_queue_share_a_stream_and_task_mode_does_not() -> None:
     assert QueuePollTrigger(conn_id="c", queue="q", single_event=True).shared_stream_key() is None
 
 
+@pytest.mark.compat
 def test_a_watcher_without_dag_ids_is_refused_on_airflow_before_3_4() -> None:
     from fluke_airflow import _airflow
 
