@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +43,37 @@ def _uv(*args: str, cwd: Path = ROOT) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not UV.exists():
         pytest.skip(f"needs uv next to the interpreter ({UV}): make setup installs it")
-    tmp = tmp_path_factory.mktemp("wheel")
-    dist = tmp / "dist"
+    dist = tmp_path_factory.mktemp("dist")
     _uv("build", "--quiet", "--wheel", "--build-constraint", "constraints.txt", "--out-dir", str(dist))
-    (wheel,) = dist.glob("fluke_airflow-*.whl")
+    (built,) = dist.glob("fluke_airflow-*.whl")
+    return built
+
+
+def _install(tmp: Path, requirement: str) -> Installed:
     venv = tmp / "venv"
     _uv("venv", "--quiet", "--python", sys.executable, str(venv))
     python = venv / "bin" / "python"
-    _uv("pip", "install", "--quiet", "--python", str(python), "-c", "constraints.txt", f"{wheel}[all]")
+    _uv("pip", "install", "--quiet", "--python", str(python), "-c", "constraints.txt", requirement)
     home = tmp / "airflow-home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(
-        {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": f"{venv / 'bin'}:{env['PATH']}"}
-    )
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     # A directory outside the checkout: only the installed package can be imported.
-    yield Installed(python, env, tmp)
+    return Installed(python, env, tmp)
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return _install(tmp_path_factory.mktemp("all"), f"{wheel}[all]")
+
+
+@pytest.fixture(scope="module")
+def base_only(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return _install(tmp_path_factory.mktemp("base"), str(wheel))
 
 
 def test_the_wheel_installs_the_package_not_the_checkout(installed: Installed) -> None:
@@ -111,3 +122,25 @@ def test_the_example_dags_import(installed: Installed) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert {"example_queue_sqs", "example_queue_azure", "example_queue_event_driven"} <= set(result["dags"])
+
+
+def test_the_base_package_installs_no_cloud_tree_and_names_the_missing_extra(base_only: Installed) -> None:
+    listed = base_only.run(str(UV), "pip", "list", "--format", "json", "--python", str(base_only.python))
+    names = {p["name"] for p in json.loads(listed.stdout)}
+    assert "fluke-airflow" in names and "apache-airflow" in names
+    assert not names & {"apache-airflow-providers-amazon", "boto3", "azure-storage-queue", "azure-identity"}
+    script = (
+        "from airflow.sdk import Connection\n"
+        "import fluke_airflow.operators, fluke_airflow.sensors, fluke_airflow.triggers  # DAG files parse\n"
+        "from fluke_airflow.exceptions import MissingExtraError\n"
+        "from fluke_airflow.hooks.resolve import hook_for_connection\n"
+        "for conn_type in ('aws', 'azure_storage_queue'):\n"
+        "    try:\n"
+        "        hook_for_connection(Connection(conn_id='q', conn_type=conn_type))\n"
+        "    except MissingExtraError as error:\n"
+        "        print(error)\n"
+    )
+    done = base_only.run(str(base_only.python), "-c", script)
+    lines = done.stdout.strip().splitlines()[-2:]
+    assert "pip install 'fluke-airflow[amazon]'" in lines[0] and "Amazon SQS" in lines[0]
+    assert "pip install 'fluke-airflow[azure]'" in lines[1] and "Azure Queue Storage" in lines[1]
