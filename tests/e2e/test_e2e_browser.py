@@ -35,6 +35,9 @@ EXTRA_FIELDS = [
     "Queue endpoint",
     "Message encoding",
 ]
+EXTRA_FIELD_NAMES = [
+    "connection_string", "sas_token", "tenant_id", "managed_identity_client_id", "queue_endpoint", "message_encoding",
+]  # fmt: skip
 
 
 def _ensure_chromium() -> None:
@@ -70,6 +73,12 @@ def test_azure_connection_form_and_test_button(stack: Stack) -> None:
     assert all(f in result["fields"]["standard"] for f in STANDARD_FIELDS), result["fields"]
     assert all(f in result["fields"]["extra"] for f in EXTRA_FIELDS), result["fields"]
     assert result["fields"]["connection_string_input_type"] == "password", "the connection string is a secret"
+    # The defaults the form starts with: `text` for the message encoding (not `null`), every
+    # other extra field empty.
+    defaults = result["fields"]["defaults"]
+    assert set(defaults) >= set(EXTRA_FIELD_NAMES), defaults
+    assert defaults["message_encoding"] == "text", defaults
+    assert all(defaults[name] == "" for name in EXTRA_FIELD_NAMES if name != "message_encoding"), defaults
 
     # The Test button answered, and it is our hook's test_connection that succeeded.
     final = result["tests"][-1]

@@ -70,6 +70,12 @@ try {
   await dialog.getByRole('button', { name: 'Extra Fields', exact: true }).click();
   await dialog.getByText('Queue endpoint').waitFor();
   result.fields.extra = (await labels()).filter((l) => !result.fields.standard.includes(l));
+  // What the extra fields hold before anything is typed: the defaults the form got.
+  result.fields.defaults = {};
+  for (const input of await dialog.locator('input[name^="element_"]').all()) {
+    const name = (await input.getAttribute('name')).slice('element_'.length);
+    result.fields.defaults[name] = await input.inputValue();
+  }
 
   step('fill in the connection string');
   // The UI's label is not tied to its input (for= points elsewhere), so find the input by name.
