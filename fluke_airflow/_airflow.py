@@ -41,6 +41,13 @@ def has_asset_state_store() -> bool:
     return version() >= (3, 3)
 
 
+def retries_keep_deferral() -> bool:
+    """Airflow 3.0's execution API keeps a task's ``next_method``/``next_kwargs`` when a try fails
+    after it resumed from a deferral: the retry resumes into ``execute_complete`` with the previous
+    try's event. Airflow 3.1 clears them with the state (a retry starts at ``execute``)."""
+    return version() < (3, 1)
+
+
 def scheduler_strands_events() -> bool:
     """Whether an asset event stored while the consumer DAG already has one waiting, or is at
     ``max_active_runs``, waits for a later event before any run consumes it.

@@ -301,13 +301,36 @@ class QueuePollSensor(BaseSensorOperator):
                 trigger=QueuePollTrigger(**self._settings().as_kwargs(), single_event=True),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+                **self._resume_kwargs(context),
             )
         super().execute(context)
         return self._hand_over(context, self._delivered, renew=False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[Any]:
+    @staticmethod
+    def _resume_kwargs(context: Context) -> dict[str, Any]:
+        """Where a retry can resume into the previous try's deferral (Airflow 3.0), the try that
+        deferred goes along, so that :meth:`execute_complete` can tell a stale event."""
+        from fluke_airflow import _airflow
+
+        if not _airflow.retries_keep_deferral():
+            return {}
+        return {"kwargs": {"deferred_in_try": context["ti"].try_number}}
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, deferred_in_try: int | None = None
+    ) -> Any:
         from fluke_airflow.queues.message import Message
 
+        if deferred_in_try is not None and deferred_in_try != context["ti"].try_number:
+            # Airflow 3.0 keeps next_method/next_kwargs when a try fails, so a retry resumes with the
+            # previous try's event; its messages were released (or came back) and their receipts
+            # are stale. Receive again instead, as a fresh try does on Airflow 3.1+.
+            self.log.info(
+                "Try %s resumed the deferral of try %s (Airflow 3.0): waiting for messages again",
+                context["ti"].try_number,
+                deferred_in_try,
+            )
+            return self.execute(context)
         if not event or event.get("status") != "success":
             from fluke_airflow._airflow import AirflowException
 
@@ -378,7 +401,9 @@ class QueuePollSensor(BaseSensorOperator):
             return value
         with self._open() as queue:
             if renew or self.delete_on_dag_success:
-                messages = self._renewed(queue, messages)
+                # In place: if storing fails, _hand_over releases them with the renewed receipts
+                # (Azure gives a message a new pop receipt with every visibility change).
+                messages[:] = self._renewed(queue, messages)
             if self.delete_on_dag_success:
                 from fluke_airflow.sensors.settle import MESSAGES_XCOM_KEY
 

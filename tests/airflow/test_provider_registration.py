@@ -99,32 +99,40 @@ def _fab_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("wtforms", "flask_appbuilder"))
 
 
+_HOOK_META = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+(meta,) = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "azure_storage_queue"]
+print(json.dumps(meta.model_dump(mode="json")))
+"""
+
+
 @pytest.mark.usefixtures("airflow_env")
 def test_the_connection_form_gets_every_field_with_its_default() -> None:
     """What the UI's connection form receives (``/ui/connections/hook_meta``), on every minor:
     Airflow 3.2+ reads provider.yaml's conn-fields; 3.1 calls get_connection_form_widgets with
-    wtforms and flask-appbuilder mocked; 3.0 calls it only where both are installed."""
-    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-
-    HookMetaService.hook_meta_data.cache_clear()
-    (meta,) = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "azure_storage_queue"]
-    assert meta.hook_class_name == "fluke_airflow.hooks.azure.AzureStorageQueueHook"
+    wtforms and flask-appbuilder mocked; 3.0 calls it only where both are installed. In a fresh
+    process, as the API server builds it (the mocks must come before the providers load)."""
+    done = subprocess.run([sys.executable, "-c", _HOOK_META], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads(done.stdout.strip().splitlines()[-1])
+    assert meta["hook_class_name"] == "fluke_airflow.hooks.azure.AzureStorageQueueHook"
     if _airflow.version() < (3, 1) and not _fab_installed():
         # Airflow 3.0 without flask-appbuilder: no provider's hook gets its extra fields or field
         # behaviours in the form (Airflow logs "UI widgets will be missing"); the connection works.
-        assert not meta.extra_fields and meta.standard_fields is None
+        assert not meta["extra_fields"] and meta["standard_fields"] is None
         return
     fields = provider_yaml()["connection-types"][0]["conn-fields"]
-    extra = meta.extra_fields or {}
+    extra = meta["extra_fields"] or {}
     assert set(extra) == set(fields)
     defaults = {name: field.get("value") for name, field in extra.items()}
     assert defaults == {name: f["schema"].get("default") for name, f in fields.items()}
     assert defaults["message_encoding"] == "text"
     formats = {name: (field.get("schema") or {}).get("format") for name, field in extra.items()}
     assert {name for name, f in formats.items() if f == "password"} == {"connection_string", "sas_token"}
-    assert meta.standard_fields is not None and meta.standard_fields.password is not None
-    assert meta.standard_fields.password.title == "Account key or client secret"
-    assert meta.standard_fields.port is not None and meta.standard_fields.port.hidden
+    standard = meta["standard_fields"]
+    assert standard["password"]["title"] == "Account key or client secret"
+    assert standard["port"]["hidden"] is True
 
 
 def cli(*commands: tuple[str, ...]) -> list[Any]:

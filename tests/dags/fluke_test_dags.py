@@ -61,8 +61,8 @@ class CrashBeforeXCom(QueuePollSensor):
     def execute(self, context: Any) -> Any:
         return super().execute(self._context(context))
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        return super().execute_complete(self._context(context), event)
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return super().execute_complete(self._context(context), event, **kwargs)
 
 
 class CrashAfterReceive(QueuePollSensor):
@@ -70,8 +70,8 @@ class CrashAfterReceive(QueuePollSensor):
         super().execute(context)
         raise RuntimeError("simulated crash before the sensor's return value is stored")
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        super().execute_complete(context, event)
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        super().execute_complete(context, event, **kwargs)
         raise RuntimeError("simulated crash before the sensor's return value is stored")
 
 

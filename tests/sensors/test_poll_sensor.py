@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from airflow_support import SendWhenDeferred, Service, SQSService, run_dag_captured, set_connection
 
+from fluke_airflow import _airflow
 from fluke_airflow.sensors import QueuePollSensor
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
@@ -118,6 +119,15 @@ def test_deferred_post_delivery_message_survives_a_crash_before_the_xcom(service
     assert result.task_states() == {"wait": "success"}
     assert result.tries[("wait", -1)] == 2
     assert result.xcom("wait") == ["c-deferred"]
+    stale = _airflow.retries_keep_deferral() and "resumed the deferral of try" not in output
+    if stale and not isinstance(service, SQSService):
+        # Airflow 3.0's dag.test() resumes try 2 with try 1's event and drops the sensor's
+        # next_kwargs (the try that deferred), so the sensor cannot tell: it stores the XCom, and
+        # the stale pop receipt (Azure renews it with every visibility change; SQS keeps taking
+        # older receipt handles) cannot delete the message. It is not lost: it comes back (a
+        # duplicate). Airflow 3.1+ starts try 2 at execute(), and the message is deleted.
+        assert service.total(queue) == 1
+        return
     assert service.total(queue) == 0
 
 
