@@ -45,7 +45,7 @@ test-compat: setup $(foreach m,$(COMPAT_MINORS),$(COMPAT_VENVS)/$(m)/.installed)
 
 $(COMPAT_VENVS)/%/.installed: compat/constraints-%.txt pyproject.toml $(VENV)/.installed
 	test -x $(COMPAT_VENVS)/$*/bin/python || UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --python $(PYTHON) $(COMPAT_VENVS)/$*
-	$(UV) pip install --quiet --python $(COMPAT_VENVS)/$*/bin/python -c compat/constraints-$*.txt -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode --python $(COMPAT_VENVS)/$*/bin/python -c compat/constraints-$*.txt -e '.[test]'
 	touch $@
 
 # Re-resolve compat/constraints-<minor>.txt (see devtools/compat.py for how each is chosen).
