@@ -13,7 +13,8 @@ the terminal summary. Then it checks the delivery guarantee:
    the messages it held were deleted before delivery and are gone; none processed twice, nothing
    else lost.
 3. ``delete_on_dag_success=True`` and a downstream task failing: the run's messages are released
-   with the sensor's retry_delay (hidden for 30 s, then back), a second run processes them and deletes them when it succeeds; none lost.
+   with the sensor's retry_delay (hidden for 30 s, then back), a second run processes them and
+   deletes them when it succeeds; none lost.
 4. The triggerer SIGKILLed while six deferred sensors' triggers hold received messages (three
    post-delivery, three pre-delivery, on two queues): post-delivery none lost; pre-delivery as many
    lost as the killed triggerer held (deleted before their events were stored), none processed twice.
