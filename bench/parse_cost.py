@@ -5,8 +5,8 @@ does), then the contender's modules, and reports the wall time of the second imp
 modules it added, the RSS it added, and whether any cloud SDK module is loaded at all.
 Contenders alternate (ours, amazon, ours, ...); the report takes medians.
 
-Bytecode: the project's virtualenv has no ``.pyc`` files (uv does not compile them and the
-Makefile sets ``PYTHONDONTWRITEBYTECODE``), whereas a production Airflow image has them. The
+Bytecode: this checkout's modules have no ``.pyc`` files (the Makefile sets
+``PYTHONDONTWRITEBYTECODE``), whereas an installed wheel has them. The
 measurements use a private ``PYTHONPYCACHEPREFIX`` under ``.work/bench`` warmed by one
 unmeasured run per contender, so they time importing, not compiling.
 """

@@ -4,6 +4,7 @@ Contenders:
 
 * ``ours``: fluke-airflow's blocking classes (``AmazonSQSQueue`` / ``AzureStorageQueue``);
 * ``ours-async``: the asyncio classes the trigger uses (``AsyncAmazonSQSQueue`` / ``AsyncAzureStorageQueue``);
+* ``limit``: the ceiling, the SDK used for throughput alone (``bench/limit.py``);
 * ``airflow``: the amazon provider's ``SqsHook`` driven the way ``SqsPublishOperator`` sends
   (``send_message`` per message) and ``SqsSensor`` receives (``receive_message`` of up to 10,
   then ``delete_message_batch``), on an ``aws`` connection from ``AIRFLOW_CONN_BENCH_SQS``.
@@ -37,6 +38,9 @@ class Timer:
 
     def mark(self) -> None:
         self.last = time.perf_counter()
+
+    def restart(self) -> None:
+        self.start = self.last = time.perf_counter()
 
     def result(self, count: int, **extra: Any) -> dict[str, Any]:
         end = time.perf_counter()
@@ -199,6 +203,10 @@ def main() -> None:
             asyncio.run(ours_async(spec))
         elif spec["contender"] == "airflow":
             airflow_sqs(spec)
+        elif spec["contender"] == "limit":
+            from bench import limit
+
+            limit.run(spec, Timer())
         else:
             raise ValueError(f"unknown contender {spec['contender']!r}")
     except Exception as error:

@@ -26,6 +26,7 @@ LABELS = {
     "ours-async": "fluke-airflow (async)",
     "fluke-api": "fluke-api 0.5.0",
     "airflow": "amazon provider SqsHook",
+    "limit": "limit (SDK, 16 in flight)",
 }
 SERVICES = {"sqs": "Amazon SQS (moto)", "azure": "Azure Queue Storage (Azurite)"}
 
@@ -33,8 +34,8 @@ SERVICES = {"sqs": "Amazon SQS (moto)", "azure": "Azure Queue Storage (Azurite)"
 def contenders_for(service: str, with_async: bool = True) -> list[str]:
     ours = ["ours", "ours-async"] if with_async else ["ours"]
     if service == "sqs":
-        return [*ours, "fluke-api", "airflow"]
-    return [*ours, "fluke-api"]
+        return [*ours, "fluke-api", "airflow", "limit"]
+    return [*ours, "fluke-api", "limit"]
 
 
 def batch_size(contender: str, service: str) -> int:
@@ -42,6 +43,8 @@ def batch_size(contender: str, service: str) -> int:
     fluke-api: 10, the most it can use (see fluke_api_runner). The provider: 10 per receive."""
     if contender in ("ours", "ours-async"):
         return 100 if service == "sqs" else 32
+    if contender == "limit":
+        return 10 if service == "sqs" else 32
     return 10
 
 

@@ -10,6 +10,7 @@ SHORT = {
     "ours-async": "fluke-airflow async",
     "fluke-api": "fluke-api 0.5.0",
     "airflow": "SqsHook",
+    "limit": "limit",
 }
 """Contender names short enough for a chart's x axis (tables use ``bench.throughput.LABELS``)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.limit import CONCURRENCY as LIMIT_CONCURRENCY
 from bench.report import Block, Heading, Para, Table, num, ratio, verdict
 from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, targets_of
@@ -39,6 +40,13 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             continue
         ours, base = n.rate(service, op, "ours"), n.rate(service, op, "fluke-api")
         airflow = n.rate(service, op, "airflow") if n.runs_of(service, op, "airflow") else None
+        ran = n.runs_of(service, op, "limit")
+        limit = n.rate(service, op, "limit") if ran else None
+        # The ceiling: the fastest client measured (the limit contender unless another beat it).
+        measured = [n.rate(service, op, c) for c in n.contenders(service) if n.runs_of(service, op, c)]
+        ceiling = max(measured) if ran else None
+        # The cloud's bound for the limit client: requests in flight over requests per message x RTT.
+        model = LIMIT_CONCURRENCY / (n.per_message(service, op, "limit") * rtt_ms / 1000) if ran else None
         ok = target.met(ours / base)
         if not ok:
             missed.append(f"{label} {ours / base:.2f}x (target {target.shown})")
@@ -48,7 +56,10 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                 num(ours),
                 num(base),
                 num(airflow) if airflow is not None else "-",
+                num(limit) if limit is not None else "-",
+                num(model) if model is not None else "-",
                 ratio(ours / base),
+                f"{ours / ceiling:.2f}" if ceiling else "-",
                 f"{target.text}: {verdict(ok)}",
             ]
         )
@@ -62,7 +73,8 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             "with a round trip, a request mostly waits, and concurrent requests overlap their waits as they "
             "would against SQS and Azure. This is not a target of the issue (the targets are measured above); "
             "it shows what the requests per message and the concurrency are worth where requests cost "
-            "network time."
+            "network time. The round-trip model is the cloud's bound for the limit contender: "
+            f"{LIMIT_CONCURRENCY} requests in flight / (its requests per message x the round trip)."
         ),
         Table(
             [
@@ -70,7 +82,10 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                 "fluke-airflow msg/s",
                 "fluke-api msg/s",
                 "amazon SqsHook msg/s",
+                "limit msg/s",
+                "round-trip model of the limit",
                 "fluke-airflow vs fluke-api",
+                "fluke-airflow of the ceiling",
                 "issue's target (as on loopback)",
             ],
             rows,

@@ -23,7 +23,7 @@ class Throughput:
         for r in self.runs:
             if r["service"] == service and r["contender"] not in seen:
                 seen.append(r["contender"])
-        order = ["ours", "ours-async", "fluke-api", "airflow"]
+        order = ["ours", "ours-async", "fluke-api", "airflow", "limit"]
         return sorted(seen, key=order.index)
 
     def rates(self, service: str, op: str, contender: str) -> list[float]:

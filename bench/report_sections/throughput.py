@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.limit import CONCURRENCY as LIMIT_CONCURRENCY
 from bench.report import Block, Heading, Image, Para, Table, bar_chart, num, ratio, verdict
 from bench.report_sections.names import SHORT, panel_title
 from bench.report_sections.request_counts import CHART as REQUESTS_CHART
@@ -12,6 +13,8 @@ from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, Target, targets_of
 from bench.throughput import LABELS, batch_size
 
+BATCHED_PUSH = ("ours", "ours-async", "limit")
+"""The contenders that send SQS messages 10 per request (the others one by one)."""
 TITLES = {
     ("sqs", "push"): "SQS push throughput (`push_many`)",
     ("sqs", "poll"): "SQS poll+delete throughput (batch 100)",
@@ -25,11 +28,33 @@ def _rates(t: Throughput, target: Target) -> tuple[float, float]:
     return t.rate(target.service, target.op, "ours"), t.rate(target.service, target.op, "fluke-api")
 
 
+def _limit(t: Throughput, service: str, op: str) -> float | None:
+    """The ceiling: the limit contender's median rate, or a contender's that beat it (the fastest
+    client measured is the bound); None if the limit contender did not run (older reports)."""
+    if not t.runs_of(service, op, "limit"):
+        return None
+    return max(t.rate(service, op, c) for c in t.contenders(service) if t.runs_of(service, op, c))
+
+
 def checks(results: dict[str, Any]) -> list[Check]:
     if "throughput" not in results:
         return []
     t = Throughput(results["throughput"])
     rows = []
+    for target in targets_of("ceiling"):
+        limit = _limit(t, target.service, target.op)
+        if limit is None:
+            continue
+        ours = t.rate(target.service, target.op, "ours")
+        rows.append(
+            Check(
+                target,
+                TITLES[(target.service, target.op)] + ", of the ceiling",
+                f"{target.text} of the ceiling (the fastest client measured)",
+                f"{num(ours)} vs {num(limit)} msg/s = {ours / limit:.2f}",
+                target.met(ours / limit),
+            )
+        )
     for target in targets_of("throughput"):
         ours, base = _rates(t, target)
         rows.append(
@@ -106,6 +131,7 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
     ours, base = _rates(t, target)
     met = target.met(ours / base)
     rows = []
+    limit = _limit(t, service, op)
     for c in t.contenders(service):
         rates = t.rates(service, op, c)
         rows.append(
@@ -113,7 +139,7 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
                 LABELS[c],
                 str(batch_size(c, service))
                 if op == "poll"
-                else ("10 per request" if c.startswith("ours") and service == "sqs" else "1 per request"),
+                else ("10 per request" if c in BATCHED_PUSH and service == "sqs" else "1 per request"),
                 num(t.rate(service, op, c)),
                 f"{num(min(rates))}-{num(max(rates))}",
                 num(t.seconds(service, op, c), 2),
@@ -121,6 +147,7 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
                 t.by_operation(service, op, c),
                 ratio(t.rate(service, op, c) / base),
                 ", ".join(f"{x:.2f}" for x in t.round_ratios(service, op, c)),
+                f"{t.rate(service, op, c) / limit:.2f}" if limit else "-",
             ]
         )
     blocks: list[Block] = [
@@ -136,10 +163,12 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
                 f"requests for {t.messages:,} messages (median)",
                 "vs fluke-api",
                 "vs fluke-api, round by round",
+                "of the limit",
             ],
             rows,
         ),
         Para(f"Target: fluke-airflow {target.text} fluke-api 0.5.0. Met: {verdict(met)} ({ratio(ours / base)})."),
+        *_ceiling(t, service, op),
         *_notes(t, target, met),
     ]
     odd = _unclean_runs(t, service, op)
@@ -153,6 +182,27 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
             )
         )
     return blocks
+
+
+def _ceiling(t: Throughput, service: str, op: str) -> list[Block]:
+    limit = _limit(t, service, op)
+    if limit is None:
+        return []
+    target = next(x for x in targets_of("ceiling") if (x.service, x.op) == (service, op))
+    share = t.rate(service, op, "ours") / limit
+    return [
+        Para(
+            f"Ceiling: the limit contender (`bench/limit.py`: the service's asyncio SDK, batched to the service's "
+            f"limits, {LIMIT_CONCURRENCY} requests in flight, no per-message work, a poll that stops at the known "
+            f"count) does {num(t.rate(service, op, 'limit'))} msg/s on this machine's emulator"
+            + (
+                "."
+                if limit == t.rate(service, op, "limit")
+                else f"; a contender did better, {num(limit)} msg/s, and that is the ceiling taken."
+            )
+            + f" fluke-airflow reaches {share:.2f} of the ceiling (target {target.text}): {verdict(target.met(share))}."
+        )
+    ]
 
 
 def _unclean_runs(t: Throughput, service: str, op: str) -> list[str]:

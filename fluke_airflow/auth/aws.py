@@ -100,9 +100,12 @@ def _warm_loader() -> Any:
             from botocore.loaders import create_loader
 
             loader = create_loader()
-            loader.load_service_model("sqs", "service-2")
-            loader.load_data("endpoints")
-            loader.load_data("partitions")
+            # The calls botocore's client creator makes, with the same arguments (the loader
+            # caches by them): a client built on the event loop then reads only the cache.
+            for type_name in ("service-2", "endpoint-rule-set-1"):
+                loader.load_service_model("sqs", type_name, api_version=None)
+            for name in ("endpoints", "partitions", "sdk-default-configuration"):
+                loader.load_data(name)
             _LOADER = loader
     return _LOADER
 
@@ -285,10 +288,13 @@ class AWSAuth:
         """An aiobotocore client context manager; credentials are resolved off the event loop."""
         from aiobotocore.session import AioSession
 
-        session = self.botocore_session()
-        credentials = await asyncio.to_thread(session.get_credentials)
-        kwargs = await asyncio.to_thread(self._client_kwargs, max_pool_connections)
-        aio = AioSession()
+        def prepare() -> tuple[Any, dict[str, Any], AioSession]:
+            # Tens of milliseconds each (a session registers ~250 handlers): on the event loop,
+            # a restarted triggerer's triggers would add them up into a stall.
+            credentials = self.botocore_session().get_credentials()
+            return credentials, self._client_kwargs(max_pool_connections), AioSession()
+
+        credentials, kwargs, aio = await asyncio.to_thread(prepare)
         # One loader for every client: its cache keeps the service model JSON, so building a
         # client on the event loop (500 triggers start at once) does not parse it again.
         aio.register_component("data_loader", await _shared_loader())

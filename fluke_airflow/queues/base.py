@@ -129,7 +129,7 @@ class QueueBase(Generic[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 8,
+        max_concurrency: int = 10,
         metric_tags: Mapping[str, str] | None = None,
     ) -> None:
         self._check_auth(auth)
@@ -341,7 +341,7 @@ class Queue(QueueBase[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 8,
+        max_concurrency: int = 10,
         metric_tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
@@ -533,7 +533,7 @@ class AsyncQueue(QueueBase[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 8,
+        max_concurrency: int = 10,
         share_client: bool = False,
         metric_tags: Mapping[str, str] | None = None,
         stall_grace: float | None = None,

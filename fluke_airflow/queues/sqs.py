@@ -482,6 +482,11 @@ class _SQSConfig(QueueBase[AWSAuth]):
     def _held_messages_block(self) -> bool:
         return self.get_name().endswith(".fifo")  # SQS requires FIFO queue names to end so
 
+    def _pool_connections(self) -> int:
+        """A connection for every concurrent request, and two for the heartbeat and a long poll
+        beside them (urllib3 drops the connections past its pool size)."""
+        return max(10, self._max_concurrency + 2)
+
 
 class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
     """An Amazon SQS queue, by name or URL. Opens (and checks the queue exists) on construction.
@@ -491,7 +496,7 @@ class AmazonSQSQueue(_SQSConfig, Queue[AWSAuth]):
     """
 
     def _connect(self, queue: str | None = None, *, create: bool = False) -> SyncSQSTransport:
-        return SyncSQSTransport(self._auth, queue or self._queue, max(10, self._max_concurrency))
+        return SyncSQSTransport(self._auth, queue or self._queue, self._pool_connections())
 
 
 class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
@@ -504,4 +509,4 @@ class AsyncAmazonSQSQueue(_SQSConfig, AsyncQueue[AWSAuth]):
 
     async def _connect(self, queue: str | None = None, *, create: bool = False) -> AsyncSQSTransport:
         transport = AsyncSQSTransport(queue or self._queue)
-        return await transport.connect(self._auth, max(10, self._max_concurrency), shared=self._share_client)
+        return await transport.connect(self._auth, self._pool_connections(), shared=self._share_client)

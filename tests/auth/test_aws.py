@@ -311,3 +311,35 @@ async def test_each_event_loop_gets_its_own_shared_client(moto, sqs_queue):
 
     ids = await asyncio.gather(asyncio.to_thread(asyncio.run, client_id()), client_id())
     assert ids[0] != ids[1]
+
+
+async def test_the_async_client_is_set_up_off_the_event_loop(moto, sqs_queue, monkeypatch):
+    """Building botocore sessions (~250 handlers registered each) and parsing botocore's JSON
+    models take tens of milliseconds: on a triggerer's loop, a restart's triggers add them up
+    into a stall. They run in worker threads; only the cached client assembly stays on the loop."""
+    import threading
+
+    import botocore.loaders
+    import botocore.session
+
+    from fluke_airflow.queues.sqs import AsyncAmazonSQSQueue
+
+    where: list[tuple[str, int]] = []
+
+    def recording(name, original):
+        def call(*args, **kwargs):
+            where.append((name if name == "session" else f"{name} {args[1:]}", threading.get_ident()))
+            return original(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(botocore.session.Session, "_register_builtin_handlers",
+                        recording("session", botocore.session.Session._register_builtin_handlers))  # fmt: skip
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file",
+                        recording("json model", botocore.loaders.JSONFileLoader.load_file))  # fmt: skip
+    loop_thread = threading.get_ident()
+    async with AsyncAmazonSQSQueue(key_auth(moto, region="us-east-1"), sqs_queue, share_client=True) as queue:
+        await queue.peek()
+    on_the_loop = [name for name, thread in where if thread == loop_thread]
+    assert not on_the_loop, f"{on_the_loop} ran on the event loop"
+    assert any(name == "session" for name, _ in where)  # the recording saw the session being built

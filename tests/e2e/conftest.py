@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from azure.storage.queue import QueueServiceClient
+from statsd_support import StatsdListener, statsd_config
 
 from devtools.airflow_local import EXAMPLE_DAGS, AirflowClient, LocalAirflow, emulator_connections
 from devtools.emulators import AzuriteQueue, MotoSQS
@@ -37,6 +38,8 @@ class Stack:
     azurite: AzuriteQueue
     sqs: Any  # boto3 SQS client (independent of our code)
     azure: QueueServiceClient
+    statsd: StatsdListener
+    """Where every component sends its metrics ([metrics] statsd_on), ours among them."""
 
     def new_sqs_queue(self, prefix: str, **attributes: str) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -84,8 +87,13 @@ def stack() -> Iterator[Stack]:
             sqs.create_queue(QueueName=name)
         for name in AZURE_QUEUES:
             azure.create_queue(name)
+        statsd = StatsdListener()
+        clients.append(statsd)
         airflow = LocalAirflow.create(
-            "e2e", connections=emulator_connections(moto, azurite), dag_folders=[EXAMPLE_DAGS, E2E_DAGS]
+            "e2e",
+            connections=emulator_connections(moto, azurite),
+            dag_folders=[EXAMPLE_DAGS, E2E_DAGS],
+            extra_env=statsd_config(statsd.port),
         )
         with airflow:
             api = airflow.client()
@@ -97,7 +105,7 @@ def stack() -> Iterator[Stack]:
                     "e2e_post_delivery_crash",
                 ]
             )
-            yield Stack(airflow=airflow, api=api, moto=moto, azurite=azurite, sqs=sqs, azure=azure)
+            yield Stack(airflow=airflow, api=api, moto=moto, azurite=azurite, sqs=sqs, azure=azure, statsd=statsd)
     finally:
         for client in clients:  # open keep-alive connections would make Azurite wait before it exits
             client.close()

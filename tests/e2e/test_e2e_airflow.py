@@ -1,4 +1,5 @@
-"""The provider in a real Airflow, checked only through Airflow's REST API and the queues themselves.
+"""The provider in a real Airflow, checked only through Airflow's REST API, the queues themselves
+and the metrics the components send to a StatsD server (``[metrics] statsd_on``).
 
 1. The deferrable sensor waits in the triggerer (task state ``deferred``, our trigger attached)
    while its queue has no visible message, and completes when messages are pushed; the mapped
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,9 +92,11 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_feeds_mapped_tasks(stack: 
     assert ti["state"] == "deferred", f"the sensor should still wait on an empty queue: {api.summary(dag_id, run_id)}"
     assert ti["triggerer_job"] is not None, "a deferred task's trigger runs in the triggerer"
 
+    # In one request: a long poll that wakes on the first of two separate sends delivers it at once
+    # (the sensor does not wait for more), so two sends could complete the sensor with one message.
     bodies = ["resize:x.png", "resize:y.png"]
-    for body in bodies:
-        stack.sqs.send_message(QueueUrl=url, MessageBody=body, DelaySeconds=0)
+    entries = [{"Id": str(i), "MessageBody": body, "DelaySeconds": 0} for i, body in enumerate(bodies)]
+    stack.sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
     run = api.wait_for_run(dag_id, run_id, timeout=180, airflow=stack.airflow)
     assert run["state"] == "success", api.summary(dag_id, run_id)
@@ -105,6 +109,13 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_feeds_mapped_tasks(stack: 
     # Post-delivery: deleted once stored as XCom; the delayed seeds were never touched.
     assert stack.sqs_counts(url) == {"visible": 0, "in_flight": 0, "delayed": 3}
     assert "Received 2 message(s)" in _trigger_logs(stack, dag_id, run_id, "wait_for_jobs")
+    # The trigger counted them in the triggerer, through Airflow's own stats client ([metrics]).
+    counts = wait_until(
+        "the triggerer's metrics for the queue",
+        lambda: _handled(stack, 2, service="sqs", queue=_queue_name(url), conn_id="fluke_sqs"),
+        timeout=30,
+    )
+    assert counts["receive.errors"] == 0
 
 
 def test_asset_watcher_runs_the_dag_on_arrival_and_deletes_after_the_event_is_stored(stack: Stack) -> None:
@@ -159,6 +170,20 @@ def test_asset_watcher_runs_the_dag_on_arrival_and_deletes_after_the_event_is_st
     assert sum(int(re.search(r"Deleted (\d+) message", text).group(1)) for _, text in deletes) == len(bodies)
     assert all(when >= stored for when, _ in deletes), (deletes, stored)
     api.pause(dag_id)
+    # The watcher's counts, from the triggerer through Airflow's stats client.
+    wait_until(
+        "the watcher's metrics for fluke-arrivals",
+        lambda: _handled(stack, 3, service="sqs", queue="fluke-arrivals", conn_id="fluke_sqs"),
+        timeout=30,
+    )
+
+
+def _handled(stack: Stack, n: int, **tags: str) -> Counter[str] | None:
+    """The counters of ``tags`` once at least ``n`` messages were received, delivered and deleted
+    (other tests may use the same queue, hence at least)."""
+    counts = stack.statsd.counts(**tags)
+    handled = ("messages.received", "messages.delivered", "messages.deleted")
+    return counts if all(counts[name] >= n for name in handled) else None
 
 
 def test_post_delivery_messages_survive_a_killed_triggerer(stack: Stack) -> None:

@@ -12,8 +12,9 @@ the terminal summary. Then it checks the delivery guarantee:
 2. Pre-delivery, the task process SIGKILLed at the same point (its supervisor reports the failure):
    the messages it held were deleted before delivery and are gone; none processed twice, nothing
    else lost.
-3. ``delete_on_dag_success=True`` and a downstream task failing: the run's messages are released at
-   once, a second run processes them and deletes them when it succeeds; none lost.
+3. ``delete_on_dag_success=True`` and a downstream task failing: the run's messages are released
+   with the sensor's retry_delay (hidden for 30 s, then back), a second run processes them and
+   deletes them when it succeeds; none lost.
 4. The triggerer SIGKILLed while six deferred sensors' triggers hold received messages (three
    post-delivery, three pre-delivery, on two queues): post-delivery none lost; pre-delivery as many
    lost as the killed triggerer held (deleted before their events were stored), none processed twice.
@@ -469,8 +470,9 @@ def test_downstream_failure_releases_and_a_successful_run_deletes(faults: Faults
     assert settled == {"outcome": "failed", "released": 20}, settled
     faults.settle_run(ledger, dag_id, failing, "process_or_fail", "wait")
     assert sorted(ledger.in_failed_runs) == sorted(ledger.pushed)
-    # Released at once (visibility 0), not after the timeout.
-    assert queue.counts() == {"visible": 20, "in_flight": 0, "delayed": 0}
+    # Released with the sensor's retry_delay (30 s, seconds after the run ended): hidden, then back.
+    assert queue.counts() == {"visible": 0, "in_flight": 20, "delayed": 0}
+    wait_until("the released messages to come back", lambda: queue.counts()["visible"] == 20, timeout=120)
 
     conf = {"queue": queue.name, "fail": False}
     faults.run_until_empty(ledger, dag_id, queue, conf, collect_task="process_or_fail")

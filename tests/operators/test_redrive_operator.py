@@ -75,11 +75,13 @@ def test_messages_the_source_refuses_stay_dead_letters_and_fail_the_task(
     sqs.send(dlq, [f"dead-{i:02d}" for i in range(15)])
     with Proxy(moto.endpoint_url) as proxy:
         conn_id = set_connection(monkeypatch, "fluke_sqs_redrive", sqs_connection(moto, endpoint_url=proxy.url))
-        proxy.inject(EntryFailure(operation="SendMessageBatch", first=1))  # the first 10 are refused
+        proxy.inject(EntryFailure(operation="SendMessageBatch", first=1))  # the first batch is refused
         result, output = run_dag_captured("fluke_test_redrive", {"conn_id": conn_id, "queue": queue})
     assert result.task_states() == {"redrive": "failed"}
     results = result.xcom("redrive")
-    assert sorted(r["moved"] for r in results) == [False] * 10 + [True] * 5
+    assert len(results) == 15
+    refused = sum(not r["moved"] for r in results)  # as many as the first receive returned (1 to 10)
+    assert 1 <= refused <= 10
     assert all(r["deleted"] == r["moved"] for r in results)
-    assert "10 of 15 message(s) could not be sent back" in output
-    assert len(drain(sqs, queue)) == 5 and sqs.total(dlq) == 10
+    assert f"{refused} of 15 message(s) could not be sent back" in output
+    assert len(drain(sqs, queue)) == 15 - refused and sqs.total(dlq) == refused

@@ -100,6 +100,7 @@ with DAG(
         wait_time_seconds=2,
         visibility_timeout=15,  # the settle task renews it every 5 s while the run goes on
         timeout=180,
+        retry_delay=timedelta(seconds=30),  # also when the messages of a failed run come back
     )
 
     @task
