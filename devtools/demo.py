@@ -154,7 +154,8 @@ class Demo:
 
     def deferrable_example(self, run_id: str) -> tuple[str, list[str]]:
         d = "example_queue_deferrable_mapping"
-        seeded, received = self.xcom(d, run_id, "seed"), self.xcom(d, run_id, "wait_for_jobs") or []
+        # QueuePushOperator's XCom: the message ids the service gave the pushed messages.
+        seeded, received = len(self.xcom(d, run_id, "seed") or []), self.xcom(d, run_id, "wait_for_jobs") or []
         mapped = [ti for ti in self.api.task_instances(d, run_id) if ti["task_id"] == "process"]
         results = [self.xcom(d, run_id, "process", map_index=ti["map_index"]) for ti in mapped]
         ok_mapped = sum(ti["state"] == "success" for ti in mapped)
