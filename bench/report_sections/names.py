@@ -18,3 +18,12 @@ SHORT = {
 def panel_title(service: str, op: str) -> str:
     """A chart panel's title for one service and operation, as the throughput and requests charts share it."""
     return f"{'SQS' if service == 'sqs' else 'Azure'} {op}{'+delete' if op == 'poll' else ''}"
+
+
+def sqs_concurrency() -> int:
+    """fluke-airflow's default ``max_concurrency`` for SQS, read from the code the report describes."""
+    import inspect
+
+    from fluke_airflow.queues.base import QueueBase
+
+    return int(inspect.signature(QueueBase.__init__).parameters["max_concurrency"].default)

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.limit import CONCURRENCY as LIMIT_CONCURRENCY
 from bench.report import Block, Heading, Para, Table, num, ratio, verdict
+from bench.report_sections.names import sqs_concurrency
 from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, targets_of
 
@@ -105,10 +106,10 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                 f"{tail:.2f} s come after the last batch (the final receive long-polls 1 s so that a queue with "
                 f"messages left on some SQS servers is not taken for empty); up to its last batch it ran at "
                 f"{num(to_last)} msg/s ({to_last / base:.2f}x). A batch of 100 takes one receive, then 9 "
-                "receives and 10 deletes in waves of 8 (`max_concurrency`), about 5 round trips where "
-                "fluke-api takes 20 for the same 100 messages. What would close the rest: one wave per batch "
-                "(`max_concurrency=10`), deleting a batch while the next one is received, and, on long drains, "
-                "the final second weighing less."
+                f"receives and 10 deletes in waves of {sqs_concurrency()} (`max_concurrency`), "
+                f"{1 + 2 * -(-10 // sqs_concurrency())} round trips at most where fluke-api takes 20 for the same "
+                "100 messages. What would close the rest: deleting a batch while the next one is received, and, "
+                "on long drains, the final second weighing less."
             )
         )
     return blocks

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.limit import CONCURRENCY as LIMIT_CONCURRENCY
 from bench.report import Block, Heading, Image, Para, Table, bar_chart, num, ratio, verdict
-from bench.report_sections.names import SHORT, panel_title
+from bench.report_sections.names import SHORT, panel_title, sqs_concurrency
 from bench.report_sections.request_counts import CHART as REQUESTS_CHART
 from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, Target, targets_of
@@ -236,7 +236,8 @@ def _notes(t: Throughput, target: Target, met: bool) -> list[Block]:
         notes.append(
             Para(
                 f"fluke-airflow sends {ours_req:.2f} requests per message ({t.messages // 10:,} `SendMessageBatch` "
-                "of 10, 8 at a time) where fluke-api and `SqsPublishOperator` send one `SendMessage` each, one "
+                f"of 10, {sqs_concurrency()} at a time) where fluke-api and `SqsPublishOperator` send one "
+                "`SendMessage` each, one "
                 "after the other."
             )
         )
@@ -248,7 +249,8 @@ def _notes(t: Throughput, target: Target, met: bool) -> list[Block]:
             "`ReceiveMessage` returns at most 10 messages and `DeleteMessageBatch` takes at most 10, whatever the "
             "batch size. So batch 100 cannot save requests on SQS, only overlap them: once a receive came back "
             "full, fluke-airflow asks for the rest of the batch with concurrent receives, and deletes a batch "
-            "with concurrent `DeleteMessageBatch` requests (8 at a time, the default `max_concurrency`). "
+            f"with concurrent `DeleteMessageBatch` requests ({sqs_concurrency()} at a time, the default "
+            "`max_concurrency`). "
             f"Of its {ours_s:.2f} s, {tail:.2f} s (median) come after the last batch: its final, empty receive "
             "long-polls for `wait_time_seconds=1` (the default) so that a queue with messages left on some SQS "
             "servers is not taken for empty, which fluke-api (no long polling) does not do; up to its last batch "
