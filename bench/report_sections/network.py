@@ -43,9 +43,7 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
         airflow = n.rate(service, op, "airflow") if n.runs_of(service, op, "airflow") else None
         ran = n.runs_of(service, op, "limit")
         limit = n.rate(service, op, "limit") if ran else None
-        # The ceiling: the fastest client measured (the limit contender unless another beat it).
-        measured = [n.rate(service, op, c) for c in n.contenders(service) if n.runs_of(service, op, c)]
-        ceiling = max(measured) if ran else None
+        ceiling = n.ceiling(service, op)
         # The cloud's bound for the limit client: requests in flight over requests per message x RTT.
         model = LIMIT_CONCURRENCY / (n.per_message(service, op, "limit") * rtt_ms / 1000) if ran else None
         ok = target.met(ours / base)

@@ -32,6 +32,13 @@ class Throughput:
     def rate(self, service: str, op: str, contender: str) -> float:
         return statistics.median(self.rates(service, op, contender))
 
+    def ceiling(self, service: str, op: str) -> float | None:
+        """The fastest client measured for an operation: the limit contender's median rate, or a
+        contender's that beat it; None if the limit contender did not run (older reports)."""
+        if not self.runs_of(service, op, "limit"):
+            return None
+        return max(self.rate(service, op, c) for c in self.contenders(service) if self.runs_of(service, op, c))
+
     def rate_to_last(self, service: str, op: str, contender: str) -> float:
         return statistics.median(r["messages"] / r["until_last_message"] for r in self.runs_of(service, op, contender))
 

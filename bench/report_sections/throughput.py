@@ -28,21 +28,13 @@ def _rates(t: Throughput, target: Target) -> tuple[float, float]:
     return t.rate(target.service, target.op, "ours"), t.rate(target.service, target.op, "fluke-api")
 
 
-def _limit(t: Throughput, service: str, op: str) -> float | None:
-    """The ceiling: the limit contender's median rate, or a contender's that beat it (the fastest
-    client measured is the bound); None if the limit contender did not run (older reports)."""
-    if not t.runs_of(service, op, "limit"):
-        return None
-    return max(t.rate(service, op, c) for c in t.contenders(service) if t.runs_of(service, op, c))
-
-
 def checks(results: dict[str, Any]) -> list[Check]:
     if "throughput" not in results:
         return []
     t = Throughput(results["throughput"])
     rows = []
     for target in targets_of("ceiling"):
-        limit = _limit(t, target.service, target.op)
+        limit = t.ceiling(target.service, target.op)
         if limit is None:
             continue
         ours = t.rate(target.service, target.op, "ours")
@@ -131,7 +123,7 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
     ours, base = _rates(t, target)
     met = target.met(ours / base)
     rows = []
-    limit = _limit(t, service, op)
+    limit = t.ceiling(service, op)
     for c in t.contenders(service):
         rates = t.rates(service, op, c)
         rows.append(
@@ -185,7 +177,7 @@ def _operation(t: Throughput, target: Target) -> list[Block]:
 
 
 def _ceiling(t: Throughput, service: str, op: str) -> list[Block]:
-    limit = _limit(t, service, op)
+    limit = t.ceiling(service, op)
     if limit is None:
         return []
     target = next(x for x in targets_of("ceiling") if (x.service, x.op) == (service, op))
