@@ -22,8 +22,6 @@ def panel_title(service: str, op: str) -> str:
 
 def sqs_concurrency() -> int:
     """fluke-airflow's default ``max_concurrency`` for SQS, read from the code the report describes."""
-    import inspect
+    from fluke_airflow.queues.base import DEFAULT_MAX_CONCURRENCY
 
-    from fluke_airflow.queues.base import QueueBase
-
-    return int(inspect.signature(QueueBase.__init__).parameters["max_concurrency"].default)
+    return DEFAULT_MAX_CONCURRENCY

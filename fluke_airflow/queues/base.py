@@ -46,6 +46,9 @@ log = logging.getLogger("fluke_airflow.queues")
 AuthT = TypeVar("AuthT")
 
 DEFAULT_VISIBILITY_TIMEOUT = 30
+DEFAULT_MAX_CONCURRENCY = 10
+"""Independent requests at once (SQS's default; Azure's queues take 16): ten, so that the nine
+receives that fill a batch of 100, and its ten deletes, each go in one wave."""
 PEEK_WAIT_SECONDS = 1
 
 
@@ -129,7 +132,7 @@ class QueueBase(Generic[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 10,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         metric_tags: Mapping[str, str] | None = None,
     ) -> None:
         self._check_auth(auth)
@@ -341,7 +344,7 @@ class Queue(QueueBase[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 10,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         metric_tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
@@ -533,7 +536,7 @@ class AsyncQueue(QueueBase[AuthT]):
         queue: str,
         *,
         suppress_output: bool = False,
-        max_concurrency: int = 10,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         share_client: bool = False,
         metric_tags: Mapping[str, str] | None = None,
         stall_grace: float | None = None,
