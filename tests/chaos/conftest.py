@@ -10,15 +10,7 @@ import pytest
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy
 
-from .support import ACCOUNTING, Service, azure_service, sqs_service
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The accounting of every chaos scenario that ran, also without ``-s``."""
-    if ACCOUNTING:
-        terminalreporter.section("chaos accounting (pushed / processed / duplicates / lost)")
-        for line in ACCOUNTING:
-            terminalreporter.write_line(line)
+from .support import Service, azure_service, sqs_service
 
 
 def _seed(request: pytest.FixtureRequest) -> int:

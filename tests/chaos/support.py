@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure.storage.queue import QueueServiceClient
+from terminal_support import section
 
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Fault, Proxy
@@ -41,8 +42,8 @@ SDK_BACKOFF = bool(os.environ.get("FLUKE_CHAOS_SDK_BACKOFF"))
 """Azure with azure-storage's own retry pauses (15-24 s) instead of :class:`FastRetryAzureAuth`'s."""
 MAX_ROUNDS = 400
 """A guard against a consumer loop that never ends (each round is a whole ``poll``)."""
-ACCOUNTING: list[str] = []
-"""Every scenario's one-line accounting, for the terminal summary (see conftest.py)."""
+ACCOUNTING = section("chaos accounting (pushed / processed / duplicates / lost)")
+"""Every scenario's one-line accounting, for the terminal summary (tests/terminal_support.py)."""
 
 
 def body(number: int) -> str:

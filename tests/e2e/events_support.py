@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from terminal_support import section
+
 from devtools.airflow_local import AirflowError, wait_until
 
 if TYPE_CHECKING:
@@ -154,15 +156,7 @@ def bodies(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{tag}-{i:04d}" for i in range(count)]
 
 
-def show_accounting(config: Any, title: str) -> None:
-    """The accounting lines in the terminal, also without ``-s`` (output is captured otherwise)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None or not ACCOUNTING:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.ensure_newline()
-        reporter.section(title)
-        for line in ACCOUNTING:
-            reporter.write_line(line)
+def show_accounting(title: str) -> None:
+    """The accounting lines so far, into the terminal summary's section ``title``."""
+    section(title).extend(ACCOUNTING)
     ACCOUNTING.clear()

@@ -50,7 +50,7 @@ def queue_name(scenario: str, service: str) -> str:
 
 # -- fixture: every watcher polling before the first scenario ----------------------------------------------
 @pytest.fixture(scope="module")
-def events(stack: Stack, request: pytest.FixtureRequest) -> Any:
+def events(stack: Stack) -> Any:
     log = stack.airflow.log_path("triggerer")
     start = log.stat().st_size
     queues = {(sc, sv): EventQueue(stack, sv, queue_name(sc, sv)) for sc in SCENARIOS for sv in SERVICES}
@@ -76,7 +76,7 @@ def events(stack: Stack, request: pytest.FixtureRequest) -> Any:
         for dag_id in DAG_IDS:
             with contextlib.suppress(AirflowError):
                 stack.api.pause(dag_id)
-        show_accounting(request.config, "Event-driven accounting (pushed / processed / duplicates / lost / runs)")
+        show_accounting("Event-driven accounting (pushed / processed / duplicates / lost / runs)")
 
 
 # -- 1. a burst ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 from azure.storage.queue import QueueClient
+from terminal_support import section
 
 from devtools.airflow_local import AirflowError, wait_until
 
@@ -67,7 +68,7 @@ SCHEDULER_ENV = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
 }
-ACCOUNTING: list[str] = []
+ACCOUNTING = section("Airflow fault accounting (pushed / processed / duplicates / lost)")
 
 
 # -- accounting ------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def _restart_scheduler(stack: Stack, *, wait: bool = True) -> None:
 
 
 @pytest.fixture(scope="module")
-def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Faults]:
+def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     airflow = stack.airflow
     saved = dict(airflow.extra_env)
     airflow.extra_env.update(SCHEDULER_ENV)
@@ -345,20 +346,6 @@ def faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory, request: pyte
         airflow.extra_env.clear()
         airflow.extra_env.update(saved)
         _restart_scheduler(stack, wait=False)  # tests after this one wait for what they need
-        _show_accounting(request.config)
-
-
-def _show_accounting(config: pytest.Config) -> None:
-    """The scenarios' accounting on the terminal, also without ``-s`` (output is captured here)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None or not ACCOUNTING:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.ensure_newline()
-        reporter.section("Airflow fault accounting (pushed / processed / duplicates / lost)")
-        for line in ACCOUNTING:
-            reporter.write_line(line)
 
 
 # -- the worker killed between receive and XCom -------------------------------------------------------------

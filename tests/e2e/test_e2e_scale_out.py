@@ -63,7 +63,7 @@ def holder(stack: Stack, queue: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def two_triggerers(stack: Stack, request: pytest.FixtureRequest) -> Any:
+def two_triggerers(stack: Stack) -> Any:
     airflow, api = stack.airflow, stack.api
     api.wait_for_dags(dags("fanout") + dags("split") + dags("failover"))
     for service in SERVICES:
@@ -109,7 +109,7 @@ def two_triggerers(stack: Stack, request: pytest.FixtureRequest) -> Any:
         airflow.add_triggerer("triggerer")
         airflow.start_component("triggerer")
         airflow.wait_healthy(timeout=120)
-        show_accounting(request.config, "Scale-out accounting (pushed / processed / duplicates / lost / runs)")
+        show_accounting("Scale-out accounting (pushed / processed / duplicates / lost / runs)")
 
 
 # -- 1. the split -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ above DEBUG; ``suppress_output`` keeps routine output at DEBUG."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 import pytest
@@ -12,6 +13,13 @@ from pushed import accepted
 from fluke_airflow.queues import Message
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+_QUEUE_NAMES = re.compile(r"'((?:sqs|azure|az)-[0-9a-f]{12})'")
+
+
+def _about_another(text: str, queue_name: str) -> bool:
+    return any(name != queue_name for name in _QUEUE_NAMES.findall(text))
 
 
 def texts(records, minimum=logging.INFO, prefix=""):
@@ -93,5 +101,8 @@ async def test_suppress_output_keeps_routine_logs_at_debug(backend, q, queue_nam
     assert len(await q.peek(suppress_output=True)) == 6
     assert sum(map(len, await q.poll(suppress_output=True).collect())) == 6
 
-    assert texts(caplog.records, logging.INFO, "fluke_airflow") == []
+    # Lines about another test's queue are left out: a poll another test abandoned is released by
+    # its finaliser whenever the garbage collector gets to it, possibly during this test.
+    others = [t for t in texts(caplog.records, logging.INFO, "fluke_airflow") if not _about_another(t, queue_name)]
+    assert others == []
     assert texts(caplog.records, logging.DEBUG, "fluke_airflow")  # still there for debugging
