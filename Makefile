@@ -28,8 +28,12 @@ node_modules/.installed: package.json package-lock.json
 chromium:
 	sh devtools/install_chromium.sh
 
+# The whole suite on TEST_WORKERS pytest-xdist workers: by module, the e2e modules by Airflow stack
+# (tests/xdist_support.py). Most tests wait on emulators, visibility timeouts and Airflow's loops,
+# so more workers than cores pay; TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 5
 test: setup chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The I/O-free core alone: no emulator, Airflow database or browser (seconds).
 test-unit: $(VENV)/.installed

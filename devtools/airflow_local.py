@@ -81,6 +81,7 @@ class Component:
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     """What this component's environment adds to the installation's."""
+    _cpu_logged: bool = False
 
     @property
     def running(self) -> bool:
@@ -89,6 +90,7 @@ class Component:
     def start(self, env: Mapping[str, str], cwd: Path) -> None:
         if self.running:
             return
+        self._cpu_logged = False
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== {time.strftime('%H:%M:%S')} starting {' '.join(self.command)}\n".encode())
             log.flush()
@@ -112,12 +114,42 @@ class Component:
     def terminate(self) -> None:
         """Ask the component to stop (SIGTERM to its process group) without waiting."""
         if self.running:
+            self._log_cpu("stopping")
             self._signal_group(signal.SIGTERM)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the component has used so far: its process, the children it reaped (task runs,
+        parsing processes) and those still alive. ``None`` once it is gone."""
+        import psutil
+
+        if not self.running:
+            return None
+        assert self.process is not None
+        try:
+            main = psutil.Process(self.process.pid)
+            processes = [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def _log_cpu(self, how: str) -> None:
+        """One line in the component's log: what it cost (how make test finds its CPU-hungry parts)."""
+        cpu = None if self._cpu_logged else self.cpu_seconds()
+        self._cpu_logged = True
+        if cpu is not None:
+            with open(self.log_path, "ab") as log:
+                log.write(f"\n===== {time.strftime('%H:%M:%S')} {how}; CPU used: {cpu:.1f} s\n".encode())
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the component's process group, SIGKILL it if it is still there after ``timeout``."""
         if self.process is None:
             return
+        self._log_cpu("stopping")
         if self.process.poll() is None:
             self._signal_group(signal.SIGTERM)
             try:
@@ -133,6 +165,7 @@ class Component:
         """SIGKILL the whole component at once: no cleanup, as a crashed machine would."""
         if self.process is None:
             return
+        self._log_cpu("killing")
         self._signal_group(signal.SIGKILL)
         self.process.wait()
         self.process = None

@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from terminal_support import SECTIONS, section
 
 from devtools.emulators import AzuriteQueue, MotoSQS
 
 ROOT = Path(__file__).resolve().parent.parent
-LOGS = Path(os.environ.get("FLUKE_TEST_LOGS", ROOT / ".work" / "test-logs"))
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+"""This process's pytest-xdist worker id (``gw0``, ``gw1``...; empty without xdist)."""
+LOGS_ROOT = Path(os.environ.get("FLUKE_TEST_LOGS", ROOT / ".work" / "test-logs"))
+LOGS = LOGS_ROOT / WORKER if WORKER else LOGS_ROOT
+"""This process's emulator logs: one folder per xdist worker, each starting emulators of its own."""
 
 # -- Airflow: one AIRFLOW_HOME per pytest session, never the user's --------------------------------
 AIRFLOW_HOME = ROOT / ".work" / f"airflow-test-{os.getpid()}"
@@ -90,8 +95,8 @@ _CAPTURED: list[tuple[str, str]] = []
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Keep every test's captured stdout, stderr and log records for the scan at the end."""
-    for section, text in report.sections:
-        _CAPTURED.append((f"{report.nodeid} [{section}]", text))
+    for title, text in report.sections:
+        _CAPTURED.append((f"{report.nodeid} [{title}]", text))
     if report.longreprtext:
         _CAPTURED.append((f"{report.nodeid} [traceback]", report.longreprtext))
 
@@ -101,9 +106,11 @@ def _leaks() -> list[str]:
     from devtools.emulators import ISSUED_SECRETS
 
     secrets = [s for s in ISSUED_SECRETS if len(s) >= 16]
+    if not secrets:  # an xdist controller, or a run that started no emulator
+        return []
     places: list[tuple[str, str]] = list(_CAPTURED)
     work = ROOT / ".work"
-    for folder in [LOGS, *work.glob("airflow-*/logs")]:
+    for folder in [LOGS_ROOT, *work.glob("airflow-*/logs")]:  # every worker's: a secret may cross
         for path in folder.rglob("*") if folder.is_dir() else []:
             if path.is_file() and path.stat().st_size < 50_000_000:
                 places.append((str(path.relative_to(ROOT)), path.read_text("utf-8", errors="replace")))
@@ -125,8 +132,23 @@ def _without_airflow_30_mask_requests(text: str) -> str:
     return "\n".join(kept)
 
 
+# Under pytest-xdist every worker starts its own emulators (so issues its own secrets) and removes
+# its AIRFLOW_HOME when it exits: each worker scans its own outputs and files when its session ends,
+# and sends what it found to the controller, which reports for the whole run.
+_SCANS: list[dict[str, Any]] = []
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = _leaks()
+    from devtools.emulators import ISSUED_SECRETS
+
+    scan = {"leaks": _leaks(), "secrets": len(ISSUED_SECRETS), "outputs": len(_CAPTURED)}
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["fluke_scan"] = scan
+        workeroutput["fluke_sections"] = SECTIONS
+        return
+    scans = [scan, *_SCANS]
+    leaks = sorted({where for s in scans for where in s["leaks"]})
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -135,12 +157,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             for where in leaks[:50]:
                 reporter.write_line(f"  {where}", red=True)
     elif reporter:
-        from devtools.emulators import ISSUED_SECRETS
-
+        secrets, outputs = sum(s["secrets"] for s in scans), sum(s["outputs"] for s in scans)
+        processes = f" in {len(_SCANS)} workers" if _SCANS else ""
         reporter.write_line(
-            f"secret scan: {len(ISSUED_SECRETS)} emulator credential(s), {len(_CAPTURED)} captured outputs "
-            "and the session's log files checked; none leaked"
+            f"secret scan: {secrets} emulator credential(s), {outputs} captured outputs "
+            f"and the session's log files checked{processes}; none leaked"
         )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """An xdist worker finished: keep its secret scan and its terminal sections."""
+    output = getattr(node, "workeroutput", {})
+    if "fluke_scan" in output:
+        _SCANS.append(output["fluke_scan"])
+    else:  # a worker that crashed sent nothing: its files were not scanned
+        _SCANS.append({"leaks": [f"(worker {getattr(node, 'gateway', node)} crashed before its scan)"],
+                       "secrets": 0, "outputs": 0})  # fmt: skip
+    for title, lines in output.get("fluke_sections", {}).items():
+        section(title).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The accounting sections of the scenarios that ran (tests/terminal_support.py)."""
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return
+    for title, lines in SECTIONS.items():
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 # -- test tiers (markers in pyproject.toml) ----------------------------------------------------------
@@ -160,6 +206,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ]
     if wrong:
         raise pytest.UsageError("tests marked unit need I/O fixtures:\n  " + "\n  ".join(wrong))
+
+
+# -- pytest-xdist: make test runs the suite on several workers (tests/xdist_support.py) ----------------
+_NICE_BESIDE_E2E = 5
+_niced = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist the e2e stacks are the run's longest path, and a starved triggerer trips Airflow's
+    30 s watchdog: a worker lowers its own priority (and so its emulators' and Airflow runs') when it
+    first runs a test outside tests/e2e. The stacks, started before that, keep theirs."""
+    global _niced
+    if WORKER and not _niced and ROOT / "tests" / "e2e" not in Path(item.path).parents:
+        os.nice(_NICE_BESIDE_E2E)
+        _niced = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist_support import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 class _UnitGuard:

@@ -3,11 +3,14 @@
 It runs the example DAGs plus the test-only DAGs of ``tests/e2e/dags`` against its own moto and
 Azurite (not the session ones: an AssetWatcher polls fixed queue names, and must not take
 messages meant for other tests). Logs: ``.work/test-logs/e2e/`` (emulators) and
-``.work/airflow-e2e/logs/`` (Airflow's components and task logs).
+``.work/airflow-e2e/logs/`` (Airflow's components and task logs). Under pytest-xdist (``make test``)
+each group of modules in ``tests/xdist_support.py`` runs on a stack of its own, named after its
+worker: ``.work/test-logs/gw0/e2e/`` and ``.work/airflow-e2e-gw0/logs/``.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +25,9 @@ from statsd_support import StatsdListener, statsd_config
 from devtools.airflow_local import EXAMPLE_DAGS, AirflowClient, LocalAirflow, emulator_connections
 from devtools.emulators import AzuriteQueue, MotoSQS
 
-LOGS = Path(__file__).resolve().parents[2] / ".work" / "test-logs" / "e2e"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+LOGS = Path(__file__).resolve().parents[2] / ".work" / "test-logs" / WORKER / "e2e"
+NAME = f"e2e-{WORKER}" if WORKER else "e2e"
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
 
 # Every queue the example DAGs use by default; the watcher's queue must exist before it starts.
@@ -90,7 +95,7 @@ def stack() -> Iterator[Stack]:
         statsd = StatsdListener()
         clients.append(statsd)
         airflow = LocalAirflow.create(
-            "e2e",
+            NAME,
             connections=emulator_connections(moto, azurite),
             dag_folders=[EXAMPLE_DAGS, E2E_DAGS],
             extra_env=statsd_config(statsd.port),
