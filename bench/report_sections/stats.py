@@ -59,6 +59,40 @@ class Throughput:
         """Median time between the last batch handed over and the end of the poll."""
         return statistics.median(r["seconds"] - r["until_last_message"] for r in self.runs_of(service, op, contender))
 
+    def cpu_per_1000s(self, service: str, op: str, contender: str) -> list[float]:
+        """Per run that reported it, the contender's CPU seconds (user + system) per 1,000 messages."""
+        return [
+            1000 * float(r["cpu_seconds"]) / r["messages"]
+            for r in self.runs_of(service, op, contender)
+            if r.get("cpu_seconds") is not None
+        ]
+
+    def cpu_per_1000(self, service: str, op: str, contender: str) -> float | None:
+        """Median over rounds of the CPU seconds per 1,000 messages; None if no run reported it."""
+        values = self.cpu_per_1000s(service, op, contender)
+        return statistics.median(values) if values else None
+
+    def cpu_busy(self, service: str, op: str, contender: str) -> float | None:
+        """Median over rounds of CPU seconds over wall seconds: how much of one core the client kept busy."""
+        values = [
+            float(r["cpu_seconds"]) / r["seconds"]
+            for r in self.runs_of(service, op, contender)
+            if r.get("cpu_seconds") is not None and r["seconds"] > 0
+        ]
+        return statistics.median(values) if values else None
+
+    def cpu_round_ratios(self, service: str, op: str, contender: str) -> list[float]:
+        """Per round, this contender's CPU per message over fluke-api's in the same round."""
+        ratios = []
+        for index in range(self.rounds):
+            mine = [r for r in self.runs_of(service, op, contender) if r["round"] == index]
+            base = [r for r in self.runs_of(service, op, "fluke-api") if r["round"] == index]
+            if mine and base and mine[0].get("cpu_seconds") is not None and base[0].get("cpu_seconds"):
+                ratios.append(
+                    (mine[0]["cpu_seconds"] / mine[0]["messages"]) / (base[0]["cpu_seconds"] / base[0]["messages"])
+                )
+        return ratios
+
     def per_message(self, service: str, op: str, contender: str) -> float:
         return statistics.median(
             sum(r["requests"].values()) / r["messages"] for r in self.runs_of(service, op, contender)
