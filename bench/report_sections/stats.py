@@ -133,6 +133,25 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
+def idle_runs(results: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    """The idle-trigger runs, in the order they ran, of one trigger kind or all; a run that failed has
+    ``error`` instead of numbers. Reads both layouts: a list of runs, and the older one run per kind."""
+    idle = results.get("idle") or []
+    runs = [dict(run, kind=name) for name, run in idle.items()] if isinstance(idle, dict) else list(idle)
+    return [r for r in runs if kind is None or r["kind"] == kind]
+
+
+def idle_measured(results: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The idle runs of one kind that produced numbers, smallest count first."""
+    return sorted((r for r in idle_runs(results, kind) if "error" not in r), key=lambda r: int(r["count"]))
+
+
+def idle_rate(results: dict[str, Any], kind: str) -> float | None:
+    """The highest requests/min/trigger of a kind's idle runs (the idle cost a latency is paid with)."""
+    runs = idle_measured(results, kind)
+    return max(requests_per_minute_per_trigger(r) for r in runs) if runs else None
+
+
 def above_baseline(run: dict[str, Any]) -> float:
     """Peak RSS of an idle-trigger run above the worker's RSS before the first trigger."""
     return run["rss_peak"] - run["baseline_rss"]
