@@ -145,15 +145,17 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             ),
         ]
     missed, unmeasured = misses(t)
+    fv = results.get("versions_fluke_api", {})
     blocks += [
         Para(
             "The CPU time (user + system, every thread) of the contender's own worker process over the same timed "
             "part as its wall time, from its first request of the operation to its end, read with "
             "`getrusage(RUSAGE_SELF)` inside the worker: the interpreter's start, the imports and opening the "
-            "queue are not in it, nor the emulator's or the proxy's CPU (other processes). Unlike the wall time it "
-            "hardly depends on how busy the machine is, nor on how fast the emulator answers: waiting costs no "
-            "CPU. fluke-api runs with its own pins (boto3 and botocore 1.28, azure-storage-queue 12.6), the others "
-            "with this checkout's SDKs."
+            "queue are not in it, nor the emulator's or the proxy's CPU (other processes). It depends less than "
+            "the wall time on how busy the machine is (other work still slows every instruction somewhat) and not "
+            "on how fast the emulator answers: a request waiting for its answer costs no CPU. fluke-api runs with "
+            f"its own pins (boto3 {fv.get('boto3', '?')}, azure-storage-queue {fv.get('azure-storage-queue', '?')}), "
+            "the others with this checkout's SDKs."
         ),
         table(t),
         CHART,

@@ -123,8 +123,9 @@ def _cpu(n: Throughput) -> list[Block]:
     return [
         Para(
             "Client CPU per 1,000 messages in the same runs, measured as on loopback (the contender's own "
-            "process, timed part only). A request that waits for its answer costs no CPU, so these should match "
-            "the loopback numbers unless a client spends CPU while it waits."
+            "process, timed part only). A request waiting for its answer costs no CPU, so these compare with the "
+            "loopback numbers above: the round trip changes how long a client waits, not the work it does per "
+            "message."
         ),
         client_cpu.table(n),
         Para(
