@@ -1,14 +1,15 @@
 """``make bench`` / ``python -m bench``: run every measure and write the report.
 
 Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternating rounds,
-500 and 1,000 idle triggers and a 20,000-message memory run: about 20 minutes on 2 cores, most of it
+500 and 1,000 idle triggers and a 20,000-message memory run: about 28 minutes on 2 cores, most of it
 spent on the emulators (fluke-api and the provider send 2,000 requests one by one) and on
-the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out.
+the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out (the
+1,000-trigger run alone takes about 4 minutes: its 1,000 queues are created and deleted one by one).
 ``--quick`` is a smoke run of about 3 minutes that writes its report under ``.work/bench/``
 instead of ``docs/benchmarks/``, runs 50 and 100 idle triggers (too few for the idle targets,
 which the report then shows as not measured) and leaves out ``SqsSensorTrigger`` (its 61 s cycle);
 ``--full`` uses the issue's sizes throughout (5 rounds, the asyncio classes' throughput too,
-100,000 messages for the memory run, 2-minute idle windows): about 45-60 minutes.
+100,000 messages for the memory run, 2-minute idle windows): about 50-65 minutes.
 ``--report-only`` re-renders the report from the last run's ``results.json``.
 """
 
@@ -122,7 +123,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a smoke run of about 3 minutes (report under .work/bench)")
-    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (45-60 minutes)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (50-65 minutes)")
     parser.add_argument("--messages", type=int, help="messages per throughput run (default 2000)")
     parser.add_argument("--rounds", type=int, help="alternating rounds of the throughput runs")
     parser.add_argument("--only", nargs="+", choices=MEASURES, help="run only these measures")

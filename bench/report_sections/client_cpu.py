@@ -190,6 +190,6 @@ def _chart(t: Throughput, out: Path) -> None:
         bar_chart(
             out / CHART.file,
             panels,
-            "CPU seconds per 1,000 messages (median; bars: min-max)",
-            "Client CPU (user + system of the contender's process), timed part only",
+            "CPU s per 1,000 messages",
+            "Client CPU (user + system of the contender's process, timed part only; median, bars: min-max)",
         )
