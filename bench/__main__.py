@@ -5,7 +5,7 @@ Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternat
 spent on the emulators (fluke-api and the provider send 2,000 requests one by one) and on
 the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out (the
 1,000-trigger run alone takes about 4 minutes: its 1,000 queues are created and deleted one by one).
-``--quick`` is a smoke run of about 3 minutes that writes its report under ``.work/bench/``
+``--quick`` is a smoke run of about 4 minutes that writes its report under ``.work/bench/``
 instead of ``docs/benchmarks/``, runs 50 and 100 idle triggers (too few for the idle targets,
 which the report then shows as not measured) and leaves out ``SqsSensorTrigger`` (its 61 s cycle);
 ``--full`` uses the issue's sizes throughout (5 rounds, the asyncio classes' throughput too,
@@ -122,7 +122,7 @@ def command_line(argv: list[str]) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a smoke run of about 3 minutes (report under .work/bench)")
+    size.add_argument("--quick", action="store_true", help="a smoke run of about 4 minutes (report under .work/bench)")
     size.add_argument("--full", action="store_true", help="the issue's sizes throughout (50-65 minutes)")
     parser.add_argument("--messages", type=int, help="messages per throughput run (default 2000)")
     parser.add_argument("--rounds", type=int, help="alternating rounds of the throughput runs")
