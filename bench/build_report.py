@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from bench.report import Block, Report, to_markdown, to_rst
 from bench.report_sections import (
+    client_cpu,
     environment,
     idle,
     latency,
@@ -33,7 +34,16 @@ class Measure(Protocol):
     def section(self, results: dict[str, Any], out: Path) -> list[Block]: ...
 
 
-MEASURES: tuple[Measure, ...] = (throughput, request_counts, network, idle, latency, parse_cost, memory)
+MEASURES: tuple[Measure, ...] = (
+    throughput,
+    request_counts,
+    client_cpu,
+    network,
+    idle,
+    latency,
+    parse_cost,
+    memory,
+)
 """In the report's order; the summary follows the targets table instead."""
 
 

@@ -12,6 +12,9 @@ How fluke-api is pointed at the emulator:
   ``AWS_DEFAULT_REGION`` and the endpoint from ``AWS_ENDPOINT_URL_SQS`` (set by the benchmark).
 * Azure: ``AzureAuth.from_conn_string`` with the emulator's connection string.
 
+``done`` carries the wall time of the operation and the CPU time (user and system, all threads)
+this process spent in it, as bench.runner's ``Timer`` reports them for the other contenders.
+
 fluke-api has no ``push_many``: pushes go one ``push`` at a time, as its users write them.
 Its ``poll`` receives at most 10 messages per request and deletes a batch in one
 ``delete_messages`` call, which SQS limits to 10 entries, so ``batch_size=10`` is the most it
@@ -21,6 +24,7 @@ can use on SQS (on Azure it caps ``messages_per_page`` at 10 itself).
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from typing import Any
@@ -43,6 +47,12 @@ def read_message() -> dict[str, Any]:
 def bodies(count: int, tag: str = "m", size: int = 200) -> list[str]:
     """The same bodies as bench.data.bodies."""
     return [f"{tag}{i:07d}|".ljust(size, "x") for i in range(count)]
+
+
+def cpu_times() -> tuple[float, float]:
+    """User and system CPU seconds of this process so far, all its threads (as bench.runner.cpu_times)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
 
 
 def versions() -> dict[str, str]:
@@ -72,12 +82,14 @@ def main() -> None:
         try:
             emit("ready")
             read_message()
+            messages = bodies(spec["messages"], tag=spec.get("tag", "m")) if spec["op"] == "push" else []
+            cpu_start = cpu_times()
             start = time.perf_counter()
             last = start
             seen = 0
             failed = 0
             if spec["op"] == "push":
-                for body in bodies(spec["messages"], tag=spec.get("tag", "m")):
+                for body in messages:
                     if queue.push(body, suppress_output=True):
                         seen += 1
                     else:
@@ -90,7 +102,16 @@ def main() -> None:
             else:
                 raise ValueError(f"unknown op {spec['op']!r}")
             end = time.perf_counter()
-            emit("done", seconds=end - start, until_last_message=last - start, count=seen, failed=failed)
+            user, system = cpu_times()
+            emit(
+                "done",
+                seconds=end - start,
+                until_last_message=last - start,
+                cpu_user=user - cpu_start[0],
+                cpu_system=system - cpu_start[1],
+                count=seen,
+                failed=failed,
+            )
         finally:
             queue.close()
     except Exception as error:

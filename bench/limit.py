@@ -65,9 +65,9 @@ async def _sqs(spec: dict[str, Any], timer: Any) -> dict[str, Any]:
         url = (await client.get_queue_url(QueueName=spec["queue"]))["QueueUrl"]
         emit("ready")
         await asyncio.to_thread(read_message)
+        messages = bodies(spec["messages"], tag=spec.get("tag", "m")) if spec["op"] == "push" else []
         timer.restart()
         if spec["op"] == "push":
-            messages = bodies(spec["messages"], tag=spec.get("tag", "m"))
             chunks = [messages[i : i + 10] for i in range(0, len(messages), 10)]
             failed = 0
 
@@ -112,9 +112,9 @@ async def _azure(spec: dict[str, Any], timer: Any) -> dict[str, Any]:
         await client.get_queue_properties()
         emit("ready")
         await asyncio.to_thread(read_message)
+        messages = bodies(spec["messages"], tag=spec.get("tag", "m")) if spec["op"] == "push" else []
         timer.restart()
         if spec["op"] == "push":
-            messages = bodies(spec["messages"], tag=spec.get("tag", "m"))
 
             async def send() -> bool:
                 if not messages:

@@ -152,6 +152,10 @@ def verdict(ok: bool) -> str:
     return "**yes**" if ok else "**no**"
 
 
+NOT_MEASURED = "**not measured**"
+"""A target's verdict when the results hold nothing to judge it by."""
+
+
 # -- charts -------------------------------------------------------------------------------------------
 def _plt() -> Any:
     import matplotlib

@@ -12,12 +12,13 @@ Contenders:
 The spec (one JSON line on stdin) names the service, the operation and the queue. The worker
 opens the queue, reports ``ready``, waits for ``go`` (the benchmark resets the proxy's counts
 in between, so opening is not counted as per-message cost), runs the operation, reports
-``done`` with its wall time, and closes.
+``done`` with its wall time and the CPU time its process spent meanwhile (:class:`Timer`), and closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from typing import Any
 
@@ -29,22 +30,37 @@ def _failed(results: list[bool]) -> int:
     return results.count(False)
 
 
+def cpu_times() -> tuple[float, float]:
+    """User and system CPU seconds of this process so far, all its threads together."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
 class Timer:
-    """Wall time of the operation, and when its last message was handled."""
+    """Wall time of the operation, when its last message was handled, and the CPU time (user and
+    system, every thread of this process) spent from its start to its result."""
 
     def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.last = self.start
+        self.restart()
 
     def mark(self) -> None:
         self.last = time.perf_counter()
 
     def restart(self) -> None:
+        self.cpu = cpu_times()
         self.start = self.last = time.perf_counter()
 
     def result(self, count: int, **extra: Any) -> dict[str, Any]:
         end = time.perf_counter()
-        return {"seconds": end - self.start, "until_last_message": self.last - self.start, "count": count, **extra}
+        user, system = cpu_times()
+        return {
+            "seconds": end - self.start,
+            "until_last_message": self.last - self.start,
+            "cpu_user": user - self.cpu[0],
+            "cpu_system": system - self.cpu[1],
+            "count": count,
+            **extra,
+        }
 
 
 # -- fluke-airflow, blocking ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ reversed every other round (ABC, CBA, ABC, ...). A contender's push fills a fres
 ``messages`` bodies of ~200 bytes; the same contender then polls that full queue empty.
 Wall time counts from the contender's ``go`` to its last request (the queue is opened before,
 and opening requests are counted separately); requests are counted by the proxy, per operation.
+The worker also reports the CPU time (user + system, all its threads) its own process spent in
+that same timed part; the emulator's and the proxy's CPU are not in it.
 """
 
 from __future__ import annotations
@@ -65,10 +67,20 @@ class Run:
     """Messages in the queue afterwards (push: should be ``messages``; poll: 0)."""
     failed: int = 0
     """Pushes the contender reported as failed."""
+    cpu_user: float | None = None
+    """User CPU seconds of the contender's process in the timed part (None: the worker did not say)."""
+    cpu_system: float | None = None
+    """System CPU seconds of the contender's process in the timed part."""
 
     @property
     def throughput(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        if self.cpu_user is None or self.cpu_system is None:
+            return None
+        return self.cpu_user + self.cpu_system
 
     @property
     def per_message(self) -> float:
@@ -108,6 +120,9 @@ class ThroughputResults:
                     "round": r.round,
                     "messages": r.messages,
                     "seconds": r.seconds,
+                    "cpu_seconds": r.cpu_seconds,
+                    "cpu_user": r.cpu_user,
+                    "cpu_system": r.cpu_system,
                     "until_last_message": r.until_last_message,
                     "requests": dict(r.requests),
                     "open_requests": dict(r.open_requests),
@@ -179,6 +194,10 @@ class Contenders:
             return dict(worker.expect("versions", timeout=60)["versions"])
         finally:
             worker.finish()
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _left(services: Services, service: str, queue: str) -> int:
@@ -255,11 +274,15 @@ def run_throughput(
                         int(done["count"]),
                         left,
                         int(done.get("failed", 0)),
+                        _float_or_none(done.get("cpu_user")),
+                        _float_or_none(done.get("cpu_system")),
                     )
                     results.runs.append(run)
+                    cpu = run.cpu_seconds
                     log(
                         f"  round {round_index + 1}/{rounds} {service:5} {op:4} {LABELS[contender]:26} "
                         f"{run.throughput:8.0f} msg/s  {run.per_message:.3f} req/msg  "
-                        f"({time.monotonic() - started:.1f}s)"
+                        + (f"{cpu * 1000 / messages:.3f} CPU s/1k msg  " if cpu is not None else "CPU not reported  ")
+                        + f"({time.monotonic() - started:.1f}s)"
                     )
     return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import Block, Heading, Para, Table, verdict
+from bench.report import NOT_MEASURED, Block, Heading, Para, Table, verdict
 from bench.report_sections.targets import Check
 
 
@@ -24,7 +24,10 @@ def section(results: dict[str, Any], checks: list[Check]) -> list[Block]:
         Heading("Summary"),
         Table(
             ["measure", "target", "result", "met?"],
-            [[check.measure, check.wanted, check.result, verdict(check.met)] for check in checks],
+            [
+                [check.measure, check.wanted, check.result, verdict(check.met) if check.measured else NOT_MEASURED]
+                for check in checks
+            ],
         ),
     ]
     loads = [m["load_average_start"][0], *m.get("load_average_end", [0.0])[:1]]
@@ -41,7 +44,14 @@ def section(results: dict[str, Any], checks: list[Check]) -> list[Block]:
     blocks.append(
         Para(
             "Targets that are missed are marked **no** in the summary; each section below says why, with the "
-            "numbers, and what would close the gap. Nothing in the benchmark was tuned to a target: every "
+            "numbers, and what would close the gap."
+            + (
+                " Targets marked **not measured** had no number in this run to judge them by (a run that failed, "
+                "a size this preset does not run, or results older than the measure); they count as not met."
+                if any(not check.measured for check in checks)
+                else ""
+            )
+            + " Nothing in the benchmark was tuned to a target: every "
             "contender runs with its defaults except where stated (batch sizes, and the provider's hook reused)."
         )
     )

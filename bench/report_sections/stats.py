@@ -59,6 +59,40 @@ class Throughput:
         """Median time between the last batch handed over and the end of the poll."""
         return statistics.median(r["seconds"] - r["until_last_message"] for r in self.runs_of(service, op, contender))
 
+    def cpu_per_1000s(self, service: str, op: str, contender: str) -> list[float]:
+        """Per run that reported it, the contender's CPU seconds (user + system) per 1,000 messages."""
+        return [
+            1000 * float(r["cpu_seconds"]) / r["messages"]
+            for r in self.runs_of(service, op, contender)
+            if r.get("cpu_seconds") is not None
+        ]
+
+    def cpu_per_1000(self, service: str, op: str, contender: str) -> float | None:
+        """Median over rounds of the CPU seconds per 1,000 messages; None if no run reported it."""
+        values = self.cpu_per_1000s(service, op, contender)
+        return statistics.median(values) if values else None
+
+    def cpu_busy(self, service: str, op: str, contender: str) -> float | None:
+        """Median over rounds of CPU seconds over wall seconds: how much of one core the client kept busy."""
+        values = [
+            float(r["cpu_seconds"]) / r["seconds"]
+            for r in self.runs_of(service, op, contender)
+            if r.get("cpu_seconds") is not None and r["seconds"] > 0
+        ]
+        return statistics.median(values) if values else None
+
+    def cpu_round_ratios(self, service: str, op: str, contender: str) -> list[float]:
+        """Per round, this contender's CPU per message over fluke-api's in the same round."""
+        ratios = []
+        for index in range(self.rounds):
+            mine = [r for r in self.runs_of(service, op, contender) if r["round"] == index]
+            base = [r for r in self.runs_of(service, op, "fluke-api") if r["round"] == index]
+            if mine and base and mine[0].get("cpu_seconds") is not None and base[0].get("cpu_seconds"):
+                ratios.append(
+                    (mine[0]["cpu_seconds"] / mine[0]["messages"]) / (base[0]["cpu_seconds"] / base[0]["messages"])
+                )
+        return ratios
+
     def per_message(self, service: str, op: str, contender: str) -> float:
         return statistics.median(
             sum(r["requests"].values()) / r["messages"] for r in self.runs_of(service, op, contender)
@@ -97,6 +131,25 @@ def slope(xs: list[float], ys: list[float]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+def idle_runs(results: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    """The idle-trigger runs, in the order they ran, of one trigger kind or all; a run that failed has
+    ``error`` instead of numbers. Reads both layouts: a list of runs, and the older one run per kind."""
+    idle = results.get("idle") or []
+    runs = [dict(run, kind=name) for name, run in idle.items()] if isinstance(idle, dict) else list(idle)
+    return [r for r in runs if kind is None or r["kind"] == kind]
+
+
+def idle_measured(results: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The idle runs of one kind that produced numbers, smallest count first."""
+    return sorted((r for r in idle_runs(results, kind) if "error" not in r), key=lambda r: int(r["count"]))
+
+
+def idle_rate(results: dict[str, Any], kind: str) -> float | None:
+    """The highest requests/min/trigger of a kind's idle runs (the idle cost a latency is paid with)."""
+    runs = idle_measured(results, kind)
+    return max(requests_per_minute_per_trigger(r) for r in runs) if runs else None
 
 
 def above_baseline(run: dict[str, Any]) -> float:
