@@ -25,3 +25,14 @@ def sqs_concurrency() -> int:
     from fluke_airflow.queues.base import DEFAULT_MAX_CONCURRENCY
 
     return DEFAULT_MAX_CONCURRENCY
+
+
+def concurrency(service: str) -> int:
+    """fluke-airflow's default ``max_concurrency`` for a service, read from the code."""
+    if service == "sqs":
+        return sqs_concurrency()
+    import inspect
+
+    from fluke_airflow.queues.azure import AzureStorageQueue
+
+    return int(inspect.signature(AzureStorageQueue.__init__).parameters["max_concurrency"].default)
