@@ -43,14 +43,19 @@ class Sizes:
     amazon_triggers: bool
     parse_runs: int
     memory_messages: int
+    events_burst: int
+    """Messages of the ``events`` measure's burst, per service."""
+    events_rate: float
+    """Messages per second of its steady stream, for ``events_seconds`` seconds."""
+    events_seconds: float
 
 
 PRESETS = {
-    "quick": Sizes("quick", 500, 1, False, 50, 15.0, 5, False, 3, 3_000),
-    "default": Sizes("default", 2_000, 3, False, 500, 60.0, 10, True, 5, 20_000),
-    "full": Sizes("full", 2_000, 5, True, 500, 120.0, 20, True, 9, 100_000),
+    "quick": Sizes("quick", 500, 1, False, 50, 15.0, 5, False, 3, 3_000, 200, 5.0, 20.0),
+    "default": Sizes("default", 2_000, 3, False, 500, 60.0, 10, True, 5, 20_000, 1_000, 5.0, 60.0),
+    "full": Sizes("full", 2_000, 5, True, 500, 120.0, 20, True, 9, 100_000, 1_000, 5.0, 60.0),
 }
-MEASURES = ("parse", "throughput", "network", "memory", "idle", "latency")
+MEASURES = ("parse", "throughput", "network", "memory", "idle", "latency", "events")
 NETWORK_RTT = 0.02
 """Seconds the proxy adds to every answer in the ``network`` measure: a round trip to a cloud
 region, so that requests cost waiting (which concurrency overlaps) rather than emulator CPU."""
@@ -142,6 +147,31 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def run_events_measure(services: Any, sizes: Sizes) -> dict[str, Any]:
+    """The ``events`` measure, or ``{"failed": why}``: a real Airflow has more ways to fail than the other
+    measures (a component that does not come up, a run that fails, a wait that runs out), and the rest of
+    the report does not depend on it. Its Airflow is stopped either way (``run_events`` sees to that)."""
+    from bench.events import LOGS, run_events
+
+    log(
+        f"Event-driven throughput: a burst of {sizes.events_burst}, then {sizes.events_rate:g} msg/s for "
+        f"{sizes.events_seconds:.0f}s, per service, in a real Airflow"
+    )
+    started = time.monotonic()
+    try:
+        return run_events(services, sizes.events_burst, sizes.events_rate, sizes.events_seconds, log=log)
+    except Exception as error:
+        log(f"  the events measure failed: {type(error).__name__}: {error}")
+        return {
+            "failed": f"{type(error).__name__}: {error}",
+            "logs": str(LOGS),
+            "burst": sizes.events_burst,
+            "rate": sizes.events_rate,
+            "stream_seconds": sizes.events_seconds,
+            "seconds": time.monotonic() - started,
+        }
+
+
 def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, Any]:
     from bench.flukeapi import ensure_venv
     from bench.memory import run_memory
@@ -223,6 +253,9 @@ def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, An
                 latency = run_latency(services, contenders.env, WORK, kind, sizes.latency_samples, log=log)
                 results["latency"][kind] = asdict(latency)
                 save(results)
+        if "events" in measures:
+            results["events"] = run_events_measure(services, sizes)
+            save(results)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["seconds"] = time.monotonic() - started
     return results

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from bench.report import Block, Report, to_markdown, to_rst
 from bench.report_sections import (
     environment,
+    events,
     idle,
     latency,
     memory,
@@ -33,7 +34,7 @@ class Measure(Protocol):
     def section(self, results: dict[str, Any], out: Path) -> list[Block]: ...
 
 
-MEASURES: tuple[Measure, ...] = (throughput, request_counts, network, idle, latency, parse_cost, memory)
+MEASURES: tuple[Measure, ...] = (throughput, request_counts, network, idle, latency, events, parse_cost, memory)
 """In the report's order; the summary follows the targets table instead."""
 
 
