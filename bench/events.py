@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import os
 import statistics
 import subprocess
@@ -59,6 +60,11 @@ def queue_name(phase: str, service: str) -> str:
 
 def dag_id(phase: str, service: str) -> str:
     return f"bench_events_{phase}_{service}"
+
+
+def dag_id_of(queue: Queue) -> str:
+    """The DAG whose watcher polls ``queue``."""
+    return "bench_events_" + queue.name.removeprefix("bench-events-").replace("-", "_")
 
 
 def _time(value: str | None) -> float | None:
@@ -179,6 +185,8 @@ class Ledger:
     pushed: dict[str, float] = field(default_factory=dict)
     runs: dict[str, RunRecord] = field(default_factory=dict)
     states: Counter[str] = field(default_factory=Counter)
+    earlier: set[str] = field(default_factory=set)
+    """Runs of the DAG from before the phase (the warm-up's): not the phase's."""
 
     @property
     def dag_id(self) -> str:
@@ -220,6 +228,7 @@ class Ledger:
             if len(page) < 100:
                 break
             offset += 100
+        runs = [run for run in runs if run["dag_run_id"] not in self.earlier]
         self.states = Counter(run["state"] for run in runs)
         for run in runs:
             run_id = run["dag_run_id"]
@@ -259,6 +268,8 @@ class Ledger:
             if body in run_of and run_of[body].event_first is not None
         ]
         last_end = runs[-1].end if runs else float("nan")
+        firsts = sorted(r.event_first for r in runs if r.event_first is not None)
+        event_gaps = [b - a for a, b in itertools.pairwise(firsts)]
         messages = len(self.pushed)
         seconds = last_end - started
 
@@ -280,6 +291,7 @@ class Ledger:
             "per_run": percentiles([float(len(r.bodies)) for r in runs]),
             "lag": percentiles(lags),
             "push_to_event": percentiles(to_event),
+            "between_events": percentiles(event_gaps),
             "lost": self.lost,
             "duplicates": self.duplicates,
             "unexpected": self.unexpected,
@@ -355,8 +367,30 @@ class EventsBench:
                 error = AirflowError(f"{error}; {ledger.summary()}; left in the queue: {queue.total()}")
             raise error from None
 
+    def run_ids(self, dag: str) -> set[str]:
+        runs = self.api.request("GET", f"/dags/{dag}/dagRuns", params={"limit": 100})["dag_runs"]
+        return {run["dag_run_id"] for run in runs}
+
+    def warm_up(self, queues: list[Queue], timeout: float) -> None:
+        """One message through each DAG, not measured: the first task in a fresh Airflow pays for imports
+        (8 s instead of 0.2-0.5 s in a trial run), which is a start-up cost, not a rate."""
+        for queue in queues:
+            queue.sender()([f"warm-up {queue.name}"])
+
+        def done() -> bool:
+            self.airflow.check_running()
+            for queue in queues:
+                runs = self.api.request("GET", f"/dags/{dag_id_of(queue)}/dagRuns", params={"limit": 100})["dag_runs"]
+                if [r for r in runs if r["state"] == "failed"]:
+                    raise AirflowError(f"{dag_id_of(queue)}: the warm-up run failed")
+                if not runs or any(r["state"] != "success" for r in runs) or queue.total():
+                    return False
+            return True
+
+        wait_until(f"one warm-up run of each of {[dag_id_of(q) for q in queues]} to succeed", done, timeout, 1.0)
+
     def phase(self, queue: Queue, phase: str, messages: list[str], rate: float, timeout: float) -> dict[str, Any]:
-        ledger = Ledger(queue.service, phase)
+        ledger = Ledger(queue.service, phase, earlier=self.run_ids(dag_id(phase, queue.service)))
         since = self.log_size()
         started = time.time()
         if phase == "burst":
@@ -428,6 +462,7 @@ def run_events(
         "stream_seconds": seconds,
         "airflow": {"executor": "LocalExecutor", "parallelism": 1, "database": "sqlite"},
         "services": {},
+        "load_average_start": list(os.getloadavg()),
     }
     clock = time.monotonic()
     try:
@@ -446,6 +481,9 @@ def run_events(
                     api.unpause(name)
                 bench.wait_polling(list(queues.values()), since, timeout=240)
                 results["ready_seconds"] = time.monotonic() - clock
+                log("  one warm-up message through each DAG")
+                bench.warm_up(list(queues.values()), timeout=240)
+                results["warm_up_seconds"] = time.monotonic() - clock - results["ready_seconds"]
                 tag = uuid.uuid4().hex[:6]
                 for service in SERVICES:
                     measured: dict[str, Any] = {}
@@ -477,4 +515,5 @@ def run_events(
         for queue in queues.values():
             queue.delete()
     results["seconds"] = time.monotonic() - clock
+    results["load_average_end"] = list(os.getloadavg())
     return results

@@ -89,7 +89,8 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                 [
                     SERVICE_LABELS.get(service, service),
                     _load(events, phase, r),
-                    _seconds(r["seconds"]),
+                    _seconds(r["seconds"])
+                    + (f" ({_seconds(r['drain'])} after the last push)" if phase == "stream" else ""),
                     f"{num(r['rate'], 1)} msg/s",
                     f"{r['runs']} ({num(r['runs_per_1000'], 0)} per 1,000)",
                     f"{num(per_run.get('p50'), 0)} / {num(per_run.get('max'), 0)}",
@@ -121,6 +122,7 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                     SERVICE_LABELS.get(service, service),
                     phase,
                     _seconds(r["push_to_event"].get("p50")),
+                    _seconds(r.get("between_events", {}).get("p50")),
                     *(_seconds(m[key]) for key, _ in STAGES),
                     _seconds(m["end_gap"]),
                     str(r["holding_notices"]),
@@ -132,6 +134,7 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
                 "service",
                 "phase",
                 "push to asset event (p50 of messages)",
+                "between asset events (median)",
                 *(f"{label} (median of runs)" for _, label in STAGES),
                 "between runs' ends (median)",
                 "watcher holding notices",
@@ -141,6 +144,16 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
         )
     )
     blocks += _bounds(events)
+    loads = [events.get("load_average_start", [0.0])[0], events.get("load_average_end", [0.0])[0]]
+    cpus = (results.get("machine") or {}).get("cpus") or 1
+    if max(loads) > 0.75 * cpus:
+        blocks.append(
+            Para(
+                f"The machine was busy during this measure (1-minute load average {loads[0]:.1f} at its start, "
+                f"{loads[1]:.1f} at its end, on {cpus} CPUs): Airflow's components, the emulators and the "
+                "other work shared the cores, so the times above carry that load."
+            )
+        )
     return blocks
 
 
