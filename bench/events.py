@@ -261,6 +261,7 @@ class Ledger:
         pushes = sorted(self.pushed.values())
         runs = sorted(self.runs.values(), key=lambda r: r.end)
         run_of = {body: run for run in runs for body in run.bodies}
+        pushed_by = {r.run_id: [self.pushed[b] for b in r.bodies if b in self.pushed] for r in runs}
         lags = [run_of[body].end - at for body, at in self.pushed.items() if body in run_of]
         to_event = [
             run_of[body].event_first - at  # type: ignore[operator]
@@ -300,6 +301,8 @@ class Ledger:
                 {
                     "messages": len(r.bodies),
                     "events": r.events,
+                    "pushed_first": rel(min(pushed_by[r.run_id], default=None)),
+                    "pushed_last": rel(max(pushed_by[r.run_id], default=None)),
                     "event_first": rel(r.event_first),
                     "event_last": rel(r.event_last),
                     "queued": rel(r.queued),
