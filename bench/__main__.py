@@ -1,13 +1,16 @@
 """``make bench`` / ``python -m bench``: run every measure and write the report.
 
 Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternating rounds,
-500 idle triggers and a 20,000-message memory run: about 20 minutes on 2 cores, most of it
-spent on the emulators (fluke-api and the provider send 2,000 requests one by one) and on
-the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out.
-``--quick`` is a smoke run of about 3 minutes that writes its report under ``.work/bench/``
-instead of ``docs/benchmarks/`` and leaves out ``SqsSensorTrigger`` (its 61 s cycle);
+500 idle triggers, a 20,000-message memory run and the ``events`` measure (a real Airflow: a
+burst of 1,000 and 5 msg/s for 60 s, per service): about 30 minutes on 2 cores, most of it
+spent on the emulators (fluke-api and the provider send 2,000 requests one by one), on
+the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out, and
+on Airflow (``events`` alone took 9 minutes at a load average of 10; less on a quiet machine).
+``--quick`` is a smoke run of about 7 minutes (``events``: 3-5 of them, a burst of 200 and 20 s
+of stream) that writes its report under ``.work/bench/`` instead of ``docs/benchmarks/`` and
+leaves out ``SqsSensorTrigger`` (its 61 s cycle);
 ``--full`` uses the issue's sizes throughout (5 rounds, the asyncio classes' throughput too,
-100,000 messages for the memory run, 2-minute idle windows): about 45-60 minutes.
+100,000 messages for the memory run, 2-minute idle windows): about 55-70 minutes.
 ``--report-only`` re-renders the report from the last run's ``results.json``.
 """
 
@@ -124,8 +127,8 @@ def command_line(argv: list[str]) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a smoke run of about 3 minutes (report under .work/bench)")
-    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (45-60 minutes)")
+    size.add_argument("--quick", action="store_true", help="a smoke run of about 7 minutes (report under .work/bench)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (55-70 minutes)")
     parser.add_argument("--messages", type=int, help="messages per throughput run (default 2000)")
     parser.add_argument("--rounds", type=int, help="alternating rounds of the throughput runs")
     parser.add_argument("--only", nargs="+", choices=MEASURES, help="run only these measures")

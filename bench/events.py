@@ -210,8 +210,8 @@ class Ledger:
 
     def summary(self) -> str:
         return (
-            f"{self.dag_id}: pushed {len(self.pushed)}, processed {len(set(self.processed) & set(self.pushed))}, "
-            f"lost {self.lost}, duplicated {self.duplicates}, runs {dict(self.states)}"
+            f"{self.dag_id}: pushed {len(self.pushed)}, processed {len(set(self.processed) & set(self.pushed))} "
+            f"(not yet: {self.lost}), duplicated {self.duplicates}, runs by state {dict(self.states)}"
         )
 
     def book(self, api: AirflowClient) -> list[dict[str, Any]]:

@@ -27,6 +27,12 @@ def checks(results: dict[str, Any]) -> list[Check]:
     return []
 
 
+def _relative(path: str) -> str:
+    from bench.protocol import ROOT
+
+    return str(Path(path).relative_to(ROOT)) if Path(path).is_relative_to(ROOT) else path
+
+
 def _load(events: dict[str, Any], phase: str, r: dict[str, Any]) -> str:
     if phase == "burst":
         return f"burst of {r['messages']:,} (pushed in {r['push_seconds']:.1f} s)"
@@ -74,6 +80,7 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             Para(
                 f"The measure failed in this run, so it reports no numbers: `{why}`. The rest of "
                 "the report does not depend on it."
+                + (f" Airflow's logs: `{_relative(events['logs'])}`." if events.get("logs") else "")
             )
         )
         return blocks
