@@ -1,15 +1,18 @@
 """``make bench`` / ``python -m bench``: run every measure and write the report.
 
 Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternating rounds,
-500 and 1,000 idle triggers and a 20,000-message memory run: about 28 minutes on 2 cores, most of it
-spent on the emulators (fluke-api and the provider send 2,000 requests one by one) and on
-the triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out (the
-1,000-trigger run alone takes about 4 minutes: its 1,000 queues are created and deleted one by one).
-``--quick`` is a smoke run of about 4 minutes that writes its report under ``.work/bench/``
-instead of ``docs/benchmarks/``, runs 50 and 100 idle triggers (too few for the idle targets,
-which the report then shows as not measured) and leaves out ``SqsSensorTrigger`` (its 61 s cycle);
-``--full`` uses the issue's sizes throughout (5 rounds, the asyncio classes' throughput too,
-100,000 messages for the memory run, 2-minute idle windows): about 50-65 minutes.
+500 and 1,000 idle triggers, a 20,000-message memory run and the ``events`` measure (a real
+Airflow: a burst of 1,000 and 5 msg/s for 60 s, per service): about 35 minutes on 2 cores, most of
+it spent on the emulators (fluke-api and the provider send 2,000 requests one by one), on the
+triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out (the 1,000-trigger
+run alone takes about 4 minutes: its 1,000 queues are created and deleted one by one), and on
+Airflow (``events`` alone took 7-9 minutes at a load average of 10; less on a quiet machine).
+``--quick`` is a smoke run of about 8 minutes (``events``: a burst of 200 and 20 s of stream) that
+writes its report under ``.work/bench/`` instead of ``docs/benchmarks/``, runs 50 and 100 idle
+triggers (too few for the idle targets, which the report then shows as not measured) and leaves out
+``SqsSensorTrigger`` (its 61 s cycle); ``--full`` uses the issue's sizes throughout (5 rounds, the
+asyncio classes' throughput too, 100,000 messages for the memory run, 2-minute idle windows): about
+60-75 minutes.
 ``--report-only`` re-renders the report from the last run's ``results.json``.
 """
 
@@ -46,14 +49,19 @@ class Sizes:
     amazon_triggers: bool
     parse_runs: int
     memory_messages: int
+    events_burst: int
+    """Messages of the ``events`` measure's burst, per service."""
+    events_rate: float
+    """Messages per second of its steady stream, for ``events_seconds`` seconds."""
+    events_seconds: float
 
 
 PRESETS = {
-    "quick": Sizes("quick", 500, 1, False, (50, 100), 15.0, 5, False, 3, 3_000),
-    "default": Sizes("default", 2_000, 3, False, (500, 1_000), 60.0, 10, True, 5, 20_000),
-    "full": Sizes("full", 2_000, 5, True, (500, 1_000), 120.0, 20, True, 9, 100_000),
+    "quick": Sizes("quick", 500, 1, False, (50, 100), 15.0, 5, False, 3, 3_000, 200, 5.0, 20.0),
+    "default": Sizes("default", 2_000, 3, False, (500, 1_000), 60.0, 10, True, 5, 20_000, 1_000, 5.0, 60.0),
+    "full": Sizes("full", 2_000, 5, True, (500, 1_000), 120.0, 20, True, 9, 100_000, 1_000, 5.0, 60.0),
 }
-MEASURES = ("parse", "throughput", "network", "memory", "idle", "latency")
+MEASURES = ("parse", "throughput", "network", "memory", "idle", "latency", "events")
 NETWORK_RTT = 0.02
 """Seconds the proxy adds to every answer in the ``network`` measure: a round trip to a cloud
 region, so that requests cost waiting (which concurrency overlaps) rather than emulator CPU."""
@@ -122,8 +130,8 @@ def command_line(argv: list[str]) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a smoke run of about 4 minutes (report under .work/bench)")
-    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (50-65 minutes)")
+    size.add_argument("--quick", action="store_true", help="a smoke run of about 8 minutes (report under .work/bench)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes throughout (60-75 minutes)")
     parser.add_argument("--messages", type=int, help="messages per throughput run (default 2000)")
     parser.add_argument("--rounds", type=int, help="alternating rounds of the throughput runs")
     parser.add_argument("--only", nargs="+", choices=MEASURES, help="run only these measures")
@@ -143,6 +151,31 @@ def save(results: dict[str, Any]) -> None:
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def run_events_measure(services: Any, sizes: Sizes) -> dict[str, Any]:
+    """The ``events`` measure, or ``{"failed": why}``: a real Airflow has more ways to fail than the other
+    measures (a component that does not come up, a run that fails, a wait that runs out), and the rest of
+    the report does not depend on it. Its Airflow is stopped either way (``run_events`` sees to that)."""
+    from bench.events import LOGS, run_events
+
+    log(
+        f"Event-driven throughput: a burst of {sizes.events_burst}, then {sizes.events_rate:g} msg/s for "
+        f"{sizes.events_seconds:.0f}s, per service, in a real Airflow"
+    )
+    started = time.monotonic()
+    try:
+        return run_events(services, sizes.events_burst, sizes.events_rate, sizes.events_seconds, log=log)
+    except Exception as error:
+        log(f"  the events measure failed: {type(error).__name__}: {error}")
+        return {
+            "failed": f"{type(error).__name__}: {error}",
+            "logs": str(LOGS),
+            "burst": sizes.events_burst,
+            "rate": sizes.events_rate,
+            "stream_seconds": sizes.events_seconds,
+            "seconds": time.monotonic() - started,
+        }
 
 
 def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, Any]:
@@ -233,6 +266,9 @@ def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, An
                 latency = run_latency(services, contenders.env, WORK, kind, sizes.latency_samples, log=log)
                 results["latency"][kind] = asdict(latency)
                 save(results)
+        if "events" in measures:
+            results["events"] = run_events_measure(services, sizes)
+            save(results)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["seconds"] = time.monotonic() - started
     return results

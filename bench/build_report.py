@@ -14,6 +14,7 @@ from bench.report import Block, Report, to_markdown, to_rst
 from bench.report_sections import (
     client_cpu,
     environment,
+    events,
     idle,
     latency,
     memory,
@@ -41,6 +42,7 @@ MEASURES: tuple[Measure, ...] = (
     network,
     idle,
     latency,
+    events,
     parse_cost,
     memory,
 )
