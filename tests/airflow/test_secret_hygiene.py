@@ -33,6 +33,11 @@ from devtools.emulators import AzuriteQueue, MotoSQS
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
+DEFERRED_DELAY = 10
+"""Seconds the later bodies stay invisible: the deferrable sensor takes messages already waiting
+at once, so they must still be hidden when it first looks, for it to go through the trigger. The
+DAG's 3 s were not always enough on a loaded machine (make test's workers beside Airflow stacks)."""
+
 
 class RecordKeeper(logging.Handler):
     """Every stdlib log record of the run, whatever the logger's handlers do with it."""
@@ -101,7 +106,8 @@ def test_sqs_run_leaks_nothing(moto: MotoSQS, sqs: SQSService, records: RecordKe
     name = fresh_name()
     sqs.create(name)
     bodies = marker_bodies(6)
-    result, output = run_dag_captured("fluke_test_all_tasks", {"conn_id": sqs.conn_id, "queue": name, "bodies": bodies})
+    conf = {"conn_id": sqs.conn_id, "queue": name, "bodies": bodies, "delay": DEFERRED_DELAY}
+    result, output = run_dag_captured("fluke_test_all_tasks", conf)
     assert result.state == "success", result.task_states()
     assert "[DAG TEST] running trigger in line" in output  # the deferred sensor went through the trigger
     delivered = result.xcom("poll_poke") + result.xcom("poll_deferred")
@@ -135,7 +141,8 @@ def test_azure_run_leaks_nothing(
     conn_id = set_connection(monkeypatch, f"hygiene_{auth}", conn)
     name = azure.create(fresh_name())
     bodies = marker_bodies(6)
-    result, output = run_dag_captured("fluke_test_all_tasks", {"conn_id": conn_id, "queue": name, "bodies": bodies})
+    conf = {"conn_id": conn_id, "queue": name, "bodies": bodies, "delay": DEFERRED_DELAY}
+    result, output = run_dag_captured("fluke_test_all_tasks", conf)
     assert result.state == "success", result.task_states()
     assert "[DAG TEST] running trigger in line" in output
     assert sorted(result.xcom("poll_poke") + result.xcom("poll_deferred")) == sorted(bodies)
