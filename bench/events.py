@@ -216,19 +216,7 @@ class Ledger:
 
     def book(self, api: AirflowClient) -> list[dict[str, Any]]:
         """Every run of the DAG; each newly succeeded one read in full (XCom, asset events, task instance)."""
-        runs: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = api.request(
-                "GET",
-                f"/dags/{self.dag_id}/dagRuns",
-                params={"order_by": "run_after", "limit": 100, "offset": offset},
-            )["dag_runs"]
-            runs += page
-            if len(page) < 100:
-                break
-            offset += 100
-        runs = [run for run in runs if run["dag_run_id"] not in self.earlier]
+        runs = [run for run in api.runs(self.dag_id) if run["dag_run_id"] not in self.earlier]
         self.states = Counter(run["state"] for run in runs)
         for run in runs:
             run_id = run["dag_run_id"]
@@ -371,8 +359,7 @@ class EventsBench:
             raise error from None
 
     def run_ids(self, dag: str) -> set[str]:
-        runs = self.api.request("GET", f"/dags/{dag}/dagRuns", params={"limit": 100})["dag_runs"]
-        return {run["dag_run_id"] for run in runs}
+        return {run["dag_run_id"] for run in self.api.runs(dag)}
 
     def warm_up(self, queues: list[Queue], timeout: float) -> None:
         """One message through each DAG, not measured: the first task in a fresh Airflow pays for imports
@@ -383,7 +370,7 @@ class EventsBench:
         def done() -> bool:
             self.airflow.check_running()
             for queue in queues:
-                runs = self.api.request("GET", f"/dags/{dag_id_of(queue)}/dagRuns", params={"limit": 100})["dag_runs"]
+                runs = self.api.runs(dag_id_of(queue))
                 if [r for r in runs if r["state"] == "failed"]:
                     raise AirflowError(f"{dag_id_of(queue)}: the warm-up run failed")
                 if not runs or any(r["state"] != "success" for r in runs) or queue.total():

@@ -507,9 +507,14 @@ class AirflowClient:
         )
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.request("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 100})["dag_runs"]
-        )
+        """Every run of the DAG, oldest first (read 100 at a time: the API's pages)."""
+        runs: list[dict[str, Any]] = []
+        while True:
+            params = {"order_by": "run_after", "limit": 100, "offset": len(runs)}
+            page = self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+            runs += page
+            if len(page) < 100:
+                return runs
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))

@@ -97,16 +97,7 @@ class Ledger:
 def book(stack: Stack, dag_id: str, ledger: Ledger) -> list[dict[str, Any]]:
     """Every run of ``dag_id`` and, for the finished ones, what their task received (into ``ledger``)."""
     api = stack.api
-    runs: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = api.request(
-            "GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 100, "offset": offset}
-        )["dag_runs"]
-        runs += page
-        if len(page) < 100:
-            break
-        offset += 100
+    runs = api.runs(dag_id)
     ledger.processed.clear()
     ledger.runs.clear()
     for run in runs:
