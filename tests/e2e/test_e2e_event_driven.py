@@ -180,9 +180,8 @@ def test_the_triggerer_killed_mid_burst_loses_nothing(stack: Stack, events: Any,
     ledger = Ledger(f"triggerer SIGKILL mid-burst {service}", bodies("kill", 300))
     queue.push(ledger.pushed)
 
-    def consuming() -> bool:
-        runs = book(stack, dag_id, ledger)
-        return bool(runs) and queue.total() > 100
+    def consuming() -> bool:  # a run for the first batch, and the burst not yet all taken (one cheap call
+        return bool(stack.api.runs(dag_id)) and queue.total() > 0  # each: the window is seconds on a busy machine)
 
     try:
         wait_until(f"{dag_id} to start consuming the burst", consuming, 180, 0.5)
