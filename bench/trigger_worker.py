@@ -6,6 +6,8 @@ the connection ``bench_sqs`` from ``AIRFLOW_CONN_BENCH_SQS``:
 * ``fluke``: :class:`~fluke_airflow.triggers.poll.QueuePollTrigger` as a deferred
   ``QueuePollSensor`` creates it (``single_event=True``; otherwise its defaults:
   ``wait_time_seconds=20``, ``batch_size=10``, ``visibility_timeout=300``);
+* ``fluke-botocore``: the same, with every receive sent through botocore's client
+  (``FLUKE_AIRFLOW_SQS_DIRECT_RECEIVE=0``): what the direct receive saves;
 * ``amazon``: the amazon provider's ``SqsSensorTrigger`` with its defaults
   (``max_messages=5``, ``wait_time_seconds=1``, ``waiter_delay=60``).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -32,7 +35,7 @@ def _preload(kind: str) -> None:
     import aiobotocore.session  # noqa: F401
     import botocore.session  # noqa: F401
 
-    if kind == "fluke":
+    if kind.startswith("fluke"):
         import fluke_airflow.hooks.sqs
         import fluke_airflow.queues.sqs
         import fluke_airflow.triggers.poll  # noqa: F401
@@ -42,7 +45,7 @@ def _preload(kind: str) -> None:
 
 
 def _make_trigger(kind: str, queue: str, url: str) -> Any:
-    if kind == "fluke":
+    if kind.startswith("fluke"):
         from fluke_airflow.triggers.poll import QueuePollTrigger
 
         return QueuePollTrigger(conn_id="bench_sqs", queue=queue, single_event=True)
@@ -111,6 +114,10 @@ async def amain(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     spec = read_message()
+    if spec["kind"] == "fluke-botocore":
+        from fluke_airflow.queues import sqs_direct
+
+        os.environ[sqs_direct.SWITCH] = "0"
     # Triggers log at INFO on every poll (the amazon trigger: twice a minute each); the triggerer
     # would ship that to its log. Here it goes to the worker log, at WARNING and above only.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

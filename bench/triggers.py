@@ -31,9 +31,13 @@ import psutil
 from bench.protocol import Worker
 from bench.services import Services, snapshot
 
-KINDS = {"fluke": "QueuePollTrigger (fluke-airflow)", "amazon": "SqsSensorTrigger (amazon provider)"}
+KINDS = {
+    "fluke": "QueuePollTrigger (fluke-airflow)",
+    "fluke-botocore": "QueuePollTrigger, FLUKE_AIRFLOW_SQS_DIRECT_RECEIVE=0",
+    "amazon": "SqsSensorTrigger (amazon provider)",
+}
 # One polling cycle with the defaults: a 20 s long poll; a 1 s receive then a 60 s sleep.
-PERIOD = {"fluke": 20.0, "amazon": 61.0}
+PERIOD = {"fluke": 20.0, "fluke-botocore": 20.0, "amazon": 61.0}
 
 
 @dataclass
@@ -50,6 +54,15 @@ class IdleResult:
     open_requests: Counter[str]
     alive: int
     failures: list[str] = field(default_factory=list)
+    emulator_cpu_percent: float = float("nan")
+    """moto's CPU over the window (its long polls wake every second to look at their queue)."""
+    bench_cpu_percent: float = float("nan")
+    """The benchmark process's CPU over the window: the proxy that counts the requests runs in it."""
+    machine_cpu_percent: float = float("nan")
+    """Every core's busy time over the window, in percent of one core (200 = both of two cores)."""
+    receive_seconds: dict[str, float] = field(default_factory=dict)
+    """How long the ``ReceiveMessage`` requests answered in the window took at the proxy (20 s
+    asked for): ``p50``, ``p90``, ``max`` and ``count``."""
 
     @property
     def rss_above_baseline(self) -> int:
@@ -131,6 +144,7 @@ def run_idle(
         time.sleep(settle)
         opened = snapshot(proxy)
         proxy.reset()
+        others = _Others(services)
         cpu0 = sum(process.cpu_times()[:2])
         t0 = time.monotonic()
         peak = process.memory_info().rss
@@ -141,6 +155,8 @@ def run_idle(
         cpu1 = sum(process.cpu_times()[:2])
         elapsed = time.monotonic() - t0
         requests = snapshot(proxy)
+        emulator_cpu, bench_cpu, machine_cpu = others.percent(elapsed)
+        receive_seconds = _spread([r.seconds for r in proxy.records("ReceiveMessage") if r.status == 200])
         rss_end = process.memory_info().rss
         worker.send(event="stop")
         stopped = worker.expect("stopped", timeout=120)
@@ -160,7 +176,48 @@ def run_idle(
         open_requests=opened,
         alive=int(stopped["alive"]),
         failures=list(stopped["failures"]),
+        emulator_cpu_percent=emulator_cpu,
+        bench_cpu_percent=bench_cpu,
+        machine_cpu_percent=machine_cpu,
+        receive_seconds=receive_seconds,
     )
+
+
+def _spread(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"count": 0}
+    ordered = sorted(seconds)
+    return {
+        "count": len(ordered),
+        "p50": ordered[len(ordered) // 2],
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+class _Others:
+    """CPU of what serves the triggers over a window: moto, this process (the proxy), the machine.
+
+    When a larger run's request rate falls, these say where: a saturated emulator answers its
+    long polls late, a busy machine delays everyone."""
+
+    def __init__(self, services: Services) -> None:
+        moto = services.moto.process
+        self._moto = psutil.Process(moto.pid) if moto is not None else None
+        self._me = psutil.Process()
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        moto = sum(self._moto.cpu_times()[:2]) if self._moto is not None else float("nan")
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.nice + machine.system
+        busy += getattr(machine, "irq", 0) + getattr(machine, "softirq", 0)
+        return moto, sum(self._me.cpu_times()[:2]), busy
+
+    def percent(self, elapsed: float) -> tuple[float, float, float]:
+        end = self._sample()
+        moto, me, machine = (100.0 * (b - a) / elapsed for a, b in zip(self._start, end, strict=True))
+        return moto, me, machine
 
 
 def run_latency(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-TRIGGER_LABELS = {"fluke": "QueuePollTrigger (fluke-airflow)", "amazon": "SqsSensorTrigger (amazon provider)"}
+TRIGGER_LABELS = {
+    "fluke": "QueuePollTrigger (fluke-airflow)",
+    "fluke-botocore": "QueuePollTrigger, receives through botocore",
+    "amazon": "SqsSensorTrigger (amazon provider)",
+}
 """Idle and latency results are keyed by trigger kind."""
 
 SHORT = {

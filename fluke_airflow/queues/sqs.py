@@ -16,10 +16,11 @@ from typing import Any
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
 from fluke_airflow.queues import attributes as attrs
-from fluke_airflow.queues import limits
+from fluke_airflow.queues import limits, sqs_direct
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
+from fluke_airflow.queues.sqs_direct import DirectReceive
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -370,6 +371,7 @@ class AsyncSQSTransport(_SQSProtocol):
         self._client_cm: Any = None
         self._auth: AWSAuth | None = None  # set while holding the auth's shared client
         self.client: Any = None
+        self._direct: DirectReceive | None = None
 
     async def connect(self, auth: AWSAuth, max_pool_connections: int, *, shared: bool = False) -> AsyncSQSTransport:
         if shared:
@@ -387,9 +389,11 @@ class AsyncSQSTransport(_SQSProtocol):
             if _error_code(error) in _MISSING_QUEUE:
                 raise self._missing(error) from None
             raise self._failure("opening", error) from error
+        self._direct = sqs_direct.for_client(self.client)
         return self
 
     async def close(self, *, discard: bool = False) -> None:
+        self._direct = None
         if self._client_cm is not None:
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
@@ -406,10 +410,11 @@ class AsyncSQSTransport(_SQSProtocol):
         return self._sent(response, chunk)
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        params = self._receive_params(max_messages, visibility_timeout, wait_seconds)
         try:
-            response = await self.client.receive_message(
-                **self._receive_params(max_messages, visibility_timeout, wait_seconds)
-            )
+            response = await self._direct.receive(self.client, params) if self._direct is not None else None
+            if response is None:  # no direct path, or a failure botocore retries: botocore sends it
+                response = await self.client.receive_message(**params)
         except self._errors as error:
             raise self._failure("receive", error) from error
         return self._parse_receive(response, time.time())

@@ -150,6 +150,18 @@ class Backend:
         return sorted(taken)
 
 
+class _RecordedDirect:
+    """A transport's direct receive that logs each call like ``provide-client-params`` does; a
+    receive it hands back to botocore (``None``) is logged again there, as the request it is."""
+
+    def __init__(self, direct: Any, log: list[Any]) -> None:
+        self._direct, self._log = direct, log
+
+    async def receive(self, client: Any, params: dict[str, Any]) -> Any:
+        self._log.append(("ReceiveMessage", dict(params)))
+        return await self._direct.receive(client, params)
+
+
 class SQSBackend(Backend):
     def __init__(self, moto: Any) -> None:
         super().__init__(
@@ -216,8 +228,13 @@ class SQSBackend(Backend):
         self.client.delete_queue(QueueUrl=self.url(queue))
 
     def record(self, queue: Any, log: list[Any]) -> None:
-        """Record (operation, parameters) of every API call of this queue's botocore client."""
-        self.record_client(queue._driver.transport.client, log)
+        """Record (operation, parameters) of every API call of this queue's botocore client, and
+        of the receives the asyncio transport sends past it (queues/sqs_direct.py)."""
+        transport = queue._driver.transport
+        self.record_client(transport.client, log)
+        direct = getattr(transport, "_direct", None)
+        if direct is not None:
+            transport._direct = _RecordedDirect(direct, log)
 
     @staticmethod
     def record_client(client: Any, log: list[Any]) -> None:

@@ -1,0 +1,181 @@
+"""The direct ``ReceiveMessage`` of the asyncio SQS transport (fluke_airflow/queues/sqs_direct.py).
+
+It must be indistinguishable from botocore's path where it matters: the same parsed messages
+(binary attributes decoded), the same request bytes (so a fault that follows one request's
+repeats follows botocore's retries of it), botocore's retries for what botocore retries, and
+the client's own exception, once, for what it does not. Counted at a proxy in front of moto.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from devtools.emulators import MotoSQS
+from devtools.proxy import Proxy, Reset, Throttle
+from fluke_airflow.auth import AWSAuth
+from fluke_airflow.exceptions import QueueError
+from fluke_airflow.queues import AsyncAmazonSQSQueue, sqs_direct
+
+ATTRIBUTES = {
+    "kind": {"DataType": "String", "StringValue": "probe"},
+    "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01\xfe"},
+}
+
+
+@pytest.fixture
+def proxy(moto: MotoSQS) -> Iterator[Proxy]:
+    with Proxy(moto.endpoint_url) as proxy:
+        yield proxy
+
+
+def _queue(moto: MotoSQS, bodies: int = 0) -> tuple[str, str]:
+    client = boto3.client(
+        "sqs",
+        endpoint_url=moto.endpoint_url,
+        aws_access_key_id=moto.access_key_id,
+        aws_secret_access_key=moto.secret_access_key,
+        region_name=moto.region,
+    )
+    name = f"direct-{uuid.uuid4().hex[:12]}"
+    url = client.create_queue(QueueName=name)["QueueUrl"]
+    for i in range(bodies):
+        client.send_message(QueueUrl=url, MessageBody=f"body {i}", MessageAttributes=ATTRIBUTES)
+    return name, url
+
+
+def _auth(moto: MotoSQS, proxy: Proxy, attempts: int | None = None) -> AWSAuth:
+    config = Config(retries={"mode": "standard", "total_max_attempts": attempts}) if attempts else None
+    return AWSAuth(
+        moto.access_key_id,
+        moto.secret_access_key,
+        region=moto.region,
+        endpoint_url=proxy.url,
+        botocore_config=config,
+    )
+
+
+@pytest.fixture
+async def client(moto: MotoSQS, proxy: Proxy) -> AsyncIterator[Any]:
+    async with await _auth(moto, proxy).create_async_client("sqs") as client:
+        yield client
+
+
+def _params(url: str, visibility: int = 30) -> dict[str, Any]:
+    return {
+        "QueueUrl": url,
+        "MaxNumberOfMessages": 10,
+        "VisibilityTimeout": visibility,
+        "WaitTimeSeconds": 0,
+        "MessageSystemAttributeNames": ["All"],
+        "MessageAttributeNames": ["All"],
+    }
+
+
+def _comparable(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages without what changes from one receive to the next."""
+    messages = []
+    for m in response["Messages"]:
+        attributes = {k: v for k, v in m["Attributes"].items() if k != "ApproximateReceiveCount"}
+        messages.append({**{k: v for k, v in m.items() if k != "ReceiptHandle"}, "Attributes": attributes})
+    return messages
+
+
+async def test_the_direct_receive_parses_what_botocore_parses(moto: MotoSQS, proxy: Proxy, client: Any) -> None:
+    _, url = _queue(moto, bodies=3)
+    direct = sqs_direct.for_client(client)
+    assert direct is not None and sqs_direct.for_client(client) is direct  # one per client
+
+    ours = await direct.receive(client, _params(url, visibility=0))
+    theirs = await client.receive_message(**_params(url, visibility=0))
+
+    assert ours is not None and len(ours["Messages"]) == 3
+    assert _comparable(ours) == _comparable(theirs)
+    assert ours["Messages"][0]["MessageAttributes"]["blob"]["BinaryValue"] == b"\x00\x01\xfe"
+    assert ours["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert proxy.counts["ReceiveMessage"] == 2
+
+
+async def test_a_trigger_queue_receives_without_botocore(
+    moto: MotoSQS, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, _ = _queue(moto, bodies=25)
+    async with AsyncAmazonSQSQueue(_auth(moto, proxy), name, share_client=True, suppress_output=True) as queue:
+        client = queue._driver.transport.client  # type: ignore[union-attr]
+        through_botocore = []
+        original = client.receive_message
+
+        async def counted(**params: Any) -> Any:
+            through_botocore.append(params)
+            return await original(**params)
+
+        monkeypatch.setattr(client, "receive_message", counted)
+        received = []
+        async for batch in queue.poll(num_messages=25, batch_size=10, wait_time_seconds=0):
+            received += batch
+
+    assert sorted(received) == sorted(f"body {i}" for i in range(25))
+    assert through_botocore == []
+    assert proxy.counts["ReceiveMessage"] == 3 and proxy.counts["DeleteMessageBatch"] == 3
+
+
+async def test_a_retryable_failure_goes_through_botocore_and_its_retries(
+    moto: MotoSQS, proxy: Proxy, client: Any
+) -> None:
+    _, url = _queue(moto, bodies=1)
+    direct = sqs_direct.for_client(client)
+    assert direct is not None
+    proxy.inject(Throttle(operation="ReceiveMessage", first=1))
+    assert await direct.receive(client, _params(url)) is None  # the caller sends it through botocore
+    response = await client.receive_message(**_params(url))
+    assert [m["Body"] for m in response["Messages"]] == ["body 0"]
+    assert [r.status for r in proxy.records("ReceiveMessage")] == [400, 200]
+
+
+async def test_a_receive_that_always_fails_fails_after_botocores_attempts(moto: MotoSQS, proxy: Proxy) -> None:
+    """The fault follows one request's repeats by its bytes: botocore's attempts are repeats of the
+    direct attempt, so the body is byte for byte the one botocore builds."""
+    name, _ = _queue(moto)
+    async with AsyncAmazonSQSQueue(_auth(moto, proxy, attempts=3), name, suppress_output=True) as queue:
+        proxy.inject(Reset(operation="ReceiveMessage", first=1, retries=3))
+        with pytest.raises(QueueError, match="receive"):
+            async for _ in queue.poll(num_messages=1, wait_time_seconds=0):
+                pass
+    assert [r.faults for r in proxy.records("ReceiveMessage")] == [["Reset"]] * 4  # 1 direct + 3 botocore
+
+
+async def test_an_error_botocore_does_not_retry_is_the_clients_own_and_sent_once(
+    moto: MotoSQS, proxy: Proxy, client: Any
+) -> None:
+    _, url = _queue(moto)
+    direct = sqs_direct.for_client(client)
+    assert direct is not None
+    gone = url.rsplit("/", 1)[0] + "/never-created-" + uuid.uuid4().hex[:8]
+    with pytest.raises(client.exceptions.QueueDoesNotExist) as caught:
+        await direct.receive(client, _params(gone))
+    assert isinstance(caught.value, ClientError)
+    assert caught.value.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+    assert proxy.counts["ReceiveMessage"] == 1
+
+
+@pytest.mark.unit
+async def test_only_plain_clients_take_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = AWSAuth("AKIDEXAMPLE", "not-a-secret", region="eu-west-1", endpoint_url="http://127.0.0.1:9")
+    async with await auth.create_async_client("sqs") as plain:
+        assert sqs_direct.DirectReceive.usable(plain)
+        monkeypatch.setenv(sqs_direct.SWITCH, "0")
+        assert not sqs_direct.DirectReceive.usable(plain)
+    monkeypatch.delenv(sqs_direct.SWITCH)
+    unsigned = AWSAuth(
+        region="eu-west-1", endpoint_url="http://127.0.0.1:9", botocore_config=Config(signature_version=UNSIGNED)
+    )
+    async with await unsigned.create_async_client("sqs") as client:
+        assert not sqs_direct.DirectReceive.usable(client)
+        assert sqs_direct.for_client(client) is None
