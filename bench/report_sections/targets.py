@@ -73,6 +73,18 @@ TARGETS: tuple[Target, ...] = (
     Target("ceiling", "sqs", "poll", 0.9, ">=", spec=".1f"),
     Target("ceiling", "azure", "push", 0.9, ">=", spec=".1f"),
     Target("ceiling", "azure", "poll", 0.9, ">=", spec=".1f"),
+    # On loopback never slower than the amazon provider (its SqsHook driven as its operators do).
+    Target("vs amazon", "sqs", "push", 1.0, ">=", unit="x"),
+    Target("vs amazon", "sqs", "poll", 1.0, ">=", unit="x"),
+    # With the network measure's round trip (issue 13): ours over fluke-api, and of the ceiling.
+    Target("network", "sqs", "push", 20.0, ">=", unit="x"),
+    Target("network", "sqs", "poll", 4.0, ">=", unit="x"),
+    Target("network", "azure", "push", 7.0, ">=", unit="x"),
+    Target("network", "azure", "poll", 5.0, ">=", unit="x"),
+    Target("network ceiling", "sqs", "push", 0.9, ">=", spec=".1f"),
+    Target("network ceiling", "sqs", "poll", 0.9, ">=", spec=".1f"),
+    Target("network ceiling", "azure", "push", 0.9, ">=", spec=".1f"),
+    Target("network ceiling", "azure", "poll", 0.9, ">=", spec=".1f"),
     # Client CPU per 1,000 messages (user + system of the contender's own process, timed part only),
     # ours over fluke-api 0.5.0.
     Target("cpu", "sqs", "push", 0.5, unit="x"),

@@ -58,6 +58,19 @@ def checks(results: dict[str, Any]) -> list[Check]:
                 target.met(ours / base),
             )
         )
+    for target in targets_of("vs amazon"):
+        if not t.runs_of(target.service, target.op, "airflow"):
+            continue
+        ours, amazon = t.rate(target.service, target.op, "ours"), t.rate(target.service, target.op, "airflow")
+        rows.append(
+            Check(
+                target,
+                TITLES[(target.service, target.op)] + ", against the amazon provider",
+                f"{target.text} the amazon provider's SqsHook",
+                f"{num(ours)} vs {num(amazon)} msg/s = {ratio(ours / amazon)}",
+                target.met(ours / amazon),
+            )
+        )
     return rows
 
 
@@ -281,7 +294,7 @@ def _notes(t: Throughput, target: Target, met: bool) -> list[Block]:
             "batch size. So batch 100 cannot save requests on SQS, only overlap them: once a receive came back "
             "full, fluke-airflow asks for the rest of the batch with concurrent receives, and deletes a batch "
             f"with concurrent `DeleteMessageBatch` requests ({sqs_concurrency()} at a time, the default "
-            "`max_concurrency`). "
+            "`max_concurrency`), sent together with the next batch's first receive once the consumer asks for it. "
             f"Of its {ours_s:.2f} s, {tail:.2f} s (median) come after the last batch: its final, empty receive "
             "long-polls for `wait_time_seconds=1` (the default) so that a queue with messages left on some SQS "
             "servers is not taken for empty, which fluke-api (no long polling) does not do; up to its last batch "

@@ -3,8 +3,9 @@
 The drivers only map steps to transport calls, and count what the requests did
 (:mod:`~fluke_airflow.queues.metrics`); every decision lives in the flows. Requests
 that do not depend on each other (the chunks of a large delete or push, the receives that
-fill a batch once a full receive showed messages waiting) run concurrently:
-on a thread pool for the blocking transport, with ``asyncio.gather`` for the async one.
+fill a batch once a full receive showed messages waiting, a batch's delete beside the next
+batch's first receive) run concurrently: on a thread pool for the blocking transport, with
+``asyncio.gather`` for the async one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import QueueError, ReceiveStalled
@@ -25,6 +26,7 @@ from fluke_airflow.queues.flows import (
     Deliver,
     Flow,
     Heartbeat,
+    Overlap,
     Receive,
     Redrive,
     SetVisibility,
@@ -119,11 +121,35 @@ class SyncDriver:
         self.metrics = metrics or QueueMetrics("", "")
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
+        self._side: ThreadPoolExecutor | None = None
+        self._pools_lock = threading.Lock()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._side):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._side = None
+
+    def _request_pool(self) -> ThreadPoolExecutor:
+        with self._pools_lock:  # the heartbeat's and an overlap's threads ask for it too
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="fluke-queue")
+            return self._pool
+
+    def overlap(self, step: Overlap) -> list[Any]:
+        """Each step's result: the first on this thread, the others on threads of their own (their
+        requests use the request pool, which this thread and those threads do not occupy)."""
+        first, *others = step.steps
+        with self._pools_lock:
+            if self._side is None:
+                self._side = ThreadPoolExecutor(2, thread_name_prefix="fluke-overlap")
+            side = self._side
+        futures = [side.submit(self.execute, s) for s in others]
+        try:
+            result = self.execute(first)
+        finally:
+            wait(futures)  # a failed first step still lets the others finish before it is raised
+        return [result, *(f.result() for f in futures)]
 
     def fanout(
         self, call: Callable[[Sequence[T]], list[R]], chunks: Sequence[Sequence[T]], *, ordered: bool = False
@@ -132,9 +158,7 @@ class SyncDriver:
         the other, e.g. sends to an SQS FIFO queue); results flattened in order."""
         if ordered or len(chunks) <= 1 or self._max_concurrency <= 1:
             return [r for chunk in chunks for r in call(chunk)]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="fluke-queue")
-        return [r for results in self._pool.map(call, chunks) for r in results]
+        return [r for results in self._request_pool().map(call, chunks) for r in results]
 
     def execute(self, step: Step) -> Any:
         """Carry out one step that needs no consumer."""
@@ -160,6 +184,8 @@ class SyncDriver:
         if isinstance(step, Tally):
             self.metrics.count(step.name, step.n)
             return None
+        if isinstance(step, Overlap):
+            return self.overlap(step)
         if isinstance(step, SetVisibility):
             return _visible(
                 self.fanout(
@@ -286,6 +312,12 @@ class AsyncDriver:
         if isinstance(step, Tally):
             self.metrics.count(step.name, step.n)
             return None
+        if isinstance(step, Overlap):
+            outcomes = await asyncio.gather(*(self.execute(s) for s in step.steps), return_exceptions=True)
+            for outcome in outcomes:  # every step finished; a failure is raised only now
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            return outcomes
         if isinstance(step, SetVisibility):
             return _visible(
                 await self.fanout(

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.queues.message import Message
@@ -108,6 +108,15 @@ class Redrive:
 
 
 @dataclass(frozen=True)
+class Overlap:
+    """Carry out these independent request steps at the same time, so that their round trips
+    overlap (a batch's delete beside the next batch's first receive). Result: each step's result,
+    in order."""
+
+    steps: tuple[Receive | Delete | SetVisibility, ...]
+
+
+@dataclass(frozen=True)
 class Tally:
     """Count ``n`` messages under the metric ``name`` (see :mod:`fluke_airflow.queues.metrics`):
     what the rules decided, which the driver cannot see in the requests. Result: None."""
@@ -147,8 +156,29 @@ class ConsumerStopped(Exception):
         self.messages = list(messages)
 
 
-Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter | Redrive | Tally
+Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter | Redrive | Tally | Overlap
 Flow = Generator[Step, Any, Any]
+T = TypeVar("T")
+
+
+def beside_first_step(flow: Generator[Step, Any, T], extra: Delete) -> Generator[Step, Any, tuple[T, Any]]:
+    """Run ``flow`` with ``extra`` carried out together with its first request (one
+    :class:`Overlap`); return the flow's result and ``extra``'s."""
+    try:
+        first = next(flow)
+    except StopIteration as stop:
+        return stop.value, (yield extra)
+    if not isinstance(first, (Receive, Delete, SetVisibility)):
+        extra_result = yield extra
+        result = yield first
+    else:
+        result, extra_result = yield Overlap((first, extra))
+    while True:
+        try:
+            step = flow.send(result)
+        except StopIteration as stop:
+            return stop.value, extra_result
+        result = yield step
 
 
 @dataclass(frozen=True)
@@ -180,7 +210,9 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
     """Deliver batches until ``num_messages`` went out or the queue is empty; repeat if continuous.
 
     Post-delivery delete: a batch is deleted when the consumer asks for the next one (or the
-    iteration ends normally). While the consumer works, a heartbeat keeps the batch hidden. If
+    iteration ends normally), together with the next batch's first receive, so that the two
+    overlap; not on a FIFO queue (``held_messages_block``), whose next receive needs the delete
+    to have unlocked the message group. While the consumer works, a heartbeat keeps the batch hidden. If
     the consumer raises or closes the iterator, the batch is released (made visible at once)
     instead of deleted. Pre-delivery delete: only messages whose delete succeeded are delivered.
     Messages received more than ``max_receive_count`` times go to the dead-letter queue.
@@ -188,16 +220,23 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
     while True:
         delivered = 0
         empty = False
+        consumed: list[Message] = []  # done with: deleted beside the next receive, or when the round ends
         while not empty and (options.num_messages is None or delivered < options.num_messages):
             wanted = options.batch_size
             if options.num_messages is not None:
                 wanted = min(wanted, options.num_messages - delivered)
-            batch = yield from receive_flow(
+            receiving = receive_flow(
                 wanted,
                 visibility_timeout=options.visibility_timeout,
                 wait_seconds=options.wait_seconds,
                 per_request=options.per_request,
             )
+            if consumed:
+                batch, results = yield from beside_first_step(receiving, Delete(tuple(consumed)))
+                report_deleted(consumed, results, queue=queue)
+                consumed = []
+            else:
+                batch = yield from receiving
             # receive_flow stops short when a receive brings nothing new: the queue is empty, unless
             # the messages we hold blocked the rest (FIFO); then only a batch that got nothing ends it.
             empty = len(batch) < wanted and not (options.held_messages_block and batch)
@@ -229,7 +268,11 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
                 return
             batch = current or batch
             delivered += len(batch)
-            yield from delete_flow(batch, queue=queue)
+            if options.held_messages_block:
+                yield from delete_flow(batch, queue=queue)
+            else:
+                consumed = batch
+        yield from delete_flow(consumed, queue=queue)
         if options.polling_frequency is None:
             log.log(level, "Queue %r: poll finished after %d message(s)", queue, delivered)
             return
@@ -248,6 +291,11 @@ def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, A
     if not messages:
         return []
     results: list[bool] = yield Delete(tuple(messages))
+    return report_deleted(messages, results, queue=queue)
+
+
+def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queue: str) -> list[Message]:
+    """The messages whose delete succeeded (one result each); a warning for those that failed."""
     deleted = [m for m, ok in zip(messages, results, strict=True) if ok]
     if len(deleted) < len(messages):
         log.warning(

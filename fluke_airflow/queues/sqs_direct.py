@@ -3,8 +3,8 @@
 Why: an idle trigger spends its life in 20 s long polls, three a minute, and a triggerer holds
 hundreds of them. Per request, aiobotocore emits about thirty events, rebuilds the User-Agent
 twice, validates and serialises the parameters, resolves the endpoint rules and keeps retry
-books: about 1.8 ms of CPU on this machine, where the request itself (sign, send, read) costs
-0.9 ms. That machinery is most of an idle triggerer's CPU. Kombu's SQS transport skips it with an
+books: in a bare loop about 1.8 ms of CPU per receive here, where signing, sending and reading
+cost 0.9 ms; 500 idle triggers used 5.85 % of a core through the client and 3.97 % with this. Kombu's SQS transport skips it with an
 HTTP client of its own; this module does the same for the one request that idles, and leaves
 everything that is hard to get right to botocore:
 

@@ -18,6 +18,7 @@ from fluke_airflow.queues.flows import (
     Delete,
     Deliver,
     Flow,
+    Overlap,
     PollOptions,
     Receive,
     Redrive,
@@ -25,6 +26,7 @@ from fluke_airflow.queues.flows import (
     SetVisibility,
     Sleep,
     Tally,
+    beside_first_step,
     collect_flow,
     gather_flow,
     poll_flow,
@@ -81,6 +83,8 @@ class Script:
         return self.now
 
     def __call__(self, step: Any) -> Any:
+        if isinstance(step, Overlap):
+            return [self(s) for s in step.steps]
         if isinstance(step, Receive):
             got = self.receives.pop(0) if self.receives else []
             if not got:
@@ -139,9 +143,53 @@ def test_post_delivery_deletes_a_batch_when_the_next_is_asked_for() -> None:
         poll_flow(options(), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
     )
     kinds = [type(s).__name__ for s in steps]
-    # The second batch is short: one more receive (that brings nothing) ends it, and the poll.
-    assert kinds == ["Receive", "Deliver", "Delete", "Receive", "Receive", "Deliver", "Delete"]
-    assert [m.id for m in steps[2].messages] == ["m1", "m2"]
+    # The first batch is deleted together with the second batch's first receive; the second batch
+    # is short: one more receive (that brings nothing) ends it, and the poll, which deletes it.
+    assert kinds == ["Receive", "Deliver", "Overlap", "Receive", "Deliver", "Delete"]
+    receive, delete = steps[2].steps
+    assert isinstance(receive, Receive) and [m.id for m in delete.messages] == ["m1", "m2"]
+    assert [m.id for m in steps[-1].messages] == ["m3"]
+
+
+def test_a_batch_is_deleted_before_the_next_receive_on_a_fifo_queue() -> None:
+    """A FIFO queue's next receive needs the delete to have unlocked the message group: no overlap."""
+    script = Script([msg(1), msg(2)], [msg(3)], [])
+    _, steps = drive(
+        poll_flow(options(held_messages_block=True), queue="q"),
+        lambda s: list(s.messages) if isinstance(s, Deliver) else script(s),
+    )
+    kinds = [type(s).__name__ for s in steps]
+    # (a short batch does not end a FIFO poll: one more receive, empty, does)
+    assert kinds == ["Receive", "Deliver", "Delete", "Receive", "Receive", "Deliver", "Delete", "Receive"]
+
+
+def test_a_failed_delete_beside_a_receive_is_reported_and_the_poll_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    script = Script([msg(1), msg(2)], [msg(3)], [])
+
+    def answer(step: Any) -> Any:
+        if isinstance(step, Deliver):
+            return list(step.messages)
+        if isinstance(step, Overlap):
+            return [script(step.steps[0]), [True, False]]
+        return script(step)
+
+    _, steps = drive(poll_flow(options(), queue="q"), answer)
+    assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1", "m2"], ["m3"]]
+    assert "1 of 2 message(s) could not be deleted" in caplog.text
+
+
+def test_beside_first_step_overlaps_only_the_first_request() -> None:
+    flow = beside_first_step(
+        receive_flow(25, visibility_timeout=30, wait_seconds=1, per_request=10), Delete((msg(99),))
+    )
+    first = flow.send(None)
+    assert isinstance(first, Overlap) and [type(s).__name__ for s in first.steps] == ["Receive", "Delete"]
+    second = flow.send([[msg(i) for i in range(10)], [True]])
+    assert isinstance(second, Receive) and second.fan_out
+    with pytest.raises(StopIteration) as stop:
+        flow.send([msg(i) for i in range(10, 25)])
+    batch, deleted = stop.value.value
+    assert len(batch) == 25 and deleted == [True]
 
 
 def test_pre_delivery_delivers_only_what_was_deleted() -> None:
