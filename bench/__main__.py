@@ -243,7 +243,7 @@ def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, An
             # One run per (kind, count): a list, where results before the 1,000-trigger run keyed one run by kind.
             results["idle"] = []
             runs = [("fluke", count) for count in sizes.idle_triggers]
-            runs.append(("fluke-botocore", sizes.idle_triggers[0]))  # what the direct receive saves
+            runs.append(("fluke-botocore", sizes.idle_triggers[0]))  # what the direct requests save
             if sizes.amazon_triggers:
                 runs.append(("amazon", sizes.idle_triggers[0]))
             for kind, count in runs:

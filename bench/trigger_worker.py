@@ -7,7 +7,7 @@ the connection ``bench_sqs`` from ``AIRFLOW_CONN_BENCH_SQS``:
   ``QueuePollSensor`` creates it (``single_event=True``; otherwise its defaults:
   ``wait_time_seconds=20``, ``batch_size=10``, ``visibility_timeout=300``);
 * ``fluke-botocore``: the same, with every receive sent through botocore's client
-  (``FLUKE_AIRFLOW_SQS_DIRECT_RECEIVE=0``): what the direct receive saves;
+  (``FLUKE_AIRFLOW_SQS_DIRECT=0``): what the direct requests save;
 * ``amazon``: the amazon provider's ``SqsSensorTrigger`` with its defaults
   (``max_messages=5``, ``wait_time_seconds=1``, ``waiter_delay=60``).
 

@@ -33,7 +33,7 @@ from bench.services import Services, snapshot
 
 KINDS = {
     "fluke": "QueuePollTrigger (fluke-airflow)",
-    "fluke-botocore": "QueuePollTrigger, FLUKE_AIRFLOW_SQS_DIRECT_RECEIVE=0",
+    "fluke-botocore": "QueuePollTrigger, FLUKE_AIRFLOW_SQS_DIRECT=0",
     "amazon": "SqsSensorTrigger (amazon provider)",
 }
 # One polling cycle with the defaults: a 20 s long poll; a 1 s receive then a 60 s sleep.

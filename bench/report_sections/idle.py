@@ -238,7 +238,7 @@ def _per_request_ms(run: dict[str, Any]) -> float:
 
 
 def _where_the_cpu_goes(results: dict[str, Any], missed: list[dict[str, Any]]) -> list[Block]:
-    """The CPU per request, with the direct receive and through botocore (the comparison run), and
+    """The CPU per request, sent directly and through botocore (the comparison run), and
     for a missed CPU target what remains."""
     fluke = idle_measured(results, "fluke")
     botocore = idle_measured(results, "fluke-botocore")
@@ -249,7 +249,7 @@ def _where_the_cpu_goes(results: dict[str, Any], missed: list[dict[str, Any]]) -
         "Where the CPU goes: every idle request is one 20 s `ReceiveMessage` (SQS's longest wait), so the CPU "
         "grows with the number of triggers at a fixed rate, and the cost per request is what can shrink. "
         "`QueuePollTrigger` sends it straight through the client's HTTP session (`queues/sqs_direct.py`: "
-        "botocore's serializer once per set of parameters, its signer, HTTP session and parser; none of the "
+        "botocore's serializer, once per set of parameters, its signer, HTTP session and parser; none of the "
         "client's per-request event hooks, User-Agent building, parameter validation, endpoint rules and retry "
         "books, which a profile showed to be most of the cost): "
         + ", ".join(f"{_per_request_ms(r):.2f} ms per request at {int(r['count']):,} triggers" for r in fluke)
@@ -257,7 +257,7 @@ def _where_the_cpu_goes(results: dict[str, Any], missed: list[dict[str, Any]]) -
     if same is not None:
         b = botocore[0]
         text += (
-            f"; the same {int(b['count']):,} triggers with `FLUKE_AIRFLOW_SQS_DIRECT_RECEIVE=0` (every receive "
+            f"; the same {int(b['count']):,} triggers with `FLUKE_AIRFLOW_SQS_DIRECT=0` (every receive "
             f"through botocore's client) {_per_request_ms(b):.2f} ms per request and {b['cpu_percent']:.2f} % of a "
             f"core, against {same['cpu_percent']:.2f} %"
         )

@@ -129,6 +129,7 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             else "Below the issue's target even with a round trip: " + "; ".join(missed) + "."
         ),
     ]
+    blocks += _ceiling_gaps(n)
     blocks += _cpu(n)
     if n.runs_of("sqs", "poll", "ours") and n.runs_of("sqs", "poll", "fluke-api"):
         tail, to_last = n.tail("sqs", "poll", "ours"), n.rate_to_last("sqs", "poll", "ours")
@@ -149,6 +150,42 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
             )
         )
     return blocks
+
+
+def _ceiling_gaps(n: Throughput) -> list[Block]:
+    """For each operation below the round-trip ceiling target, what bounds it, from the runs: the
+    poll's end, and the client's CPU per message at the rate it reached (the round trip costs
+    waiting, not CPU, so the CPU is what is left on the 2 cores)."""
+    texts = []
+    for target in targets_of("network ceiling"):
+        service, op = target.service, target.op
+        ceiling = n.ceiling(service, op)
+        if ceiling is None or not n.runs_of(service, op, "ours"):
+            continue
+        ours = n.rate(service, op, "ours")
+        if target.met(ours / ceiling):
+            continue
+        text = f"{LABELS[(service, op)]} reached {ours / ceiling:.2f} of the ceiling "
+        text += f"({num(ours)} vs {num(ceiling)} msg/s)"
+        if op == "poll":
+            tail, to_last = n.tail(service, op, "ours"), n.rate_to_last(service, op, "ours")
+            text += (
+                f"; {tail:.2f} s of its {n.seconds(service, op, 'ours'):.2f} s came after the last batch (the "
+                f"empty receive that ends a poll, where the limit contender stops at the count it knows), and up "
+                f"to its last batch it ran at {to_last / ceiling:.2f} of the ceiling"
+            )
+        cpu_ours, cpu_limit = n.cpu_per_1000(service, op, "ours"), n.cpu_per_1000(service, op, "limit")
+        if cpu_ours is not None and cpu_limit is not None:
+            text += (
+                f"; its client used {cpu_ours:.3f} CPU s per 1,000 messages against the limit contender's "
+                f"{cpu_limit:.3f}: at {num(ours)} msg/s its process alone kept {ours * cpu_ours / 10:.0f} % of a "
+                f"core busy (the limit contender at {num(ceiling)} msg/s: {ceiling * cpu_limit / 10:.0f} %), on "
+                "the 2 cores the emulator and the proxy need too"
+            )
+        texts.append(text)
+    if not texts:
+        return []
+    return [Para("Where the round-trip ceiling is missed, what bounds it: " + "; ".join(texts) + ".")]
 
 
 def _cpu(n: Throughput) -> list[Block]:

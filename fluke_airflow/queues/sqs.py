@@ -20,7 +20,7 @@ from fluke_airflow.queues import limits, sqs_direct
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
-from fluke_airflow.queues.sqs_direct import DirectReceive
+from fluke_airflow.queues.sqs_direct import DirectCalls
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -305,6 +305,13 @@ class SyncSQSTransport(_SQSProtocol):
             if _error_code(error) in _MISSING_QUEUE:
                 raise self._missing(error) from None
             raise self._failure("opening", error) from error
+        self._direct: DirectCalls | None = sqs_direct.for_client(self.client)
+
+    def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
+        """``method(**params)``, sent directly where it can be (:mod:`~fluke_airflow.queues.sqs_direct`);
+        botocore sends it when there is no direct path or the direct attempt failed as botocore retries."""
+        response = self._direct.call(self.client, operation, params) if self._direct is not None else None
+        return response if response is not None else method(**params)
 
     def close(self) -> None:
         self.client.close()
@@ -318,17 +325,16 @@ class SyncSQSTransport(_SQSProtocol):
         return self._sent(response, chunk)
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+        params = self._receive_params(max_messages, visibility_timeout, wait_seconds)
         try:
-            response = self.client.receive_message(
-                **self._receive_params(max_messages, visibility_timeout, wait_seconds)
-            )
+            response = self._call("ReceiveMessage", self.client.receive_message, params)
         except self._errors as error:
             raise self._failure("receive", error) from error
         return self._parse_receive(response, time.time())
 
     def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         try:
-            response = self.client.delete_message_batch(**self._delete_params(chunk))
+            response = self._call("DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk))
         except self._errors as error:
             return self._request_failed("delete", len(chunk), error)
         return self._batch_outcome("delete", response, [m.id for m in chunk])
@@ -371,7 +377,7 @@ class AsyncSQSTransport(_SQSProtocol):
         self._client_cm: Any = None
         self._auth: AWSAuth | None = None  # set while holding the auth's shared client
         self.client: Any = None
-        self._direct: DirectReceive | None = None
+        self._direct: DirectCalls | None = None
 
     async def connect(self, auth: AWSAuth, max_pool_connections: int, *, shared: bool = False) -> AsyncSQSTransport:
         if shared:
@@ -409,19 +415,24 @@ class AsyncSQSTransport(_SQSProtocol):
             return [None] * len(chunk)
         return self._sent(response, chunk)
 
+    async def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
+        """See :meth:`SyncSQSTransport._call`."""
+        response = await self._direct.acall(self.client, operation, params) if self._direct is not None else None
+        return response if response is not None else await method(**params)
+
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         params = self._receive_params(max_messages, visibility_timeout, wait_seconds)
         try:
-            response = await self._direct.receive(self.client, params) if self._direct is not None else None
-            if response is None:  # no direct path, or a failure botocore retries: botocore sends it
-                response = await self.client.receive_message(**params)
+            response = await self._call("ReceiveMessage", self.client.receive_message, params)
         except self._errors as error:
             raise self._failure("receive", error) from error
         return self._parse_receive(response, time.time())
 
     async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         try:
-            response = await self.client.delete_message_batch(**self._delete_params(chunk))
+            response = await self._call(
+                "DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk)
+            )
         except self._errors as error:
             return self._request_failed("delete", len(chunk), error)
         return self._batch_outcome("delete", response, [m.id for m in chunk])

@@ -151,15 +151,19 @@ class Backend:
 
 
 class _RecordedDirect:
-    """A transport's direct receive that logs each call like ``provide-client-params`` does; a
-    receive it hands back to botocore (``None``) is logged again there, as the request it is."""
+    """A transport's direct requests, each logged like ``provide-client-params`` logs botocore's; a
+    request handed back to botocore (``None``) is logged again there, as the request it is."""
 
     def __init__(self, direct: Any, log: list[Any]) -> None:
         self._direct, self._log = direct, log
 
-    async def receive(self, client: Any, params: dict[str, Any]) -> Any:
-        self._log.append(("ReceiveMessage", dict(params)))
-        return await self._direct.receive(client, params)
+    def call(self, client: Any, operation: str, params: dict[str, Any]) -> Any:
+        self._log.append((operation, dict(params)))
+        return self._direct.call(client, operation, params)
+
+    async def acall(self, client: Any, operation: str, params: dict[str, Any]) -> Any:
+        self._log.append((operation, dict(params)))
+        return await self._direct.acall(client, operation, params)
 
 
 class SQSBackend(Backend):
@@ -229,7 +233,7 @@ class SQSBackend(Backend):
 
     def record(self, queue: Any, log: list[Any]) -> None:
         """Record (operation, parameters) of every API call of this queue's botocore client, and
-        of the receives the asyncio transport sends past it (queues/sqs_direct.py)."""
+        of the requests the transport sends past it (queues/sqs_direct.py)."""
         transport = queue._driver.transport
         self.record_client(transport.client, log)
         direct = getattr(transport, "_direct", None)

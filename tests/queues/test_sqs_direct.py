@@ -1,9 +1,11 @@
-"""The direct ``ReceiveMessage`` of the asyncio SQS transport (fluke_airflow/queues/sqs_direct.py).
+"""The direct ``ReceiveMessage`` and ``DeleteMessageBatch`` of the SQS transports
+(fluke_airflow/queues/sqs_direct.py).
 
-It must be indistinguishable from botocore's path where it matters: the same parsed messages
-(binary attributes decoded), the same request bytes (so a fault that follows one request's
-repeats follows botocore's retries of it), botocore's retries for what botocore retries, and
-the client's own exception, once, for what it does not. Counted at a proxy in front of moto.
+They must be indistinguishable from botocore's path where it matters: the same parsed answers
+(binary attributes decoded, per-entry delete failures), the same request bytes (so a fault that
+follows one request's repeats follows botocore's retries of it), botocore's retries for what
+botocore retries, and the client's own exception, once, for what it does not. Counted at a
+proxy in front of moto.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from devtools.emulators import MotoSQS
 from devtools.proxy import Proxy, Reset, Throttle
 from fluke_airflow.auth import AWSAuth
 from fluke_airflow.exceptions import QueueError
-from fluke_airflow.queues import AsyncAmazonSQSQueue, sqs_direct
+from fluke_airflow.queues import AmazonSQSQueue, AsyncAmazonSQSQueue, sqs_direct
 
 ATTRIBUTES = {
     "kind": {"DataType": "String", "StringValue": "probe"},
@@ -49,6 +51,20 @@ def _queue(moto: MotoSQS, bodies: int = 0) -> tuple[str, str]:
     for i in range(bodies):
         client.send_message(QueueUrl=url, MessageBody=f"body {i}", MessageAttributes=ATTRIBUTES)
     return name, url
+
+
+def _queue_count(moto: MotoSQS, name: str) -> int:
+    client = boto3.client(
+        "sqs",
+        endpoint_url=moto.endpoint_url,
+        aws_access_key_id=moto.access_key_id,
+        aws_secret_access_key=moto.secret_access_key,
+        region_name=moto.region,
+    )
+    url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[n]) for n in names)
 
 
 def _auth(moto: MotoSQS, proxy: Proxy, attempts: int | None = None) -> AWSAuth:
@@ -93,7 +109,7 @@ async def test_the_direct_receive_parses_what_botocore_parses(moto: MotoSQS, pro
     direct = sqs_direct.for_client(client)
     assert direct is not None and sqs_direct.for_client(client) is direct  # one per client
 
-    ours = await direct.receive(client, _params(url, visibility=0))
+    ours = await direct.acall(client, "ReceiveMessage", _params(url, visibility=0))
     theirs = await client.receive_message(**_params(url, visibility=0))
 
     assert ours is not None and len(ours["Messages"]) == 3
@@ -103,20 +119,21 @@ async def test_the_direct_receive_parses_what_botocore_parses(moto: MotoSQS, pro
     assert proxy.counts["ReceiveMessage"] == 2
 
 
-async def test_a_trigger_queue_receives_without_botocore(
+async def test_a_trigger_queue_receives_and_deletes_without_botocore(
     moto: MotoSQS, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, _ = _queue(moto, bodies=25)
     async with AsyncAmazonSQSQueue(_auth(moto, proxy), name, share_client=True, suppress_output=True) as queue:
         client = queue._driver.transport.client  # type: ignore[union-attr]
-        through_botocore = []
-        original = client.receive_message
+        through_botocore: list[str] = []
+        for method in ("receive_message", "delete_message_batch"):
+            original = getattr(client, method)
 
-        async def counted(**params: Any) -> Any:
-            through_botocore.append(params)
-            return await original(**params)
+            async def counted(*, _name: str = method, _original: Any = original, **params: Any) -> Any:
+                through_botocore.append(_name)
+                return await _original(**params)
 
-        monkeypatch.setattr(client, "receive_message", counted)
+            monkeypatch.setattr(client, method, counted)
         received = []
         async for batch in queue.poll(num_messages=25, batch_size=10, wait_time_seconds=0):
             received += batch
@@ -124,6 +141,47 @@ async def test_a_trigger_queue_receives_without_botocore(
     assert sorted(received) == sorted(f"body {i}" for i in range(25))
     assert through_botocore == []
     assert proxy.counts["ReceiveMessage"] == 3 and proxy.counts["DeleteMessageBatch"] == 3
+    assert _queue_count(moto, name) == 0
+
+
+def test_a_blocking_poll_receives_and_deletes_without_botocore(
+    moto: MotoSQS, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, _ = _queue(moto, bodies=25)
+    queue = AmazonSQSQueue(_auth(moto, proxy), name, suppress_output=True)
+    try:
+        client = queue._driver.transport.client  # type: ignore[attr-defined]
+        through_botocore: list[str] = []
+        for method in ("receive_message", "delete_message_batch"):
+            original = getattr(client, method)
+
+            def counted(*, _name: str = method, _original: Any = original, **params: Any) -> Any:
+                through_botocore.append(_name)
+                return _original(**params)
+
+            monkeypatch.setattr(client, method, counted)
+        received = [body for batch in queue.poll(batch_size=100, wait_time_seconds=0) for body in batch]
+    finally:
+        queue.close()
+    assert sorted(received) == sorted(f"body {i}" for i in range(25))
+    assert through_botocore == []
+    assert _queue_count(moto, name) == 0
+
+
+def test_a_delete_reports_each_entry_as_botocore_does(moto: MotoSQS, proxy: Proxy) -> None:
+    _, url = _queue(moto, bodies=2)
+    client = _auth(moto, proxy).create_client("sqs")
+    direct = sqs_direct.for_client(client)
+    assert direct is not None
+    handles = [m["ReceiptHandle"] for m in client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+    entries.append({"Id": "bad", "ReceiptHandle": "not-a-receipt"})
+    response = direct.call(client, "DeleteMessageBatch", {"QueueUrl": url, "Entries": entries})
+    assert response is not None
+    assert sorted(e["Id"] for e in response["Successful"]) == ["0", "1"]
+    assert [e["Id"] for e in response["Failed"]] == ["bad"]
+    assert proxy.counts["DeleteMessageBatch"] == 1
+    client.close()
 
 
 async def test_a_retryable_failure_goes_through_botocore_and_its_retries(
@@ -133,7 +191,7 @@ async def test_a_retryable_failure_goes_through_botocore_and_its_retries(
     direct = sqs_direct.for_client(client)
     assert direct is not None
     proxy.inject(Throttle(operation="ReceiveMessage", first=1))
-    assert await direct.receive(client, _params(url)) is None  # the caller sends it through botocore
+    assert await direct.acall(client, "ReceiveMessage", _params(url)) is None  # the caller sends it to botocore
     response = await client.receive_message(**_params(url))
     assert [m["Body"] for m in response["Messages"]] == ["body 0"]
     assert [r.status for r in proxy.records("ReceiveMessage")] == [400, 200]
@@ -159,7 +217,7 @@ async def test_an_error_botocore_does_not_retry_is_the_clients_own_and_sent_once
     assert direct is not None
     gone = url.rsplit("/", 1)[0] + "/never-created-" + uuid.uuid4().hex[:8]
     with pytest.raises(client.exceptions.QueueDoesNotExist) as caught:
-        await direct.receive(client, _params(gone))
+        await direct.acall(client, "ReceiveMessage", _params(gone))
     assert isinstance(caught.value, ClientError)
     assert caught.value.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
     assert proxy.counts["ReceiveMessage"] == 1
@@ -169,13 +227,13 @@ async def test_an_error_botocore_does_not_retry_is_the_clients_own_and_sent_once
 async def test_only_plain_clients_take_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = AWSAuth("AKIDEXAMPLE", "not-a-secret", region="eu-west-1", endpoint_url="http://127.0.0.1:9")
     async with await auth.create_async_client("sqs") as plain:
-        assert sqs_direct.DirectReceive.usable(plain)
+        assert sqs_direct.DirectCalls.usable(plain)
         monkeypatch.setenv(sqs_direct.SWITCH, "0")
-        assert not sqs_direct.DirectReceive.usable(plain)
+        assert not sqs_direct.DirectCalls.usable(plain)
     monkeypatch.delenv(sqs_direct.SWITCH)
     unsigned = AWSAuth(
         region="eu-west-1", endpoint_url="http://127.0.0.1:9", botocore_config=Config(signature_version=UNSIGNED)
     )
     async with await unsigned.create_async_client("sqs") as client:
-        assert not sqs_direct.DirectReceive.usable(client)
+        assert not sqs_direct.DirectCalls.usable(client)
         assert sqs_direct.for_client(client) is None
