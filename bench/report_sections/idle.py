@@ -266,7 +266,7 @@ def _where_the_cpu_goes(results: dict[str, Any], missed: list[dict[str, Any]]) -
         text += (
             " What remains per request is aiohttp's request and response handling, SigV4 signing, the trigger's "
             "own step through the poll flow and the event loop; the next step would be an HTTP client of our "
-            "own for the long poll (Kombu's way), at the price of maintaining connection handling by hand."
+            "own for the long poll, at the price of maintaining connection handling by hand."
         )
     return [Para(text)]
 
