@@ -100,10 +100,10 @@ def _bound(t: Throughput, service: str, op: str, ours: float, allowed: float) ->
     if service == "sqs" and op == "poll":
         return (
             f"; the SDK alone (the limit contender) used {sdk:.3f} s. fluke-airflow's receives and deletes already "
-            "skip botocore's per-request machinery (`queues/sqs_direct.py`: botocore only serialises, signs, sends "
-            "and parses them); what is left is that, the HTTP client's own work per request, and fluke-airflow's "
-            "work per message (message objects, the flow's steps, metrics, the thread pool). The next step would be "
-            "an HTTP client and a JSON parser of our own, beside botocore's, which is not built"
+            "skip botocore's per-request machinery (`queues/sqs_direct.py`); what is left is botocore's serialising, "
+            "signing and parsing, the HTTP client's own work per request, and fluke-airflow's work per message "
+            "(message objects, the flow's steps, metrics, the thread pool). The next step would be an HTTP client "
+            "and a JSON parser of our own, beside botocore's, which is not built"
         )
     if sdk >= allowed:
         return (
