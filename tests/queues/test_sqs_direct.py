@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -25,6 +24,9 @@ from devtools.proxy import Proxy, Reset, Throttle
 from fluke_airflow.auth import AWSAuth
 from fluke_airflow.exceptions import QueueError
 from fluke_airflow.queues import AmazonSQSQueue, AsyncAmazonSQSQueue, sqs_direct
+
+if TYPE_CHECKING:
+    from conftest import SQSBackend
 
 ATTRIBUTES = {
     "kind": {"DataType": "String", "StringValue": "probe"},
@@ -38,33 +40,13 @@ def proxy(moto: MotoSQS) -> Iterator[Proxy]:
         yield proxy
 
 
-def _queue(moto: MotoSQS, bodies: int = 0) -> tuple[str, str]:
-    client = boto3.client(
-        "sqs",
-        endpoint_url=moto.endpoint_url,
-        aws_access_key_id=moto.access_key_id,
-        aws_secret_access_key=moto.secret_access_key,
-        region_name=moto.region,
-    )
-    name = f"direct-{uuid.uuid4().hex[:12]}"
-    url = client.create_queue(QueueName=name)["QueueUrl"]
+def _queue(backend: SQSBackend, bodies: int = 0) -> tuple[str, str]:
+    """A new queue on moto (created directly, not through the proxy) holding ``bodies`` messages."""
+    name = backend.create_queue(f"direct-{uuid.uuid4().hex[:12]}")
+    url = backend.url(name)
     for i in range(bodies):
-        client.send_message(QueueUrl=url, MessageBody=f"body {i}", MessageAttributes=ATTRIBUTES)
+        backend.client.send_message(QueueUrl=url, MessageBody=f"body {i}", MessageAttributes=ATTRIBUTES)
     return name, url
-
-
-def _queue_count(moto: MotoSQS, name: str) -> int:
-    client = boto3.client(
-        "sqs",
-        endpoint_url=moto.endpoint_url,
-        aws_access_key_id=moto.access_key_id,
-        aws_secret_access_key=moto.secret_access_key,
-        region_name=moto.region,
-    )
-    url = client.get_queue_url(QueueName=name)["QueueUrl"]
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes[n]) for n in names)
 
 
 def _auth(moto: MotoSQS, proxy: Proxy, attempts: int | None = None) -> AWSAuth:
@@ -104,8 +86,10 @@ def _comparable(response: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-async def test_the_direct_receive_parses_what_botocore_parses(moto: MotoSQS, proxy: Proxy, client: Any) -> None:
-    _, url = _queue(moto, bodies=3)
+async def test_the_direct_receive_parses_what_botocore_parses(
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy, client: Any
+) -> None:
+    _, url = _queue(sqs_backend, bodies=3)
     direct = sqs_direct.for_client(client)
     assert direct is not None and sqs_direct.for_client(client) is direct  # one per client
 
@@ -120,9 +104,9 @@ async def test_the_direct_receive_parses_what_botocore_parses(moto: MotoSQS, pro
 
 
 async def test_a_trigger_queue_receives_and_deletes_without_botocore(
-    moto: MotoSQS, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name, _ = _queue(moto, bodies=25)
+    name, _ = _queue(sqs_backend, bodies=25)
     async with AsyncAmazonSQSQueue(_auth(moto, proxy), name, share_client=True, suppress_output=True) as queue:
         client = queue._driver.transport.client  # type: ignore[union-attr]
         through_botocore: list[str] = []
@@ -141,13 +125,13 @@ async def test_a_trigger_queue_receives_and_deletes_without_botocore(
     assert sorted(received) == sorted(f"body {i}" for i in range(25))
     assert through_botocore == []
     assert proxy.counts["ReceiveMessage"] == 3 and proxy.counts["DeleteMessageBatch"] == 3
-    assert _queue_count(moto, name) == 0
+    assert sqs_backend.total(name) == 0
 
 
 def test_a_blocking_poll_receives_and_deletes_without_botocore(
-    moto: MotoSQS, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name, _ = _queue(moto, bodies=25)
+    name, _ = _queue(sqs_backend, bodies=25)
     queue = AmazonSQSQueue(_auth(moto, proxy), name, suppress_output=True)
     try:
         client = queue._driver.transport.client  # type: ignore[attr-defined]
@@ -165,11 +149,11 @@ def test_a_blocking_poll_receives_and_deletes_without_botocore(
         queue.close()
     assert sorted(received) == sorted(f"body {i}" for i in range(25))
     assert through_botocore == []
-    assert _queue_count(moto, name) == 0
+    assert sqs_backend.total(name) == 0
 
 
-def test_a_delete_reports_each_entry_as_botocore_does(moto: MotoSQS, proxy: Proxy) -> None:
-    _, url = _queue(moto, bodies=2)
+def test_a_delete_reports_each_entry_as_botocore_does(moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy) -> None:
+    _, url = _queue(sqs_backend, bodies=2)
     client = _auth(moto, proxy).create_client("sqs")
     direct = sqs_direct.for_client(client)
     assert direct is not None
@@ -185,9 +169,9 @@ def test_a_delete_reports_each_entry_as_botocore_does(moto: MotoSQS, proxy: Prox
 
 
 async def test_a_retryable_failure_goes_through_botocore_and_its_retries(
-    moto: MotoSQS, proxy: Proxy, client: Any
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy, client: Any
 ) -> None:
-    _, url = _queue(moto, bodies=1)
+    _, url = _queue(sqs_backend, bodies=1)
     direct = sqs_direct.for_client(client)
     assert direct is not None
     proxy.inject(Throttle(operation="ReceiveMessage", first=1))
@@ -197,10 +181,12 @@ async def test_a_retryable_failure_goes_through_botocore_and_its_retries(
     assert [r.status for r in proxy.records("ReceiveMessage")] == [400, 200]
 
 
-async def test_a_receive_that_always_fails_fails_after_botocores_attempts(moto: MotoSQS, proxy: Proxy) -> None:
+async def test_a_receive_that_always_fails_fails_after_botocores_attempts(
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy
+) -> None:
     """The fault follows one request's repeats by its bytes: botocore's attempts are repeats of the
     direct attempt, so the body is byte for byte the one botocore builds."""
-    name, _ = _queue(moto)
+    name, _ = _queue(sqs_backend)
     async with AsyncAmazonSQSQueue(_auth(moto, proxy, attempts=3), name, suppress_output=True) as queue:
         proxy.inject(Reset(operation="ReceiveMessage", first=1, retries=3))
         with pytest.raises(QueueError, match="receive"):
@@ -210,9 +196,9 @@ async def test_a_receive_that_always_fails_fails_after_botocores_attempts(moto: 
 
 
 async def test_an_error_botocore_does_not_retry_is_the_clients_own_and_sent_once(
-    moto: MotoSQS, proxy: Proxy, client: Any
+    moto: MotoSQS, sqs_backend: SQSBackend, proxy: Proxy, client: Any
 ) -> None:
-    _, url = _queue(moto)
+    _, url = _queue(sqs_backend)
     direct = sqs_direct.for_client(client)
     assert direct is not None
     gone = url.rsplit("/", 1)[0] + "/never-created-" + uuid.uuid4().hex[:8]
