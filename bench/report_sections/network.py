@@ -15,6 +15,7 @@ from bench.report_sections import client_cpu
 from bench.report_sections.names import sqs_concurrency
 from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, targets_of
+from bench.report_sections.throughput import ceiling_check
 
 LABELS = {
     ("sqs", "push"): "SQS push",
@@ -44,20 +45,10 @@ def checks(results: dict[str, Any]) -> list[Check]:
             )
         )
     for target in targets_of("network ceiling"):
-        service, op = target.service, target.op
-        ceiling = n.ceiling(service, op)
-        if ceiling is None or not n.runs_of(service, op, "ours"):
-            continue
-        ours = n.rate(service, op, "ours")
-        rows.append(
-            Check(
-                target,
-                f"{LABELS[(service, op)]} with a round trip, of the ceiling",
-                f"{target.text} of the ceiling (the fastest client measured)",
-                f"{num(ours)} vs {num(ceiling)} msg/s = {ours / ceiling:.2f}",
-                target.met(ours / ceiling),
-            )
-        )
+        label = f"{LABELS[(target.service, target.op)]} with a round trip, of the ceiling"
+        check = ceiling_check(n, target, label)
+        if check is not None:
+            rows.append(check)
     return rows
 
 
