@@ -50,7 +50,7 @@ class _Process:
     name: str
     port: int
     command: list[str]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # Azurite's account key is in it
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -81,7 +81,7 @@ class MotoSQS(_Process):
     """moto in server mode: a real HTTP endpoint speaking the SQS API."""
 
     access_key_id: str = ""
-    secret_access_key: str = ""
+    secret_access_key: str = field(default="", repr=False)  # a failed test's traceback shows the fixture
     region: str = "us-east-1"
 
     @property
@@ -109,7 +109,7 @@ class AzuriteQueue(_Process):
     """Azurite's queue service with a fresh account and key."""
 
     account: str = ""
-    key: str = ""
+    key: str = field(default="", repr=False)
     workdir: Path | None = None
 
     @property
