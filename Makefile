@@ -72,6 +72,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check fluke_airflow
 	$(VENV)/bin/mypy
+	$(PY) -m devtools.signatures --check
 
 docs: setup
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -10,13 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.arguments import is_template
 
-
-def is_template(value: Any) -> bool:
-    """True for a value Airflow will resolve later: Jinja text or an XComArg-like object."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    return hasattr(value, "resolve") and hasattr(value, "iter_references")
+__all__ = ["as_int", "check_message_arg", "is_template", "messages_from", "optional_int"]
 
 
 def messages_from(value: Any, name: str = "message") -> list[str]:
@@ -60,15 +56,3 @@ def optional_int(name: str, value: Any, *, minimum: int, maximum: int | None = N
     if value is None or is_template(value):
         return
     as_int(name, value, minimum=minimum, maximum=maximum)
-
-
-DEAD_LETTER_RULES = (
-    "max_receive_count moves messages received more often than that to dead_letter_queue (on Azure, "
-    "without dead_letter_queue, to the queue's '<queue>-poison' queue, created if missing); dead_letter_queue "
-    "alone is for unmatched='dead_letter'"
-)
-
-
-def check_dead_letter_args(max_receive_count: Any, dead_letter_queue: Any, unmatched: Any = "leave") -> None:
-    if dead_letter_queue is not None and max_receive_count is None and unmatched != "dead_letter":
-        raise ValueError(f"dead_letter_queue needs max_receive_count (or unmatched='dead_letter'): {DEAD_LETTER_RULES}")

@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypedDict, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
-from fluke_airflow._args import DEAD_LETTER_RULES
 from fluke_airflow.exceptions import QueueClosedError
+from fluke_airflow.queues import arguments
 from fluke_airflow.queues import validation as check
-from fluke_airflow.queues.drivers import AsyncDriver, AsyncHeartbeat, SyncDriver
-from fluke_airflow.queues.flows import (
-    Delete,
-    Flow,
-    Heartbeat,
-    PollOptions,
-    Redriven,
-    RetryPolicy,
-    SetVisibility,
-    drain_flow,
-    peek_by_receive_flow,
-    poll_flow,
-    redrive_flow,
-)
+from fluke_airflow.queues.drivers import AsyncDriver, AsyncHolding, Push, SyncDriver, SyncHolding
+from fluke_airflow.queues.filters import MessageFilter
+from fluke_airflow.queues.flows import Redriven, drain_flow, peek_by_receive_flow, poll_flow, redrive_flow
 from fluke_airflow.queues.limits import PEEK_LIMIT
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.metrics import QueueMetrics
+from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
+from fluke_airflow.queues.steps import Delete, Flow, Renewal, SetVisibility
 from fluke_airflow.queues.transport import AsyncTransport, SyncTransport, TransportRules
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # pragma: no cover - Python 3.10
-    from typing_extensions import Unpack
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -50,48 +35,6 @@ DEFAULT_MAX_CONCURRENCY = 10
 """Independent requests at once (SQS's default; Azure's queues take 16): ten, so that the nine
 receives that fill a batch of 100, and its ten deletes, each go in one wave."""
 PEEK_WAIT_SECONDS = 1
-
-
-class PollArguments(TypedDict, total=False):
-    """``poll``'s arguments, declared once: the guide's four (also positional, in this order) and
-    this package's additions (keyword only). Defaults and checks: :meth:`QueueBase.poll_options`.
-    """
-
-    num_messages: int | None
-    """How many messages in all (default: until the queue is empty)."""
-    batch_size: int
-    """Messages per batch (default 10; more than one request's worth is received with several)."""
-    polling_frequency: float | None
-    """Poll forever, this many seconds apart (default: once)."""
-    pre_delivery_delete: bool
-    """Delete before delivering (at most once); default False: after (at least once)."""
-    visibility_timeout: int
-    """Seconds a received batch stays hidden (default 30)."""
-    wait_time_seconds: int
-    """SQS long-poll wait per receive (default 1)."""
-    heartbeat: bool
-    """Renew a batch's visibility while the consumer works on it (default True)."""
-    max_receive_count: int | None
-    """With ``dead_letter_queue``: move messages received more often than this."""
-    dead_letter_queue: str | None
-    suppress_output: bool
-    """Log at DEBUG instead of INFO (default False)."""
-    message_filtering: str | None
-    """``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``, as the amazon provider's ``SqsSensor``
-    (see :mod:`fluke_airflow.queues.filters`)."""
-    message_filtering_match_values: Any
-    message_filtering_config: Any
-    message_filtering_attributes: Any
-    """SQS message attributes that must hold one of the given values."""
-    unmatched: str
-    """What becomes of a message no filter takes: ``"leave"`` (default), ``"delete"``, ``"dead_letter"``."""
-    retry_delay: Any
-    """Seconds (or a timedelta) a batch the loop did not finish stays hidden before it comes back
-    (default 0: at once; the loop's caller, e.g. a task's retries, decides when to poll again)."""
-    retry_exponential_backoff: Any
-    """``True`` doubles ``retry_delay`` for each earlier receive of a message; a number >= 1 multiplies it."""
-    max_retry_delay: Any
-    """The longest such delay (default: the service's longest visibility timeout)."""
 
 
 POSITIONAL = ("num_messages", "batch_size", "polling_frequency", "pre_delivery_delete")
@@ -162,8 +105,10 @@ class QueueBase(Generic[AuthT]):
         except ValueError as error:
             raise ValueError(f"{error}{allowed}") from None
 
+    def _push_step(self, messages: Any, options: dict[str, Any], single: bool = False) -> Push:
+        return Push(tuple(self._transport_rules().prepare(messages, options, single_message=single)))  # type: ignore[attr-defined]
+
     def _log_push(self, results: Sequence[str | None], level: int) -> None:
-        self.metrics.pushed(results)
         failed = [i for i, ok in enumerate(results) if not ok]
         log.log(level, "Pushed %d of %d message(s) to %s queue %r", len(results) - len(failed), len(results),
                 self.service, self._queue)  # fmt: skip
@@ -175,53 +120,54 @@ class QueueBase(Generic[AuthT]):
     def _level_for(self, suppress_output: bool) -> int:
         return logging.DEBUG if suppress_output else self._level
 
-    def poll_options(self, args: Sequence[Any] = (), arguments: PollArguments | None = None) -> PollOptions:
-        """The one place where ``poll``'s arguments are checked and their defaults live."""
-        given: dict[str, Any] = dict(arguments or {})
+    def poll_options(self, args: Sequence[Any] = (), given: Mapping[str, Any] | None = None) -> DeliveryOptions:
+        """``poll``'s arguments (declared in :mod:`~fluke_airflow.queues.arguments`), checked."""
+        values: dict[str, Any] = dict(given or {})
         if len(args) > len(POSITIONAL):
             raise TypeError(f"poll() takes at most {len(POSITIONAL)} positional arguments ({', '.join(POSITIONAL)})")
         for name, value in zip(POSITIONAL, args, strict=False):
-            if name in given:
+            if name in values:
                 raise TypeError(f"poll() got {name} both by position and by name")
-            given[name] = value
-        unknown = set(given) - set(PollArguments.__annotations__)
-        if unknown:
-            raise TypeError(
-                f"poll() got unknown argument(s) {sorted(unknown)}; allowed: {', '.join(PollArguments.__annotations__)}"
-            )
-        visibility = check.integer(
-            "visibility_timeout",
-            given.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT),
-            minimum=self.min_visibility_timeout,
-            maximum=self.max_visibility_timeout,
-        )
-        heartbeat = check.boolean("heartbeat", given.get("heartbeat", True))
-        check.boolean("suppress_output", given.get("suppress_output", False))
-        receive_limit = check.integer("max_receive_count", given.get("max_receive_count"), minimum=1, allow_none=True)
-        accept, unmatched = self.message_filter(given)
-        dead_letter_queue = self.dead_letter_target(receive_limit, given.get("dead_letter_queue"), unmatched)
-        return PollOptions(
-            num_messages=check.integer("num_messages", given.get("num_messages"), minimum=1, allow_none=True),
-            batch_size=check.integer("batch_size", given.get("batch_size", 10), minimum=1),
-            polling_frequency=check.non_negative_number(
-                "polling_frequency", given.get("polling_frequency"), allow_none=True
-            ),
-            pre_delivery_delete=check.boolean("pre_delivery_delete", given.get("pre_delivery_delete", False)),
+            values[name] = value
+        try:
+            checked = arguments.check(arguments.POLL, values)
+        except TypeError as error:
+            raise TypeError(f"poll(): {error}") from None
+        return self.delivery_options(checked)
+
+    def delivery_options(self, values: Mapping[str, Any]) -> DeliveryOptions:
+        """The one place where checked arguments (``poll``'s, or a sensor's or trigger's
+        :class:`~fluke_airflow.queues.arguments.DeliverySettings`) meet this service's rules."""
+        visibility = self.check_visibility_timeout(values["visibility_timeout"])
+        receive_limit = values.get("max_receive_count")
+        unmatched = values.get("unmatched", "leave")
+        renew = values.get("heartbeat", True) and visibility > 0
+        return DeliveryOptions(
+            queue=self._queue,
+            batch_size=values["batch_size"],
+            num_messages=values.get("num_messages"),
+            polling_frequency=values.get("polling_frequency"),
+            pre_delivery_delete=values["pre_delivery_delete"],
             visibility_timeout=visibility,
-            wait_seconds=check.integer(
-                "wait_time_seconds", given.get("wait_time_seconds", 1), maximum=self.max_wait_seconds
-            ),
-            heartbeat=Heartbeat(visibility, self.max_hidden_seconds) if heartbeat and visibility > 0 else None,
+            wait_seconds=values["wait_time_seconds"] if self.long_polling else 0,
+            renewal=Renewal(visibility, self.max_hidden_seconds) if renew else None,
             max_receive_count=receive_limit,
-            dead_letter_queue=dead_letter_queue,
-            per_request=self.receive_limit,
-            held_messages_block=self._held_messages_block(),
-            accept=accept,
+            dead_letter_queue=self.dead_letter_target(receive_limit, values.get("dead_letter_queue"), unmatched),
+            filter=self.message_filter(values),
             unmatched=unmatched,
-            retry=self.retry_policy(
-                given.get("retry_delay", 0), given.get("retry_exponential_backoff", False), given.get("max_retry_delay")
-            ),
+            retry=self._retry_of(values),
+            max_bytes=values.get("max_delivery_bytes"),
+            window=values.get("max_batching_window", 0.0),
+            per_request=self.receive_limit,
+            long_polling=self.long_polling,
+            idle_sleep=min(1.0, values.get("poke_interval", 1.0)),
+            held_messages_block=self._held_messages_block(),
+            level=logging.DEBUG if values.get("suppress_output") else self._level,
         )
+
+    def _retry_of(self, values: Mapping[str, Any]) -> RetryPolicy | None:
+        backoff = values.get("retry_exponential_backoff", False)
+        return self.retry_policy(values.get("retry_delay", 0), backoff, values.get("max_retry_delay"))
 
     def retry_policy(self, delay: Any, backoff: Any, max_delay: Any) -> RetryPolicy | None:
         """The checked retry arguments as a policy (None: release at once). Delays are capped at the
@@ -249,15 +195,12 @@ class QueueBase(Generic[AuthT]):
     def dead_letter_target(
         self, max_receive_count: int | None, dead_letter_queue: str | None, unmatched: str
     ) -> str | None:
-        """The queue dead letters go to, by the rules of :data:`~fluke_airflow._args.DEAD_LETTER_RULES`:
+        """The queue dead letters go to, by the rules of :data:`~fluke_airflow.queues.arguments.DEAD_LETTER_RULES`:
         the named one, or the poison queue (Azure); a clear error where there is none."""
         if dead_letter_queue is not None:
             self._check_queue(check.non_empty_str("dead_letter_queue", dead_letter_queue))
             if dead_letter_queue == self._queue:
                 raise ValueError("dead_letter_queue must be another queue than the one being polled")
-            if max_receive_count is None and unmatched != "dead_letter":
-                raise ValueError(f"dead_letter_queue needs max_receive_count (or unmatched='dead_letter'): "
-                                 f"{DEAD_LETTER_RULES}")  # fmt: skip
             return dead_letter_queue
         if max_receive_count is None:
             return None
@@ -295,30 +238,40 @@ class QueueBase(Generic[AuthT]):
     def _transport_rules(self) -> TransportRules:
         raise NotImplementedError
 
-    def message_filter(self, given: Mapping[str, Any]) -> tuple[Callable[[Message], bool] | None, str]:
-        """The filter (or None) and unmatched policy of ``poll``'s (or a sensor's) arguments, checked."""
-        from fluke_airflow.queues.filters import MessageFilter, check_unmatched
-
-        found = MessageFilter.build(
-            given.get("message_filtering"),
-            given.get("message_filtering_match_values"),
-            given.get("message_filtering_config"),
-            given.get("message_filtering_attributes"),
-        )
+    def message_filter(self, given: Mapping[str, Any]) -> MessageFilter:
+        """The filter of checked arguments, against what this service's messages carry."""
+        found = MessageFilter.build(*(given.get(name) for name in arguments.FILTERS))
         if found.uses_attributes and not self.has_message_attributes:
             raise ValueError(
                 f"message_filtering_attributes filter on SQS message attributes; {self.service} messages have "
                 "none (filter on the body with message_filtering instead)"
             )
-        unmatched = check_unmatched(given.get("unmatched", "leave"), given.get("dead_letter_queue"))
-        return (found.matches if found.active else None), unmatched
+        return found
 
-    def _poll_flow(self, options: PollOptions, arguments: PollArguments) -> Flow:
-        level = self._level_for(bool(arguments.get("suppress_output", False)))
-        return poll_flow(options, queue=self._queue, level=level)
+    def _peek_flow(self, max_messages: Any) -> tuple[int, Flow]:
+        """The checked limit, and the peek where the service has none: receive and release
+        (messages held 30 s meanwhile)."""
+        limit = check.integer("max_messages", max_messages, minimum=1, maximum=PEEK_LIMIT)
+        return limit, peek_by_receive_flow(limit, DeliveryOptions(self._queue, visibility_timeout=30,
+                                                                  wait_seconds=PEEK_WAIT_SECONDS))  # fmt: skip
 
-    def _peek_limit(self, max_messages: Any) -> int:
-        return check.integer("max_messages", max_messages, minimum=1, maximum=PEEK_LIMIT)
+    def _redrive_flow(self, to: str, max_messages: int | None, visibility_timeout: int) -> tuple[str, Flow]:
+        """The checked target and the flow of :meth:`Queue.redrive`."""
+        limit = check.integer("max_messages", max_messages, minimum=1, allow_none=True)
+        timeout = self.check_visibility_timeout(visibility_timeout)
+        target = self._check_queue(check.non_empty_str("to", to))
+        if target == self._queue:
+            raise ValueError("to must be another queue than the dead-letter queue the messages come from")
+        wait = 1 if self.long_polling else 0
+        options = DeliveryOptions(self._queue, batch_size=100, visibility_timeout=timeout, wait_seconds=wait,
+                                  per_request=self.receive_limit)  # fmt: skip
+        return target, redrive_flow(limit, target, options)
+
+    def _drain_flow(self) -> Flow:
+        return drain_flow(DeliveryOptions(self._queue))
+
+    def _cleared(self) -> None:
+        log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
 
     def _log_peek(self, bodies: list[str], suppress_output: bool) -> list[str]:
         log.log(
@@ -417,9 +370,7 @@ class Queue(QueueBase[AuthT]):
     def _push(
         self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False
     ) -> list[str | None]:
-        entries = self._t.prepare(messages, options, single_message=single)
-        chunks = self._t.send_chunks(entries)
-        results: list[str | None] = self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
+        results: list[str | None] = self._d.execute(self._push_step(messages, options, single))
         self._log_push(results, self._level_for(suppress_output))
         return results
 
@@ -428,15 +379,37 @@ class Queue(QueueBase[AuthT]):
 
         Where the service has no peek (SQS), the messages are received and released at once.
         """
-        limit = self._peek_limit(max_messages)
+        limit, flow = self._peek_flow(max_messages)
         bodies = self._t.peek(limit)
-        if bodies is None:
-            bodies = self._d.run(peek_by_receive_flow(limit, wait_seconds=PEEK_WAIT_SECONDS))
-        return self._log_peek(bodies, suppress_output)
+        return self._log_peek(self._d.run(flow) if bodies is None else bodies, suppress_output)
 
     def run_flow(self, flow: Flow) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the sensor)."""
         return self._d.run(flow)
+
+    def hold(self, messages: Sequence[Message], visibility_timeout: int) -> SyncHolding:
+        """Keep received ``messages`` hidden until :meth:`SyncHolding.stop`, renewing their
+        visibility every ``visibility_timeout / 2`` seconds on a thread (up to the service's limit
+        on hidden time); ``stop()`` returns them with their current receipts (Azure issues new ones)."""
+        return self._d.hold(messages, Renewal(visibility_timeout, self.max_hidden_seconds))
+
+    @contextlib.contextmanager
+    def holding(self, messages: Sequence[Message], visibility_timeout: int) -> Iterator[SyncHolding]:
+        """:meth:`hold` while the block runs; the holding's ``messages`` carry the current receipts
+        once the block is left: delete or release with those."""
+        held = self.hold(messages, visibility_timeout)
+        try:
+            yield held
+        finally:
+            held.messages = held.stop()
+
+    def reconnect(self) -> None:
+        """Drop this queue's connection and open a fresh one (with its dead-letter queues)."""
+        dead_letters = list(self._driver.dead_letters) if self._driver is not None else []
+        self.close()
+        self.open()
+        for name in dead_letters:
+            self.attach_dead_letter_queue(name)
 
     def attach_dead_letter_queue(self, name: str) -> None:
         """Open ``name`` (same credentials) as the target of dead-letter moves; checks it exists
@@ -444,42 +417,33 @@ class Queue(QueueBase[AuthT]):
         if name not in self._d.dead_letters:
             self._d.dead_letters[name] = self._connect(name, create=name == self.poison_queue())
 
-    def poll(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[str]]:
+    def poll(self, *args: Any, **arguments: Any) -> Iterator[list[str]]:
         """Batches of bodies, as in the guide.
 
         ``num_messages`` (all when None), ``batch_size`` (may exceed one request: several
         receives fill it), ``polling_frequency`` (poll forever, sleeping this long between
         rounds), ``pre_delivery_delete`` (delete before delivering: at most once; by default a
-        batch is deleted when the next one is requested: at least once). Additions:
-        ``visibility_timeout`` (seconds a received batch stays hidden), ``wait_time_seconds``
-        (SQS long-poll wait per receive), ``heartbeat`` (renew a batch's visibility while it is
-        being processed), ``max_receive_count`` with ``dead_letter_queue`` (move messages
-        received more often than that to another queue). If the loop body raises or the
-        iterator is closed, the current batch is released for redelivery instead of deleted.
-        See :class:`PollArguments`.
+        batch is deleted when the next one is requested: at least once); these four may also be
+        given by position. If the loop body raises or the iterator is closed, the current batch is
+        released for redelivery instead of deleted. Every argument, with its default and what is
+        allowed: :mod:`fluke_airflow.queues.arguments` (the ``poll`` column of the reference docs).
         """
         return _bodies(self.poll_messages(*args, **arguments))
 
-    def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> Iterator[list[Message]]:
+    def poll_messages(self, *args: Any, **arguments: Any) -> Iterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects (ids, receipts, receive counts); same arguments."""
         options = self.poll_options(args, arguments)
         self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             self.attach_dead_letter_queue(options.dead_letter_queue)
-        return self._d.iterate(self._poll_flow(options, arguments))
+        return self._d.iterate(poll_flow(options))
 
     def redrive(self, to: str, *, max_messages: int | None = None, visibility_timeout: int = 60) -> list[Redriven]:
         """This queue being a dead-letter (or poison) queue, move up to ``max_messages`` (None: all)
         of its messages back to the queue ``to`` (same credentials), each deleted here only once it
         was sent there. One :class:`~fluke_airflow.queues.flows.Redriven` per message handled."""
-        limit = check.integer("max_messages", max_messages, minimum=1, allow_none=True)
-        timeout = self.check_visibility_timeout(visibility_timeout)
-        target = self._check_queue(check.non_empty_str("to", to))
-        if target == self._queue:
-            raise ValueError("to must be another queue than the dead-letter queue the messages come from")
+        target, flow = self._redrive_flow(to, max_messages, visibility_timeout)
         self.attach_dead_letter_queue(target)
-        flow = redrive_flow(limit, queue=self._queue, target=target, visibility_timeout=timeout,
-                            wait_seconds=1 if self.long_polling else 0, per_request=self.receive_limit)  # fmt: skip
         results: list[Redriven] = self._d.run(flow)
         return results
 
@@ -504,8 +468,8 @@ class Queue(QueueBase[AuthT]):
     def clear(self) -> None:
         """Delete every message in the queue (receive-and-delete when the service refuses a purge now)."""
         if not self._t.purge():
-            self._d.run(drain_flow(queue=self._queue))
-        log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
+            self._d.run(self._drain_flow())
+        self._cleared()
 
 
 def _bodies(batches: Iterator[list[Message]]) -> Iterator[list[str]]:
@@ -621,55 +585,64 @@ class AsyncQueue(QueueBase[AuthT]):
     async def _push(
         self, messages: Any, options: dict[str, Any], suppress_output: bool, single: bool = False
     ) -> list[str | None]:
-        entries = self._t.prepare(messages, options, single_message=single)
-        chunks = self._t.send_chunks(entries)
-        results: list[str | None] = await self._d.fanout(self._t.send_batch, chunks, ordered=self._t.ordered_sends)
+        results: list[str | None] = await self._d.execute(self._push_step(messages, options, single))
         self._log_push(results, self._level_for(suppress_output))
         return results
 
     async def peek(self, *, max_messages: int = PEEK_LIMIT, suppress_output: bool = False) -> list[str]:
         """As :meth:`Queue.peek`."""
-        limit = self._peek_limit(max_messages)
+        limit, flow = self._peek_flow(max_messages)
         bodies = await self._t.peek(limit)
-        if bodies is None:
-            bodies = await self._d.run(peek_by_receive_flow(limit, wait_seconds=PEEK_WAIT_SECONDS))
-        return self._log_peek(bodies, suppress_output)
+        return self._log_peek(await self._d.run(flow) if bodies is None else bodies, suppress_output)
 
-    async def poll_messages(self, *args: Any, **arguments: Unpack[PollArguments]) -> AsyncIterator[list[Message]]:
+    async def poll_messages(self, *args: Any, **arguments: Any) -> AsyncIterator[list[Message]]:
         """:meth:`poll` with :class:`Message` objects; same arguments."""
         options = self.poll_options(args, arguments)
         self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             await self.attach_dead_letter_queue(options.dead_letter_queue)
-        batches = self._d.iterate(self._poll_flow(options, arguments))
+        batches = self._d.iterate(poll_flow(options))
         try:
             async for batch in batches:
                 yield batch
         finally:
             # Close the driver's iterator now (not when the garbage collector finds it): that
-            # stops the heartbeat and releases the batch the consumer stopped with.
+            # stops the renewal and releases the batch the consumer stopped with.
             await batches.aclose()
 
-    def poll(self, *args: Any, **arguments: Unpack[PollArguments]) -> AsyncIterator[list[str]]:
+    def poll(self, *args: Any, **arguments: Any) -> AsyncIterator[list[str]]:
         """``async for batch in queue.poll(...)``: as :meth:`Queue.poll` (arguments checked at the call)."""
         self.poll_options(args, arguments)
         return _abodies(self.poll_messages(*args, **arguments))
+
+    async def redrive(
+        self, to: str, *, max_messages: int | None = None, visibility_timeout: int = 60
+    ) -> list[Redriven]:
+        """As :meth:`Queue.redrive`."""
+        target, flow = self._redrive_flow(to, max_messages, visibility_timeout)
+        await self.attach_dead_letter_queue(target)
+        results: list[Redriven] = await self._d.run(flow)
+        return results
 
     async def run_flow(self, flow: Flow) -> Any:
         """Run a flow of :mod:`fluke_airflow.queues.flows` (used by the trigger)."""
         return await self._d.run(flow)
 
+    def hold(self, messages: Sequence[Message], visibility_timeout: int) -> AsyncHolding:
+        """Keep received ``messages`` hidden until :meth:`AsyncHolding.stop`, renewing their
+        visibility every ``visibility_timeout / 2`` seconds (up to the service's limit on hidden
+        time); ``stop()`` returns them with their current receipts (Azure issues new ones)."""
+        return self._d.hold(messages, Renewal(visibility_timeout, self.max_hidden_seconds))
+
     @contextlib.asynccontextmanager
-    async def holding(self, messages: Sequence[Message], visibility_timeout: int) -> AsyncIterator[AsyncHeartbeat]:
-        """Keep received ``messages`` hidden while the block runs, renewing their visibility every
-        ``visibility_timeout / 2`` seconds (up to the service's limit on hidden time). The
-        heartbeat's ``messages`` carry their current receipts (Azure issues new ones): delete with
-        those once the block is left."""
-        heartbeat = AsyncHeartbeat(self._d, messages, Heartbeat(visibility_timeout, self.max_hidden_seconds))
+    async def holding(self, messages: Sequence[Message], visibility_timeout: int) -> AsyncIterator[AsyncHolding]:
+        """:meth:`hold` while the block runs; the holding's ``messages`` carry the current receipts
+        once the block is left: delete or release with those."""
+        held = self.hold(messages, visibility_timeout)
         try:
-            yield heartbeat
+            yield held
         finally:
-            await heartbeat.stop()
+            held.messages = await held.stop()
 
     async def attach_dead_letter_queue(self, name: str) -> None:
         """As :meth:`Queue.attach_dead_letter_queue`."""
@@ -694,5 +667,5 @@ class AsyncQueue(QueueBase[AuthT]):
     async def clear(self) -> None:
         """As :meth:`Queue.clear`."""
         if not await self._t.purge():
-            await self._d.run(drain_flow(queue=self._queue))
-        log.log(self._level, "Cleared %s queue %r", self.service, self._queue)
+            await self._d.run(self._drain_flow())
+        self._cleared()

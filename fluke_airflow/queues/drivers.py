@@ -1,117 +1,164 @@
 """Run the flows of :mod:`fluke_airflow.queues.flows` against a blocking or an asyncio transport.
 
-The drivers only map steps to transport calls, and count what the requests did
-(:mod:`~fluke_airflow.queues.metrics`); every decision lives in the flows. Requests
-that do not depend on each other (the chunks of a large delete or push, the receives that
-fill a batch once a full receive showed messages waiting, a batch's delete beside the next
-batch's first receive) run concurrently: on a thread pool for the blocking transport, with
-``asyncio.gather`` for the async one.
+A driver decides nothing about queues. What a step means in requests (how many, how large, in
+order or not, what the answers add up to and what they count) is decided once, by
+:class:`Planner`, for both flavours. The blocking and the asyncio driver differ only in how they
+wait: requests that do not depend on each other (the chunks of a large delete, the receives that
+fill a batch, a batch's delete beside the next batch's first receive) run on a thread pool or
+with ``asyncio.gather``; a pause is a ``threading.Event`` or an ``asyncio.Event``; a held batch's
+renewal (:func:`~fluke_airflow.queues.lifecycle.renew_flow`) runs on a thread or a task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import math
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import QueueError, ReceiveStalled
-from fluke_airflow.queues.flows import (
+from fluke_airflow.queues import metrics as names
+from fluke_airflow.queues.lifecycle import renew_flow
+from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.metrics import QueueMetrics
+from fluke_airflow.queues.steps import (
+    Cancelled,
     ConsumerStopped,
     DeadLetter,
     Delete,
     Deliver,
     Flow,
-    Heartbeat,
+    HolderStopped,
+    Now,
     Overlap,
     Receive,
     Redrive,
+    Renewal,
     SetVisibility,
     Sleep,
     Step,
     Tally,
 )
-from fluke_airflow.queues.message import Message, latest_receipts
-from fluke_airflow.queues.metrics import QueueMetrics
 from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _visible(results: list[Message | None]) -> list[Message]:
-    return [m for m in results if m is not None]
+@dataclass(frozen=True)
+class Push:
+    """Send prepared entries (:meth:`~fluke_airflow.queues.transport.TransportRules.prepare`).
+    Result: the service's message id of each, or None where it refused one. Not a flow step: what
+    ``push`` and ``push_many`` hand the driver."""
+
+    entries: tuple[Any, ...]
 
 
-class SyncHeartbeat:
-    """Renews a delivered batch's visibility on a thread until the consumer comes back."""
+@dataclass(frozen=True)
+class Requests:
+    """What one step is in requests: ``method`` of ``transport`` called once per argument tuple,
+    concurrently unless ``ordered``; ``finish`` makes the step's result of their flattened answers."""
 
-    def __init__(self, driver: SyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
-        self.messages = list(messages)
-        self._plan = plan
-        self._driver = driver
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fluke-heartbeat", daemon=True)
-        self._started = time.monotonic()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._plan.interval):
-            extension = self._plan.extension(time.monotonic() - self._started)
-            if extension <= 0:
-                return
-            try:
-                kept = self._driver.execute(SetVisibility(tuple(self.messages), extension))
-            except Exception:  # a failed renewal must not kill the consumer; the delete decides later
-                continue
-            self.messages = latest_receipts(self.messages, kept)
-
-    def stop(self) -> list[Message]:
-        self._stop.set()
-        self._thread.join()
-        return self.messages
+    transport: Any
+    method: str
+    calls: Sequence[tuple[Any, ...]]
+    finish: Callable[[list[Any]], Any]
+    ordered: bool = False
+    failed: Callable[[], None] = field(default=lambda: None)
+    """Count a failure (a QueueError from a request)."""
 
 
-class AsyncHeartbeat:
-    """The asyncio twin of :class:`SyncHeartbeat` (a task on the running loop); also what keeps a
-    watcher's messages hidden while Airflow stores and schedules their event."""
+class Planner:
+    """The one mapping from a step to requests, for both flavours of transport."""
 
-    def __init__(self, driver: AsyncDriver, messages: Sequence[Message], plan: Heartbeat) -> None:
-        self.messages = list(messages)
-        self._plan = plan
-        self._driver = driver
-        self._started = time.monotonic()
-        self._task = asyncio.ensure_future(self._run())
+    def __init__(self, transport: Any, dead_letters: dict[str, Any], metrics: QueueMetrics) -> None:
+        self.transport = transport
+        self.dead_letters = dead_letters
+        self.metrics = metrics
 
-    async def _run(self) -> None:
+    def plan(self, step: Step | Push) -> Requests:
+        t, m = self.transport, self.metrics
+        if isinstance(step, Receive):
+            sizes = [len(c) for c in chunked(range(step.max_messages), t.receive_chunk_size)] if step.fan_out else None
+            calls: list[tuple[Any, ...]] = [(n, step.visibility_timeout, step.wait_seconds)
+                                            for n in sizes or [step.max_messages]]  # fmt: skip
+
+            def received(results: list[Message]) -> list[Message]:
+                m.received(results)
+                return results
+
+            return Requests(t, "receive", calls, received, failed=lambda: m.count(names.RECEIVE_ERRORS))
+        if isinstance(step, Delete):
+
+            def deleted(results: list[bool]) -> list[bool]:
+                m.deleted(step.messages, results)
+                return results
+
+            return Requests(t, "delete_batch", [(c,) for c in chunked(step.messages, t.delete_chunk_size)], deleted)
+        if isinstance(step, SetVisibility):
+            calls = [(c, step.timeout) for c in chunked(step.messages, t.visibility_chunk_size)]
+            return Requests(t, "set_visibility_batch", calls, lambda rs: [r for r in rs if r is not None])
+        if isinstance(step, Push):
+            chunks = t.send_chunks(list(step.entries))
+            return Requests(t, "send_batch", [(c,) for c in chunks], self._pushed, ordered=t.ordered_sends)
+        if isinstance(step, DeadLetter):
+            target = self.dead_letters[step.queue]
+            options = target.dead_letter_options(step.messages, reason=step.reason, source=m.tags.get("queue", ""))
+            chunks = target.send_chunks(target.prepare([x.body for x in step.messages], options))
+            return Requests(target, "send_batch", [(c,) for c in chunks], lambda rs: [bool(r) for r in rs])
+        if isinstance(step, Redrive):
+            target = self.dead_letters[step.queue]
+            chunks = target.send_chunks(target.redrive_entries(step.messages))
+            return Requests(target, "send_batch", [(c,) for c in chunks], list, ordered=target.ordered_sends)
+        raise TypeError(f"this step is not a request: {step!r}")
+
+    def _pushed(self, results: list[str | None]) -> list[str | None]:
+        self.metrics.pushed(results)
+        return results
+
+    def local(self, step: Step) -> tuple[bool, Any]:
+        """(True, result) for a step that needs no request and no waiting: a count, the clock."""
+        if isinstance(step, Tally):
+            self.metrics.count(step.name, step.n)
+            return True, None
+        if isinstance(step, Now):
+            return True, time.monotonic()
+        if isinstance(step, Deliver):
+            raise TypeError(f"this flow step needs a consumer: {step!r}")
+        return False, None
+
+
+def _advance(flow: Flow, result: Any, error: BaseException | None, stopping: Any) -> Step:
+    """The flow's next step: sent the last step's result, or thrown its error (a flow that does not
+    catch it re-raises it), or, once ``stopping`` is set, :class:`HolderStopped`. Raises
+    StopIteration when the flow ends."""
+    if stopping is not None and stopping.is_set() and inspect.getgeneratorstate(flow) != inspect.GEN_CREATED:
+        error = HolderStopped()
+    return flow.throw(error) if error is not None else flow.send(result)
+
+
+def _unwinding(flow: Flow) -> Flow:
+    """The steps a cancelled flow takes to put back what it holds (it re-raises :class:`Cancelled`,
+    which ends them)."""
+    try:
+        step = flow.throw(Cancelled())
         while True:
-            await asyncio.sleep(self._plan.interval)
-            extension = self._plan.extension(time.monotonic() - self._started)
-            if extension <= 0:
-                return
-            try:
-                kept = await self._driver.execute(SetVisibility(tuple(self.messages), extension))
-            except Exception:  # see SyncHeartbeat
-                continue
-            self.messages = latest_receipts(self.messages, kept)
-
-    async def stop(self) -> list[Message]:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        return self.messages
+            step = flow.send((yield step))
+    except (StopIteration, Cancelled):
+        return
 
 
-def _dead_letter_entries(target: Any, step: DeadLetter, source: str) -> list[Any]:
-    options = target.dead_letter_options(step.messages, reason=step.reason, source=source)
-    return list(target.prepare([m.body for m in step.messages], options))
+def _seconds(seconds: float) -> float | None:
+    return None if math.isinf(seconds) else seconds
 
 
 class SyncDriver:
@@ -119,6 +166,7 @@ class SyncDriver:
         self.transport = transport
         self.dead_letters: dict[str, SyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
+        self.planner = Planner(transport, self.dead_letters, self.metrics)
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._side: ThreadPoolExecutor | None = None
@@ -130,122 +178,122 @@ class SyncDriver:
                 pool.shutdown(wait=True)
         self._pool = self._side = None
 
-    def _request_pool(self) -> ThreadPoolExecutor:
-        with self._pools_lock:  # the heartbeat's and an overlap's threads ask for it too
+    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """The request pool and the side pool an overlap's other steps run on (so they never wait
+        for a request thread held by the step beside them)."""
+        with self._pools_lock:  # a renewal's and an overlap's threads ask for them too
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="fluke-queue")
-            return self._pool
-
-    def overlap(self, step: Overlap) -> list[Any]:
-        """Each step's result: the first on this thread, the others on threads of their own (their
-        requests use the request pool, which this thread and those threads do not occupy)."""
-        first, *others = step.steps
-        with self._pools_lock:
             if self._side is None:
                 self._side = ThreadPoolExecutor(2, thread_name_prefix="fluke-overlap")
-            side = self._side
-        futures = [side.submit(self.execute, s) for s in others]
+            return self._pool, self._side
+
+    def send(self, requests: Requests) -> Any:
+        method = getattr(requests.transport, requests.method)
         try:
-            result = self.execute(first)
-        finally:
-            wait(futures)  # a failed first step still lets the others finish before it is raised
-        return [result, *(f.result() for f in futures)]
+            if requests.ordered or len(requests.calls) <= 1 or self._max_concurrency <= 1:
+                answers = [method(*args) for args in requests.calls]
+            else:
+                answers = list(self._pools()[0].map(lambda args: method(*args), requests.calls))
+        except QueueError:
+            requests.failed()
+            raise
+        return requests.finish([r for answer in answers for r in answer])
 
-    def fanout(
-        self, call: Callable[[Sequence[T]], list[R]], chunks: Sequence[Sequence[T]], *, ordered: bool = False
-    ) -> list[R]:
-        """``call`` on each chunk (one request each), concurrently unless ``ordered`` (one after
-        the other, e.g. sends to an SQS FIFO queue); results flattened in order."""
-        if ordered or len(chunks) <= 1 or self._max_concurrency <= 1:
-            return [r for chunk in chunks for r in call(chunk)]
-        return [r for results in self._request_pool().map(call, chunks) for r in results]
-
-    def execute(self, step: Step) -> Any:
-        """Carry out one step that needs no consumer."""
-        t = self.transport
-        if isinstance(step, Receive):
-            try:
-                if step.fan_out:
-                    received = self.fanout(
-                        lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                        chunked(range(step.max_messages), t.receive_chunk_size),
-                    )
-                else:
-                    received = t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
-            except QueueError:
-                self.metrics.count("receive.errors")
-                raise
-            self.metrics.received(received)
-            return received
-        if isinstance(step, Delete):
-            results = self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
-            self.metrics.deleted(step.messages, results)
-            return results
-        if isinstance(step, Tally):
-            self.metrics.count(step.name, step.n)
+    def execute(self, step: Step | Push, stopping: threading.Event | None = None) -> Any:
+        """Carry out one step that needs no consumer (a pause ends early once ``stopping`` is set)."""
+        if isinstance(step, Sleep):
+            (stopping or threading.Event()).wait(_seconds(step.seconds))
             return None
         if isinstance(step, Overlap):
-            return self.overlap(step)
-        if isinstance(step, SetVisibility):
-            return _visible(
-                self.fanout(
-                    lambda c: t.set_visibility_batch(c, step.timeout), chunked(step.messages, t.visibility_chunk_size)
-                )
-            )
-        if isinstance(step, Sleep):
-            time.sleep(step.seconds)
-            return None
-        if isinstance(step, DeadLetter):
-            target = self.dead_letters[step.queue]
-            entries = _dead_letter_entries(target, step, self.metrics.tags.get("queue", ""))
-            return [bool(r) for r in self.fanout(target.send_batch, target.send_chunks(entries))]
-        if isinstance(step, Redrive):
-            target = self.dead_letters[step.queue]
-            chunks = target.send_chunks(target.redrive_entries(step.messages))
-            return self.fanout(target.send_batch, chunks, ordered=target.ordered_sends)
-        raise TypeError(f"this flow step needs a consumer: {step!r}")
+            first, *others = step.steps
+            futures = [self._pools()[1].submit(self.execute, s) for s in others]
+            try:
+                result = self.execute(first)
+            finally:
+                wait(futures)  # a failed first step still lets the others finish before it is raised
+            return [result, *(f.result() for f in futures)]
+        if not isinstance(step, Push):
+            done, result = self.planner.local(step)
+            if done:
+                return result
+        return self.send(self.planner.plan(step))
 
-    def run(self, flow: Flow) -> Any:
-        """Run a flow that delivers nothing and return its result."""
-        result = None
+    def run(self, flow: Flow, stopping: threading.Event | None = None) -> Any:
+        """Run a flow that delivers nothing and return its result; with ``stopping``, stop at the
+        first step after it is set by throwing :class:`HolderStopped` into the flow."""
+        result: Any = None
+        error: BaseException | None = None
         while True:
             try:
-                step = flow.send(result)
+                step = _advance(flow, result, error, stopping)
             except StopIteration as stop:
                 return stop.value
-            result = self.execute(step)
+            try:
+                result, error = self.execute(step, stopping), None
+            except Exception as failure:
+                result, error = None, failure
+            except BaseException:  # the task is being killed: let the flow put back what it holds
+                self.run(_unwinding(flow))
+                raise
+
+    def hold(self, messages: Sequence[Message], renewal: Renewal) -> SyncHolding:
+        """Keep ``messages`` hidden on a thread until :meth:`SyncHolding.stop`."""
+        return SyncHolding(self, messages, renewal)
 
     def iterate(self, flow: Flow) -> Generator[list[Message], None, None]:
         """Run a delivering flow; closing this iterator closes the flow where it stands."""
-        result = None
+        result: Any = None
         try:
             while True:
                 try:
                     step = flow.send(result)
                 except StopIteration:
                     return
-                if isinstance(step, Deliver):
-                    heartbeat = SyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
-                    try:
-                        yield list(step.messages)
-                    except BaseException:
-                        held = heartbeat.stop() if heartbeat else list(step.messages)
-                        self._finish(flow, ConsumerStopped(held))
-                        raise
-                    result = heartbeat.stop() if heartbeat else list(step.messages)
-                else:
+                if not isinstance(step, Deliver):
                     result = self.execute(step)
+                    continue
+                holding = self.hold(step.messages, step.renewal) if step.renewal else None
+                try:
+                    yield list(step.messages)
+                except BaseException:
+                    self.run(_stopped(flow, holding.stop() if holding else list(step.messages)))
+                    raise
+                result = holding.stop() if holding else list(step.messages)
         finally:
             flow.close()
 
-    def _finish(self, flow: Flow, stopped: ConsumerStopped) -> None:
-        """Let the flow clean up after its consumer stopped (it may release the batch)."""
-        try:
-            step = flow.throw(stopped)
-            while True:
-                step = flow.send(self.execute(step))
-        except (StopIteration, ConsumerStopped):
-            return
+
+class SyncHolding:
+    """A held batch's renewal, on a thread of its own."""
+
+    def __init__(self, driver: SyncDriver, messages: Sequence[Message], renewal: Renewal) -> None:
+        self.messages = list(messages)
+        """The messages as first held (:meth:`stop` returns them with their current receipts)."""
+        self._stopping = threading.Event()
+        self._result: list[Message] = list(messages)
+        flow = renew_flow(messages, renewal)
+        self._thread = threading.Thread(target=self._run, args=(driver, flow), name="fluke-renewal", daemon=True)
+        self._thread.start()
+
+    def _run(self, driver: SyncDriver, flow: Flow) -> None:
+        self._result = driver.run(flow, self._stopping)
+
+    def stop(self) -> list[Message]:
+        """Stop renewing (after a renewal in flight); the messages with their current receipts."""
+        self._stopping.set()
+        self._thread.join()
+        return self._result
+
+
+def _stopped(flow: Flow, held: list[Message]) -> Flow:
+    """The rest of a delivering flow after its consumer stopped holding ``held`` (it may release them)."""
+    try:
+        step = flow.throw(ConsumerStopped(held))
+        while True:
+            step = flow.send((yield step))
+    except (StopIteration, ConsumerStopped):
+        return
 
 
 class AsyncDriver:
@@ -259,58 +307,47 @@ class AsyncDriver:
         self.transport = transport
         self.dead_letters: dict[str, AsyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
+        self.planner = Planner(transport, self.dead_letters, self.metrics)
         self.stall_grace = stall_grace
         """Give up on a receive that has not answered this many seconds after its own wait
         (:class:`~fluke_airflow.exceptions.ReceiveStalled`); None: wait for the SDK's timeouts."""
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
-    async def fanout(
-        self, call: Callable[[Sequence[T]], Awaitable[list[R]]], chunks: Sequence[Sequence[T]], *, ordered: bool = False
-    ) -> list[R]:
-        async def limited(chunk: Sequence[T]) -> list[R]:
+    async def send(self, requests: Requests) -> Any:
+        method = getattr(requests.transport, requests.method)
+
+        async def limited(args: tuple[Any, ...]) -> Any:
             async with self._semaphore:
-                return await call(chunk)
+                return await method(*args)
 
-        if ordered or len(chunks) <= 1:
-            return [r for chunk in chunks for r in await call(chunk)]
-        return [r for results in await asyncio.gather(*map(limited, chunks)) for r in results]
+        try:
+            if requests.ordered or len(requests.calls) <= 1:
+                answers = [await method(*args) for args in requests.calls]
+            else:
+                answers = await asyncio.gather(*map(limited, requests.calls))
+        except QueueError:
+            requests.failed()
+            raise
+        return requests.finish([r for answer in answers for r in answer])
 
-    async def _receive(self, step: Receive) -> list[Message]:
-        t = self.transport
-        if step.fan_out:
-            return await self.fanout(
-                lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                chunked(range(step.max_messages), t.receive_chunk_size),
-            )
-        return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+    async def _receive(self, requests: Requests, step: Receive) -> Any:
+        if self.stall_grace is None:
+            return await self.send(requests)
+        limit = step.wait_seconds + self.stall_grace
+        try:
+            return await asyncio.wait_for(self.send(requests), limit)
+        except asyncio.TimeoutError:
+            requests.failed()
+            raise ReceiveStalled(
+                f"a receive from queue {self.metrics.tags.get('queue', '')!r} did not answer within "
+                f"{limit:g} s (its {step.wait_seconds} s wait plus {self.stall_grace:g} s)"
+            ) from None
 
-    async def execute(self, step: Step) -> Any:
-        """Carry out one step that needs no consumer."""
-        t = self.transport
-        if isinstance(step, Receive):
-            try:
-                if self.stall_grace is None:
-                    received = await self._receive(step)
-                else:
-                    limit = step.wait_seconds + self.stall_grace
-                    try:
-                        received = await asyncio.wait_for(self._receive(step), limit)
-                    except asyncio.TimeoutError:
-                        raise ReceiveStalled(
-                            f"a receive from queue {self.metrics.tags.get('queue', '')!r} did not answer within "
-                            f"{limit:g} s (its {step.wait_seconds} s wait plus {self.stall_grace:g} s)"
-                        ) from None
-            except QueueError:
-                self.metrics.count("receive.errors")
-                raise
-            self.metrics.received(received)
-            return received
-        if isinstance(step, Delete):
-            results = await self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
-            self.metrics.deleted(step.messages, results)
-            return results
-        if isinstance(step, Tally):
-            self.metrics.count(step.name, step.n)
+    async def execute(self, step: Step | Push, stopping: asyncio.Event | None = None) -> Any:
+        """Carry out one step that needs no consumer (a pause ends early once ``stopping`` is set)."""
+        if isinstance(step, Sleep):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for((stopping or asyncio.Event()).wait(), _seconds(step.seconds))
             return None
         if isinstance(step, Overlap):
             outcomes = await asyncio.gather(*(self.execute(s) for s in step.steps), return_exceptions=True)
@@ -318,56 +355,73 @@ class AsyncDriver:
                 if isinstance(outcome, BaseException):
                     raise outcome
             return outcomes
-        if isinstance(step, SetVisibility):
-            return _visible(
-                await self.fanout(
-                    lambda c: t.set_visibility_batch(c, step.timeout), chunked(step.messages, t.visibility_chunk_size)
-                )
-            )
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-            return None
-        if isinstance(step, DeadLetter):
-            target = self.dead_letters[step.queue]
-            entries = _dead_letter_entries(target, step, self.metrics.tags.get("queue", ""))
-            return [bool(r) for r in await self.fanout(target.send_batch, target.send_chunks(entries))]
-        raise TypeError(f"this flow step needs a consumer: {step!r}")
+        if not isinstance(step, Push):
+            done, result = self.planner.local(step)
+            if done:
+                return result
+        requests = self.planner.plan(step)
+        return await (self._receive(requests, step) if isinstance(step, Receive) else self.send(requests))
 
-    async def run(self, flow: Flow) -> Any:
-        result = None
+    async def run(self, flow: Flow, stopping: asyncio.Event | None = None) -> Any:
+        """As :meth:`SyncDriver.run`."""
+        result: Any = None
+        error: BaseException | None = None
         while True:
             try:
-                step = flow.send(result)
+                step = _advance(flow, result, error, stopping)
             except StopIteration as stop:
                 return stop.value
-            result = await self.execute(step)
+            try:
+                result, error = await self.execute(step, stopping), None
+            except Exception as failure:
+                result, error = None, failure
+            except BaseException:  # cancelled: let the flow put back what it holds
+                await self.run(_unwinding(flow))
+                raise
+
+    def hold(self, messages: Sequence[Message], renewal: Renewal) -> AsyncHolding:
+        """Keep ``messages`` hidden on a task until :meth:`AsyncHolding.stop`; also what keeps a
+        watcher's messages hidden while Airflow stores and schedules their event."""
+        return AsyncHolding(self, messages, renewal)
 
     async def iterate(self, flow: Flow) -> AsyncGenerator[list[Message], None]:
-        result = None
+        """As :meth:`SyncDriver.iterate`."""
+        result: Any = None
         try:
             while True:
                 try:
                     step = flow.send(result)
                 except StopIteration:
                     return
-                if isinstance(step, Deliver):
-                    heartbeat = AsyncHeartbeat(self, step.messages, step.heartbeat) if step.heartbeat else None
-                    try:
-                        yield list(step.messages)
-                    except BaseException:
-                        held = await heartbeat.stop() if heartbeat else list(step.messages)
-                        await self._finish(flow, ConsumerStopped(held))
-                        raise
-                    result = await heartbeat.stop() if heartbeat else list(step.messages)
-                else:
+                if not isinstance(step, Deliver):
                     result = await self.execute(step)
+                    continue
+                holding = self.hold(step.messages, step.renewal) if step.renewal else None
+                try:
+                    yield list(step.messages)
+                except BaseException:
+                    await self.run(_stopped(flow, await holding.stop() if holding else list(step.messages)))
+                    raise
+                result = await holding.stop() if holding else list(step.messages)
         finally:
             flow.close()
 
-    async def _finish(self, flow: Flow, stopped: ConsumerStopped) -> None:
+
+class AsyncHolding:
+    """A held batch's renewal, on a task of the running loop."""
+
+    def __init__(self, driver: AsyncDriver, messages: Sequence[Message], renewal: Renewal) -> None:
+        self.messages = list(messages)
+        """The messages as first held (:meth:`stop` returns them with their current receipts)."""
+        self._stopping = asyncio.Event()
+        self._task = asyncio.ensure_future(driver.run(renew_flow(messages, renewal), self._stopping))
+
+    async def stop(self) -> list[Message]:
+        """Stop renewing (after a renewal in flight); the messages with their current receipts."""
+        self._stopping.set()
         try:
-            step = flow.throw(stopped)
-            while True:
-                step = flow.send(await self.execute(step))
-        except (StopIteration, ConsumerStopped):
-            return
+            result: list[Message] = await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            self._task.cancel()
+            raise
+        return result

@@ -1,178 +1,62 @@
 """The queue algorithms, written once and free of I/O.
 
-Each flow is a generator that yields *steps* (a request to make, a pause, a batch to hand
-to the consumer) and is sent back each step's result. Thin drivers in
-:mod:`fluke_airflow.queues.drivers` execute the steps with a blocking transport or an
-asyncio one, the way httpx drives one auth flow from its sync and async clients. So the
-batch, visibility and delete rules of ``poll`` exist here only, for SQS and Azure alike.
+Each flow is a generator that yields steps (:mod:`~fluke_airflow.queues.steps`: a request to
+make, a pause, a batch to hand to the consumer) and is sent back each step's result. Thin drivers
+in :mod:`fluke_airflow.queues.drivers` execute the steps with a blocking transport or an asyncio
+one, the way httpx drives one auth flow from its sync and async clients. How a batch is filled
+lives here; what becomes of its messages (delete, release, dead-letter) lives in
+:mod:`~fluke_airflow.queues.lifecycle`. Every flow takes one
+:class:`~fluke_airflow.queues.options.DeliveryOptions`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import DeliveryTooLarge
+from fluke_airflow.queues import lifecycle, metrics
+from fluke_airflow.queues.lifecycle import Outcome
 from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.options import DeliveryOptions
+from fluke_airflow.queues.steps import (
+    Cancelled,
+    ConsumerStopped,
+    Delete,
+    Deliver,
+    Flow,
+    Now,
+    Overlap,
+    Receive,
+    Redrive,
+    SetVisibility,
+    Sleep,
+    Step,
+    Tally,
+)
 
 log = logging.getLogger("fluke_airflow.queues")
 
 MAX_LONG_POLL = 20
 """The longest wait one receive may ask for (SQS's limit; the flows only pass it on)."""
-
-
-@dataclass(frozen=True)
-class Receive:
-    """One receive request for up to ``max_messages`` (the backend caps it at its limit), or,
-    with ``fan_out``, as many concurrent requests as that limit needs for ``max_messages``."""
-
-    max_messages: int
-    visibility_timeout: int
-    wait_seconds: int
-    fan_out: bool = False
-
-
-@dataclass(frozen=True)
-class Delete:
-    """Delete these deliveries; the driver splits them into requests. Result: one bool each."""
-
-    messages: tuple[Message, ...]
-
-
-@dataclass(frozen=True)
-class SetVisibility:
-    """Hide (or, with 0, release) these deliveries. Result: the messages whose change succeeded,
-    carrying their current receipt."""
-
-    messages: tuple[Message, ...]
-    timeout: int
-
-
-@dataclass(frozen=True)
-class Sleep:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """When to renew a delivered batch's visibility while the consumer works on it.
-
-    The driver waits ``interval`` seconds at a time and hides the batch for ``extension(...)``
-    more seconds, until the service's limit on total hidden time is reached.
-    """
-
-    visibility_timeout: int
-    max_hidden_seconds: int
-
-    @property
-    def interval(self) -> float:
-        return max(1.0, self.visibility_timeout / 2)
-
-    def extension(self, elapsed: float) -> int:
-        """Seconds to hide the batch for from now, ``elapsed`` s after it was received (0: stop)."""
-        return int(max(0.0, min(self.visibility_timeout, self.max_hidden_seconds - elapsed)))
-
-
-@dataclass(frozen=True)
-class Deliver:
-    """Hand a batch to the consumer; the flow resumes when the consumer asks for the next one.
-
-    Result: the batch with its current receipts (a heartbeat may have renewed them).
-    If the consumer stops instead, the driver throws :class:`ConsumerStopped` into the flow.
-    """
-
-    messages: tuple[Message, ...]
-    heartbeat: Heartbeat | None = None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """Send these messages' bodies to the dead-letter queue ``queue``, saying ``reason`` where
-    the service can carry it (SQS message attributes). Result: one bool each."""
-
-    messages: tuple[Message, ...]
-    queue: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Redrive:
-    """Send these dead letters back to ``queue``, the queue they came from, as they were before the
-    move (SQS: their own attributes and FIFO group). Result: the new message id of each, or None."""
-
-    messages: tuple[Message, ...]
-    queue: str
-
-
-@dataclass(frozen=True)
-class Overlap:
-    """Carry out these independent request steps at the same time, so that their round trips
-    overlap (a batch's delete beside the next batch's first receive). Result: each step's result,
-    in order."""
-
-    steps: tuple[Receive | Delete | SetVisibility, ...]
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Count ``n`` messages under the metric ``name`` (see :mod:`fluke_airflow.queues.metrics`):
-    what the rules decided, which the driver cannot see in the requests. Result: None."""
-
-    name: str
-    n: int
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long a released message stays hidden before it is delivered again: ``delay`` seconds,
-    times ``multiplier`` for each earlier receive (Airflow's ``retry_delay`` and
-    ``retry_exponential_backoff`` for task retries, with the receive count as try number), at most
-    ``max_delay`` seconds. The default releases at once."""
-
-    delay: float = 0.0
-    multiplier: float = 1.0
-    max_delay: float | None = None
-
-    def delay_for(self, receive_count: int) -> int:
-        if self.delay <= 0:
-            return 0
-        try:
-            seconds = self.delay * self.multiplier ** max(0, receive_count - 1)
-        except OverflowError:
-            seconds = math.inf
-        if self.max_delay is not None:
-            seconds = min(seconds, self.max_delay)
-        return math.ceil(seconds) if math.isfinite(seconds) else int(self.max_delay or 0)
-
-
-class ConsumerStopped(Exception):
-    """The consumer raised or closed the iterator while holding ``messages``."""
-
-    def __init__(self, messages: Sequence[Message]) -> None:
-        super().__init__(f"consumer stopped holding {len(messages)} message(s)")
-        self.messages = list(messages)
-
-
-Step = Receive | Delete | SetVisibility | Sleep | Deliver | DeadLetter | Redrive | Tally | Overlap
-Flow = Generator[Step, Any, Any]
 T = TypeVar("T")
 
 
-def beside_first_step(flow: Generator[Step, Any, T], extra: Delete) -> Generator[Step, Any, tuple[T, Any]]:
-    """Run ``flow`` with ``extra`` carried out together with its first request (one
+def beside_first_step(flow: Generator[Step, Any, T], extra: Step) -> Generator[Step, Any, tuple[T, Any]]:
+    """Run ``flow`` with the request ``extra`` carried out together with its first request (one
     :class:`Overlap`); return the flow's result and ``extra``'s."""
     try:
         first = next(flow)
     except StopIteration as stop:
         return stop.value, (yield extra)
-    if not isinstance(first, (Receive, Delete, SetVisibility)):
+    if not isinstance(first, Receive | Delete | SetVisibility):
         extra_result = yield extra
         result = yield first
     else:
-        result, extra_result = yield Overlap((first, extra))
+        result, extra_result = yield Overlap((first, extra))  # type: ignore[arg-type]
     while True:
         try:
             step = flow.send(result)
@@ -181,207 +65,81 @@ def beside_first_step(flow: Generator[Step, Any, T], extra: Delete) -> Generator
         result = yield step
 
 
-@dataclass(frozen=True)
-class PollOptions:
-    """Validated arguments of ``poll`` (see :mod:`fluke_airflow.queues.base`)."""
-
-    num_messages: int | None
-    batch_size: int
-    polling_frequency: float | None
-    pre_delivery_delete: bool
-    visibility_timeout: int
-    wait_seconds: int
-    heartbeat: Heartbeat | None = None
-    max_receive_count: int | None = None
-    dead_letter_queue: str | None = None
-    per_request: int | None = None
-    """The backend's receive limit: a full receive is followed by concurrent ones."""
-    held_messages_block: bool = False
-    """A receive can come back empty while messages wait, because the messages this poll holds
-    block them (SQS FIFO: a message group is locked while any of its messages is in flight)."""
-    accept: Callable[[Message], bool] | None = None
-    """The consumer's filter: messages it does not accept are not delivered (see :func:`unmatched_flow`)."""
-    unmatched: str = "leave"
-    retry: RetryPolicy | None = None
-    """When a batch the consumer did not finish comes back (default: at once)."""
-
-
-def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) -> Flow:
+def poll_flow(options: DeliveryOptions) -> Flow:
     """Deliver batches until ``num_messages`` went out or the queue is empty; repeat if continuous.
 
     Post-delivery delete: a batch is deleted when the consumer asks for the next one (or the
     iteration ends normally), together with the next batch's first receive, so that the two
     overlap; not on a FIFO queue (``held_messages_block``), whose next receive needs the delete
-    to have unlocked the message group. While the consumer works, a heartbeat keeps the batch hidden. If
-    the consumer raises or closes the iterator, the batch is released (made visible at once)
-    instead of deleted. Pre-delivery delete: only messages whose delete succeeded are delivered.
-    Messages received more than ``max_receive_count`` times go to the dead-letter queue.
+    to have unlocked the message group. While the consumer works, a renewal keeps the batch hidden.
+    If the consumer raises or closes the iterator, the batch is released (made visible again,
+    after the retry delay) instead of deleted. Pre-delivery delete: only messages whose delete
+    succeeded are delivered.
     """
     while True:
-        delivered = 0
-        empty = False
-        consumed: list[Message] = []  # done with: deleted beside the next receive, or when the round ends
-        while not empty and (options.num_messages is None or delivered < options.num_messages):
-            wanted = options.batch_size
-            if options.num_messages is not None:
-                wanted = min(wanted, options.num_messages - delivered)
-            receiving = receive_flow(
-                wanted,
-                visibility_timeout=options.visibility_timeout,
-                wait_seconds=options.wait_seconds,
-                per_request=options.per_request,
-            )
-            if consumed:
-                batch, results = yield from beside_first_step(receiving, Delete(tuple(consumed)))
-                report_deleted(consumed, results, queue=queue)
-                consumed = []
-            else:
-                batch = yield from receiving
-            # receive_flow stops short when a receive brings nothing new: the queue is empty, unless
-            # the messages we hold blocked the rest (FIFO); then only a batch that got nothing ends it.
-            empty = len(batch) < wanted and not (options.held_messages_block and batch)
-            if options.max_receive_count is not None:
-                batch = yield from dead_letter_flow(
-                    batch, options.max_receive_count, options.dead_letter_queue, queue=queue
-                )
-            batch = yield from filter_flow(batch, options.accept, options.unmatched, options.dead_letter_queue,
-                                           queue=queue)  # fmt: skip
-            if not batch:
-                if empty:
-                    break
-                continue
-            if options.pre_delivery_delete:
-                batch = yield from delete_flow(batch, queue=queue)
-                if not batch:
-                    continue
-                log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
-                yield Tally("messages.delivered", len(batch))
-                yield Deliver(tuple(batch))
-                delivered += len(batch)
-                continue
-            log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
-            yield Tally("messages.delivered", len(batch))
-            try:
-                current = yield Deliver(tuple(batch), options.heartbeat)
-            except ConsumerStopped as stop:
-                yield from release_flow(stop.messages, queue=queue, retry=options.retry)
-                return
-            batch = current or batch
-            delivered += len(batch)
-            if options.held_messages_block:
-                yield from delete_flow(batch, queue=queue)
-            else:
-                consumed = batch
-        yield from delete_flow(consumed, queue=queue)
-        if options.polling_frequency is None:
-            log.log(level, "Queue %r: poll finished after %d message(s)", queue, delivered)
+        try:
+            delivered = yield from _poll_round(options)
+        except ConsumerStopped:  # its batch was released; the poll ends with its consumer
             return
-        log.log(
-            level,
-            "Queue %r: %d message(s) this round; polling again in %gs",
-            queue,
-            delivered,
-            options.polling_frequency,
-        )
+        if options.polling_frequency is None:
+            log.log(options.level, "Queue %r: poll finished after %d message(s)", options.queue, delivered)
+            return
+        log.log(options.level, "Queue %r: %d message(s) this round; polling again in %gs", options.queue,
+                delivered, options.polling_frequency)  # fmt: skip
         yield Sleep(options.polling_frequency)
 
 
-def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:
-    """Delete deliveries and return those that are gone; failures were logged by the backend."""
-    if not messages:
-        return []
-    results: list[bool] = yield Delete(tuple(messages))
-    return report_deleted(messages, results, queue=queue)
-
-
-def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queue: str) -> list[Message]:
-    """The messages whose delete succeeded (one result each); a warning for those that failed."""
-    deleted = [m for m, ok in zip(messages, results, strict=True) if ok]
-    if len(deleted) < len(messages):
-        log.warning(
-            "Queue %r: %d of %d message(s) could not be deleted and will be delivered again "
-            "after their visibility timeout",
-            queue,
-            len(messages) - len(deleted),
-            len(messages),
-        )
-    return deleted
-
-
-def dead_letter_flow(
-    messages: Sequence[Message], limit: int | None, dead_letter_queue: str | None, *, queue: str
-) -> Generator[Step, Any, list[Message]]:
-    """Move messages received more than ``limit`` times to ``dead_letter_queue`` (sent there
-    first, then deleted here); return the others."""
-    poison = [m for m in messages if limit is not None and m.receive_count > limit]
-    if not poison or dead_letter_queue is None:
-        return list(messages)
-    sent: list[bool] = yield DeadLetter(tuple(poison), dead_letter_queue, f"max_receive_count={limit}")
-    moved = [m for m, ok in zip(poison, sent, strict=True) if ok]
-    yield Tally("messages.dead_lettered", len(moved))
-    yield from delete_flow(moved, queue=queue)
-    for message in poison:
-        log.warning(
-            "Queue %r: message %s was received %d times (more than max_receive_count=%d); %s dead-letter queue %r",
-            queue,
-            message.id,
-            message.receive_count,
-            limit,
-            "moved it to the" if message in moved else "could NOT move it to the",
-            dead_letter_queue,
-        )
-    return [m for m in messages if m not in poison]
-
-
-def filter_flow(
-    messages: list[Message],
-    accept: Callable[[Message], bool] | None,
-    unmatched: str,
-    dead_letter_queue: str | None,
-    *,
-    queue: str,
-) -> Generator[Step, Any, list[Message]]:
-    """The messages ``accept`` takes; the others go by :func:`unmatched_flow`."""
-    if accept is None or not messages:
-        return messages
-    taken = [m for m in messages if accept(m)]
-    if len(taken) < len(messages):
-        kept = {id(m) for m in taken}
-        yield from unmatched_flow([m for m in messages if id(m) not in kept], unmatched, dead_letter_queue, queue=queue)
-    return taken
-
-
-def unmatched_flow(
-    messages: Sequence[Message], unmatched: str, dead_letter_queue: str | None, *, queue: str
-) -> Generator[Step, Any, None]:
-    """What becomes of messages no filter took: ``leave`` them hidden until their visibility timeout
-    ends (then other consumers see them; not released at once, which would hand them straight back
-    to this consumer), ``delete`` them, or move them to ``dead_letter_queue``."""
-    if not messages:
-        return
-    yield Tally("messages.filtered_out", len(messages))
-    if unmatched == "delete":
-        gone = yield from delete_flow(messages, queue=queue)
-        log.info("Queue %r: deleted %d message(s) that matched no filter", queue, len(gone))
-    elif unmatched == "dead_letter" and dead_letter_queue is not None:
-        sent: list[Any] = yield DeadLetter(tuple(messages), dead_letter_queue, "unmatched")
-        moved = [m for m, ok in zip(messages, sent, strict=True) if ok]
-        yield Tally("messages.dead_lettered", len(moved))
-        yield from delete_flow(moved, queue=queue)
-        log.info("Queue %r: moved %d of %d message(s) that matched no filter to %r", queue, len(moved),
-                 len(messages), dead_letter_queue)  # fmt: skip
-    else:
-        log.debug("Queue %r: left %d message(s) that matched no filter for their visibility timeout", queue,
-                  len(messages))  # fmt: skip
+def _poll_round(options: DeliveryOptions) -> Generator[Step, Any, int]:
+    """One round of :func:`poll_flow`: batches until ``num_messages`` or an empty queue."""
+    delivered = 0
+    empty = False
+    consumed: list[Message] = []  # done with: deleted beside the next receive, or when the round ends
+    while not empty and (options.num_messages is None or delivered < options.num_messages):
+        wanted = options.batch_size
+        if options.num_messages is not None:
+            wanted = min(wanted, options.num_messages - delivered)
+        receiving = receive_flow(wanted, options)
+        if consumed:
+            batch, results = yield from beside_first_step(receiving, Delete(tuple(consumed)))
+            lifecycle.report_deleted(consumed, results, queue=options.queue)
+            consumed = []
+        else:
+            batch = yield from receiving
+        # receive_flow stops short when a receive brings nothing new: the queue is empty, unless
+        # the messages we hold blocked the rest (FIFO); then only a batch that got nothing ends it.
+        empty = len(batch) < wanted and not (options.held_messages_block and batch)
+        batch = yield from lifecycle.triage(batch, options)
+        if options.pre_delivery_delete:
+            batch = yield from lifecycle.settle(batch, Outcome.ACKNOWLEDGED, options)
+        if not batch:
+            if empty:
+                break
+            continue
+        log.log(options.level, "Queue %r: delivering a batch of %d message(s)", options.queue, len(batch))
+        yield Tally(metrics.DELIVERED, len(batch))
+        if options.pre_delivery_delete:
+            yield Deliver(tuple(batch))
+            delivered += len(batch)
+            continue
+        try:
+            batch = (yield Deliver(tuple(batch), options.renewal)) or batch
+        except ConsumerStopped as stop:
+            yield from lifecycle.settle(stop.messages, Outcome.FAILED, options)
+            raise
+        delivered += len(batch)
+        if options.held_messages_block:
+            yield from lifecycle.settle(batch, Outcome.ACKNOWLEDGED, options)
+        else:
+            consumed = batch
+    yield from lifecycle.settle(consumed, Outcome.ACKNOWLEDGED, options)
+    return delivered
 
 
 def receive_flow(
     max_messages: int,
+    options: DeliveryOptions,
     *,
-    visibility_timeout: int,
-    wait_seconds: int,
     first_wait_seconds: int | None = None,
-    per_request: int | None = None,
     wait_after_short: int | None = None,
 ) -> Generator[Step, Any, list[Message]]:
     """Receive up to ``max_messages`` with as many requests as the backend's limit needs.
@@ -400,196 +158,149 @@ def receive_flow(
     """
     batch: list[Message] = []
     position: dict[str, int] = {}
-    wait = wait_seconds if first_wait_seconds is None else first_wait_seconds
+    per_request = options.per_request
+    wait = options.wait_seconds if first_wait_seconds is None else first_wait_seconds
     fan_out = False
-    while len(batch) < max_messages:
-        wanted = max_messages - len(batch)
-        received: list[Message] = yield Receive(wanted, visibility_timeout, wait, fan_out)
-        new = 0
-        for message in received:
-            if message.id in position:
-                # Handed out again: its visibility timeout ran out while the batch was filling
-                # (slow or retried requests). One copy per batch, with the newest receipt: the
-                # one that deletes it (Azure voids the old pop receipt; SQS documents the latest).
-                batch[position[message.id]] = message
-            else:
-                position[message.id] = len(batch)
-                batch.append(message)
-                new += 1
-        if not new:
-            break
-        asked = wanted if fan_out or per_request is None else min(wanted, per_request)
-        full = len(received) >= asked
-        fan_out = per_request is not None and full
-        wait = wait_seconds if full or wait_after_short is None else wait_after_short
+    try:
+        while len(batch) < max_messages:
+            wanted = max_messages - len(batch)
+            received: list[Message] = yield Receive(wanted, options.visibility_timeout, wait, fan_out)
+            if not _merge(batch, position, received):
+                break
+            asked = wanted if fan_out or per_request is None else min(wanted, per_request)
+            full = len(received) >= asked
+            fan_out = per_request is not None and full
+            wait = options.wait_seconds if full or wait_after_short is None else wait_after_short
+    except (Exception, Cancelled):  # a failed or cancelled receive: what this fill holds goes back
+        yield from _put_back(batch, options)
+        raise
     return batch
 
 
-def collect_flow(
-    max_messages: int,
-    *,
-    queue: str,
-    visibility_timeout: int,
-    wait_seconds: int,
-    pre_delivery_delete: bool,
-    max_bytes: int | None = None,
-    max_receive_count: int | None = None,
-    dead_letter_queue: str | None = None,
-    per_request: int | None = None,
-    accept: Callable[[Message], bool] | None = None,
-    unmatched: str = "leave",
-    retry: RetryPolicy | None = None,
-) -> Generator[Step, Any, list[Message]]:
-    """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
-    fill up to ``max_messages`` while receives come back full, and with
-    ``pre_delivery_delete`` keep only the messages whose delete succeeded. A delivery over
-    ``max_bytes`` is released, before anything is deleted, and refused with
-    :class:`DeliveryTooLarge`.
+def _put_back(messages: Sequence[Message], options: DeliveryOptions) -> Generator[Step, Any, None]:
+    """Release at once what an interrupted flow holds (best effort: the interruption is what is raised)."""
+    with contextlib.suppress(Exception):
+        yield from lifecycle.settle(messages, Outcome.CANCELLED, options)
 
-    After a receive that returned fewer messages than it asked for (``per_request``, the
-    backend's limit), the delivery is filled only with what has arrived meanwhile (0 s
-    receives): the message that woke a long poll goes out at once instead of after a fill-up
-    receive's wait, and a burst still arriving is gathered. Fill-up receives after a full one
-    wait up to 1 s: a 0 s receive only samples SQS's servers and may come back short while
-    messages remain.
-    """
-    messages = yield from receive_flow(
-        max_messages,
-        visibility_timeout=visibility_timeout,
-        wait_seconds=min(1, wait_seconds),
-        first_wait_seconds=wait_seconds,
-        per_request=per_request,
-        wait_after_short=0,
+
+def _merge(batch: list[Message], position: dict[str, int], received: list[Message]) -> int:
+    """Add ``received`` to ``batch``; return how many were new. A message handed out again (its
+    visibility timeout ran out while the batch was filling) stays once, with the newest receipt: the
+    one that deletes it (Azure voids the old pop receipt; SQS documents the latest)."""
+    new = 0
+    for message in received:
+        if message.id in position:
+            batch[position[message.id]] = message
+        else:
+            position[message.id] = len(batch)
+            batch.append(message)
+            new += 1
+    return new
+
+
+def _first_fill(max_messages: int, options: DeliveryOptions, wait: int) -> Generator[Step, Any, list[Message]]:
+    """A sensor's or watcher's receive: wait up to ``wait`` s for a first message where the service
+    can wait, then fill up with what has arrived meanwhile (0 s receives after a short one, up to
+    1 s after a full one: a 0 s receive only samples SQS's servers and may come back short)."""
+    return (
+        yield from receive_flow(
+            max_messages,
+            options.but(wait_seconds=min(1, wait)),
+            first_wait_seconds=wait if options.long_polling else 0,
+            wait_after_short=0,
+        )
     )
-    if max_receive_count is not None:
-        messages = yield from dead_letter_flow(messages, max_receive_count, dead_letter_queue, queue=queue)
-    messages = yield from filter_flow(messages, accept, unmatched, dead_letter_queue, queue=queue)
-    size = sum(len(m.body.encode("utf-8", "surrogatepass")) for m in messages)
-    if max_bytes is not None and size > max_bytes:
-        yield from release_flow(messages, queue=queue, retry=retry)
+
+
+def collect_flow(options: DeliveryOptions) -> Generator[Step, Any, list[Message]]:
+    """One delivery for a sensor or a deferred sensor's trigger: wait up to ``wait_seconds`` for
+    a first message, fill up to ``per_delivery`` messages, gather for up to ``window`` seconds
+    while the delivery is not full, and with ``pre_delivery_delete`` keep only the messages whose
+    delete succeeded. A delivery over ``max_bytes`` is released, before anything is deleted, and
+    refused with :class:`DeliveryTooLarge`.
+    """
+    received = yield from _gathered(options.per_delivery, options)
+    try:
+        messages = yield from lifecycle.triage(received, options)
+    except Cancelled:
+        yield from _put_back(received, options)
+        raise
+    size = sum(map(_size, messages))
+    if options.max_bytes is not None and size > options.max_bytes:
+        yield from lifecycle.settle(messages, Outcome.FAILED, options)
         raise DeliveryTooLarge(
-            f"{len(messages)} message(s) from queue {queue!r} add up to {size} bytes, more than "
-            f"max_delivery_bytes={max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
+            f"{len(messages)} message(s) from queue {options.queue!r} add up to {size} bytes, more than "
+            f"max_delivery_bytes={options.max_bytes}; nothing was deleted. Lower num_messages/batch_size, raise "
             "max_delivery_bytes (with an XCom backend that stores large values), or poll inside a task "
             "with hook.get_queue(...).poll(...)"
         )
-    if messages and pre_delivery_delete:
-        messages = yield from delete_flow(messages, queue=queue)
-    if messages:
-        yield Tally("messages.delivered", len(messages))
-    return messages
+    return (yield from _handed_over(messages, options))
 
 
-def _size(message: Message) -> int:
-    return len(message.body.encode("utf-8", "surrogatepass"))
-
-
-def gather_flow(
-    max_messages: int,
-    *,
-    queue: str,
-    visibility_timeout: int,
-    wait_seconds: int,
-    window: float,
-    clock: Callable[[], float],
-    max_bytes: int,
-    per_request: int | None = None,
-    can_wait: bool = True,
-    idle_sleep: float = 1.0,
-    pre_delivery_delete: bool = False,
-    max_receive_count: int | None = None,
-    dead_letter_queue: str | None = None,
-    accept: Callable[[Message], bool] | None = None,
-    unmatched: str = "leave",
-) -> Generator[Step, Any, list[Message]]:
+def gather_flow(max_messages: int, options: DeliveryOptions) -> Generator[Step, Any, list[Message]]:
     """One watch-mode delivery (a batch that becomes one asset event): wait up to
     ``wait_seconds`` for a first message, then gather until the batch holds ``max_messages``,
     holds ``max_bytes`` of bodies, or ``window`` seconds have passed since the first message
     arrived (Lambda's batching window; 0: take what the first receives bring).
 
-    ``can_wait``: receives may long-poll (SQS); otherwise (Azure) an empty receive within the
-    window is followed by a pause of up to ``idle_sleep`` seconds. ``clock`` is the driver's
-    monotonic clock, given so the flow stays free of I/O. The messages that would take the batch
-    over ``max_bytes`` are released for the next delivery; a single message larger than that
-    is delivered alone, since it fits no smaller batch. With ``pre_delivery_delete`` only the
-    messages whose delete succeeded are returned.
+    The messages that would take the batch over ``max_bytes`` are returned for the next delivery;
+    a single message larger than that is delivered alone, since it fits no smaller batch. With
+    ``pre_delivery_delete`` only the messages whose delete succeeded are returned.
     """
-    batch: list[Message] = yield from receive_flow(
-        max_messages,
-        visibility_timeout=visibility_timeout,
-        wait_seconds=min(1, wait_seconds),
-        first_wait_seconds=wait_seconds,
-        per_request=per_request,
-        wait_after_short=0,
-    )
-    if batch and window > 0:
-        deadline = clock() + window
-        held = {m.id: i for i, m in enumerate(batch)}
-        while len(batch) < max_messages and sum(map(_size, batch)) < max_bytes:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                break
-            wait = min(MAX_LONG_POLL, int(remaining)) if can_wait else 0
-            more: list[Message] = yield from receive_flow(
-                max_messages - len(batch),
-                visibility_timeout=visibility_timeout,
-                wait_seconds=min(1, wait),
-                first_wait_seconds=wait,
-                per_request=per_request,
-                wait_after_short=0,
-            )
-            for message in more:
-                if message.id in held:  # handed out again: keep one copy, with the newest receipt
-                    batch[held[message.id]] = message
-                else:
-                    held[message.id] = len(batch)
-                    batch.append(message)
-            if not more and wait == 0:
-                yield Sleep(min(idle_sleep, remaining))
-    if max_receive_count is not None:
-        batch = yield from dead_letter_flow(batch, max_receive_count, dead_letter_queue, queue=queue)
-    batch = yield from filter_flow(batch, accept, unmatched, dead_letter_queue, queue=queue)
+    received = yield from _gathered(max_messages, options)
+    try:
+        batch = yield from lifecycle.triage(received, options)
+    except Cancelled:
+        yield from _put_back(received, options)
+        raise
     kept: list[Message] = []
     total = 0
+    limit = options.max_bytes
     for message in batch:
-        if kept and total + _size(message) > max_bytes:
+        if limit is not None and kept and total + _size(message) > limit:
             break
         kept.append(message)
         total += _size(message)
-    if len(kept) < len(batch):
-        log.debug("Queue %r: %d message(s) over max_bytes=%d wait for the next delivery", queue,
-                  len(batch) - len(kept), max_bytes)  # fmt: skip
-        yield from release_flow(batch[len(kept) :], queue=queue, failed=False)
-    if kept and pre_delivery_delete:
-        kept = yield from delete_flow(kept, queue=queue)
-    if kept:
-        yield Tally("messages.delivered", len(kept))
-    return kept
+    yield from lifecycle.settle(batch[len(kept) :], Outcome.RETURNED, options)
+    return (yield from _handed_over(kept, options))
 
 
-def release_flow(
-    messages: Sequence[Message], *, queue: str, retry: RetryPolicy | None = None, failed: bool = True
-) -> Generator[Step, Any, list[Message]]:
-    """Make deliveries visible again, e.g. when their consumer or hand-off failed: at once, or
-    after the ``retry`` policy's delay for each message's receive count. ``failed=False``: put
-    back for the next delivery (not counted as released)."""
-    if not messages:
-        return []
-    delays: dict[int, list[Message]] = {}
-    for message in messages:
-        delays.setdefault(retry.delay_for(message.receive_count) if retry else 0, []).append(message)
-    released: list[Message] = []
-    for delay, group in sorted(delays.items()):
-        released += yield SetVisibility(tuple(group), delay)
-    if not failed:
-        return released
-    yield Tally("messages.released", len(released))
-    if len(delays) == 1 and 0 in delays:
-        log.info("Queue %r: released %d message(s) for redelivery", queue, len(released))
-    else:
-        log.info("Queue %r: released %d message(s) for redelivery in %s s", queue, len(released),
-                 "/".join(str(d) for d in sorted(delays)))  # fmt: skip
-    return released
+def _gathered(max_messages: int, options: DeliveryOptions) -> Generator[Step, Any, list[Message]]:
+    """A first receive, then, with a ``window``, more receives until the batch is full (in messages
+    or ``max_bytes``) or the window has passed since the first message arrived."""
+    batch = yield from _first_fill(max_messages, options, options.wait_seconds)
+    if not batch or options.window <= 0:
+        return batch
+    position = {m.id: i for i, m in enumerate(batch)}
+    limit = options.max_bytes
+    try:
+        deadline = (yield Now()) + options.window
+        while len(batch) < max_messages and (limit is None or sum(map(_size, batch)) < limit):
+            remaining = deadline - (yield Now())
+            if remaining <= 0:
+                break
+            wait = min(MAX_LONG_POLL, int(remaining)) if options.long_polling else 0
+            more = yield from _first_fill(max_messages - len(batch), options, wait)
+            _merge(batch, position, more)
+            if not more and wait == 0:
+                yield Sleep(min(options.idle_sleep, remaining))
+    except (Exception, Cancelled):  # the window's messages go back with the first ones
+        yield from _put_back(batch, options)
+        raise
+    return batch
+
+
+def _handed_over(messages: list[Message], options: DeliveryOptions) -> Generator[Step, Any, list[Message]]:
+    """Messages ready to be handed over: with ``pre_delivery_delete`` those whose delete succeeded."""
+    if options.pre_delivery_delete:
+        messages = yield from lifecycle.settle(messages, Outcome.ACKNOWLEDGED, options)
+    if messages:
+        yield Tally(metrics.DELIVERED, len(messages))
+    return messages
+
+
+def _size(message: Message) -> int:
+    return len(message.body.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -604,59 +315,49 @@ class Redriven:
 
 
 def redrive_flow(
-    max_messages: int | None,
-    *,
-    queue: str,
-    target: str,
-    visibility_timeout: int,
-    wait_seconds: int,
-    batch_size: int = 100,
-    per_request: int | None = None,
+    max_messages: int | None, target: str, options: DeliveryOptions
 ) -> Generator[Step, Any, list[Redriven]]:
-    """Move up to ``max_messages`` (None: all) from the dead-letter queue ``queue`` back to ``target``:
-    receive a batch, send it there, delete from here what was sent. A message that ``target`` refused
-    stays hidden here until its visibility timeout, so the rest moves on; the redrive ends when a
-    receive brings nothing it has not seen (an empty queue, or only the refused ones back again)."""
+    """Move up to ``max_messages`` (None: all) from the dead-letter queue ``options.queue`` back to
+    ``target``: receive a batch, send it there, delete from here what was sent. A message that
+    ``target`` refused stays hidden here until its visibility timeout, so the rest moves on; the
+    redrive ends when a receive brings nothing it has not seen (an empty queue, or only the refused
+    ones back again)."""
     results: list[Redriven] = []
     seen: set[str] = set()
     while max_messages is None or len(results) < max_messages:
-        wanted = batch_size if max_messages is None else min(batch_size, max_messages - len(results))
-        batch = yield from receive_flow(
-            wanted, visibility_timeout=visibility_timeout, wait_seconds=wait_seconds, per_request=per_request
-        )
+        wanted = options.batch_size if max_messages is None else min(options.batch_size, max_messages - len(results))
+        batch = yield from receive_flow(wanted, options)
         batch = [m for m in batch if m.id not in seen]
         if not batch:
             break
         seen.update(m.id for m in batch)
         new_ids: list[str | None] = yield Redrive(tuple(batch), target)
         sent = [m for m, new_id in zip(batch, new_ids, strict=True) if new_id]
-        deleted = {m.id for m in (yield from delete_flow(sent, queue=queue))}
-        yield Tally("messages.redriven", len(sent))
+        deleted = {m.id for m in (yield from lifecycle.delete(sent, options.queue))}
+        yield Tally(metrics.REDRIVEN, len(sent))
         results += [Redriven(m, new_id, m.id in deleted) for m, new_id in zip(batch, new_ids, strict=True)]
-    log.info("Queue %r: moved %d of %d message(s) back to %r", queue, sum(1 for r in results if r.new_id),
+    log.info("Queue %r: moved %d of %d message(s) back to %r", options.queue, sum(1 for r in results if r.new_id),
              len(results), target)  # fmt: skip
     return results
 
 
-def drain_flow(*, queue: str, visibility_timeout: int = 30) -> Generator[Step, Any, int]:
+def drain_flow(options: DeliveryOptions) -> Generator[Step, Any, int]:
     """Receive and delete until a receive comes back empty; return how many were deleted."""
     total = 0
     while True:
-        batch: list[Message] = yield Receive(1000, visibility_timeout, 0)
+        batch: list[Message] = yield Receive(1000, options.visibility_timeout, 0)
         if not batch:
             return total
-        total += len((yield from delete_flow(batch, queue=queue)))
+        total += len((yield from lifecycle.delete(batch, options.queue)))
 
 
-def peek_by_receive_flow(
-    max_messages: int, *, wait_seconds: int, hold_seconds: int = 30
-) -> Generator[Step, Any, list[str]]:
+def peek_by_receive_flow(max_messages: int, options: DeliveryOptions) -> Generator[Step, Any, list[str]]:
     """Peek on a service without a native peek (SQS): receive, then release at once.
 
-    Messages are held for ``hold_seconds`` while the peek collects them (so it sees each one
+    Messages are held for ``visibility_timeout`` while the peek collects them (so it sees each one
     once) and then made visible again, so the very next receive gets all of them.
     """
-    messages = yield from receive_flow(max_messages, visibility_timeout=hold_seconds, wait_seconds=wait_seconds)
+    messages = yield from receive_flow(max_messages, options)
     if messages:
         yield SetVisibility(tuple(messages), 0)
     return [m.body for m in messages]

@@ -28,27 +28,44 @@ log = logging.getLogger("fluke_airflow.queues")
 
 PREFIX = "fluke_airflow"
 
+RECEIVED = "messages.received"
+DELIVERED = "messages.delivered"
+DELETED = "messages.deleted"
+DELETE_FAILED = "messages.delete_failed"
+RELEASED = "messages.released"
+DEAD_LETTERED = "messages.dead_lettered"
+FILTERED_OUT = "messages.filtered_out"
+PUSHED = "messages.pushed"
+PUSH_FAILED = "messages.push_failed"
+REDRIVEN = "messages.redriven"
+RECEIVE_ERRORS = "receive.errors"
+RECEIVE_STALLED = "receive.stalled"
+IN_FLIGHT = "messages.in_flight"
+OLDEST_AGE = "messages.oldest_age"
+HANDOFF = "handoff"
+"""Every metric's name (after :data:`PREFIX`), once: the code counts with these constants only."""
+
 COUNTERS: dict[str, str] = {
-    "messages.received": "messages a receive returned (a message handed out again counts again)",
-    "messages.delivered": "messages handed to the consumer: your poll loop, the sensor's XCom, a trigger's event",
-    "messages.deleted": "messages deleted (after delivery, before it with pre_delivery_delete, or by a rule)",
-    "messages.delete_failed": "deletes the service refused or that failed; those messages come back",
-    "messages.released": "messages made visible again because their consumer failed or stopped",
-    "messages.dead_lettered": "messages moved to a dead-letter or poison queue",
-    "messages.filtered_out": "messages no filter took (left, deleted or dead-lettered as unmatched says)",
-    "messages.pushed": "messages the service accepted from push/push_many",
-    "messages.push_failed": "messages the service refused",
-    "messages.redriven": "messages moved back from a dead-letter queue to their source queue",
-    "receive.errors": "receive requests that failed (after the SDK's own retries)",
-    "receive.stalled": "receives a watcher gave up on because they did not answer in time",
+    RECEIVED: "messages a receive returned (a message handed out again counts again)",
+    DELIVERED: "messages handed to the consumer: your poll loop, the sensor's XCom, a trigger's event",
+    DELETED: "messages deleted (after delivery, before it with pre_delivery_delete, or by a rule)",
+    DELETE_FAILED: "deletes the service refused or that failed; those messages come back",
+    RELEASED: "messages made visible again because their consumer failed or stopped",
+    DEAD_LETTERED: "messages moved to a dead-letter or poison queue",
+    FILTERED_OUT: "messages no filter took (left, deleted or dead-lettered as unmatched says)",
+    PUSHED: "messages the service accepted from push/push_many",
+    PUSH_FAILED: "messages the service refused",
+    REDRIVEN: "messages moved back from a dead-letter queue to their source queue",
+    RECEIVE_ERRORS: "receive requests that failed (after the SDK's own retries)",
+    RECEIVE_STALLED: "receives a watcher gave up on because they did not answer in time",
 }
 """Counter names (after :data:`PREFIX`) and what they count: the docs' table is made from this."""
 GAUGES: dict[str, str] = {
-    "messages.in_flight": "messages a watcher holds hidden while Airflow stores and schedules their events",
-    "messages.oldest_age": "seconds since the oldest message of the last non-empty receive was sent",
+    IN_FLIGHT: "messages a watcher holds hidden while Airflow stores and schedules their events",
+    OLDEST_AGE: "seconds since the oldest message of the last non-empty receive was sent",
 }
 TIMERS: dict[str, str] = {
-    "handoff": "from the receive of the oldest message in a delete request to that delete",
+    HANDOFF: "from the receive of the oldest message in a delete request to that delete",
 }
 
 
@@ -141,21 +158,21 @@ class QueueMetrics:
         self.last_receive = now
         if not messages:
             return
-        self.count("messages.received", len(messages))
+        self.count(RECEIVED, len(messages))
         sent = [m.sent_at for m in messages]
         known = [s.timestamp() for s in sent if s is not None]
         if known:
-            self.gauge("messages.oldest_age", round(max(0.0, now - min(known)), 3))
+            self.gauge(OLDEST_AGE, round(max(0.0, now - min(known)), 3))
 
     def deleted(self, messages: Sequence[Any], results: Sequence[bool]) -> None:
         done = [m for m, ok in zip(messages, results, strict=False) if ok]
-        self.count("messages.deleted", len(done))
-        self.count("messages.delete_failed", len(results) - len(done))
+        self.count(DELETED, len(done))
+        self.count(DELETE_FAILED, len(results) - len(done))
         stamps = [m.received_at for m in done if m.received_at]
         if stamps:
-            self.timing("handoff", time.time() - min(stamps))
+            self.timing(HANDOFF, time.time() - min(stamps))
 
     def pushed(self, results: Sequence[str | None]) -> None:
         ok = sum(1 for r in results if r)
-        self.count("messages.pushed", ok)
-        self.count("messages.push_failed", len(results) - ok)
+        self.count(PUSHED, ok)
+        self.count(PUSH_FAILED, len(results) - ok)

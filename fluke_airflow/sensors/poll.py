@@ -7,11 +7,13 @@ The delivery guarantee is the guide's, in Airflow terms:
 * ``pre_delivery_delete=False`` (default): deleted only after they are stored as the task's
   XCom. If the worker, the triggerer or the task dies anywhere before, they reappear after
   ``visibility_timeout`` and a retry receives them again. At least once.
+
+What becomes of the messages is decided by :mod:`fluke_airflow.queues.lifecycle`; this module
+reports what happened (stored, failed) and does the Airflow part.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,13 +22,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from fluke_airflow._airflow import conf
-from fluke_airflow.polling.settings import DEFAULT_MAX_DELIVERY_BYTES
+from fluke_airflow.queues import arguments
+from fluke_airflow.queues.arguments import SENSOR
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from fluke_airflow.polling.settings import DeliverySettings
+    from fluke_airflow.queues.arguments import DeliverySettings
     from fluke_airflow.queues.message import Message
+
+_ATTRIBUTE = {"queue": "queue_name"}
+"""Arguments kept under another attribute: ``BaseOperator.queue`` is the executor queue."""
 
 
 class QueuePollSensor(BaseSensorOperator):
@@ -34,48 +40,6 @@ class QueuePollSensor(BaseSensorOperator):
 
     The XCom return value is the list of bodies (str). With 25 messages waiting,
     ``batch_size=10, num_messages=20`` delivers exactly 20.
-
-    :param conn_id: ``aws`` (SQS), ``azure_storage_queue`` or ``wasb`` (Azure) connection id.
-    :param queue: queue name (SQS: a name or queue URL). Templated.
-    :param batch_size: how many messages to deliver when ``num_messages`` is not set
-        (received with as many requests as the service needs). Templated.
-    :param num_messages: messages to deliver (fewer if fewer are visible). Templated.
-    :param pre_delivery_delete: delete before delivery (at most once) instead of after the XCom
-        is stored (at least once, the default).
-    :param visibility_timeout: seconds received messages stay hidden from other consumers until
-        they are deleted; must cover the hand-off from the triggerer to a worker (default 300).
-        The worker renews it as soon as it picks the messages up.
-    :param wait_time_seconds: SQS long-poll wait for the first receive (0-20): messages that arrive while
-        waiting are seen within about a second. Azure has no long polling: the trigger polls
-        every ``poke_interval`` seconds instead.
-    :param message_encoding: Azure only: ``"text"`` or ``"base64"`` (default: the connection's).
-    :param deferrable: wait in the triggerer and free the worker slot (default:
-        ``[operators] default_deferrable``).
-    :param delete_on_dag_success: keep the messages (hidden) until the DAG run ends, then delete
-        them if every other task succeeded and release them for redelivery if not. Adds a
-        teardown task ``<task_id>_settle`` (a :class:`~fluke_airflow.sensors.settle.QueueSettleSensor`,
-        reschedule mode) that renews the messages' visibility meanwhile (SQS; on Azure set
-        ``visibility_timeout`` to cover the run).
-    :param max_delivery_bytes: refuse (before deleting anything) a delivery whose bodies add up to
-        more than this; lower ``num_messages`` or poll inside a task instead. Default 1 MiB.
-        (``max_xcom_bytes``, its former name, still works and is deprecated.)
-    :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
-        (a poison message that keeps failing the pipeline) are moved to ``dead_letter_queue`` and
-        logged by id instead of delivered. Off by default.
-    :param dead_letter_queue: the queue (same connection) that takes poison messages (and, with
-        ``unmatched="dead_letter"``, the messages no filter takes).
-    :param message_filtering: take only the messages that match, with the amazon provider's
-        ``SqsSensor`` parameters: ``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``, with
-        ``message_filtering_match_values`` and ``message_filtering_config`` (templated).
-    :param message_filtering_attributes: SQS message attributes that must hold one of the given
-        values, ``{"name": "value"}`` or ``{"name": ["value", ...]}``.
-    :param unmatched: what becomes of a message no filter takes: ``"leave"`` it in the queue (the
-        default: visible again to other consumers after ``visibility_timeout``), ``"delete"`` it, or
-        move it to the ``dead_letter_queue`` (``"dead_letter"``).
-    :param include_metadata: the XCom is a list of message dicts (id, body, receive count, the
-        service's metadata and SQS message attributes; never the receipt) instead of the bodies.
-    :param executor_queue: the executor queue (``BaseOperator``'s ``queue``, which ``queue``
-        names the message queue here instead).
 
     Messages this task received but could not hand over (the XCom could not be stored, the delivery
     was too large, or with ``delete_on_dag_success`` the run failed) are released to come back after
@@ -90,32 +54,110 @@ class QueuePollSensor(BaseSensorOperator):
     sensor stores them (``MessageId``, ``Body``, ``Attributes``, ``MessageAttributes``; no
     ``ReceiptHandle``). Left out, ``delete_message_on_reception`` means our default: deleted once
     the XCom is stored (at least once) rather than on reception.
+
+    .. generated arguments: sensor
+
+    :param conn_id: The Airflow connection: ``aws`` (Amazon SQS), ``azure_storage_queue`` or ``wasb`` (Azure
+        Queue Storage). Required. Templated.
+    :param queue: The queue's name (SQS: a name or a queue URL). Required. Templated.
+    :param batch_size: Messages per batch (more than one request's worth is received with several requests). The
+        sensor and the trigger deliver this many when ``num_messages`` is not set; a watcher defaults to 100, so
+        that a burst becomes few runs. Default ``10``. Templated.
+    :param num_messages: ``poll``: how many messages in all (default: until the queue is empty). Sensor and
+        trigger: messages per delivery (fewer if fewer are visible). Default ``None``. Templated.
+    :param pre_delivery_delete: Delete before delivering (at most once). Default: after the hand-over (at least
+        once): when the loop asks for the next batch, once the XCom or the asset event is stored. Default
+        ``False``.
+    :param visibility_timeout: Seconds received messages stay hidden from other consumers until they are deleted
+        or released. The sensor's must cover the hand-off from the triggerer to a worker; a watcher's, Airflow
+        storing the event (it is renewed while held). Default ``300``. Templated.
+    :param wait_time_seconds: SQS long-poll wait per receive, 0 to 20 s (accepted and ignored on Azure): an idle
+        trigger costs one request per wait. Default ``20``.
+    :param message_encoding: Azure only: ``'text'`` or ``'base64'`` (default: the connection's). Default
+        ``None``.
+    :param max_delivery_bytes: Sensor (and a deferred sensor's trigger): refuse, before deleting anything, a
+        delivery whose bodies add up to more (its messages are released). Watcher: the most bytes of bodies in
+        one asset event (default 1 MiB); the rest waits for the next event. Default ``1048576``.
+    :param max_batching_window: After the first message of a delivery, keep gathering for up to this many
+        seconds (0 to 300) while it is not full (Lambda's batching window). Must be shorter than
+        ``visibility_timeout``. Default ``0.0``.
+    :param max_receive_count: Move messages received more often than this (a poison message that keeps failing
+        the pipeline) to ``dead_letter_queue`` (on Azure, without one, to ``<queue>-poison``, created if
+        missing), logged by id, instead of delivering them. Default ``None``.
+    :param dead_letter_queue: The queue (same connection) that takes poison messages, and with
+        ``unmatched='dead_letter'`` the messages no filter takes. Default ``None``.
+    :param message_filtering: Take only the messages that match, as the amazon provider's ``SqsSensor``:
+        ``'literal'``, ``'jsonpath'`` or ``'jsonpath-ext'``. Default ``None``.
+    :param message_filtering_match_values: The values to match: the bodies (literal), or values the JSONPath
+        expression must find. Default ``None``.
+    :param message_filtering_config: The JSONPath expression of the jsonpath filters. Default ``None``.
+        Templated.
+    :param message_filtering_attributes: SQS message attributes that must hold one of the given values,
+        ``{'name': 'value'}`` or ``{'name': ['value', ...]}``. Default ``None``.
+    :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
+        other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
+        (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
+    :param deferrable: Wait in the triggerer and free the worker slot (default: ``[operators]
+        default_deferrable``). Default ``conf.getboolean("operators", "default_deferrable", fallback=False)``.
+    :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if every
+        other task succeeded and release them for redelivery if not. Adds a teardown task ``<task_id>_settle``
+        that renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to cover the run).
+        Default ``False``.
+    :param include_metadata: The XCom is a list of message dicts (id, body, receive count, the service's
+        metadata and SQS message attributes; never the receipt) instead of the bodies. Default ``False``.
+    :param executor_queue: The executor queue: ``BaseOperator``'s ``queue``, which ``queue`` names the message
+        queue here instead. Default ``None``.
+
+    .. end
+
+    :param sqs_queue: the amazon provider's name for ``queue``.
+    :param aws_conn_id: the amazon provider's name for ``conn_id``.
+    :param max_messages: the amazon provider's messages per batch (with ``num_batches``).
+    :param num_batches: the amazon provider's batches per poke.
+    :param delete_message_on_reception: the amazon provider's: ``True`` is ``pre_delivery_delete=True``,
+        ``False`` leaves the messages in the queue.
     """
 
-    template_fields: Sequence[str] = (
-        "conn_id",
-        "queue_name",
-        "batch_size",
-        "num_messages",
-        "visibility_timeout",
-        "message_filtering_config",
-    )
+    template_fields: Sequence[str] = tuple(_ATTRIBUTE.get(n, n) for n in arguments.templated(SENSOR))
     ui_color = "#fff2cc"
+    # -- generated attributes: sensor --
+    conn_id: str
+    queue_name: str
+    batch_size: int
+    num_messages: int | None
+    pre_delivery_delete: bool
+    visibility_timeout: int
+    wait_time_seconds: int
+    message_encoding: str | None
+    max_delivery_bytes: int | None
+    max_batching_window: float
+    max_receive_count: int | None
+    dead_letter_queue: str | None
+    message_filtering: str | None
+    message_filtering_match_values: Any
+    message_filtering_config: Any
+    message_filtering_attributes: dict[str, Any] | None
+    unmatched: str
+    deferrable: bool
+    delete_on_dag_success: bool
+    include_metadata: bool
+    executor_queue: str | None
+    # -- end --
 
     def __init__(
         self,
         *,
         conn_id: str | None = None,
         queue: str | None = None,
+        # -- generated arguments: sensor --
         batch_size: int = 10,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
         visibility_timeout: int = 300,
         wait_time_seconds: int = 20,
         message_encoding: str | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        delete_on_dag_success: bool = False,
-        max_delivery_bytes: int = DEFAULT_MAX_DELIVERY_BYTES,
+        max_delivery_bytes: int | None = 1048576,
+        max_batching_window: float = 0.0,
         max_receive_count: int | None = None,
         dead_letter_queue: str | None = None,
         message_filtering: str | None = None,
@@ -123,9 +165,11 @@ class QueuePollSensor(BaseSensorOperator):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        delete_on_dag_success: bool = False,
         include_metadata: bool = False,
         executor_queue: str | None = None,
-        max_xcom_bytes: int | None = None,
+        # -- end --
         sqs_queue: str | None = None,
         aws_conn_id: str | None = None,
         max_messages: int | None = None,
@@ -133,82 +177,20 @@ class QueuePollSensor(BaseSensorOperator):
         delete_message_on_reception: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if executor_queue is not None:
-            kwargs["queue"] = executor_queue
-        if max_xcom_bytes is not None:
-            warnings.warn(
-                "QueuePollSensor(max_xcom_bytes=...) is deprecated; use max_delivery_bytes (the trigger's name too)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            max_delivery_bytes = max_xcom_bytes
-        ported = _ported_arguments(
-            conn_id, queue, num_messages, pre_delivery_delete, sqs_queue, aws_conn_id, max_messages, num_batches,
-            delete_message_on_reception,
-        )  # fmt: skip
-        conn_id, queue, num_messages, pre_delivery_delete = (
-            ported.conn_id,
-            ported.queue,
-            ported.num_messages,
-            (ported.pre_delivery_delete),
-        )
+        passed = locals()
+        given = {name: passed[name] for name in arguments.defaults(SENSOR)}
+        ported = _ported_arguments(given, sqs_queue, aws_conn_id, max_messages, num_batches,
+                                   delete_message_on_reception)  # fmt: skip
+        if given["executor_queue"] is not None:
+            kwargs["queue"] = given["executor_queue"]
         own_task_id = kwargs.get("task_id", "")
         super().__init__(**kwargs)
-        from fluke_airflow.polling.settings import check_arguments
-        from fluke_airflow.queues import validation as check
-
-        check_arguments(
-            {
-                "batch_size": batch_size,
-                "num_messages": num_messages,
-                "visibility_timeout": visibility_timeout,
-                "wait_time_seconds": wait_time_seconds,
-                "pre_delivery_delete": pre_delivery_delete,
-                "message_encoding": message_encoding,
-                "max_delivery_bytes": max_delivery_bytes,
-                "max_receive_count": max_receive_count,
-                "dead_letter_queue": dead_letter_queue,
-                "message_filtering": message_filtering,
-                "message_filtering_match_values": message_filtering_match_values,
-                "message_filtering_config": message_filtering_config,
-                "message_filtering_attributes": message_filtering_attributes,
-                "unmatched": unmatched,
-            },
-            templates_allowed=True,
-        )
-        check.boolean("deferrable", deferrable)
-        check.boolean("include_metadata", include_metadata)
-        check.boolean("delete_on_dag_success", delete_on_dag_success)
-        if delete_on_dag_success and pre_delivery_delete:
-            raise ValueError(
-                "delete_on_dag_success=True keeps messages until the DAG run ends; it cannot be combined with "
-                "pre_delivery_delete=True, which deletes them before delivery"
-            )
-        self.conn_id = conn_id
-        self.queue_name = queue
-        self.batch_size = batch_size
-        self.num_messages = num_messages
-        self.pre_delivery_delete = pre_delivery_delete
-        self.visibility_timeout = visibility_timeout
-        self.wait_time_seconds = wait_time_seconds
-        self.message_encoding = message_encoding
-        self.deferrable = deferrable
-        self.delete_on_dag_success = delete_on_dag_success
-        self.max_delivery_bytes = max_delivery_bytes
-        self.max_receive_count = max_receive_count
-        self.dead_letter_queue = dead_letter_queue
-        self.message_filtering = message_filtering
-        self.message_filtering_match_values = (
-            list(message_filtering_match_values) if message_filtering_match_values is not None else None
-        )
-        self.message_filtering_config = message_filtering_config
-        self.message_filtering_attributes = message_filtering_attributes
-        self.unmatched = unmatched
-        self.include_metadata = include_metadata
+        for name, value in arguments.check(SENSOR, given, templates_allowed=True).items():
+            setattr(self, _ATTRIBUTE.get(name, name), value)
         self.keep_messages = ported.keep_messages
         self.amazon_xcom = ported.amazon_style
         self._delivered: list[Message] = []
-        if delete_on_dag_success:
+        if self.delete_on_dag_success:
             self._add_settle_task(f"{own_task_id}_settle")
 
     def _dag_kwargs(self) -> dict[str, Any]:
@@ -235,29 +217,11 @@ class QueuePollSensor(BaseSensorOperator):
     # -- shared helpers -------------------------------------------------------------------------------
     def _settings(self) -> DeliverySettings:
         """The rendered arguments, checked (the trigger gets exactly these)."""
-        from fluke_airflow.polling.settings import DeliverySettings
+        from fluke_airflow.queues.arguments import DeliverySettings
 
-        return DeliverySettings.checked(
-            rendered=True,
-            conn_id=self.conn_id,
-            queue=self.queue_name,
-            batch_size=self.batch_size,
-            num_messages=self.num_messages,
-            pre_delivery_delete=self.pre_delivery_delete,
-            visibility_timeout=self.visibility_timeout,
-            poke_interval=self.poke_interval,
-            wait_time_seconds=self.wait_time_seconds,
-            message_encoding=self.message_encoding,
-            max_delivery_bytes=self.max_delivery_bytes,
-            max_receive_count=self.max_receive_count,
-            dead_letter_queue=self.dead_letter_queue,
-            message_filtering=self.message_filtering,
-            message_filtering_match_values=self.message_filtering_match_values,
-            message_filtering_config=self.message_filtering_config,
-            message_filtering_attributes=self.message_filtering_attributes,
-            unmatched=self.unmatched,
-            **self._retry_settings(),
-        )
+        values = {n: getattr(self, _ATTRIBUTE.get(n, n)) for n in arguments.names(DeliverySettings, SENSOR)}
+        values.update(poke_interval=self.poke_interval, **self._retry_settings())
+        return DeliverySettings.checked(arguments.TRIGGER, values, rendered=True)
 
     def _retry_settings(self) -> dict[str, Any]:
         """The task's retry settings, which also say when a released message comes back."""
@@ -268,7 +232,7 @@ class QueuePollSensor(BaseSensorOperator):
         }
 
     def _open(self) -> Any:
-        from fluke_airflow.polling.open import open_queue
+        from fluke_airflow.delivery.open import open_queue
 
         return open_queue(self.conn_id, self.queue_name, self.message_encoding)
 
@@ -278,13 +242,13 @@ class QueuePollSensor(BaseSensorOperator):
 
     def _receive(self, wait_seconds: int) -> bool:
         """One delivery into ``self._delivered``; False if no message came within ``wait_seconds``."""
-        from fluke_airflow.polling.deliveries import delivery_flow
-        from fluke_airflow.polling.open import ready_for_delivery
+        from fluke_airflow.delivery.deliveries import sensor_flow
+        from fluke_airflow.delivery.open import ready_for_delivery
 
         settings = self._settings()
         with self._open() as queue:
-            ready_for_delivery(queue, settings)
-            self._delivered = queue.run_flow(delivery_flow(queue, settings, wait_seconds=wait_seconds))
+            options = ready_for_delivery(queue, settings)
+            self._delivered = queue.run_flow(sensor_flow(options, wait_seconds=wait_seconds))
         if self._delivered:
             self.log.info("Received %d message(s) from queue %r", len(self._delivered), self.queue_name)
         return bool(self._delivered)
@@ -370,16 +334,17 @@ class QueuePollSensor(BaseSensorOperator):
         try:
             return self._store(context, messages, renew=renew)
         except Exception:
-            self._release(messages)
+            self._settle_after_failure(messages)
             raise
 
-    def _release(self, messages: list[Message]) -> None:
-        from fluke_airflow.queues.flows import release_flow
+    def _settle_after_failure(self, messages: list[Message]) -> None:
+        from fluke_airflow.delivery.deliveries import delivery_options
+        from fluke_airflow.queues.lifecycle import Outcome, settle
 
         try:
             with self._open() as queue:
-                retry = queue.retry_policy(*self._settings().retry_args())
-                released = queue.run_flow(release_flow(messages, queue=self.queue_name, retry=retry))
+                options = delivery_options(queue, self._settings())
+                released = queue.run_flow(settle(messages, Outcome.FAILED, options))
         except Exception as error:  # the task fails anyway; the messages return after their visibility timeout
             self.log.warning("Could not release the %d message(s) (%s); they come back after visibility_timeout",
                              len(messages), error)  # fmt: skip
@@ -415,11 +380,17 @@ class QueuePollSensor(BaseSensorOperator):
                 )
                 return value
             context["ti"].xcom_push(key="return_value", value=value)
-            deleted = sum(queue.delete_messages(messages))
+            deleted = self._acknowledged(queue, messages)
         self.log.info(
             "Stored %d message(s) as XCom and deleted %d from queue %r", len(messages), deleted, self.queue_name
         )
         return value
+
+    def _acknowledged(self, queue: Any, messages: list[Message]) -> int:
+        from fluke_airflow.delivery.deliveries import delivery_options
+        from fluke_airflow.queues.lifecycle import Outcome, settle
+
+        return len(queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, delivery_options(queue, self._settings()))))
 
 
 def _amazon_shape(message: Message) -> dict[str, Any]:
@@ -435,56 +406,51 @@ def _amazon_shape(message: Message) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Ported:
-    conn_id: str
-    queue: str
-    num_messages: int | None
-    pre_delivery_delete: bool
     keep_messages: bool
     amazon_style: bool
 
 
 def _ported_arguments(
-    conn_id: str | None,
-    queue: str | None,
-    num_messages: int | None,
-    pre_delivery_delete: bool,
+    given: dict[str, Any],
     sqs_queue: str | None,
     aws_conn_id: str | None,
     max_messages: int | None,
     num_batches: int | None,
     delete_message_on_reception: bool | None,
 ) -> _Ported:
-    """The sensor's own arguments from those of the amazon provider's ``SqsSensor``, if given."""
+    """The sensor's own arguments (in ``given``, updated in place) from those of the amazon
+    provider's ``SqsSensor``, if given."""
     from fluke_airflow import _args
     from fluke_airflow.queues import validation as check
 
     for ours, theirs, name in (("conn_id", aws_conn_id, "aws_conn_id"), ("queue", sqs_queue, "sqs_queue")):
-        if theirs is not None and (conn_id if ours == "conn_id" else queue) is not None:
+        if theirs is not None and given[ours] is not None:
             raise TypeError(f"give {ours} or {name} (the amazon provider's name for it), not both")
     amazon_style = sqs_queue is not None or aws_conn_id is not None
-    queue = queue if queue is not None else sqs_queue
-    if queue is None:
-        raise TypeError("QueuePollSensor needs queue (the queue's name; SQS: a name or URL)")
-    if conn_id is None:
-        if aws_conn_id is None and sqs_queue is None:
+    if given["queue"] is None:
+        if sqs_queue is None:
+            raise TypeError("QueuePollSensor needs queue (the queue's name; SQS: a name or URL)")
+        given["queue"] = sqs_queue
+    if given["conn_id"] is None:
+        if not amazon_style:
             raise TypeError(
                 "QueuePollSensor needs conn_id: an Airflow connection of type 'aws' (Amazon SQS), "
                 "'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
             )
-        conn_id = aws_conn_id or "aws_default"  # the amazon provider's default
+        given["conn_id"] = aws_conn_id or "aws_default"  # the amazon provider's default
     if max_messages is not None or num_batches is not None:
-        if num_messages is not None:
+        if given["num_messages"] is not None:
             raise TypeError("give num_messages or max_messages/num_batches (the amazon provider's), not both")
         _args.optional_int("max_messages", max_messages, minimum=1)
         _args.optional_int("num_batches", num_batches, minimum=1)
-        per_batch = max_messages if max_messages is not None else 5
-        batches = num_batches if num_batches is not None else 1
-        num_messages = int(per_batch) * int(batches)
+        given["num_messages"] = int(max_messages if max_messages is not None else 5) * int(
+            num_batches if num_batches is not None else 1
+        )
     keep = False
     if delete_message_on_reception is not None:
         check.boolean("delete_message_on_reception", delete_message_on_reception)
-        if pre_delivery_delete:
+        if given["pre_delivery_delete"]:
             raise TypeError("give pre_delivery_delete or delete_message_on_reception (the amazon provider's), not both")
-        pre_delivery_delete = delete_message_on_reception
+        given["pre_delivery_delete"] = delete_message_on_reception
         keep = not delete_message_on_reception
-    return _Ported(conn_id, queue, num_messages, pre_delivery_delete, keep, amazon_style)
+    return _Ported(keep, amazon_style)

@@ -70,13 +70,14 @@ class QueueSettleSensor(BaseSensorOperator):
         self.message_retry = dict(message_retry or {})
 
     def _queue(self) -> Any:
-        from fluke_airflow.polling.open import open_queue
+        from fluke_airflow.delivery.open import open_queue
 
         return open_queue(self.conn_id, self.queue_name, self.message_encoding)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        from fluke_airflow.queues.flows import release_flow
+        from fluke_airflow.queues.lifecycle import Outcome, settle
         from fluke_airflow.queues.message import Message
+        from fluke_airflow.queues.options import DeliveryOptions
 
         ti: Any = context["ti"]
         stored = ti.xcom_pull(task_ids=self.sensor_task_id, key=MESSAGES_XCOM_KEY)
@@ -92,16 +93,17 @@ class QueueSettleSensor(BaseSensorOperator):
                 if queue.receipts_survive_visibility_change:  # SQS; Azure's would be voided by a renewal
                     queue.change_visibility(messages, int(self.visibility_timeout))
                 return False
-            if outcome == "success":
-                done = sum(queue.delete_messages(messages))
-                self.log.info("The DAG run succeeded: deleted %d of %d message(s)", done, len(messages))
-                return PokeReturnValue(is_done=True, xcom_value={"outcome": outcome, "deleted": done})
             retry = queue.retry_policy(
                 self.message_retry.get("retry_delay", 0),
                 self.message_retry.get("retry_exponential_backoff", False),
                 self.message_retry.get("max_retry_delay"),
             )
-            released = len(queue.run_flow(release_flow(messages, queue=self.queue_name, retry=retry)))
+            options = DeliveryOptions(queue.get_name(), retry=retry)
+            if outcome == "success":
+                done = len(queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, options)))
+                self.log.info("The DAG run succeeded: deleted %d of %d message(s)", done, len(messages))
+                return PokeReturnValue(is_done=True, xcom_value={"outcome": outcome, "deleted": done})
+            released = len(queue.run_flow(settle(messages, Outcome.FAILED, options)))
         self.log.warning(
             "The DAG run did not succeed: released %d of %d message(s) for redelivery", released, len(messages)
         )

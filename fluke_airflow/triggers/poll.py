@@ -25,17 +25,17 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from fluke_airflow import _airflow
+from fluke_airflow.delivery import payloads
+from fluke_airflow.delivery.deliveries import deliveries, sensor_flow
+from fluke_airflow.delivery.health import health_lines, watcher_name
+from fluke_airflow.delivery.open import aopen_queue
 from fluke_airflow.exceptions import DeliveryTooLarge
-from fluke_airflow.polling import payloads
-from fluke_airflow.polling.deliveries import deliveries
-from fluke_airflow.polling.health import health_lines, watcher_name
-from fluke_airflow.polling.open import aopen_queue
-from fluke_airflow.polling.settings import DEFAULT_MAX_RETRY_DELAY, DEFAULT_RETRY_DELAY, DeliverySettings
-from fluke_airflow.queues import validation as check
-from fluke_airflow.queues.flows import delete_flow
+from fluke_airflow.queues import arguments
+from fluke_airflow.queues.arguments import TRIGGER, DeliverySettings, WatchArguments
 from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.pacing import RunGate
-from fluke_airflow.triggers.watch import WatchSettings, watch_batches
+from fluke_airflow.triggers.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -45,49 +45,72 @@ CLASSPATH = "fluke_airflow.triggers.poll.QueuePollTrigger"
 class QueuePollTrigger(BaseEventTrigger):
     """Fire when messages arrive in ``queue`` of the connection ``conn_id``.
 
-    :param conn_id: ``aws``, ``azure_storage_queue`` or ``wasb`` connection id.
-    :param queue: queue name (SQS: a name or queue URL).
-    :param queue_name: the same, for ``MessageQueueTrigger(scheme="fluke", queue_name=...)``.
-    :param dag_ids: watch mode: the DAG(s) scheduled on the watcher's asset. The watcher takes
-        the next messages only once each of them has started a run for the last event: every
-        message reaches a run, and a backlog waits in the queue (back-pressure). Required on
-        Airflow before 3.4 (see the docs); without it, events are fired as fast as messages come.
-    :param batch_size: messages per delivery when ``num_messages`` is not set (default 100 for a
-        watcher: a burst becomes few runs; the sensor passes its own, 10).
-    :param num_messages: messages per delivery (received in several requests if needed).
-    :param max_batching_window: watch mode: after the first message of a batch, keep gathering
-        for up to this many seconds (0 to 300, default 0) while the batch is not full.
-    :param pre_delivery_delete: delete before the event fires (at most once).
-    :param visibility_timeout: seconds received messages stay hidden while being handed over.
-    :param poke_interval: seconds between polls of an empty queue where the service has no
-        long polling (Azure). SQS waits at the service instead.
-    :param wait_time_seconds: SQS long-poll wait (1-20): idle cost is one request per wait.
-    :param message_encoding: Azure only, ``"text"`` or ``"base64"`` (default: the connection's).
-    :param event_per_message: watch mode: one asset event, and so one DAG run, per message (in
-        the queue's order), instead of one per batch.
-    :param single_event: stop after the first event (set by the sensor; automatic for deferred tasks).
-    :param max_delivery_bytes: task mode: refuse a delivery whose bodies add up to more (released,
-        not deleted). Watch mode: the most bytes of bodies in one event (default 1 MiB); the
-        rest waits for the next event.
-    :param max_receive_count: with ``dead_letter_queue``: messages received more often than this
-        are moved there (and logged by id) instead of delivered.
-    :param dead_letter_queue: the queue (same connection) that takes poison messages (and, with
-        ``unmatched="dead_letter"``, the messages no filter takes).
-    :param message_filtering: ``"literal"``, ``"jsonpath"`` or ``"jsonpath-ext"``: take only the
-        messages that match, as the amazon provider's ``SqsSensor`` does (same parameter names).
-    :param message_filtering_match_values: the values to match (see the docs).
-    :param message_filtering_config: the JSONPath expression for the jsonpath filters.
-    :param message_filtering_attributes: SQS message attributes that must hold one of the given
-        values, ``{"name": "value"}`` or ``{"name": ["value", ...]}``.
-    :param unmatched: what becomes of a message no filter takes: ``"leave"`` it in the queue (the
-        default; visible again after ``visibility_timeout``), ``"delete"`` it, or ``"dead_letter"``
-        it. Watchers sharing one poll loop must agree on it (it is part of the loop's key).
-    :param retry_delay: messages that could not be handed to Airflow (an event not stored in time,
-        a delivery over ``max_delivery_bytes``) stay hidden this long (seconds or a timedelta) before
-        they come back (default 30 s).
-    :param retry_exponential_backoff: ``True`` (default) doubles that delay for each earlier receive
-        of a message; a number >= 1 multiplies it; ``False`` keeps it.
-    :param max_retry_delay: the longest such delay (default 15 minutes).
+    In a deferred sensor it fires once; in an ``AssetWatcher`` it fires one asset event per batch
+    (or per message), forever. Every argument, as declared once in
+    :mod:`fluke_airflow.queues.arguments`:
+
+    :param queue_name: the same as ``queue``, for ``MessageQueueTrigger(scheme="fluke", queue_name=...)``.
+
+    .. generated arguments: trigger
+
+    :param conn_id: The Airflow connection: ``aws`` (Amazon SQS), ``azure_storage_queue`` or ``wasb`` (Azure
+        Queue Storage). Required.
+    :param queue: The queue's name (SQS: a name or a queue URL). Required.
+    :param batch_size: Messages per batch (more than one request's worth is received with several requests). The
+        sensor and the trigger deliver this many when ``num_messages`` is not set; a watcher defaults to 100, so
+        that a burst becomes few runs. Default ``100``.
+    :param num_messages: ``poll``: how many messages in all (default: until the queue is empty). Sensor and
+        trigger: messages per delivery (fewer if fewer are visible). Default ``None``.
+    :param pre_delivery_delete: Delete before delivering (at most once). Default: after the hand-over (at least
+        once): when the loop asks for the next batch, once the XCom or the asset event is stored. Default
+        ``False``.
+    :param visibility_timeout: Seconds received messages stay hidden from other consumers until they are deleted
+        or released. The sensor's must cover the hand-off from the triggerer to a worker; a watcher's, Airflow
+        storing the event (it is renewed while held). Default ``600``.
+    :param poke_interval: Seconds between polls of an empty queue where the service has no long polling (Azure);
+        SQS waits at the service instead. (The sensor's is ``BaseSensorOperator``'s.) Default ``5.0``.
+    :param wait_time_seconds: SQS long-poll wait per receive, 0 to 20 s (accepted and ignored on Azure): an idle
+        trigger costs one request per wait. Default ``20``.
+    :param message_encoding: Azure only: ``'text'`` or ``'base64'`` (default: the connection's). Default
+        ``None``.
+    :param max_delivery_bytes: Sensor (and a deferred sensor's trigger): refuse, before deleting anything, a
+        delivery whose bodies add up to more (its messages are released). Watcher: the most bytes of bodies in
+        one asset event (default 1 MiB); the rest waits for the next event. Default ``None``.
+    :param max_batching_window: After the first message of a delivery, keep gathering for up to this many
+        seconds (0 to 300) while it is not full (Lambda's batching window). Must be shorter than
+        ``visibility_timeout``. Default ``0.0``.
+    :param max_receive_count: Move messages received more often than this (a poison message that keeps failing
+        the pipeline) to ``dead_letter_queue`` (on Azure, without one, to ``<queue>-poison``, created if
+        missing), logged by id, instead of delivering them. Default ``None``.
+    :param dead_letter_queue: The queue (same connection) that takes poison messages, and with
+        ``unmatched='dead_letter'`` the messages no filter takes. Default ``None``.
+    :param message_filtering: Take only the messages that match, as the amazon provider's ``SqsSensor``:
+        ``'literal'``, ``'jsonpath'`` or ``'jsonpath-ext'``. Default ``None``.
+    :param message_filtering_match_values: The values to match: the bodies (literal), or values the JSONPath
+        expression must find. Default ``None``.
+    :param message_filtering_config: The JSONPath expression of the jsonpath filters. Default ``None``.
+    :param message_filtering_attributes: SQS message attributes that must hold one of the given values,
+        ``{'name': 'value'}`` or ``{'name': ['value', ...]}``. Default ``None``.
+    :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
+        other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
+        (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
+    :param retry_delay: Messages the consumer did not finish (the loop raised, an event was not stored in time)
+        stay hidden this long, in seconds or a timedelta, before they come back. (A sensor's messages come back
+        with its task's own ``retry_delay``.) Default ``30.0``.
+    :param retry_exponential_backoff: ``True`` doubles ``retry_delay`` for each earlier receive of a message, a
+        number >= 1 multiplies it, ``False`` keeps it. Default ``True``.
+    :param max_retry_delay: The longest such delay (default: the service's longest visibility timeout for
+        ``poll``, 15 minutes for a trigger). Default ``900.0``.
+    :param dag_ids: The DAG(s) scheduled on the watcher's asset. The watcher takes the next messages only once
+        each of them has started a run for the last event, so that every message reaches a run and a backlog
+        waits in the queue. Required on Airflow before 3.4. Default ``None``.
+    :param event_per_message: One asset event, and so one DAG run, per message (in the queue's order), instead
+        of one per batch. Default ``False``.
+    :param single_event: Stop after the first event (set by the sensor; automatic for deferred tasks). Default
+        ``False``.
+
+    .. end
+
     """
 
     def __init__(
@@ -96,18 +119,16 @@ class QueuePollTrigger(BaseEventTrigger):
         queue: str | None = None,
         *,
         queue_name: str | None = None,
-        dag_ids: list[str] | tuple[str, ...] | None = None,
+        # -- generated arguments: trigger --
         batch_size: int = 100,
-        max_batching_window: float = 0,
         num_messages: int | None = None,
         pre_delivery_delete: bool = False,
         visibility_timeout: int = 600,
         poke_interval: float = 5.0,
         wait_time_seconds: int = 20,
         message_encoding: str | None = None,
-        event_per_message: bool = False,
-        single_event: bool = False,
         max_delivery_bytes: int | None = None,
+        max_batching_window: float = 0.0,
         max_receive_count: int | None = None,
         dead_letter_queue: str | None = None,
         message_filtering: str | None = None,
@@ -115,43 +136,28 @@ class QueuePollTrigger(BaseEventTrigger):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
-        retry_delay: float | timedelta = DEFAULT_RETRY_DELAY,
+        retry_delay: float | timedelta = 30.0,
         retry_exponential_backoff: bool | float = True,
-        max_retry_delay: float | timedelta | None = DEFAULT_MAX_RETRY_DELAY,
+        max_retry_delay: float | timedelta | None = 900.0,
+        dag_ids: list[str] | tuple[str, ...] | None = None,
+        event_per_message: bool = False,
+        single_event: bool = False,
+        # -- end --
     ) -> None:
+        passed = locals()
         super().__init__()
         if (queue is None) == (queue_name is None):
             raise ValueError("give the queue to watch as queue (or, through MessageQueueTrigger, queue_name)")
-        self.settings = DeliverySettings.checked(
-            conn_id=conn_id,
-            queue=queue if queue is not None else queue_name,
-            batch_size=batch_size,
-            num_messages=num_messages,
-            pre_delivery_delete=pre_delivery_delete,
-            visibility_timeout=visibility_timeout,
-            poke_interval=poke_interval,
-            wait_time_seconds=wait_time_seconds,
-            message_encoding=message_encoding,
-            max_delivery_bytes=max_delivery_bytes,
-            max_receive_count=max_receive_count,
-            dead_letter_queue=dead_letter_queue,
-            message_filtering=message_filtering,
-            message_filtering_match_values=message_filtering_match_values,
-            message_filtering_config=message_filtering_config,
-            message_filtering_attributes=message_filtering_attributes,
-            unmatched=unmatched,
-            retry_delay=retry_delay,
-            retry_exponential_backoff=retry_exponential_backoff,
-            max_retry_delay=max_retry_delay,
-        )
-        self.single_event = check.boolean("single_event", single_event)
-        self.watch = WatchSettings.checked(
-            event_per_message=event_per_message,
-            max_batching_window=max_batching_window,
-            dag_ids=dag_ids,
-            visibility_timeout=visibility_timeout,
-            required_dag_ids=not self.single_event and _airflow.scheduler_strands_events(),
-        )
+        given = {name: passed[name] for name in arguments.defaults(TRIGGER)}
+        given["queue"] = queue if queue is not None else queue_name
+        self.settings = DeliverySettings.checked(TRIGGER, _of(DeliverySettings, given))
+        self.watch = WatchArguments(**arguments.check(TRIGGER, _of(WatchArguments, given), only=WatchArguments))
+        if self.watch.dag_ids is None and not self.single_event and _airflow.scheduler_strands_events():
+            raise ValueError(DAG_IDS_REQUIRED)
+
+    @property
+    def single_event(self) -> bool:
+        return self.watch.single_event
 
     @property
     def event_per_message(self) -> bool:
@@ -161,8 +167,7 @@ class QueuePollTrigger(BaseEventTrigger):
         kwargs = self.settings.as_kwargs()
         kwargs.update(
             event_per_message=self.watch.event_per_message,
-            single_event=self.single_event,
-            max_batching_window=self.watch.max_batching_window,
+            single_event=self.watch.single_event,
             dag_ids=list(self.watch.dag_ids) if self.watch.dag_ids else None,
         )
         return CLASSPATH, kwargs
@@ -170,6 +175,10 @@ class QueuePollTrigger(BaseEventTrigger):
     @property
     def _task_mode(self) -> bool:
         return self.single_event or getattr(self, "task_instance", None) is not None
+
+    def stream_key(self) -> tuple[Any, ...]:
+        """What must be equal for watchers to share one poll loop (``dag_ids`` and filters need not be)."""
+        return (*self.settings.stream_key(), self.watch.event_per_message)
 
     # -- events ---------------------------------------------------------------------------------------
     def _task_event(self, messages: Sequence[Message], service: str) -> TriggerEvent:
@@ -179,14 +188,15 @@ class QueuePollTrigger(BaseEventTrigger):
     def _error_event(self, reason: str) -> TriggerEvent:
         return TriggerEvent(payloads.task_error(self.settings.queue, reason))
 
-    def _watch_events(self, raw: dict[str, Any]) -> list[TriggerEvent]:
-        return [TriggerEvent(p) for p in payloads.watch_events(raw, event_per_message=self.event_per_message)]
+    def _watch_events(self, raw: dict[str, Any], messages: Sequence[Message]) -> list[TriggerEvent]:
+        events = payloads.watch_events(raw, messages, event_per_message=self.event_per_message)
+        return [TriggerEvent(p) for p in events]
 
     # -- standalone run: task mode, and watch mode before Airflow 3.3 -------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings = self.settings
         try:
-            queue = await aopen_queue(settings)
+            queue, options = await aopen_queue(settings, watch=not self._task_mode)
         except Exception as error:  # a missing connection (AirflowNotFoundException) too
             if not self._task_mode:
                 raise
@@ -195,25 +205,27 @@ class QueuePollTrigger(BaseEventTrigger):
         log.info("Waiting for messages on %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         try:
             if self._task_mode:
-                async for event in self._task_events(queue):
+                async for event in self._task_events(queue, options):
                     yield event
                     return
             else:
-                async for event in self._watch(queue):
+                async for event in self._watch(queue, options):
                     yield event
         finally:
             await queue.close()
 
-    async def _task_events(self, queue: Any) -> AsyncIterator[TriggerEvent]:
+    async def _task_events(self, queue: Any, options: DeliveryOptions) -> AsyncIterator[TriggerEvent]:
         """One delivery as one event; a refused delivery becomes an error event for the sensor."""
+        settings = self.settings
         try:
-            async with health_lines(queue, f"Waiting on {queue.service} queue {self.settings.queue!r}"):
-                async for messages in deliveries(queue, self.settings):
+            async with health_lines(queue, f"Waiting on {queue.service} queue {settings.queue!r}"):
+                async for messages in deliveries(queue, settings.queue, settings.poke_interval,
+                                                 lambda: sensor_flow(options)):  # fmt: skip
                     yield self._task_event(messages, queue.service)
         except DeliveryTooLarge as error:
             yield self._error_event(str(error))
 
-    async def _watch(self, queue: Any) -> AsyncIterator[TriggerEvent]:
+    async def _watch(self, queue: Any, options: DeliveryOptions) -> AsyncIterator[TriggerEvent]:
         """Watch mode without a shared stream (Airflow before 3.3): there is no acknowledgement
         that the events were stored, so the messages stay hidden until the consumer DAGs have
         started their run (which they do only from stored events), and are deleted then."""
@@ -221,33 +233,31 @@ class QueuePollTrigger(BaseEventTrigger):
         from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
 
         settings = self.settings
-        gate = RunGate(self.watch.dag_ids, settings.queue) if self.watch.dag_ids else None
-        key = (*settings.stream_key(), *self.watch.stream_key())
-        registry = PollerRegistry(
-            settings.conn_id, settings.queue, key, lambda: (tuple(asset_names(self)), self.watch.dag_ids)
-        )
-        holding: list[Message] = []
-        what = watcher_name(queue, settings)
-        async with heartbeats(registry), health_lines(queue, what, lambda: len(holding)):
-            async for messages in watch_batches(queue, settings, self.watch):
-                before = await gate.snapshot() if gate else {}
-                holding[:] = messages
-                queue.metrics.gauge("messages.in_flight", len(holding))
-                async with queue.holding(messages, settings.visibility_timeout) as held:
-                    for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
+        dag_ids = self.watch.dag_ids or ()
+        gate = RunGate(dag_ids, settings.queue) if dag_ids else None
+        registry = PollerRegistry(settings.conn_id, settings.queue, self.stream_key(),
+                                  lambda: (tuple(asset_names(self)), dag_ids))  # fmt: skip
+        watch = Watch(queue, options, event_per_message=self.event_per_message, poke_interval=settings.poke_interval,
+                      delivered=None)  # fmt: skip
+        try:
+            async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight):
+                async for held in watch.batches(lambda: asset_names(self)):
+                    before = await gate.snapshot() if gate else {}
+                    held.handed_over = True
+                    raw = payloads.delivery(settings.queue, queue.service, held.messages)
+                    for event in self._watch_events(raw, held.messages):
                         yield event
                     if gate:
                         await gate.consumed(before)
-                if not settings.pre_delivery_delete:
-                    await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
-                holding.clear()
-                queue.metrics.gauge("messages.in_flight", 0)
+                    await watch.settle(held, stored=True)
+        finally:
+            await watch.aclose()
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:
         if self._task_mode:
             return None
-        return (*self.settings.stream_key(), *self.watch.stream_key())
+        return self.stream_key()
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
@@ -260,19 +270,29 @@ class QueuePollTrigger(BaseEventTrigger):
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         from fluke_airflow.queues.filters import MessageFilter
-        from fluke_airflow.queues.message import Message
         from fluke_airflow.triggers.delivered import asset_names
         from fluke_airflow.triggers.stream import watchers
 
-        key = self.shared_stream_key()
         wanted = MessageFilter.build(*self.settings.filters().values())
-        members = watchers(key)
-        with members.join(self, self.watch.dag_ids, asset_names(self)):
+        members = watchers(self.shared_stream_key())
+        with members.join(self, self.watch.dag_ids or (), asset_names(self)):
             async for raw in shared_stream:
-                messages = raw["messages"]
-                if wanted.active:
-                    messages = [m for m in messages if wanted.matches(Message.from_dict({**m, "receipt": ""}))]
-                members.took(raw.get("delivery"), self, [m["id"] for m in messages])
-                if messages:
-                    for event in self._watch_events({**raw, "messages": messages}):
+                taken, _ = wanted.split(raw["messages"])
+                members.took(raw.get("delivery"), self, [m.id for m in taken])
+                if taken:
+                    for event in self._watch_events(raw, taken):
                         yield event
+
+
+def _of(declared: type, given: dict[str, Any]) -> dict[str, Any]:
+    return {name: given[name] for name in arguments.names(declared, TRIGGER)}
+
+
+DAG_IDS_REQUIRED = (
+    "dag_ids is required for a QueuePollTrigger that watches a queue on this Airflow: name the DAG(s) "
+    "scheduled on the watcher's asset, e.g. dag_ids=['process_orders']. The watcher then takes the next "
+    "messages only once those DAGs have started a run for the last event, so that every message "
+    "reaches a run (Airflow before 3.4 leaves an event that arrives while another waits to a later "
+    "one, apache/airflow#56050) and messages wait in the queue, not in Airflow. A custom deferrable "
+    "operator that defers to this trigger passes single_event=True instead"
+)

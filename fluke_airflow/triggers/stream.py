@@ -1,37 +1,32 @@
 """The broker side of QueuePollTrigger's shared stream (Airflow 3.3+ ack mode).
 
 One producer polls a queue for every watcher of it in this triggerer (watchers whose settings
-give the same stream key). A batch becomes one raw event; ``advance()`` is told once the asset
-events derived from it are stored, records the message ids (for redeliveries) and only then
-deletes the messages (post-delivery). Events that failed (ack timeout, lost persistence) or that
-nobody accepted are released to be redelivered at once. Between two events the producer waits
-until the consumer DAGs of every watcher have started a run for the last one
-(:mod:`~fluke_airflow.triggers.pacing`); meanwhile the batch's messages are kept hidden.
+give the same stream key). A batch becomes one raw event; ``advance()`` reports what Airflow did
+with the asset events derived from it, and the watch lifecycle
+(:mod:`~fluke_airflow.triggers.watch`) settles the batch: deleted once stored (its ids recorded
+first, for redeliveries), released when not stored, the unmatched policy for what no watcher
+took. Between two events the producer waits until the consumer DAGs of every watcher have started
+a run for the last one (:mod:`~fluke_airflow.triggers.pacing`); meanwhile the batch stays hidden.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 from fluke_airflow import _airflow
-from fluke_airflow.polling import payloads
-from fluke_airflow.polling.health import health_lines, watcher_name
-from fluke_airflow.polling.open import aopen_queue
-from fluke_airflow.polling.settings import DeliverySettings
-from fluke_airflow.queues.drivers import AsyncHeartbeat
-from fluke_airflow.queues.flows import delete_flow, release_flow, unmatched_flow
-from fluke_airflow.queues.message import Message
+from fluke_airflow.delivery import payloads
+from fluke_airflow.delivery.health import health_lines, watcher_name
+from fluke_airflow.delivery.open import aopen_queue
+from fluke_airflow.queues.arguments import DeliverySettings, WatchArguments
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
 from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
-from fluke_airflow.triggers.watch import WatchSettings, drop_delivered, watch_batches
+from fluke_airflow.triggers.watch import Held, Watch
 
 log = logging.getLogger(__name__)
 
@@ -88,121 +83,62 @@ def watchers(key: Hashable) -> Watchers:
     return found
 
 
-@dataclass(eq=False)  # each delivery is itself (kept in a set until advanced)
-class _Delivery:
-    """One raw event's messages, kept hidden until ``advance()`` decides their fate."""
-
-    seq: int
-    messages: list[Message]
-    assets: tuple[str, ...]
-    hold: contextlib.AsyncExitStack
-    heartbeat: AsyncHeartbeat
-    stored: asyncio.Future[tuple[str, ...] | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    """Set by ``advance()``: the DAGs that got an event from it (None: nothing was stored)."""
-
-    async def current(self) -> list[Message]:
-        """Stop renewing; the messages with their current receipts."""
-        await self.hold.aclose()
-        return self.heartbeat.messages
-
-    def resolve(self, dag_ids: tuple[str, ...] | None) -> None:
-        if not self.stored.done():
-            self.stored.set_result(dag_ids)
-
-
 class QueueStreamProducer(SharedStreamProducer):
-    def __init__(self, settings: DeliverySettings, watch: WatchSettings, key: Hashable) -> None:
+    """One poll loop for the watchers of a stream key: a :class:`~fluke_airflow.triggers.watch.Watch`
+    whose batches are settled by what ``advance()`` reports."""
+
+    def __init__(self, settings: DeliverySettings, watch: WatchArguments, key: Hashable) -> None:
         self.settings = settings
         self.watch = watch
         self.key = key
         self._queue: Any = None
-        self._open: set[_Delivery] = set()
-        self._seq = 0
-        self._delivered = DeliveredIds(settings.conn_id, settings.queue) if _airflow.has_asset_state_store() else None
+        self._watch: Watch | None = None
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         settings = self.settings
-        self._queue = queue = await aopen_queue(settings)
+        # Unfiltered: each watcher applies its own filter to the shared deliveries.
+        queue, options = await aopen_queue(settings.unfiltered(), watch=True)
+        self._queue = queue
+        delivered = DeliveredIds(settings.conn_id, settings.queue) if _airflow.has_asset_state_store() else None
+        watch = self._watch = Watch(queue, options, event_per_message=self.watch.event_per_message,
+                                    poke_interval=settings.poke_interval, delivered=delivered)  # fmt: skip
         members = watchers(self.key)
         log.info("Watching %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         registry = PollerRegistry(
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
-        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), self.in_flight):
-            # Unfiltered: each watcher applies its own filter to the shared deliveries.
-            async for messages in watch_batches(queue, settings.unfiltered(), self.watch):
-                if self._delivered is not None:
-                    await self._delivered.load(members.assets())
-                    messages = await drop_delivered(queue, settings, messages, self._delivered)
-                    if not messages:
-                        continue
+        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight):
+            async for held in watch.batches(members.assets):
                 dag_ids = members.dag_ids()
                 gate = RunGate(dag_ids, settings.queue) if dag_ids else None
                 before = await gate.snapshot() if gate else {}
-                delivery = await self._hold(messages, members.assets())
-                yield payloads.delivery(settings.queue, queue.service, messages, delivery.seq), delivery
-                consumers = await delivery.stored
+                held.handed_over = True
+                yield payloads.delivery(settings.queue, queue.service, held.messages, held.seq), held
+                consumers = await held.settled
                 if consumers and gate:
                     await gate.consumed({d: n for d, n in before.items() if d in consumers})
 
-    async def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> _Delivery:
-        stack = contextlib.AsyncExitStack()
-        heartbeat = await stack.enter_async_context(self._queue.holding(messages, self.settings.visibility_timeout))
-        self._seq += 1
-        delivery = _Delivery(self._seq, messages, assets, stack, heartbeat)
-        self._open.add(delivery)
-        self._queue.metrics.gauge("messages.in_flight", self.in_flight())
-        return delivery
-
     def in_flight(self) -> int:
         """Messages held hidden until Airflow has stored their events."""
-        return sum(len(d.messages) for d in self._open)
+        return self._watch.in_flight() if self._watch else 0
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
-        name, settings = self.settings.queue, self.settings
+        """Airflow's report on each event: stored (``is_clean``) or not, and which watchers took what."""
         members = watchers(self.key)
-        done: list[Message] = []
-        again: list[Message] = []
-        left: list[Message] = []
-        outcomes: list[tuple[_Delivery, tuple[str, ...] | None]] = []
+        assert self._watch is not None
         for item in batch:
-            delivery: _Delivery = item.broker_payload
-            self._open.discard(delivery)
-            current = await delivery.current()
-            reported = members.taken(delivery.seq)
+            held: Held = item.broker_payload
+            reported = members.taken(held.seq)
             if not item.outcome.is_clean:
-                again += current
-                outcomes.append((delivery, None))
-                continue
-            taken_ids, consumers = reported if reported is not None else ({m.id for m in current}, self.watch.dag_ids)
-            done += [m for m in current if m.id in taken_ids]
-            left += [m for m in current if m.id not in taken_ids]
-            outcomes.append((delivery, consumers))
-        if done and not settings.pre_delivery_delete:
-            if self._delivered is not None:
-                # Before the delete: a message that comes back after it must not start another run.
-                self._delivered.add(m.id for m in done)
-                await self._delivered.save(sorted({a for d, _ in outcomes for a in d.assets}))
-            await self._queue.run_flow(delete_flow(done, queue=name))
-            log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(done), name)
-        if left and not settings.pre_delivery_delete:
-            await self._queue.run_flow(unmatched_flow(left, settings.unmatched, settings.dead_letter_queue, queue=name))
-        if again and not settings.pre_delivery_delete:
-            log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery", name,
-                        len(again))  # fmt: skip
-            retry = self._queue.retry_policy(*settings.retry_args())
-            await self._queue.run_flow(release_flow(again, queue=name, retry=retry))
-        self._queue.metrics.gauge("messages.in_flight", self.in_flight())
-        for delivery, dag_ids in outcomes:
-            delivery.resolve(dag_ids)
+                await self._watch.settle(held, stored=False)
+            elif reported is None:
+                await self._watch.settle(held, stored=True, consumers=self.watch.dag_ids or ())
+            else:
+                await self._watch.settle(held, stored=True, taken=reported[0], consumers=reported[1])
 
     async def aclose(self) -> None:
-        for delivery in list(self._open):  # never advanced: they come back after their visibility timeout
-            await delivery.hold.aclose()
-            delivery.resolve(None)
-        self._open.clear()
+        if self._watch is not None:
+            await self._watch.aclose()
         if self._queue is not None:
             await self._queue.close()
             self._queue = None

@@ -1,110 +1,180 @@
-"""Watch mode: what a watcher receives, for both ways it runs (the shared-stream producer on
-Airflow 3.3+, a trigger's own ``run()`` before).
+"""Watch mode's delivery lifecycle, once, for both ways a watcher runs (the shared-stream
+producer on Airflow 3.3+, a trigger's own ``run()`` before).
 
-Batches gathered for up to ``max_batching_window`` seconds (one message each with
-``event_per_message``); messages already handed to Airflow dropped
-(:mod:`~fluke_airflow.triggers.delivered`). Between two events the caller waits on the
+A :class:`Watch` receives batches (gathered for up to ``max_batching_window`` seconds, or one
+message each with ``event_per_message``), drops the messages Airflow already has
+(:mod:`~fluke_airflow.triggers.delivered`), and holds each batch hidden while it is handed to
+Airflow. What Airflow then reports about a batch (its events stored, not stored, or the holder
+stopping) is settled by :mod:`fluke_airflow.queues.lifecycle`:
+
+* stored, and a watcher's filter took the message: acknowledged (deleted; its id recorded first);
+* stored, and no watcher's filter took it: the unmatched policy;
+* not stored (the ack timed out, persistence failed): released after the retry delay;
+* the holder stopped (cancelled, moved to another triggerer, closed) before the hand-over:
+  released at once; after the hand-over: left hidden, since Airflow may have stored its event
+  (apache/airflow#73454: a trigger moved to another triggerer gets ``on_kill`` too), so it comes
+  back after its visibility timeout and the delivered-ids record keeps it from a second run.
+
+Between two batches the caller waits on the
 :class:`~fluke_airflow.triggers.pacing.RunGate`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from fluke_airflow.polling.deliveries import deliveries, watch_flow
-from fluke_airflow.polling.settings import DeliverySettings
-from fluke_airflow.queues import validation as check
-from fluke_airflow.queues.flows import delete_flow
+from fluke_airflow.delivery.deliveries import deliveries, watch_flow
+from fluke_airflow.queues import metrics
+from fluke_airflow.queues.drivers import AsyncHolding
+from fluke_airflow.queues.lifecycle import Outcome, settle
 from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.delivered import DeliveredIds
 
 log = logging.getLogger("fluke_airflow.triggers")
 
-MAX_BATCHING_WINDOW = 300
-"""Lambda's limit for its batching window, and the triggerer's default ack timeout."""
 
+@dataclass(eq=False)  # each batch is itself (kept in a set until settled)
+class Held:
+    """One batch, hidden while Airflow takes it."""
 
-@dataclass(frozen=True)
-class WatchSettings:
-    """What a watcher adds to a delivery's settings."""
-
-    event_per_message: bool = False
-    max_batching_window: float = 0.0
-    dag_ids: tuple[str, ...] = ()
-
-    @classmethod
-    def checked(
-        cls,
-        *,
-        event_per_message: Any,
-        max_batching_window: Any,
-        dag_ids: Any,
-        visibility_timeout: int,
-        required_dag_ids: bool,
-    ) -> WatchSettings:
-        check.boolean("event_per_message", event_per_message)
-        window = check.non_negative_number("max_batching_window", max_batching_window)
-        if window > MAX_BATCHING_WINDOW:
-            raise ValueError(f"max_batching_window must be a number of seconds from 0 to {MAX_BATCHING_WINDOW}, "
-                             f"got {max_batching_window!r}")  # fmt: skip
-        if window and window >= visibility_timeout:
-            raise ValueError(
-                f"max_batching_window ({window:g} s) must be shorter than visibility_timeout ({visibility_timeout} s): "
-                "the first messages of a batch stay hidden while it gathers"
-            )
-        ids = _dag_ids(dag_ids, required=required_dag_ids)
-        return cls(event_per_message=event_per_message, max_batching_window=window, dag_ids=ids)
-
-    def stream_key(self) -> tuple[Any, ...]:
-        """What must be equal for watchers to share one poll loop (``dag_ids`` need not be)."""
-        return (self.event_per_message, self.max_batching_window)
-
-
-def _dag_ids(value: Any, *, required: bool) -> tuple[str, ...]:
-    if value is None:
-        if required:
-            raise ValueError(
-                "dag_ids is required for a QueuePollTrigger that watches a queue on this Airflow: name the DAG(s) "
-                "scheduled on the watcher's asset, e.g. dag_ids=['process_orders']. The watcher then takes the next "
-                "messages only once those DAGs have started a run for the last event, so that every message "
-                "reaches a run (Airflow before 3.4 leaves an event that arrives while another waits to a later "
-                "one, apache/airflow#56050) and messages wait in the queue, not in Airflow. A custom deferrable "
-                "operator that defers to this trigger passes single_event=True instead"
-            )
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence) or not value:
-        raise TypeError(f"dag_ids must be a non-empty list of DAG ids, got {type(value).__name__} {value!r}")
-    return tuple(check.non_empty_str(f"dag_ids[{i}]", v) for i, v in enumerate(value))
-
-
-def watch_batches(queue: Any, settings: DeliverySettings, watch: WatchSettings) -> AsyncIterator[list[Message]]:
-    """The watcher's deliveries, forever: batches, or single messages with ``event_per_message``."""
-
-    def flow() -> Any:
-        return watch_flow(queue, settings, event_per_message=watch.event_per_message, window=watch.max_batching_window)
-
-    return deliveries(queue, settings, make_flow=flow)
-
-
-async def drop_delivered(
-    queue: Any, settings: DeliverySettings, messages: list[Message], delivered: DeliveredIds
-) -> list[Message]:
-    """``messages`` without those already handed to Airflow, which are deleted (again) instead."""
-    seen = [m for m in messages if m.id in delivered]
-    if not seen:
-        return messages
-    log.warning(
-        "Queue %r: %d message(s) came back that were already handed to Airflow (ids %s); deleting them without "
-        "a new event",
-        settings.queue,
-        len(seen),
-        ", ".join(m.id for m in seen[:10]),
+    seq: int
+    messages: list[Message]
+    holding: AsyncHolding | None
+    """Renews the batch's visibility (None with pre-delivery delete: the messages are gone already)."""
+    assets: tuple[str, ...]
+    handed_over: bool = False
+    settled: asyncio.Future[tuple[str, ...] | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    if not settings.pre_delivery_delete:
-        await queue.run_flow(delete_flow(seen, queue=settings.queue))
-    return [m for m in messages if m.id not in delivered]
+    """Resolved once settled: the DAGs whose watchers took some of it (None: Airflow stored nothing)."""
+
+    def resolve(self, dag_ids: tuple[str, ...] | None) -> None:
+        if not self.settled.done():
+            self.settled.set_result(dag_ids)
+
+    async def current(self) -> list[Message]:
+        """Stop renewing; the messages with their current receipts."""
+        return await self.holding.stop() if self.holding else self.messages
+
+
+class Watch:
+    """The batches of one poll loop, from the receive to their settling."""
+
+    def __init__(
+        self,
+        queue: Any,
+        options: DeliveryOptions,
+        *,
+        event_per_message: bool,
+        poke_interval: float,
+        delivered: DeliveredIds | None,
+    ) -> None:
+        self.queue = queue
+        self.options = options
+        self.event_per_message = event_per_message
+        self.poke_interval = poke_interval
+        self.delivered = delivered
+        self._open: set[Held] = set()
+        self._seq = 0
+
+    def in_flight(self) -> int:
+        """Messages held hidden until Airflow has stored their events."""
+        return sum(len(h.messages) for h in self._open)
+
+    async def batches(self, assets: Any) -> AsyncIterator[Held]:
+        """Held batches, forever; ``assets()`` names the assets whose state stores keep the
+        delivered-ids record at the time of each batch."""
+        options = self.options
+
+        def flow() -> Any:
+            return watch_flow(options, event_per_message=self.event_per_message)
+
+        async for messages in deliveries(self.queue, options.queue, self.poke_interval, flow):
+            held_by = tuple(assets())
+            try:
+                messages = await self._fresh(messages, held_by)
+            except BaseException:
+                await self.queue.run_flow(settle(messages, Outcome.CANCELLED, options))
+                raise
+            if messages:
+                yield self._hold(messages, held_by)
+
+    async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
+        """``messages`` without those already handed to Airflow, which are deleted (again) instead."""
+        if self.delivered is None:
+            return messages
+        await self.delivered.load(assets)
+        seen = [m for m in messages if m.id in self.delivered]
+        if not seen:
+            return messages
+        log.warning(
+            "Queue %r: %d message(s) came back that were already handed to Airflow (ids %s); deleting them without "
+            "a new event",
+            self.options.queue,
+            len(seen),
+            ", ".join(m.id for m in seen[:10]),
+        )
+        await self.queue.run_flow(settle(seen, Outcome.ACKNOWLEDGED, self.options))
+        return [m for m in messages if m.id not in self.delivered]
+
+    def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> Held:
+        self._seq += 1
+        options = self.options
+        holding = None if options.pre_delivery_delete else self.queue.hold(messages, options.visibility_timeout)
+        held = Held(self._seq, messages, holding, assets)
+        self._open.add(held)
+        self.queue.metrics.gauge(metrics.IN_FLIGHT, self.in_flight())
+        return held
+
+    async def settle(self, held: Held, stored: bool, taken: Collection[str] | None = None,
+                     consumers: tuple[str, ...] | None = None) -> None:  # fmt: skip
+        """Settle ``held`` by what Airflow reports: its events ``stored`` or not; ``taken``, the ids some
+        watcher's filter took (None: all); ``consumers``, the DAGs of those watchers."""
+        self._open.discard(held)
+        current = await held.current()
+        if self.options.pre_delivery_delete:  # deleted before the hand-over: nothing left to settle
+            held.resolve(consumers if stored else None)
+        elif not stored:
+            log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery",
+                        self.options.queue, len(current))  # fmt: skip
+            await self.queue.run_flow(settle(current, Outcome.FAILED, self.options))
+            held.resolve(None)
+        else:
+            done = [m for m in current if taken is None or m.id in taken]
+            await self._acknowledge(done, held.assets)
+            await self.queue.run_flow(settle([m for m in current if m not in done], Outcome.UNMATCHED, self.options))
+            held.resolve(consumers)
+        self.queue.metrics.gauge(metrics.IN_FLIGHT, self.in_flight())
+
+    async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> None:
+        if not messages:
+            return
+        if self.delivered is not None:
+            # Before the delete: a message that comes back after it must not start another run.
+            self.delivered.add(m.id for m in messages)
+            await self.delivered.save(assets)
+        deleted = await self.queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, self.options))
+        log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
+                 self.options.queue)  # fmt: skip
+
+    async def aclose(self) -> None:
+        """The holder stops: release at once what was never handed to Airflow; leave hidden what was
+        (Airflow may have stored its events; it comes back after its visibility timeout)."""
+        for held in list(self._open):
+            self._open.discard(held)
+            current = await held.current()
+            if self.options.pre_delivery_delete:
+                pass  # deleted before the hand-over
+            elif held.handed_over:
+                log.info("Queue %r: left %d message(s) hidden whose events Airflow may have stored; they come "
+                         "back after visibility_timeout=%d s unless deleted", self.options.queue, len(current),
+                         self.options.visibility_timeout)  # fmt: skip
+            else:
+                await self.queue.run_flow(settle(current, Outcome.CANCELLED, self.options))
+            held.resolve(None)
+        self.queue.metrics.gauge(metrics.IN_FLIGHT, 0)

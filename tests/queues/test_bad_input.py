@@ -45,7 +45,7 @@ BAD_POLL_ARGUMENTS = {
     "batchsize=10": (
         {"batchsize": 10},
         TypeError,
-        r"unknown argument\(s\) \['batchsize'\]; allowed: num_messages, batch_size, polling_frequency",
+        r"unknown argument\(s\) \['batchsize'\]; 'batchsize' \(did you mean 'batch_size'\?\); allowed: batch_size, ",
     ),
 }
 

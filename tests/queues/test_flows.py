@@ -12,30 +12,32 @@ from typing import Any
 import pytest
 
 from fluke_airflow.exceptions import DeliveryTooLarge
+from fluke_airflow.queues import lifecycle
+from fluke_airflow.queues.filters import MessageFilter
 from fluke_airflow.queues.flows import (
-    ConsumerStopped,
-    DeadLetter,
-    Delete,
-    Deliver,
-    Flow,
-    Overlap,
-    PollOptions,
-    Receive,
-    Redrive,
-    RetryPolicy,
-    SetVisibility,
-    Sleep,
-    Tally,
     beside_first_step,
     collect_flow,
     gather_flow,
     poll_flow,
     receive_flow,
     redrive_flow,
-    release_flow,
-    unmatched_flow,
 )
 from fluke_airflow.queues.message import Message
+from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
+from fluke_airflow.queues.steps import (
+    ConsumerStopped,
+    DeadLetter,
+    Delete,
+    Deliver,
+    Flow,
+    Now,
+    Overlap,
+    Receive,
+    Redrive,
+    SetVisibility,
+    Sleep,
+    Tally,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -99,48 +101,42 @@ class Script:
         if isinstance(step, Sleep):
             self.now += step.seconds
             return None
+        if isinstance(step, Now):
+            return self.now
         if isinstance(step, DeadLetter):
             return [True] * len(step.messages)
         raise AssertionError(f"unexpected step {step!r}")
 
 
+def options(**kwargs: Any) -> DeliveryOptions:
+    return DeliveryOptions(**{"queue": "q", "batch_size": 2, "visibility_timeout": 30, "wait_seconds": 0, **kwargs})
+
+
 # -- receive_flow -------------------------------------------------------------------------------------------
 def test_a_full_receive_is_followed_by_concurrent_receives_for_the_rest() -> None:
     script = Script([msg(i) for i in range(10)], [msg(i) for i in range(10, 25)])
-    batch, steps = drive(receive_flow(25, visibility_timeout=30, wait_seconds=1, per_request=10), script)
+    batch, steps = drive(receive_flow(25, options(wait_seconds=1, per_request=10)), script)
     assert [m.id for m in batch] == [f"m{i}" for i in range(25)]
     assert [(s.max_messages, s.fan_out) for s in steps] == [(25, False), (15, True)]
 
 
 def test_a_message_handed_out_again_stays_once_with_its_newest_receipt() -> None:
     script = Script([msg(1), msg(2)], [msg(2, receipt="r2"), msg(3)], [])
-    batch, _ = drive(receive_flow(10, visibility_timeout=30, wait_seconds=0), script)
+    batch, _ = drive(receive_flow(10, options(wait_seconds=0)), script)
     assert [(m.id, m.receipt) for m in batch] == [("m1", "r1"), ("m2", "r2"), ("m3", "r1")]
 
 
 def test_a_receive_that_brings_only_known_messages_ends_the_batch() -> None:
     script = Script([msg(1)], [msg(1, receipt="r2")], [msg(9)])
-    batch, steps = drive(receive_flow(10, visibility_timeout=30, wait_seconds=0), script)
+    batch, steps = drive(receive_flow(10, options(wait_seconds=0)), script)
     assert [(m.id, m.receipt) for m in batch] == [("m1", "r2")] and len(steps) == 2
 
 
 # -- poll_flow ----------------------------------------------------------------------------------------------
-def options(**kwargs: Any) -> PollOptions:
-    base: dict[str, Any] = {
-        "num_messages": None,
-        "batch_size": 2,
-        "polling_frequency": None,
-        "pre_delivery_delete": False,
-        "visibility_timeout": 30,
-        "wait_seconds": 0,
-    }
-    return PollOptions(**{**base, **kwargs})
-
-
 def test_post_delivery_deletes_a_batch_when_the_next_is_asked_for() -> None:
     script = Script([msg(1), msg(2)], [msg(3)], [])
     _, steps = drive(
-        poll_flow(options(), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
+        poll_flow(options()), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
     )
     kinds = [type(s).__name__ for s in steps]
     # The first batch is deleted together with the second batch's first receive; the second batch
@@ -155,7 +151,7 @@ def test_a_batch_is_deleted_before_the_next_receive_on_a_fifo_queue() -> None:
     """A FIFO queue's next receive needs the delete to have unlocked the message group: no overlap."""
     script = Script([msg(1), msg(2)], [msg(3)], [])
     _, steps = drive(
-        poll_flow(options(held_messages_block=True), queue="q"),
+        poll_flow(options(held_messages_block=True)),
         lambda s: list(s.messages) if isinstance(s, Deliver) else script(s),
     )
     kinds = [type(s).__name__ for s in steps]
@@ -173,14 +169,14 @@ def test_a_failed_delete_beside_a_receive_is_reported_and_the_poll_goes_on(caplo
             return [script(step.steps[0]), [True, False]]
         return script(step)
 
-    _, steps = drive(poll_flow(options(), queue="q"), answer)
+    _, steps = drive(poll_flow(options()), answer)
     assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1", "m2"], ["m3"]]
     assert "1 of 2 message(s) could not be deleted" in caplog.text
 
 
 def test_beside_first_step_overlaps_only_the_first_request() -> None:
     flow = beside_first_step(
-        receive_flow(25, visibility_timeout=30, wait_seconds=1, per_request=10), Delete((msg(99),))
+        receive_flow(25, options(wait_seconds=1, per_request=10)), Delete((msg(99),))
     )
     first = flow.send(None)
     assert isinstance(first, Overlap) and [type(s).__name__ for s in first.steps] == ["Receive", "Delete"]
@@ -201,13 +197,13 @@ def test_pre_delivery_delivers_only_what_was_deleted() -> None:
         return [msg(1), msg(2)] if isinstance(step, Receive) and not delivered else []
 
     delivered: list[Any] = []
-    flow = poll_flow(options(pre_delivery_delete=True, num_messages=2), queue="q")
+    flow = poll_flow(options(pre_delivery_delete=True, num_messages=2))
     drive(flow, lambda s: (delivered.append(s) if isinstance(s, Deliver) else None) or answer(s))
     assert [[m.id for m in d.messages] for d in delivered] == [["m1"]]
 
 
 def test_a_consumer_that_stops_has_its_batch_released_not_deleted() -> None:
-    flow = poll_flow(options(), queue="q")
+    flow = poll_flow(options())
     assert isinstance(flow.send(None), Receive)
     deliver = skip_tallies(flow, flow.send([msg(1), msg(2)]))
     assert isinstance(deliver, Deliver)
@@ -223,14 +219,14 @@ def test_held_fifo_messages_do_not_end_the_poll_early() -> None:
     the poll delivers what it has and asks again, and ends only on a receive that gets nothing."""
     script = Script([msg(1)], [], [msg(2)], [], [])  # m2 (same group) only once m1 is gone
     opts = options(batch_size=5, held_messages_block=True)
-    _, steps = drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
+    _, steps = drive(poll_flow(opts), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
     assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"], ["m2"]]
 
 
 def test_poison_messages_go_to_the_dead_letter_queue_first() -> None:
     script = Script([msg(1, count=1), msg(2, count=5)], [])
     opts = options(max_receive_count=3, dead_letter_queue="dlq")
-    _, steps = drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
+    _, steps = drive(poll_flow(opts), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s))
     dead = [s for s in steps if isinstance(s, DeadLetter)]
     assert [m.id for m in dead[0].messages] == ["m2"] and dead[0].queue == "dlq"
     assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"]]
@@ -239,7 +235,7 @@ def test_poison_messages_go_to_the_dead_letter_queue_first() -> None:
 # -- collect_flow (the sensor's delivery) -------------------------------------------------------------------
 def test_an_oversize_delivery_is_released_and_refused_before_any_delete() -> None:
     script = Script([msg(1, "x" * 600), msg(2, "y" * 600)])
-    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=True, max_bytes=1000)
+    flow = collect_flow(options(num_messages=2, pre_delivery_delete=True, max_bytes=1000))
     steps: list[Any] = []
     with pytest.raises(DeliveryTooLarge, match="add up to 1200 bytes, more than max_delivery_bytes=1000"):
         drive(flow, lambda s: steps.append(s) or script(s))
@@ -249,16 +245,8 @@ def test_an_oversize_delivery_is_released_and_refused_before_any_delete() -> Non
 
 # -- gather_flow (a watcher's batch) ------------------------------------------------------------------------
 def gather(script: Script, **kwargs: Any) -> tuple[list[Message], list[Any]]:
-    args: dict[str, Any] = {
-        "queue": "q",
-        "visibility_timeout": 600,
-        "wait_seconds": 20,
-        "window": 0.0,
-        "clock": script.clock,
-        "max_bytes": 1_000_000,
-        "per_request": 10,
-    }
-    return drive(gather_flow(100, **{**args, **kwargs}), script)  # type: ignore[arg-type]
+    args: dict[str, Any] = {"visibility_timeout": 600, "wait_seconds": 20, "max_bytes": 1_000_000, "per_request": 10}
+    return drive(gather_flow(100, options(**{**args, **kwargs})), script)
 
 
 def test_without_a_window_the_first_receives_are_the_batch() -> None:
@@ -280,19 +268,14 @@ def test_a_window_gathers_until_it_ends() -> None:
 
 def test_a_window_ends_early_when_the_batch_is_full() -> None:
     script = Script([msg(i) for i in range(10)], [msg(i) for i in range(10, 20)])
-    batch, _ = drive(
-        gather_flow(
-            20, queue="q", visibility_timeout=600, wait_seconds=20, window=300.0, clock=script.clock,
-            max_bytes=10**6, per_request=10,
-        ),
-        script,
-    )  # fmt: skip
+    opts = options(visibility_timeout=600, wait_seconds=20, window=300.0, max_bytes=10**6, per_request=10)
+    batch, _ = drive(gather_flow(20, opts), script)
     assert len(batch) == 20 and script.now == 0.0
 
 
 def test_without_long_polling_the_window_pauses_between_empty_receives() -> None:
     script = Script([msg(1)], [], [], [msg(2)])
-    batch, steps = gather(script, window=5.0, can_wait=False, wait_seconds=0, idle_sleep=2.0)
+    batch, steps = gather(script, window=5.0, long_polling=False, wait_seconds=0, idle_sleep=2.0)
     sleeps = [s.seconds for s in steps if isinstance(s, Sleep)]
     assert [m.id for m in batch] == ["m1", "m2"]
     assert sleeps and all(0 < s <= 2.0 for s in sleeps) and script.now >= 5.0
@@ -324,13 +307,7 @@ def test_pre_delivery_delete_returns_only_what_was_deleted() -> None:
     def answer(step: Any) -> Any:
         return next(results) if isinstance(step, Delete) else script(step)
 
-    batch, steps = drive(
-        gather_flow(
-            10, queue="q", visibility_timeout=30, wait_seconds=0, window=0.0, clock=script.clock, max_bytes=10**6,
-            pre_delivery_delete=True,
-        ),
-        answer,
-    )  # fmt: skip
+    batch, steps = drive(gather_flow(10, options(max_bytes=10**6, pre_delivery_delete=True)), answer)
     assert [m.id for m in batch] == ["m1"] and isinstance(steps[-1], Delete)
 
 
@@ -338,16 +315,16 @@ def test_pre_delivery_delete_returns_only_what_was_deleted() -> None:
 def test_a_poll_counts_deliveries_and_a_stopped_consumer_counts_releases() -> None:
     tallies: Counter[str] = Counter()
     script = Script([msg(1), msg(2)], [msg(3)], [])
-    drive(poll_flow(options(), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
+    drive(poll_flow(options()), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
     assert tallies == Counter({"messages.delivered": 3})
 
 
 def test_dead_letters_and_unmatched_messages_are_counted_by_their_fate() -> None:
     tallies: Counter[str] = Counter()
     script = Script([msg(1, "keep"), msg(2, "drop"), msg(3, "keep", count=9)], [])
-    opts = options(batch_size=5, max_receive_count=3, dead_letter_queue="dlq", accept=lambda m: m.body == "keep",
-                   unmatched="delete")  # fmt: skip
-    drive(poll_flow(opts, queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
+    opts = options(batch_size=5, max_receive_count=3, dead_letter_queue="dlq",
+                   filter=MessageFilter.build("literal", ["keep"]), unmatched="delete")  # fmt: skip
+    drive(poll_flow(opts), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s), tallies)
     assert tallies == Counter({"messages.dead_lettered": 1, "messages.filtered_out": 1, "messages.delivered": 1})
 
 
@@ -357,15 +334,14 @@ def test_a_refused_dead_letter_move_is_not_counted_as_moved() -> None:
     def answer(step: Any) -> Any:
         return [False] if isinstance(step, DeadLetter) else Script()(step)
 
-    drive(unmatched_flow([msg(1)], "dead_letter", "dlq", queue="q"), answer, tallies)
+    drive(lifecycle.unmatched([msg(1)], options(unmatched="dead_letter", dead_letter_queue="dlq")), answer, tallies)
     assert tallies == Counter({"messages.filtered_out": 1})
 
 
 def test_putting_back_what_did_not_fit_is_not_a_release() -> None:
     tallies: Counter[str] = Counter()
     script = Script([msg(1, "a" * 400), msg(2, "b" * 400), msg(3, "c" * 400)])
-    drive(gather_flow(100, queue="q", visibility_timeout=600, wait_seconds=0, window=0.0, clock=script.clock,
-                      max_bytes=1000), script, tallies)  # fmt: skip
+    drive(gather_flow(100, options(visibility_timeout=600, max_bytes=1000)), script, tallies)
     assert tallies == Counter({"messages.delivered": 2}) and [m.id for m in script.released] == ["m3"]
 
 
@@ -382,7 +358,7 @@ def test_a_release_hides_each_message_for_its_own_delay() -> None:
     tallies: Counter[str] = Counter()
     messages = [msg(1, count=1), msg(2, count=3), msg(3, count=1)]
     released, _ = drive(
-        release_flow(messages, queue="q", retry=RetryPolicy(delay=10, multiplier=2, max_delay=3600)),
+        lifecycle.release(messages, "q", RetryPolicy(delay=10, multiplier=2, max_delay=3600)),
         lambda s: steps.append(s) or list(s.messages),
         tallies,
     )
@@ -391,7 +367,7 @@ def test_a_release_hides_each_message_for_its_own_delay() -> None:
 
 
 def test_a_stopped_consumer_s_batch_comes_back_after_the_retry_delay() -> None:
-    flow = poll_flow(options(retry=RetryPolicy(delay=60)), queue="q")
+    flow = poll_flow(options(retry=RetryPolicy(delay=60)))
     flow.send(None)
     deliver = skip_tallies(flow, flow.send([msg(1), msg(2)]))
     release = flow.throw(ConsumerStopped(deliver.messages))
@@ -400,8 +376,7 @@ def test_a_stopped_consumer_s_batch_comes_back_after_the_retry_delay() -> None:
 
 def test_an_oversize_delivery_comes_back_after_the_retry_delay() -> None:
     steps: list[Any] = []
-    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=False, max_bytes=10,
-                        retry=RetryPolicy(delay=5))  # fmt: skip
+    flow = collect_flow(options(num_messages=2, max_bytes=10, retry=RetryPolicy(delay=5)))
     with pytest.raises(DeliveryTooLarge):
         drive(flow, lambda s: steps.append(s) or Script([msg(1, "x" * 20)])(s))
     assert [s.timeout for s in steps if isinstance(s, SetVisibility)] == [5]
@@ -425,7 +400,7 @@ def test_a_redrive_deletes_only_what_the_source_queue_took_and_stops_when_nothin
         raise AssertionError(step)
 
     results, _ = drive(
-        redrive_flow(None, queue="orders-poison", target="orders", visibility_timeout=60, wait_seconds=0), answer,
+        redrive_flow(None, "orders", options(queue="orders-poison", batch_size=100, visibility_timeout=60)), answer,
         tallies,
     )  # fmt: skip
     assert [(r.message.id, r.new_id, r.deleted) for r in results] == [
@@ -445,7 +420,7 @@ def test_a_redrive_moves_at_most_max_messages() -> None:
             return ["id"] * len(step.messages)
         return [True] * len(step.messages)
 
-    results, _ = drive(redrive_flow(3, queue="dlq", target="q", visibility_timeout=60, wait_seconds=0), answer)
+    results, _ = drive(redrive_flow(3, "q", options(queue="dlq", batch_size=100, visibility_timeout=60)), answer)
     assert len(results) == 3
 
 
@@ -488,7 +463,7 @@ def test_a_driver_fans_a_full_receive_out_into_concurrent_requests_of_the_servic
     driver = SyncDriver(transport, max_concurrency=4)  # type: ignore[arg-type]
     try:
         opts = options(batch_size=25, num_messages=25, per_request=10)
-        batches = list(driver.iterate(poll_flow(opts, queue="q")))
+        batches = list(driver.iterate(poll_flow(opts)))
     finally:
         driver.close()
     assert [[m.id for m in b] for b in batches] == [[f"m{i}" for i in range(25)]]
@@ -504,7 +479,7 @@ def test_a_driver_whose_consumer_stops_releases_the_batch_and_deletes_nothing() 
 
     transport = ScriptedTransport([msg(1), msg(2)], [msg(3)])
     driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
-    iteration = driver.iterate(poll_flow(options(), queue="q"))
+    iteration = driver.iterate(poll_flow(options()))
     assert [m.id for m in next(iteration)] == ["m1", "m2"]
     iteration.close()  # the consumer stops mid-batch (a task killed, a loop broken out of)
     assert transport.of("visibility") == [(["m1", "m2"], 0)]
@@ -517,7 +492,7 @@ def test_a_redelivery_within_a_poll_batch_is_deleted_with_its_newest_receipt() -
     # The visibility timeout ran out while the batch was being gathered: m2 came back with a new receipt.
     transport = ScriptedTransport([msg(1), msg(2)], [msg(2, receipt="r2"), msg(3)], [])
     driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
-    batches = list(driver.iterate(poll_flow(options(batch_size=5), queue="q")))
+    batches = list(driver.iterate(poll_flow(options(batch_size=5))))
     assert [[m.id for m in b] for b in batches] == [["m1", "m2", "m3"]]
     assert transport.of("delete") == [[("m1", "r1"), ("m2", "r2"), ("m3", "r1")]]
 
@@ -527,7 +502,7 @@ def test_without_fifo_blocking_a_short_receive_ends_the_poll() -> None:
     (held_messages_block=False) the same answers end the poll after the first short batch."""
     script = Script([msg(1)], [], [msg(2)], [], [])
     _, steps = drive(
-        poll_flow(options(batch_size=5), queue="q"), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
+        poll_flow(options(batch_size=5)), lambda s: list(s.messages) if isinstance(s, Deliver) else script(s)
     )
     assert [[m.id for m in s.messages] for s in steps if isinstance(s, Deliver)] == [["m1"]]
     assert script.receives == [[msg(2)], [], []]  # m2 was never asked for
@@ -557,7 +532,7 @@ def test_a_fifo_group_blocked_by_a_held_batch_is_received_once_that_batch_is_del
 
     transport = Fifo()
     driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
-    batches = list(driver.iterate(poll_flow(options(batch_size=5, held_messages_block=True), queue="q")))
+    batches = list(driver.iterate(poll_flow(options(batch_size=5, held_messages_block=True))))
     assert [[m.id for m in b] for b in batches] == [["m1"], ["m2"]]
     assert [[i for i, _ in d] for d in transport.of("delete")] == [["m1"], ["m2"]]
 
@@ -567,7 +542,7 @@ def test_an_oversize_sensor_delivery_through_a_driver_releases_everything_and_de
 
     transport = ScriptedTransport([msg(1, "x" * 600), msg(2, "y" * 600)])
     driver = SyncDriver(transport, max_concurrency=1)  # type: ignore[arg-type]
-    flow = collect_flow(2, queue="q", visibility_timeout=30, wait_seconds=0, pre_delivery_delete=True, max_bytes=1000)
+    flow = collect_flow(options(num_messages=2, pre_delivery_delete=True, max_bytes=1000))
     with pytest.raises(DeliveryTooLarge):
         driver.run(flow)
     assert transport.of("delete") == [] and transport.of("visibility") == [(["m1", "m2"], 0)]

@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from airflow_support import Service, SQSService, TriggererSupervisor, supervised, wait_until
 
+from fluke_airflow.queues import lifecycle
 from fluke_airflow.triggers import QueuePollTrigger
 
 # Before Airflow 3.3 there is no shared stream: the triggerer runs each watcher's own run(), the
@@ -59,7 +60,7 @@ async def deliveries(producer: QueueStreamProducer, count: int) -> tuple[Any, li
 
 
 def bodies(raw: dict[str, Any]) -> list[str]:
-    return sorted(m["body"] for m in raw["messages"])
+    return sorted(m.body for m in raw["messages"])
 
 
 def item(payload: Any, acked: int = 0, failed: int = 0, rejected: int = 0) -> AdvanceItem:
@@ -153,15 +154,15 @@ async def test_the_ids_are_recorded_before_the_delete_and_a_redelivery_starts_no
     with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
         stream, [(raw, payload)] = await deliveries(producer, 1)
 
-        def crash_before_delete(messages: Any, *, queue: str) -> Any:
+        def crash_before_delete(messages: Any, queue: str) -> Any:
             return []
             yield  # a flow that deletes nothing
 
-        monkeypatch.setattr(stream_module, "delete_flow", crash_before_delete)
+        monkeypatch.setattr(lifecycle, "delete", crash_before_delete)
         await producer.advance([item(payload, acked=1)])
         await close(producer, stream)
         (stored,) = [v for (asset, _), v in supervisor.store.items() if asset == ASSET]
-        assert stored["queue"] == queue and stored["ids"] == [raw["messages"][0]["id"]]
+        assert stored["queue"] == queue and stored["ids"] == [raw["messages"][0].id]
         monkeypatch.undo()
 
         supervisor.start_run(CONSUMER)

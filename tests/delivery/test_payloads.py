@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluke_airflow.polling import payloads
+from fluke_airflow.delivery import payloads
 from fluke_airflow.queues.message import Message
 
 pytestmark = pytest.mark.unit
@@ -14,10 +14,10 @@ MESSAGES = [Message(id=f"id-{i}", body=f"secret-body-{i}", receipt=f"receipt-{i}
 
 def test_watch_payloads_carry_no_receipts_and_one_per_message_on_request() -> None:
     raw = payloads.delivery("orders", "Amazon SQS", MESSAGES)
-    (batch,) = payloads.watch_events(raw, event_per_message=False)
-    assert batch == {"queue": "orders", "service": "Amazon SQS", "messages": raw["messages"]}
+    (batch,) = payloads.watch_events(raw, MESSAGES, event_per_message=False)
+    assert batch == {"queue": "orders", "service": "Amazon SQS", "messages": [m.public() for m in MESSAGES]}
     assert all(set(m) == {"id", "body", "receive_count"} for m in batch["messages"])
-    single = payloads.watch_events(raw, event_per_message=True)
+    single = payloads.watch_events(raw, MESSAGES, event_per_message=True)
     assert [p["message"]["id"] for p in single] == ["id-0", "id-1", "id-2"]
 
 
@@ -31,8 +31,8 @@ def test_no_body_or_receipt_in_any_repr() -> None:
     raw = payloads.delivery("orders", "Amazon SQS", MESSAGES)
     shown = [
         repr(payloads.task_success("orders", "Amazon SQS", True, MESSAGES)),
-        *map(repr, payloads.watch_events(raw, event_per_message=False)),
-        *map(repr, payloads.watch_events(raw, event_per_message=True)),
+        *map(repr, payloads.watch_events(raw, MESSAGES, event_per_message=False)),
+        *map(repr, payloads.watch_events(raw, MESSAGES, event_per_message=True)),
         repr(MESSAGES),
     ]
     assert not any("secret-body" in text or "receipt-" in text for text in shown), shown

@@ -47,16 +47,17 @@ def task_error(queue: str, reason: str) -> dict[str, Any]:
 
 def delivery(queue: str, service: str, messages: Sequence[Message], seq: int | None = None) -> dict[str, Any]:
     """A delivery in watch mode, before it becomes the events of each watcher (the shared stream's
-    raw event; ``seq`` tells the poll loop which delivery a watcher's report is about)."""
-    raw: dict[str, Any] = {"queue": queue, "service": service, "messages": [public(m) for m in messages]}
+    raw event, which stays in the triggerer: the messages themselves, which each watcher filters;
+    ``seq`` tells the poll loop which delivery a watcher's report is about)."""
+    raw: dict[str, Any] = {"queue": queue, "service": service, "messages": list(messages)}
     if seq is not None:
         raw["delivery"] = seq
     return raw
 
 
-def watch_events(raw: dict[str, Any], *, event_per_message: bool) -> list[EventPayload]:
-    """The asset-event payloads of one delivery: one, or one per message."""
+def watch_events(raw: dict[str, Any], messages: Sequence[Message], *, event_per_message: bool) -> list[EventPayload]:
+    """The asset-event payloads of ``messages`` (what a watcher took of ``raw``): one, or one per message."""
     base = {"queue": raw["queue"], "service": raw["service"]}
     if event_per_message:
-        return [EventPayload(base, message=m) for m in raw["messages"]]
-    return [EventPayload(base, messages=raw["messages"])]
+        return [EventPayload(base, message=public(m)) for m in messages]
+    return [EventPayload(base, messages=[public(m) for m in messages])]

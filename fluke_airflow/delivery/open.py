@@ -8,8 +8,9 @@ import importlib
 import sys
 from typing import Any
 
-from fluke_airflow.polling.deliveries import dead_letter_target
-from fluke_airflow.polling.settings import DeliverySettings
+from fluke_airflow.delivery.deliveries import delivery_options
+from fluke_airflow.queues.arguments import DeliverySettings
+from fluke_airflow.queues.options import DeliveryOptions
 
 _SDK_MODULES = {
     "amazon": ("fluke_airflow.hooks.sqs", "aiobotocore.session"),
@@ -33,15 +34,14 @@ def open_queue(conn_id: str, queue: str, message_encoding: str | None = None) ->
     return get_queue_hook(conn_id).get_queue(queue, **_queue_options(message_encoding))
 
 
-def ready_for_delivery(queue: Any, settings: DeliverySettings) -> None:
-    """Check the settings against this service's limits (and its own redrive policy) and open the
-    dead-letter queue."""
-    queue.check_visibility_timeout(settings.visibility_timeout)
-    queue.retry_policy(*settings.retry_args())
-    queue.check_redrive(settings.max_receive_count)
-    target = dead_letter_target(queue, settings)
-    if target:
-        queue.attach_dead_letter_queue(target)
+def ready_for_delivery(queue: Any, settings: DeliverySettings) -> DeliveryOptions:
+    """The settings checked against this service's limits (and its own redrive policy), as options;
+    the dead-letter queue opened."""
+    options = delivery_options(queue, settings)
+    queue.check_redrive(options.max_receive_count)
+    if options.dead_letter_queue:
+        queue.attach_dead_letter_queue(options.dead_letter_queue)
+    return options
 
 
 DEFAULT_STALL_GRACE = 60.0
@@ -85,9 +85,10 @@ async def sdks_imported() -> None:
     await asyncio.shield(_sdk_import)
 
 
-async def aopen_queue(settings: DeliverySettings) -> Any:
+async def aopen_queue(settings: DeliverySettings, *, watch: bool = False) -> tuple[Any, DeliveryOptions]:
     """The asyncio queue of ``settings``, open and ready for deliveries, on the client that every
-    queue of the connection shares in this event loop (memory grows with clients)."""
+    queue of the connection shares in this event loop (memory grows with clients); and the options
+    of its deliveries (``watch``: a watcher's)."""
     from fluke_airflow.hooks import aget_queue_hook
 
     await sdks_imported()
@@ -95,11 +96,9 @@ async def aopen_queue(settings: DeliverySettings) -> Any:
     queue = await hook.aget_queue(
         settings.queue, share_client=True, stall_grace=stall_grace(), **_queue_options(settings.message_encoding)
     )
-    queue.check_visibility_timeout(settings.visibility_timeout)
-    queue.retry_policy(*settings.retry_args())
+    options = delivery_options(queue, settings, watch=watch)
     await queue.open()
-    queue.check_redrive(settings.max_receive_count)
-    target = dead_letter_target(queue, settings)
-    if target:
-        await queue.attach_dead_letter_queue(target)
-    return queue
+    queue.check_redrive(options.max_receive_count)
+    if options.dead_letter_queue:
+        await queue.attach_dead_letter_queue(options.dead_letter_queue)
+    return queue, options

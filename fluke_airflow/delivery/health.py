@@ -16,21 +16,23 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fluke_airflow.queues import metrics
+
 log = logging.getLogger("fluke_airflow.triggers")
 
 DEFAULT_INTERVAL = 300.0
 SHOWN = (
-    ("messages.received", "received"),
-    ("messages.delivered", "delivered"),
-    ("messages.deleted", "deleted"),
-    ("messages.released", "released"),
-    ("messages.dead_lettered", "dead-lettered"),
-    ("messages.filtered_out", "filtered out"),
-    ("messages.delete_failed", "delete failures"),
-    ("receive.errors", "receive errors"),
-    ("receive.stalled", "stalled receives"),
+    (metrics.RECEIVED, "received"),
+    (metrics.DELIVERED, "delivered"),
+    (metrics.DELETED, "deleted"),
+    (metrics.RELEASED, "released"),
+    (metrics.DEAD_LETTERED, "dead-lettered"),
+    (metrics.FILTERED_OUT, "filtered out"),
+    (metrics.DELETE_FAILED, "delete failures"),
+    (metrics.RECEIVE_ERRORS, "receive errors"),
+    (metrics.RECEIVE_STALLED, "stalled receives"),
 )
-SHOWN_ALWAYS = {"messages.received", "messages.delivered", "messages.deleted", "messages.released", "receive.errors"}
+SHOWN_ALWAYS = {metrics.RECEIVED, metrics.DELIVERED, metrics.DELETED, metrics.RELEASED, metrics.RECEIVE_ERRORS}
 """Shown even when 0; the others only when something happened."""
 
 
