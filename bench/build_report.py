@@ -1,8 +1,8 @@
-"""Turn ``results.json`` into the report (Markdown + reST) and its charts.
+"""Turn ``results.json`` into the report (Markdown) and its charts.
 
 Each measure has its module under :mod:`bench.report_sections`, the thresholds it is judged by
 live in one table (:mod:`bench.report_sections.targets`), and :mod:`bench.report` renders the
-blocks once to each format; this module only puts the sections in order.
+blocks to Markdown; this module only puts the sections in order.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.report import Block, Report, to_markdown, to_rst
+from bench.report import Block, Report, to_markdown
 from bench.report_sections import (
     client_cpu,
     environment,
@@ -65,12 +65,3 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = build(results, out)
     (out / "README.md").write_text(to_markdown(report))
-    rst = to_rst(report)
-    rst = rst.replace(
-        "fluke-airflow benchmarks\n========================\n",
-        "fluke-airflow benchmarks\n========================\n\n"
-        "The same report as ``docs/benchmarks/README.md``, written by ``make bench`` "
-        "(``bench/build_report.py``).\n",
-        1,
-    )
-    (out / "index.rst").write_text(rst)

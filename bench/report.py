@@ -1,14 +1,8 @@
-"""The report: ``docs/benchmarks/README.md``, ``index.rst`` (the same tables for Sphinx) and PNG charts.
-
-The report is built once as a list of blocks (headings, paragraphs, tables, images) and
-rendered twice, to Markdown and to reStructuredText, so the two never disagree. Paragraph
-text uses a small common syntax: ``**bold**`` and single-backtick code spans.
-"""
+"""The report: ``docs/benchmarks/README.md`` (which the docs include through myst-parser) and PNG charts."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,50 +80,6 @@ def to_markdown(report: Report) -> str:
             out += [f"![{block.alt}]({block.file})", ""]
         elif isinstance(block, Code):
             out += ["```", block.text, "```", ""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-_CODE = re.compile(r"`([^`]+)`")
-
-
-def _rst_inline(text: str) -> str:
-    """`code` -> ``code``; a literal glued to a word gets reST's escaped space."""
-    out = []
-    last = 0
-    for match in _CODE.finditer(text):
-        start, end = match.span()
-        out.append(text[last:start])
-        before = "\\ " if start > 0 and text[start - 1].isalnum() else ""
-        after = "\\ " if end < len(text) and text[end].isalnum() else ""
-        out.append(f"{before}``{match.group(1)}``{after}")
-        last = end
-    out.append(text[last:])
-    return "".join(out)
-
-
-def to_rst(report: Report) -> str:
-    underline = {1: "=", 2: "-", 3: "~", 4: "^"}
-    out = [report.title, "=" * len(report.title), ""]
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            text = _rst_inline(block.text)
-            out += [text, underline[min(4, block.level)] * max(4, len(text)), ""]
-        elif isinstance(block, Para):
-            out += [_rst_inline(block.text), ""]
-        elif isinstance(block, Bullets):
-            out += [f"* {_rst_inline(item)}" for item in block.items] + [""]
-        elif isinstance(block, Table):
-            out.append(f".. list-table:: {_rst_inline(block.caption)}".rstrip())
-            out += ["   :header-rows: 1", ""]
-            for row in [block.header, *block.rows]:
-                for index, cell in enumerate(row):
-                    prefix = "   * - " if index == 0 else "     - "
-                    out.append(prefix + (_rst_inline(cell) or "\\-"))
-            out.append("")
-        elif isinstance(block, Image):
-            out += [f".. image:: {block.file}", f"   :alt: {block.alt}", ""]
-        elif isinstance(block, Code):
-            out += [".. code-block:: text", ""] + ["   " + line for line in block.text.splitlines()] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
