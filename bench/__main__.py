@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.build_report import write_report
 
     write_report(results, out)
-    log(f"Report: {out / 'README.md'} (and index.rst, charts); took {results.get('seconds', 0) / 60:.1f} min")
+    log(f"Report: {out / 'README.md'} (and charts); took {results.get('seconds', 0) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Turn ``results.json`` into the report (Markdown + reST) and its charts.
+"""Turn ``results.json`` into the report (``README.md``) and its charts.
 
-Each measure has its module under :mod:`bench.report_sections`, the thresholds it is judged by
-live in one table (:mod:`bench.report_sections.targets`), and :mod:`bench.report` renders the
-blocks once to each format; this module only puts the sections in order.
+Each measure has its module under :mod:`bench.report_sections`, which computes the numbers and
+verdicts, and its template under ``bench/templates/``, which says them; the thresholds they are
+judged by live in one table (:mod:`bench.report_sections.targets`). This module only puts the
+sections in order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.report import Block, Report, to_markdown, to_rst
+from bench.report import markdown
 from bench.report_sections import (
     client_cpu,
     environment,
@@ -26,13 +27,15 @@ from bench.report_sections import (
 )
 from bench.report_sections.targets import Check, in_summary_order
 
+TITLE = "# fluke-airflow benchmarks"
+
 
 class Measure(Protocol):
-    """What a measure module offers: its summary rows, and its blocks (writing its charts to ``out``)."""
+    """What a measure module offers: its summary rows, and its Markdown (writing its charts to ``out``)."""
 
     def checks(self, results: dict[str, Any]) -> list[Check]: ...
 
-    def section(self, results: dict[str, Any], out: Path) -> list[Block]: ...
+    def section(self, results: dict[str, Any], out: Path) -> str: ...
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -49,28 +52,13 @@ MEASURES: tuple[Measure, ...] = (
 """In the report's order; the summary follows the targets table instead."""
 
 
-def build(results: dict[str, Any], out: Path) -> Report:
-    report = Report("fluke-airflow benchmarks")
+def build(results: dict[str, Any], out: Path) -> str:
+    """The report's Markdown; the sections write their charts into ``out`` on the way."""
     checks = in_summary_order([check for measure in MEASURES for check in measure.checks(results)])
-    opening = overview.section(results, checks)
-    closing = environment.section(results)
-    report.add(*opening)
-    for measure in MEASURES:
-        report.add(*measure.section(results, out))
-    report.add(*closing)
-    return report
+    sections = [measure.section(results, out) for measure in MEASURES]
+    return markdown("\n\n".join([TITLE, overview.section(results, checks), *sections, environment.section(results)]))
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    report = build(results, out)
-    (out / "README.md").write_text(to_markdown(report))
-    rst = to_rst(report)
-    rst = rst.replace(
-        "fluke-airflow benchmarks\n========================\n",
-        "fluke-airflow benchmarks\n========================\n\n"
-        "The same report as ``docs/benchmarks/README.md``, written by ``make bench`` "
-        "(``bench/build_report.py``).\n",
-        1,
-    )
-    (out / "index.rst").write_text(rst)
+    (out / "README.md").write_text(build(results, out))

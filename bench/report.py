@@ -1,159 +1,91 @@
-"""The report: ``docs/benchmarks/README.md``, ``index.rst`` (the same tables for Sphinx) and PNG charts.
+"""The report's rendering: ``docs/benchmarks/README.md`` from the templates in ``bench/templates/``, and the charts.
 
-The report is built once as a list of blocks (headings, paragraphs, tables, images) and
-rendered twice, to Markdown and to reStructuredText, so the two never disagree. Paragraph
-text uses a small common syntax: ``**bold**`` and single-backtick code spans.
+The sections (:mod:`bench.report_sections`) compute the numbers and verdicts and hand them to their
+template, one per section; the templates hold the prose. A template wraps its paragraphs over
+several lines for reading; :func:`markdown` joins each paragraph, list item and table row back into
+one line, as README.md has always had them, so a diff of the report shows what changed, not where a
+line broke. Writing a template: a block tag on a line of its own leaves nothing (``trim_blocks``,
+``lstrip_blocks``), a line break in a paragraph becomes a space, ``{%-``/``{{-`` glue what follows
+to the text before (a clause that starts with ``,`` or ``;``), and ``+%}`` keeps the line break
+after a tag that ends a line. Numbers are written with the filters below: ``f`` (a format spec:
+``x|f(".2f")``), ``num``, ``mb``, ``ratio``, ``verdict``, and ``cell`` for free text in a table.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
+TEMPLATES = Path(__file__).parent / "templates"
 
 
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Image:
-    file: str
-    alt: str
-
-
-@dataclass
-class Code:
-    text: str
-
-
-Block = Heading | Para | Bullets | Table | Image | Code
-
-
-@dataclass
-class Report:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-
-    def add(self, *blocks: Block) -> None:
-        self.blocks.extend(blocks)
-
-
-# -- rendering --------------------------------------------------------------------------------------
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(report: Report) -> str:
-    out = [f"# {report.title}", ""]
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            out += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Para):
-            out += [block.text, ""]
-        elif isinstance(block, Bullets):
-            out += [f"- {item}" for item in block.items] + [""]
-        elif isinstance(block, Table):
-            if block.caption:
-                out += [f"*{block.caption}*", ""]
-            out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
-            out.append("|" + "|".join(" --- " for _ in block.header) + "|")
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            out.append("")
-        elif isinstance(block, Image):
-            out += [f"![{block.alt}]({block.file})", ""]
-        elif isinstance(block, Code):
-            out += ["```", block.text, "```", ""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-_CODE = re.compile(r"`([^`]+)`")
-
-
-def _rst_inline(text: str) -> str:
-    """`code` -> ``code``; a literal glued to a word gets reST's escaped space."""
-    out = []
-    last = 0
-    for match in _CODE.finditer(text):
-        start, end = match.span()
-        out.append(text[last:start])
-        before = "\\ " if start > 0 and text[start - 1].isalnum() else ""
-        after = "\\ " if end < len(text) and text[end].isalnum() else ""
-        out.append(f"{before}``{match.group(1)}``{after}")
-        last = end
-    out.append(text[last:])
-    return "".join(out)
-
-
-def to_rst(report: Report) -> str:
-    underline = {1: "=", 2: "-", 3: "~", 4: "^"}
-    out = [report.title, "=" * len(report.title), ""]
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            text = _rst_inline(block.text)
-            out += [text, underline[min(4, block.level)] * max(4, len(text)), ""]
-        elif isinstance(block, Para):
-            out += [_rst_inline(block.text), ""]
-        elif isinstance(block, Bullets):
-            out += [f"* {_rst_inline(item)}" for item in block.items] + [""]
-        elif isinstance(block, Table):
-            out.append(f".. list-table:: {_rst_inline(block.caption)}".rstrip())
-            out += ["   :header-rows: 1", ""]
-            for row in [block.header, *block.rows]:
-                for index, cell in enumerate(row):
-                    prefix = "   * - " if index == 0 else "     - "
-                    out.append(prefix + (_rst_inline(cell) or "\\-"))
-            out.append("")
-        elif isinstance(block, Image):
-            out += [f".. image:: {block.file}", f"   :alt: {block.alt}", ""]
-        elif isinstance(block, Code):
-            out += [".. code-block:: text", ""] + ["   " + line for line in block.text.splitlines()] + [""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-# -- number formatting ---------------------------------------------------------------------------------
-def mb(value: float) -> str:
-    return f"{value / 1e6:,.1f} MB"
-
-
-def num(value: float, digits: int = 0) -> str:
+def num(value: float | None, digits: int = 0) -> str:
+    """``1,477``; ``n/a`` for a number that was not measured."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:,.{digits}f}"
 
 
-def ratio(value: float) -> str:
-    return f"{value:.2f}x"
+def _cell(text: object) -> str:
+    """Free text (an error message) made safe for a table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def verdict(ok: bool) -> str:
-    return "**yes**" if ok else "**no**"
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+_ENV.filters.update(
+    f=format,
+    num=num,
+    mb=lambda value: f"{value / 1e6:,.1f} MB",
+    ratio=lambda value: f"{value:.2f}x",
+    verdict=lambda ok: "**yes**" if ok else "**no**",
+    cell=_cell,
+)
 
 
-NOT_MEASURED = "**not measured**"
-"""A target's verdict when the results hold nothing to judge it by."""
+def render(section: str, **context: Any) -> str:
+    """One section's Markdown: ``templates/<section>.md.j2`` with the numbers the section computed."""
+    return _ENV.get_template(f"{section}.md.j2").render(**context)
+
+
+_BLOCKS = ("|", "#", "![", "```", "- ")
+"""How a line that starts a block of its own begins (a table row, a heading, an image, a fence, a list item);
+any other line continues the paragraph or list item before it."""
+
+
+def _starts(previous: str) -> str | tuple[str, ...]:
+    """What starts a new block after ``previous``: after a table row, only the next row (a cell of ``-``
+    continues the row)."""
+    return "|" if previous.startswith("|") else _BLOCKS
+
+
+def markdown(text: str) -> str:
+    """Rendered templates as README.md writes them: a paragraph, list item or table row on one line,
+    one blank line between blocks, fenced code as it is."""
+    out: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            pass
+        elif not line:
+            if out and not out[-1]:
+                continue
+        elif out and out[-1] and not out[-1].startswith(("#", "![", "```")) and not line.startswith(_starts(out[-1])):
+            out[-1] += " " + line
+            continue
+        out.append(line)
+    return "\n".join(out).strip() + "\n"
 
 
 # -- charts -------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import Block, Heading, Image, Para, Table, line_chart, mb, num
+from bench.report import line_chart, render
 from bench.report_sections.stats import slope
 from bench.report_sections.targets import Check, target
 
@@ -35,24 +35,15 @@ def checks(results: dict[str, Any]) -> list[Check]:
     if not mem:
         return []
     s = Samples(mem)
-    return [
-        Check(
-            GROWTH,
-            f"Memory, polling {mem['messages']:,} messages",
-            "constant (streamed, no accumulation)",
-            f"RSS {mb(s.first)} after the first batches, peak {mb(s.peak)}, end {mb(s.end)}; "
-            f"{s.slope:+.1f} bytes/message over the second half",
-            s.met,
-        )
-    ]
+    values = {"messages": mem["messages"], "first": s.first, "peak": s.peak, "end": s.end, "slope": s.slope}
+    return [Check(GROWTH, "memory", s.met, values)]
 
 
-def section(results: dict[str, Any], out: Path) -> list[Block]:
+def section(results: dict[str, Any], out: Path) -> str:
     mem = results.get("memory")
     if not mem:
-        return []
+        return ""
     s = Samples(mem)
-    requests = sum(mem["requests"].values())
     line_chart(
         out / "memory.png",
         {
@@ -65,44 +56,12 @@ def section(results: dict[str, Any], out: Path) -> list[Block]:
         "RSS (MB)",
         f"RSS while polling {mem['messages']:,} messages",
     )
-    return [
-        Heading("Memory while polling"),
-        Para(
-            f"fluke-airflow's `AmazonSQSQueue.poll(batch_size=100)` consumes {mem['messages']:,} messages in a "
-            f"worker that samples its own RSS every {max(100, mem['messages'] // 100):,} messages. moto's delete "
-            "costs O(queue length), so rather than a queue filled up front, a feeder keeps 1,500-3,000 "
-            "messages waiting until all were sent; the consumer just polls until it has seen them all."
-            + (
-                f" This run used {mem['messages']:,} messages; `--full` uses 100,000."
-                if mem["messages"] < 100_000
-                else ""
-            )
-            + f" Criterion for constant: at most {GROWTH.shown} growth after the first batches, and a trend over "
-            f"the second half below {TREND.shown} per message (accumulating 200-byte bodies alone would be > 200)."
-        ),
-        Table(
-            [
-                "messages",
-                "seconds",
-                "RSS at start",
-                "after first batches",
-                "peak",
-                "end",
-                "trend (2nd half)",
-                "requests/msg",
-            ],
-            [
-                [
-                    f"{mem['messages']:,}",
-                    num(mem["seconds"], 1),
-                    mb(s.start),
-                    mb(s.first),
-                    mb(s.peak),
-                    mb(s.end),
-                    f"{s.slope:+.1f} B/msg",
-                    f"{requests / mem['messages']:.3f}",
-                ]
-            ],
-        ),
-        Image("memory.png", "RSS while polling"),
-    ]
+    return render(
+        "memory",
+        mem=mem,
+        s=s,
+        every=max(100, mem["messages"] // 100),
+        requests=sum(mem["requests"].values()) / mem["messages"],
+        growth=GROWTH,
+        trend=TREND,
+    )

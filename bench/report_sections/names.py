@@ -19,9 +19,13 @@ SHORT = {
 """Contender names short enough for a chart's x axis (tables use ``bench.throughput.LABELS``)."""
 
 
+SERVICE_NAMES = {"sqs": "SQS", "azure": "Azure"}
+"""A service as the report's tables and charts name it."""
+
+
 def panel_title(service: str, op: str) -> str:
-    """A chart panel's title for one service and operation, as the throughput and requests charts share it."""
-    return f"{'SQS' if service == 'sqs' else 'Azure'} {op}{'+delete' if op == 'poll' else ''}"
+    """One service and operation as a chart panel's title or a table's row: ``SQS poll+delete``."""
+    return f"{SERVICE_NAMES[service]} {op}{'+delete' if op == 'poll' else ''}"
 
 
 def sqs_concurrency() -> int:

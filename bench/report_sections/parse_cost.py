@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.report import Block, Heading, Image, Para, Table, bar_chart, mb, num, verdict
+from bench.report import bar_chart, render
 from bench.report_sections.targets import Check, target
 
 CLOUD = target("parse", "", "cloud SDK modules")
@@ -42,73 +42,45 @@ def checks(results: dict[str, Any]) -> list[Check]:
     if not results.get("parse"):
         return []
     p = Parse(results["parse"])
-    return [
-        Check(
-            CLOUD,
-            "DAG-parse cost",
-            f"no cloud SDK loaded; {SHARE.text} of the amazon SQS sensor module",
-            f"{p.med('ours', 'seconds') * 1000:.0f} ms vs {p.med('amazon', 'seconds') * 1000:.0f} ms "
-            f"({p.share:.2f}); cloud SDK modules loaded: {len(p.cloud['ours'])}",
-            p.met,
-        )
-    ]
+    values = {
+        "share_target": SHARE,
+        "ours_ms": p.med("ours", "seconds") * 1000,
+        "amazon_ms": p.med("amazon", "seconds") * 1000,
+        "share": p.share,
+        "cloud": len(p.cloud["ours"]),
+    }
+    return [Check(CLOUD, "parse", p.met, values)]
 
 
-def section(results: dict[str, Any], out: Path) -> list[Block]:
+def section(results: dict[str, Any], out: Path) -> str:
     parse = results.get("parse")
     if not parse:
-        return []
+        return ""
     p = Parse(parse)
-    cloud, med = p.cloud, p.med
     rows = [
-        [
-            f"`{IMPORTS[name]}`",
-            f"{med(name, 'seconds') * 1000:.0f} ms",
-            f"{min(r['seconds'] for r in parse[name]) * 1000:.0f}-"
-            f"{max(r['seconds'] for r in parse[name]) * 1000:.0f} ms",
-            num(med(name, "modules")),
-            mb(med(name, "rss")),
-            (f"{len(cloud[name])} (" + ", ".join(sorted({c.split(".")[0] for c in cloud[name]})) + ")")
-            if cloud[name]
-            else "none",
-        ]
+        {
+            "import": IMPORTS[name],
+            "ms": p.med(name, "seconds") * 1000,
+            "min_ms": min(r["seconds"] for r in parse[name]) * 1000,
+            "max_ms": max(r["seconds"] for r in parse[name]) * 1000,
+            "modules": p.med(name, "modules"),
+            "rss": p.med(name, "rss"),
+            "cloud": p.cloud[name],
+            "packages": sorted({c.split(".")[0] for c in p.cloud[name]}),
+        }
         for name in ("ours", "amazon")
     ]
     _chart(p, out)
-    return [
-        Heading("DAG-parse cost"),
-        Para(
-            f"{len(parse['ours'])} fresh interpreters per contender, alternating; each imports `airflow.sdk` (as "
-            "every DAG file does), then the contender's modules, and reports the second import's wall time, "
-            "the modules it added, the RSS it added, and every `boto3`, `botocore`, `aiobotocore` or `azure` "
-            "module loaded. This checkout's own modules have no bytecode (the Makefile sets "
-            "`PYTHONDONTWRITEBYTECODE`), while an installed wheel does: the runs use a private "
-            "`PYTHONPYCACHEPREFIX` warmed by one unmeasured run each, so they time importing, not compiling."
-        ),
-        Table(
-            [
-                "import (after `import airflow.sdk`)",
-                "time (median)",
-                "min-max",
-                "modules added",
-                "RSS added",
-                "cloud SDK modules loaded",
-            ],
-            rows,
-        ),
-        Para(
-            f"fluke-airflow's imports take {p.share:.2f} of the amazon sensor module's time, "
-            f"{med('ours', 'modules') / med('amazon', 'modules'):.2f} of its modules and "
-            f"{med('ours', 'rss') / max(1.0, med('amazon', 'rss')):.2f} of its memory. Target: no cloud SDK and at "
-            f"most {SHARE.threshold:g} of it. Met: {verdict(p.met)}."
-            + (
-                ""
-                if not cloud["ours"]
-                else " Cloud SDK modules loaded by ours: " + ", ".join(f"`{c}`" for c in cloud["ours"][:10])
-            )
-        ),
-        Image("parse.png", "DAG-parse cost"),
-    ]
+    return render(
+        "parse_cost",
+        runs=len(parse["ours"]),
+        rows=rows,
+        share=p.share,
+        modules=p.med("ours", "modules") / p.med("amazon", "modules"),
+        memory=p.med("ours", "rss") / max(1.0, p.med("amazon", "rss")),
+        share_target=SHARE,
+        met=p.met,
+    )
 
 
 def _chart(p: Parse, out: Path) -> None:

@@ -5,30 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import Block, Heading, Image, Para, Table, bar_chart, verdict
-from bench.report_sections.names import SHORT, panel_title
+from bench.report import bar_chart, render
+from bench.report_sections.names import SERVICE_NAMES, SHORT, panel_title
 from bench.report_sections.stats import Throughput
 from bench.report_sections.targets import Check, target, targets_of
-
-CHART = Image("requests.png", "Requests per message per contender")
-"""Shown in the throughput chapter's introduction, next to the throughput chart."""
-
-ROWS = {
-    ("sqs", "push"): ("SQS push", "SendMessageBatch carries 10 entries (its limit)"),
-    ("sqs", "poll"): (
-        "SQS poll+delete",
-        "ReceiveMessage returns ≤ 10, DeleteMessageBatch takes ≤ 10: 0.2, "
-        "plus the one empty receive that ends the poll",
-    ),
-    ("azure", "push"): ("Azure push", "Azure has no batch send: one Put Message each, sent concurrently"),
-    ("azure", "poll"): (
-        "Azure poll+delete",
-        "one Get Messages per 32, one Delete Message each, plus the empty receive at the end",
-    ),
-}
-"""Per target: the table's row label and why fluke-airflow's count is what it is."""
-
-SUMMARY = {"sqs": "SQS requests per message", "azure": "Azure requests per message"}
 
 
 def checks(results: dict[str, Any]) -> list[Check]:
@@ -37,41 +17,27 @@ def checks(results: dict[str, Any]) -> list[Check]:
         return []
     t = Throughput(results["throughput"])
     rows = []
-    for service, measure in SUMMARY.items():
+    for service, name in SERVICE_NAMES.items():
         push, poll = target("requests", service, "push"), target("requests", service, "poll")
         push_count = t.per_message(service, "push", "ours")
         poll_count = t.per_message(service, "poll", "ours")
-        rows.append(
-            Check(
-                push,
-                measure,
-                f"push {push.text}, poll+delete {poll.text}",
-                f"push {push_count:.3f}, poll+delete {poll_count:.3f}",
-                push.met(push_count) and poll.met(poll_count),
-            )
-        )
+        values = {"service": name, "poll": poll, "push_count": push_count, "poll_count": poll_count}
+        rows.append(Check(push, "requests", push.met(push_count) and poll.met(poll_count), values))
     return rows
 
 
-def section(results: dict[str, Any], out: Path) -> list[Block]:
+def section(results: dict[str, Any], out: Path) -> str:
     """fluke-airflow's counts against the targets; the chart compares every contender's."""
     if "throughput" not in results:
-        return []
+        return ""
     t = Throughput(results["throughput"])
-    rows = []
+    _chart(t, out)
+    counts = []
     for row in targets_of("requests"):
         measured = t.per_message(row.service, row.op, "ours")
-        label, why = ROWS[(row.service, row.op)]
-        rows.append([label, f"{measured:.3f}", row.text, verdict(row.met(measured)), why])
-    _chart(t, out)
-    return [
-        Heading("Requests per message", 3),
-        Table(["", "measured (fluke-airflow)", "target", "met?", "why this number"], rows),
-        Para(
-            "These counts come from the proxy, so they are what a cloud bill would count; `make test` checks "
-            "the same limits exactly on 200 messages (`tests/queues/test_request_counts.py`)."
-        ),
-    ]
+        label = panel_title(row.service, row.op)
+        counts.append({"label": label, "target": row, "value": measured, "met": row.met(measured)})
+    return render("request_counts", counts=counts)
 
 
 def _chart(t: Throughput, out: Path) -> None:
@@ -86,4 +52,4 @@ def _chart(t: Throughput, out: Path) -> None:
                 None,
             )
         )
-    bar_chart(out / CHART.file, panels, "requests per message", "Requests per message, counted at the proxy")
+    bar_chart(out / "requests.png", panels, "requests per message", "Requests per message, counted at the proxy")

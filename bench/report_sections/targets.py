@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 _SYMBOLS = {">=": "≥ ", "<=": "≤ ", "<": "< ", "==": ""}
 
@@ -125,16 +126,16 @@ def targets_of(measure: str) -> tuple[Target, ...]:
 class Check:
     """One row of the summary: a measure's result against one or more targets.
 
-    ``target`` is the first target it checks and places the row in the summary. ``measured`` is
+    ``target`` is the first target it checks and places the row in the summary; ``row`` names the
+    macro of ``bench/templates/summary.md.j2`` that writes the row from ``values``. ``measured`` is
     False when the results hold no number to judge (a run that failed, a results.json older than
     the measure): the summary then says so instead of a verdict, and ``met`` is False.
     """
 
     target: Target
-    measure: str
-    wanted: str
-    result: str
+    row: str
     met: bool
+    values: dict[str, Any]
     measured: bool = True
 
 
