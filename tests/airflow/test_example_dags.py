@@ -32,6 +32,7 @@ EXAMPLE_DAG_IDS = {
     "example_queue_orders_eu",
     "example_queue_orders_us",
     "example_queue_fifo",
+    "example_queue_create",
         "example_queue_bill_orders",
     "example_queue_ship_orders",
     "example_queue_ported_sqs_sensor",
@@ -283,3 +284,18 @@ def test_example_queue_ported_sqs_sensor_does_what_the_sqs_sensor_did(sqs: SQSSe
     assert result.task_states() == {"read_from_queue_in_batch": "success"}
     assert sorted(result.xcom("read_from_queue_in_batch")) == ["hello", "world"]  # the literal filter
     assert sqs.total("fluke-ported") == 1  # "other" is left in the queue (unmatched="leave")
+
+
+def test_example_queue_create_creates_both_queues_then_changes_nothing(sqs: SQSService, azure: AzureService) -> None:
+    sqs.delete_queue("fluke-created")
+    azure.delete_queue("fluke-created")
+
+    first = run_dag("example_queue_create")
+    second = run_dag("example_queue_create")
+
+    assert set(first.task_states().values()) == {"success"} == set(second.task_states().values())
+    assert first.xcom("create_sqs_queue") == second.xcom("create_sqs_queue") == sqs.url("fluke-created")
+    assert (first.xcom("create_azure_queue"), second.xcom("create_azure_queue")) == (True, False)
+    sqs.send("fluke-created", ["x"])
+    azure.send("fluke-created", ["y"])
+    assert sqs.drain("fluke-created") == ["x"] and azure.drain("fluke-created") == ["y"]
