@@ -431,7 +431,13 @@ def emulator_connections(moto: MotoSQS, azurite: AzuriteQueue) -> dict[str, dict
             "conn_type": "aws",
             "login": moto.access_key_id,
             "password": moto.secret_access_key,
-            "extra": {"endpoint_url": moto.endpoint_url, "region_name": moto.region},
+            # The STS endpoint too: the amazon provider's connection test (UI button, `airflow
+            # connections test`) calls STS, and never at the connection-wide endpoint_url.
+            "extra": {
+                "endpoint_url": moto.endpoint_url,
+                "region_name": moto.region,
+                "service_config": {"sts": {"endpoint_url": moto.endpoint_url}},
+            },
         },
         "fluke_azure": {"conn_type": "azure_storage_queue", "extra": {"connection_string": azurite.connection_string}},
     }

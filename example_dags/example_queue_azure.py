@@ -1,5 +1,6 @@
 """Push, peek and poll an Azure Storage queue (connection ``fluke_azure`` of type ``azure_storage_queue``)."""
 
+# [START howto_dag_queue_azure]
 from __future__ import annotations
 
 from datetime import datetime
@@ -17,6 +18,7 @@ with DAG(
     params={"queue": "fluke-invoices"},
     tags=["example", "fluke", "azure"],
 ) as dag:
+    # [END howto_dag_queue_azure]
     # [START howto_operator_queue_push_azure]
     push = QueuePushOperator(
         task_id="push",

@@ -1,5 +1,6 @@
 """A deferrable sensor feeding downstream tasks, one mapped task instance per message."""
 
+# [START howto_sensor_queue_poll_deferrable]
 from __future__ import annotations
 
 from datetime import datetime
@@ -24,7 +25,6 @@ with DAG(
         message=["resize:a.png", "resize:b.png", "resize:c.png"],
     )
 
-    # [START howto_sensor_queue_poll_deferrable]
     jobs = QueuePollSensor(
         task_id="wait_for_jobs",
         conn_id="fluke_sqs",

@@ -1,5 +1,6 @@
 """Delete messages only when the whole DAG run succeeds: at least once over the pipeline."""
 
+# [START howto_sensor_queue_delete_on_dag_success]
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -16,7 +17,6 @@ with DAG(
     params={"queue": "fluke-payments", "fail": False},
     tags=["example", "fluke"],
 ) as dag:
-    # [START howto_sensor_queue_delete_on_dag_success]
     payments = QueuePollSensor(
         task_id="payments",
         conn_id="fluke_sqs",

@@ -1,12 +1,12 @@
 """Start a DAG run when messages arrive in a queue (event-driven scheduling with AssetWatcher)."""
 
+# [START howto_trigger_queue_asset_watcher]
 from __future__ import annotations
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from fluke_airflow.triggers import QueuePollTrigger
 
-# [START howto_trigger_queue_asset_watcher]
 DAG_ID = "example_queue_event_driven"
 
 orders_arrived = Asset(

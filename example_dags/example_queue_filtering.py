@@ -1,5 +1,6 @@
 """SQS message attributes, filters, message metadata, and one queue routed to two pipelines."""
 
+# [START howto_dag_queue_filtering]
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ with DAG(
     params={"queue": "fluke-order-events"},
     tags=["example", "fluke", "sqs"],
 ) as dag:
+    # [END howto_dag_queue_filtering]
     # [START howto_operator_queue_push_attributes]
     push = QueuePushOperator(
         task_id="push",

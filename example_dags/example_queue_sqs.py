@@ -1,5 +1,6 @@
 """Push, peek and poll an Amazon SQS queue (connection ``fluke_sqs`` of type ``aws``)."""
 
+# [START howto_dag_queue_sqs]
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ with DAG(
     params={"queue": "fluke-orders"},
     tags=["example", "fluke", "sqs"],
 ) as dag:
+    # [END howto_dag_queue_sqs]
     # [START howto_operator_queue_push_sqs]
     push = QueuePushOperator(
         task_id="push",

@@ -1,5 +1,6 @@
 """Poll inside a task with the guide's API: each batch is deleted only after it was processed."""
 
+# [START howto_hook_queue_poll_in_task]
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,7 +15,6 @@ with DAG(
     params={"queue": "fluke-events"},
     tags=["example", "fluke"],
 ) as dag:
-    # [START howto_hook_queue_poll_in_task]
     @task
     def drain(params: dict | None = None) -> int:
         from fluke_airflow.hooks import get_queue_hook

@@ -1,8 +1,8 @@
 """Which of the package's extras are installed, and the error that names the one to install.
 
-The base package installs neither cloud provider's tree (``pip install fluke-airflow``): SQS
-needs ``[amazon]`` (the amazon provider for the ``aws`` connection, boto3, aiobotocore), Azure
-Queue Storage ``[azure]`` (azure-storage-queue, azure-identity, aiohttp).
+The base package installs neither cloud provider's tree: SQS needs the extra ``amazon`` (the
+amazon provider for the ``aws`` connection, boto3, aiobotocore), Azure Queue Storage the extra
+``azure`` (azure-storage-queue, azure-identity, aiohttp).
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "azure": ("Azure Queue Storage", AZURE_SDK),
 }
 """extra: (the service it serves, the modules it installs)."""
+
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "amazon": ("apache-airflow-providers-amazon>=9.12.0", "boto3>=1.39", "aiobotocore>=2.24"),
+    "azure": ("azure-storage-queue>=12.13", "azure-identity>=1.24", "aiohttp>=3.12"),
+}
+"""extra: what it installs, as pyproject.toml lists it (tests/test_extras.py keeps the two equal).
+
+The error names these packages rather than ``fluke-airflow[amazon]``: fluke-airflow is not on
+PyPI (it is installed from a wheel or a git URL, whose location the error cannot know), and
+Airflow's CLI prints the message through rich, whose markup takes ``[amazon]`` for a style tag
+and drops it. No square brackets, then."""
 
 
 def _found(module: str) -> bool:
@@ -43,9 +54,16 @@ def require(extra: str, what: str, modules: tuple[str, ...] | None = None) -> No
     those of its modules); ``what`` says who needs it."""
     absent = tuple(m for m in missing(extra) if modules is None or m in modules)
     if absent:
-        service = EXTRAS[extra][0]
-        raise MissingExtraError(
-            f"{what} needs {service}, which the fluke-airflow extra {extra!r} installs: "
-            f"pip install 'fluke-airflow[{extra}]' (or '[all]') wherever Airflow runs "
-            f"(missing: {', '.join(absent)})"
-        )
+        raise MissingExtraError(install_hint(extra, what, absent))
+
+
+def install_hint(extra: str, what: str, absent: tuple[str, ...]) -> str:
+    """The message of :class:`MissingExtraError`: a pip command that works wherever fluke-airflow
+    came from, without square brackets (see :data:`REQUIREMENTS`)."""
+    packages = " ".join(f"'{requirement}'" for requirement in REQUIREMENTS[extra])
+    return (
+        f"{what} needs {EXTRAS[extra][0]}, which is not installed (missing: {', '.join(absent)}). "
+        f"Wherever Airflow runs, install it: pip install {packages} "
+        f"(what fluke-airflow's extra {extra!r} installs; or reinstall fluke-airflow from its wheel "
+        f"or git URL with the extra {extra!r} or 'all', as the installation docs show)"
+    )

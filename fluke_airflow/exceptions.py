@@ -50,5 +50,5 @@ def queue_failure(service: str, queue: str, action: str, detail: str) -> QueueEr
 
 
 class MissingExtraError(ImportError):
-    """A service was used whose extra is not installed (``pip install 'fluke-airflow[amazon]'``,
-    ``[azure]`` or ``[all]``); the message names the extra and the modules that are missing."""
+    """A service was used whose extra (``amazon``, ``azure`` or ``all``) is not installed; the message
+    names the missing modules and the pip command that installs them."""

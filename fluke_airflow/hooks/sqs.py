@@ -8,10 +8,12 @@ credentials botocore refreshes before they expire, for the async client too.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 try:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 except ImportError:  # the base install: say which extra brings it
     from fluke_airflow._extras import require
 
@@ -24,6 +26,31 @@ from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
 
 
+class _InfoAsDebug:
+    """A logger whose ``info`` lines go out at DEBUG; every other level is passed on unchanged."""
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        self._log.debug(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+class _QuietConnectionWrapper(AwsConnectionWrapper):
+    """The amazon provider's view of an ``aws`` connection, whose INFO lines ("... credentials
+    retrieved from login and password.", "... session token retrieved from extra ...") go out at
+    DEBUG. A poking sensor reads its connection on every poke, and that line in every poke's log
+    says nothing new. The wrapper's INFO lines are only those; its problems are exceptions and
+    ``warnings``, which stay as they are. Other hooks' wrappers keep logging at INFO."""
+
+    @property
+    def log(self) -> Any:
+        return _InfoAsDebug(super().log)
+
+
 class AmazonSQSQueueHook(AwsBaseHook):
     """Queues of the ``aws`` connection ``aws_conn_id``."""
 
@@ -32,6 +59,24 @@ class AmazonSQSQueueHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "sqs"
         super().__init__(*args, **kwargs)
+
+    @cached_property
+    def conn_config(self) -> AwsConnectionWrapper:
+        """``AwsBaseHook.conn_config`` (the same lookup, arguments and missing-connection warning),
+        wrapped by :class:`_QuietConnectionWrapper`."""
+        from airflow.exceptions import AirflowNotFoundException
+
+        from fluke_airflow.hooks.resolve import _not_found_error
+
+        connection = None
+        if self.aws_conn_id:
+            try:
+                connection = self.get_connection(self.aws_conn_id)
+            except (AirflowNotFoundException, _not_found_error()):  # the same class from 3.1 on
+                self.log.warning("Unable to find AWS Connection ID '%s', switching to empty.", self.aws_conn_id)
+        return _QuietConnectionWrapper(
+            conn=connection, region_name=self._region_name, botocore_config=self._config, verify=self._verify
+        )
 
     def get_auth(self) -> AWSAuth:
         session = self.get_session(region_name=self.region_name)

@@ -31,6 +31,11 @@ EXAMPLE_DAG_IDS = {
     "example_queue_filtering",
     "example_queue_orders_eu",
     "example_queue_orders_us",
+    "example_queue_fifo",
+    "example_queue_create",
+        "example_queue_bill_orders",
+    "example_queue_ship_orders",
+    "example_queue_ported_sqs_sensor",
 }
 
 
@@ -241,3 +246,56 @@ def test_example_queue_routing_watchers_filter_by_region() -> None:
         bodies = [json.dumps({"region": r}) for r in ("eu", "us")]
         assert [wanted.matches(Message(id=b, body=b, receipt="")) for b in bodies] == [region == "eu", region == "us"]
         assert trigger.shared_stream_key() == QueuePollTrigger(**trigger.serialize()[1]).shared_stream_key()
+
+
+def test_example_queue_fifo_reads_back_in_order(sqs: SQSService) -> None:
+    sqs.create("fluke-payments.fifo")
+
+    result = run_dag("example_queue_fifo")
+
+    assert result.task_states() == {"push_payments": "success", "read_payments": "success"}
+    assert len(result.xcom("push_payments")) == 3
+    assert result.xcom("read_payments") == ["pay-1", "pay-2", "pay-3"]  # the group's order
+    assert sqs.total("fluke-payments.fifo") == 0
+
+
+def test_example_queue_fan_out_gives_both_assets_one_trigger() -> None:
+    """Both assets' watchers hold the same trigger object, so Airflow stores one trigger row for
+    both and every event reaches both DAGs (docs/howto/trigger.rst, "Several pipelines")."""
+    bag = dagbag()
+    triggers = {}
+    for dag_id in ("example_queue_bill_orders", "example_queue_ship_orders"):
+        (asset,) = bag.dags[dag_id].timetable.asset_condition.objects
+        (watcher,) = asset.watchers
+        triggers[dag_id] = watcher.trigger
+    assert triggers["example_queue_bill_orders"] is triggers["example_queue_ship_orders"]
+    classpath, kwargs = triggers["example_queue_bill_orders"].serialize()
+    assert classpath == "fluke_airflow.triggers.poll.QueuePollTrigger"
+    assert kwargs["dag_ids"] == ["example_queue_bill_orders", "example_queue_ship_orders"]
+
+
+def test_example_queue_ported_sqs_sensor_does_what_the_sqs_sensor_did(sqs: SQSService) -> None:
+    """The DAG of docs/howto/sensor.rst's porting section: the amazon sensor's arguments, our class."""
+    sqs.create("fluke-ported")
+    sqs.send("fluke-ported", ["hello", "world", "other"])
+
+    result = run_dag("example_queue_ported_sqs_sensor")
+
+    assert result.task_states() == {"read_from_queue_in_batch": "success"}
+    assert sorted(result.xcom("read_from_queue_in_batch")) == ["hello", "world"]  # the literal filter
+    assert sqs.total("fluke-ported") == 1  # "other" is left in the queue (unmatched="leave")
+
+
+def test_example_queue_create_creates_both_queues_then_changes_nothing(sqs: SQSService, azure: AzureService) -> None:
+    sqs.delete_queue("fluke-created")
+    azure.delete_queue("fluke-created")
+
+    first = run_dag("example_queue_create")
+    second = run_dag("example_queue_create")
+
+    assert set(first.task_states().values()) == {"success"} == set(second.task_states().values())
+    assert first.xcom("create_sqs_queue") == second.xcom("create_sqs_queue") == sqs.url("fluke-created")
+    assert (first.xcom("create_azure_queue"), second.xcom("create_azure_queue")) == (True, False)
+    sqs.send("fluke-created", ["x"])
+    azure.send("fluke-created", ["y"])
+    assert sqs.drain("fluke-created") == ["x"] and azure.drain("fluke-created") == ["y"]

@@ -1,18 +1,24 @@
 """The Airflow UI in headless Chromium: add an ``azure_storage_queue`` connection through the form,
-see this provider's fields, and get an answer from the Test button.
+see this provider's fields and their defaults, and get an answer from the Test button; and the
+built docs, served over HTTP, fitting a 1400 px window (``docs_pages.mjs``).
 
-Driven by ``tests/e2e/browser/connection_form.mjs`` (npm's ``playwright-core`` with Debian's
+Driven by ``tests/e2e/browser/connection_form.mjs`` and ``docs_pages.mjs`` (npm's ``playwright-core`` with Debian's
 ``/usr/bin/chromium``, installed by ``devtools/install_chromium.sh`` when missing). Screenshots go to
 ``.work/test-logs/e2e/``; with ``FLUKE_UPDATE_SCREENSHOT=1`` the form's one also replaces
-``docs/images/connection-form.png``.
+``docs/images/connection-form.png`` (the docs show it: retake it when the form changes).
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parent / "browser" / "connection_form.mjs"
+DOCS_SCRIPT = Path(__file__).resolve().parent / "browser" / "docs_pages.mjs"
 SHOTS = ROOT / ".work" / "test-logs" / "e2e"
 DOCS_SCREENSHOT = ROOT / "docs" / "images" / "connection-form.png"
 
@@ -101,3 +108,68 @@ def test_azure_connection_form_and_test_button(stack: Stack) -> None:
 
     if os.environ.get("FLUKE_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(SHOTS / "connection-form.png", DOCS_SCREENSHOT)
+
+
+DOCS_PAGES = ["connections/azure_storage_queue.html", "installation.html"]
+"""The connection form's field table and the five-column Airflow version table: the widest."""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _serve(directory: Path) -> tuple[str, Callable[[], None]]:
+    """A loopback HTTP server for the built docs, on a free port, in a thread."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_address[1]}", stop
+
+
+def test_docs_pages_fit_at_1400_px(tmp_path: Path) -> None:
+    """The docs built as ``make docs`` builds them (``-W``), served over HTTP, in Chromium at 1400 px:
+    the widest table and code blocks fit the content column without a scrollbar, and the theme
+    shows its search, the page's table of contents and the version (issue 23: the alabaster theme's
+    fixed width ran them off the page)."""
+    from fluke_airflow import __version__
+
+    _ensure_chromium()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    html = tmp_path / "html"
+    sphinx = str(Path(sys.executable).parent / "sphinx-build")
+    build = subprocess.run(
+        [sphinx, "-W", "--keep-going", "-q", "-b", "html", "docs", str(html)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, f"sphinx-build -W failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+    url, stop = _serve(html)
+    try:
+        env = {**os.environ, "DOCS_URL": url, "PAGES": ",".join(DOCS_PAGES), "SHOT_DIR": str(SHOTS), "WIDTH": "1400"}
+        done = subprocess.run(
+            ["node", str(DOCS_SCRIPT)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+        )
+    finally:
+        stop()
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"the browser script printed nothing (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    result = json.loads(lines[-1])
+    assert done.returncode == 0 and "error" not in result, f"{result.get('error')}\n{done.stderr[-3000:]}"
+
+    for path in DOCS_PAGES:
+        page = result["pages"][path]
+        assert Path(page["screenshot"]).is_file()
+        assert page["tables"] >= 1 and page["code_blocks"] >= 1, page
+        assert page["overflowing"] == [], f"{path}: wider than their box at 1400 px: {page['overflowing']}"
+        assert page["page_scroll_width"] <= page["page_client_width"], f"{path} scrolls sideways: {page}"
+        assert page["article"]["clientWidth"] >= 1000, f"{path}: the content column is narrow: {page['article']}"
+        assert page["has_search"] and page["has_page_toc"], page
+        assert page["version_shown"] == __version__, page
+    # The connection form's field table is there, and it is the one measured.
+    assert "Azure Queue Storage" in result["pages"]["connections/azure_storage_queue.html"]["title"]

@@ -135,3 +135,45 @@ def test_missing_queue(moto: MotoSQS, monkeypatch: pytest.MonkeyPatch) -> None:
     name = fresh_name("missing")
     with pytest.raises(QueueNotFoundError, match=name):
         get_queue_hook(conn_id).get_queue(name)
+
+
+def test_reading_the_connection_logs_where_the_credentials_came_from_at_debug(
+    moto: MotoSQS, sqs: SQSService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amazon provider logs "AWS Connection (...) credentials retrieved from login and
+    password." at INFO each time a hook reads its connection: in a poking sensor, every poke
+    (issue 23). Our hook logs it at DEBUG; the amazon provider's own hooks keep it at INFO, and
+    a warning of the wrapper (a connection that does not exist) still comes out."""
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+    from structlog.testing import capture_logs
+
+    conn_id = set_connection(monkeypatch, "aws_quiet", sqs_connection(moto))
+    name = fresh_name()
+    sqs.create(name)
+
+    def credentials_lines(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [
+            (e["log_level"], e["event"] % e.get("positional_args", ()))
+            for e in events
+            if "retrieved from" in str(e["event"])
+        ]
+
+    with capture_logs() as ours:
+        hook = AmazonSQSQueueHook(aws_conn_id=conn_id)
+        with hook.get_queue(name) as queue:
+            assert queue.push("x") is True
+    with capture_logs() as theirs:
+        SqsHook(aws_conn_id=conn_id).conn_config  # noqa: B018 - reading it is what logs
+    with capture_logs() as missing:
+        AmazonSQSQueueHook(aws_conn_id="no_such_aws_conn").conn_config  # noqa: B018
+
+    assert [level for level, _ in credentials_lines(ours)] in ([], ["debug"]), ours
+    assert credentials_lines(theirs) == [
+        (
+            "info",
+            f"AWS Connection (conn_id={conn_id!r}, conn_type='aws') credentials retrieved from login and password.",
+        )
+    ], theirs
+    assert any(
+        e["log_level"] == "warning" and "Unable to find AWS Connection ID" in str(e["event"]) for e in missing
+    ), missing

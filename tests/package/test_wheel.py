@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -142,5 +143,67 @@ def test_the_base_package_installs_no_cloud_tree_and_names_the_missing_extra(bas
     )
     done = base_only.run(str(base_only.python), "-c", script)
     lines = done.stdout.strip().splitlines()[-2:]
-    assert "pip install 'fluke-airflow[amazon]'" in lines[0] and "Amazon SQS" in lines[0]
-    assert "pip install 'fluke-airflow[azure]'" in lines[1] and "Azure Queue Storage" in lines[1]
+    assert "pip install 'apache-airflow-providers-amazon>=9.12.0' 'boto3>=1.39'" in lines[0], lines[0]
+    assert "Amazon SQS" in lines[0]
+    assert "pip install 'azure-storage-queue>=12.13'" in lines[1] and "Azure Queue Storage" in lines[1]
+
+
+def test_airflow_connections_test_prints_the_missing_packages_whole(base_only: Installed) -> None:
+    """Airflow's CLI prints a failed test through rich, whose markup ate ``[azure]`` and ``[all]``
+    from the old message (issue 23): the command must come out as the package wrote it."""
+    env = {
+        **base_only.env,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_FLUKE_AZURE": json.dumps({"conn_type": "azure_storage_queue", "host": "myaccount"}),
+    }
+    airflow = str(base_only.python.parent / "airflow")
+    done = subprocess.run(
+        [airflow, "connections", "test", "fluke_azure"], cwd=base_only.cwd, env=env, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    printed = " ".join(done.stdout.split())  # rich wraps at 200 columns
+    assert done.returncode == 1 and "Connection failed!" in printed, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "pip install 'azure-storage-queue>=12.13' 'azure-identity>=1.24' 'aiohttp>=3.12'" in printed, printed
+    assert "extra 'azure' or 'all'" in printed, printed
+
+
+def test_the_long_description_has_no_link_into_the_repository(wheel: Path) -> None:
+    """The README is the wheel's description; rendered anywhere but the repository (an index, a
+    wheel viewer) a relative link leads nowhere, so the build turns them into paths."""
+    import email
+    import zipfile
+
+    from readme_renderer.markdown import render
+
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(name))
+    assert metadata["Description-Content-Type"].startswith("text/markdown")
+    assert "Home-page" not in metadata
+    assert not any("pypi.org/project/fluke-airflow" in url for url in metadata.get_all("Project-URL"))
+    assert metadata["Requires-Python"] == ">=3.11"
+    html = render(metadata.get_payload(), variant="GFM")
+    assert html, "readme_renderer could not render the description"
+    links = re.findall(r'(?:href|src)="([^"]*)"', html)
+    assert len(links) >= 5, links  # the README's links to Airflow, Fluke, Keep a Changelog...
+    relative = [link for link in links if not link.startswith(("https://", "http://", "#"))]
+    assert relative == [], f"links that only work inside the repository: {relative}"
+    # The paths are still there, as text.
+    assert "`docs/installation.rst`" in metadata.get_payload()
+
+
+def test_a_git_url_resolves(tmp_path: Path) -> None:
+    """The install docs' ``fluke-airflow[all] @ git+URL@ref`` form: uv (as pip would) clones the
+    repository, builds the package and resolves its extras (a dry run: nothing is installed)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    venv = tmp_path / "venv"
+    _uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    requirement = f"fluke-airflow[all] @ git+file://{ROOT}@{head.stdout.strip()}"
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    done = subprocess.run(
+        [str(UV), "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"), "-c", "constraints.txt",
+         requirement],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "fluke-airflow" in done.stderr + done.stdout and "boto3" in done.stderr + done.stdout
