@@ -237,7 +237,7 @@ def _shape(tree: ast.Module) -> dict[str, Any] | None:
 def _check_shape(block: Block, documented: dict[str, Any], emulators: Emulators) -> None:
     """The keys a payload block shows are the real payload's."""
     from fluke_airflow.auth import AWSAuth
-    from fluke_airflow.polling import payloads
+    from fluke_airflow.delivery import payloads
     from fluke_airflow.queues import AmazonSQSQueue
 
     emulators.prepare({"docs-shape"})
@@ -250,7 +250,8 @@ def _check_shape(block: Block, documented: dict[str, Any], emulators: Emulators)
         real = payloads.task_success("docs-shape", "Amazon SQS", False, messages)
         nested = messages[0].to_dict()
     elif "messages" in documented:
-        real = payloads.delivery("docs-shape", "Amazon SQS", messages)
+        raw = payloads.delivery("docs-shape", "Amazon SQS", messages)
+        (real,) = payloads.watch_events(raw, messages, event_per_message=False)
         nested = public
     else:
         real, nested = public, None
