@@ -65,7 +65,7 @@ class QueueRedriveOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from fluke_airflow._airflow import AirflowException
-        from fluke_airflow.polling.open import open_queue
+        from fluke_airflow.delivery.open import open_queue
 
         limit = _args.as_int("max_messages", self.max_messages, minimum=1, allow_none=True)
         with open_queue(self.conn_id, self.queue_name, self.message_encoding) as source:
