@@ -36,8 +36,13 @@ def _block(kind: str) -> re.Pattern[str]:
 
 PARAMS = _block("arguments")
 ATTRIBUTES = _block("attributes")
-RENAMED = {"queue": "queue_name"}
-"""Arguments the sensor keeps under another attribute (``BaseOperator.queue`` is the executor queue)."""
+RENAMED = {arguments.SENSOR: {"queue": "queue_name"}}
+"""Arguments an operator takes under another name: ``BaseOperator.queue`` is the executor queue
+(Celery's, which ``default_args`` often set), so the sensor's message queue is ``queue_name``."""
+
+
+def _name(context: str, name: str) -> str:
+    return RENAMED.get(context, {}).get(name, name)
 DOCS = re.compile(r"(?P<indent>[ ]*)\.\. generated arguments: (?P<context>\w+)\n.*?(?P=indent)\.\. end\n\n?", re.S)
 
 
@@ -62,7 +67,7 @@ def attributes(context: str, indent: str) -> str:
     lines = [f"{indent}# -- generated attributes: {context} --"]
     for name, spec in arguments.specs():
         if context in spec.defaults:
-            lines.append(f"{indent}{RENAMED.get(name, name)}: {spec.annotation}")
+            lines.append(f"{indent}{_name(context, name)}: {spec.annotation}")
     return "\n".join([*lines, f"{indent}# -- end --"]) + "\n"
 
 
@@ -75,7 +80,7 @@ def docs(context: str, indent: str) -> str:
         default = spec.defaults[context]
         shown = "Required." if default is arguments.REQUIRED else f"Default ``{_default(spec, context)}``."
         templated = " Templated." if context == arguments.SENSOR and spec.templated else ""
-        text = f":param {name}: {spec.doc} {shown}{templated}"
+        text = f":param {_name(context, name)}: {spec.doc} {shown}{templated}"
         lines += textwrap.wrap(text, 112, initial_indent=indent, subsequent_indent=indent + "    ")
     return "\n".join([*lines, "", f"{indent}.. end", "", ""])
 

@@ -23,18 +23,18 @@ with DAG(
     push = QueuePushOperator(
         task_id="push",
         conn_id="fluke_azure",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=[f"invoice-{{{{ dag_run.run_after | ds_nodash }}}}-{i}" for i in range(40)],
     )
     # [END howto_operator_queue_push_azure]
 
-    peek = QueuePeekOperator(task_id="peek", conn_id="fluke_azure", queue="{{ params.queue }}")
+    peek = QueuePeekOperator(task_id="peek", conn_id="fluke_azure", queue_name="{{ params.queue }}")
 
     # [START howto_sensor_queue_poll_pre_delivery]
     wait = QueuePollSensor(
         task_id="take_invoices",
         conn_id="fluke_azure",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=40,
         pre_delivery_delete=True,  # at most once: deleted before they reach XCom
         poke_interval=2,

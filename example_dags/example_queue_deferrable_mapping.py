@@ -21,14 +21,14 @@ with DAG(
     seed = QueuePushOperator(
         task_id="seed",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=["resize:a.png", "resize:b.png", "resize:c.png"],
     )
 
     jobs = QueuePollSensor(
         task_id="wait_for_jobs",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=10,
         deferrable=True,  # waits in the triggerer; the worker slot is free meanwhile
         visibility_timeout=300,  # covers the hand-off from the triggerer to a worker

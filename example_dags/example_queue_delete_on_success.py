@@ -20,7 +20,7 @@ with DAG(
     payments = QueuePollSensor(
         task_id="payments",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=10,
         delete_on_dag_success=True,  # adds the teardown task "payments_settle"
         visibility_timeout=120,  # renewed by the settle task while the run goes on

@@ -21,7 +21,7 @@ with DAG(
     push = QueuePushOperator(
         task_id="push_payments",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=["pay-1", "pay-2", "pay-3"],
         message_group_id="customer-42",  # required on a FIFO queue; the group keeps its order
         message_deduplication_id=["{{ run_id }}-1", "{{ run_id }}-2", "{{ run_id }}-3"],
@@ -29,7 +29,7 @@ with DAG(
     # [END howto_operator_queue_push_fifo]
 
     read = QueuePollSensor(
-        task_id="read_payments", conn_id="fluke_sqs", queue="{{ params.queue }}", num_messages=3, timeout=300
+        task_id="read_payments", conn_id="fluke_sqs", queue_name="{{ params.queue }}", num_messages=3, timeout=300
     )
 
     push >> read

@@ -27,7 +27,7 @@ with DAG(
     push = QueuePushOperator(
         task_id="push",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=[json.dumps(order) for order in ORDERS],
         # The amazon provider's format; one dict for all messages, or a list with one per message.
         message_attributes=[
@@ -44,7 +44,7 @@ with DAG(
     paid = QueuePollSensor(
         task_id="wait_for_paid",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=10,
         # The amazon provider's SqsSensor filter: JSONPath on the body, one of these values.
         message_filtering="jsonpath",

@@ -24,20 +24,20 @@ with DAG(
     push = QueuePushOperator(
         task_id="push",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=[json.dumps({"order": i, "run": "{{ run_id }}"}) for i in range(25)],
     )
     # [END howto_operator_queue_push_sqs]
 
     # [START howto_operator_queue_peek]
-    peek = QueuePeekOperator(task_id="peek", conn_id="fluke_sqs", queue="{{ params.queue }}", max_messages=5)
+    peek = QueuePeekOperator(task_id="peek", conn_id="fluke_sqs", queue_name="{{ params.queue }}", max_messages=5)
     # [END howto_operator_queue_peek]
 
     # [START howto_sensor_queue_poll]
     wait = QueuePollSensor(
         task_id="wait_for_orders",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         batch_size=10,
         num_messages=20,
         timeout=300,

@@ -7,12 +7,44 @@ import errors in the UI instead of failed runs.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.arguments import is_template
 
-__all__ = ["as_int", "check_message_arg", "is_template", "messages_from", "optional_int"]
+__all__ = ["as_int", "check_message_arg", "connection_overrides", "deprecated_alias", "is_template", "messages_from",
+           "optional_int", "ported"]  # fmt: skip
+
+
+def ported(ours: str, value: Any, theirs: str, their_value: Any, *, default: Any = None) -> Any:
+    """An argument given under our name or the amazon provider's (``theirs``), not both; required."""
+    if value is not None and their_value is not None:
+        raise TypeError(f"give {ours} or {theirs} (the amazon provider's name for it), not both")
+    found = value if value is not None else their_value if their_value is not None else default
+    if found is None:
+        raise TypeError(f"{ours} is required (or {theirs}, the amazon provider's name for it)")
+    return found
+
+
+def deprecated_alias(theirs: str, value: Any, ours: str, our_value: Any) -> Any:
+    """The amazon provider's deprecated name for one of our arguments: taken, with its warning."""
+    import warnings
+
+    if our_value is not None:
+        raise TypeError(f"give {ours} or {theirs} (the amazon provider's deprecated name for it), not both")
+    warnings.warn(f"{theirs} is deprecated (in the amazon provider too); use {ours}", DeprecationWarning, stacklevel=4)
+    return value
+
+
+def connection_overrides(region_name: Any, verify: Any, botocore_config: Any) -> dict[str, Any]:
+    """The amazon provider's hook arguments a task gives beside its connection (SQS only), checked."""
+    from fluke_airflow.queues.arguments import DeliverySettings
+
+    values = {"region_name": region_name, "verify": verify, "botocore_config": botocore_config}
+    fields = {f.name: f.metadata["argument"] for f in dataclasses.fields(DeliverySettings) if f.name in values}
+    checked = {name: fields[name].check(name, value) for name, value in values.items() if value is not None}
+    return {"config" if name == "botocore_config" else name: value for name, value in checked.items()}
 
 
 def messages_from(value: Any, name: str = "message") -> list[str]:

@@ -193,6 +193,9 @@ class SQSService(Service):
     def total(self, name: str) -> int:
         return sum(self.counts(name).values())
 
+    def visible(self, name: str) -> int:
+        return self.counts(name)["ApproximateNumberOfMessages"]
+
     def in_flight(self, name: str) -> int:
         return self.counts(name)["ApproximateNumberOfMessagesNotVisible"]
 
@@ -234,6 +237,9 @@ class AzureService(Service):
 
     def total(self, name: str) -> int:
         return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
+
+    def visible(self, name: str) -> int:
+        return len(list(self.client.get_queue_client(name).peek_messages(max_messages=32)))
 
 
 # -- running DAGs -------------------------------------------------------------------------------------
@@ -365,57 +371,98 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRunResult:
     return result
 
 
-class SendWhenDeferred:
-    """Send messages as soon as a task of the next run of ``dag_id`` has deferred.
+class Deferred:
+    """Whether a task of a run of ``dag_id`` started after now has deferred (its task instance's
+    ``next_method`` is set in the metadata database)."""
 
-    A deferrable sensor first looks for waiting messages and takes them without deferring; sending
-    only once it has deferred makes sure the trigger is the one that waits for them. Deferral shows
-    in the metadata database as the task instance's ``next_method``.
-    """
-
-    def __init__(self, service: Service, queue: str, bodies: list[str], dag_id: str, task_id: str) -> None:
-        import threading
+    def __init__(self, dag_id: str, task_id: str) -> None:
         from datetime import datetime, timezone
 
         self.since = datetime.now(timezone.utc)
-        self.args = (service, queue, bodies, dag_id, task_id)
-        self.error: BaseException | None = None
+        self.dag_id, self.task_id = dag_id, task_id
         # Import, parse and query once here: imports racing the main thread's can deadlock.
         load_dag(dag_id)
-        assert not self._deferred()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        assert not self()
 
-    def _deferred(self) -> bool:
+    def __call__(self) -> bool:
         from airflow.models.dagrun import DagRun
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
-        _, _, _, dag_id, task_id = self.args
         with create_session() as session:
             found = session.scalars(
                 select(TaskInstance.next_method)
                 .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
                 .where(
-                    TaskInstance.dag_id == dag_id,
-                    TaskInstance.task_id == task_id,
+                    TaskInstance.dag_id == self.dag_id,
+                    TaskInstance.task_id == self.task_id,
                     DagRun.run_after >= self.since,
                     TaskInstance.next_method.is_not(None),
                 )
             ).first()
             return found is not None
 
+
+class SendWhenDeferred:
+    """Send messages as soon as a task of the next run of ``dag_id`` has deferred.
+
+    A deferrable sensor first looks for waiting messages and takes them without deferring; sending
+    only once it has deferred makes sure the trigger is the one that waits for them.
+    """
+
+    def __init__(self, service: Service, queue: str, bodies: list[str], dag_id: str, task_id: str) -> None:
+        import threading
+
+        self.deferred = Deferred(dag_id, task_id)
+        self.args = (service, queue, bodies, dag_id, task_id)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
     def _run(self) -> None:
         service, queue, bodies, dag_id, task_id = self.args
         try:
-            wait_until(self._deferred, timeout=120, interval=0.1, what=f"{dag_id}.{task_id} to defer")
+            wait_until(self.deferred, timeout=120, interval=0.1, what=f"{dag_id}.{task_id} to defer")
             service.send(queue, bodies)
         except BaseException as error:
             self.error = error
 
     def check(self) -> None:
         self.thread.join(timeout=130)
+        if self.error is not None:
+            raise self.error
+
+
+class DripFeed:
+    """Send ``bodies`` one at a time, each once the one before has been received (no message of the
+    queue is visible any more): a consumer that gathers for a batching window gets them one by one,
+    and the test needs no clock. ``after``: start only once this is true (e.g. the sensor deferred)."""
+
+    def __init__(
+        self, service: Service, queue: str, bodies: list[str], after: Callable[[], bool] | None = None
+    ) -> None:
+        import threading
+
+        self.args = (service, queue, bodies, after)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        service, queue, bodies, after = self.args
+        try:
+            if after is not None:
+                wait_until(after, timeout=120, interval=0.1, what="the consumer to be ready")
+            for body in bodies:
+                service.send(queue, [body])
+                wait_until(lambda: service.visible(queue) == 0, timeout=120, interval=0.1,
+                           what=f"{body!r} to be received")  # fmt: skip
+        except BaseException as error:
+            self.error = error
+
+    def check(self) -> None:
+        self.thread.join(timeout=600)
         if self.error is not None:
             raise self.error
 

@@ -27,11 +27,18 @@ def _queue_options(message_encoding: str | None) -> dict[str, Any]:
     return options
 
 
-def open_queue(conn_id: str, queue: str, message_encoding: str | None = None) -> Any:
-    """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager)."""
+def connection_overrides(settings: DeliverySettings) -> dict[str, Any]:
+    """What the settings change of the connection (SQS: the amazon provider's hook arguments)."""
+    found = {"region_name": settings.region_name, "verify": settings.verify, "config": settings.botocore_config}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def open_queue(conn_id: str, queue: str, message_encoding: str | None = None, **overrides: Any) -> Any:
+    """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager);
+    ``overrides``: :func:`connection_overrides`."""
     from fluke_airflow.hooks import get_queue_hook
 
-    return get_queue_hook(conn_id).get_queue(queue, **_queue_options(message_encoding))
+    return get_queue_hook(conn_id, **overrides).get_queue(queue, **_queue_options(message_encoding))
 
 
 def ready_for_delivery(queue: Any, settings: DeliverySettings) -> DeliveryOptions:
@@ -92,7 +99,7 @@ async def aopen_queue(settings: DeliverySettings, *, watch: bool = False) -> tup
     from fluke_airflow.hooks import aget_queue_hook
 
     await sdks_imported()
-    hook = await aget_queue_hook(settings.conn_id)
+    hook = await aget_queue_hook(settings.conn_id, **connection_overrides(settings))
     queue = await hook.aget_queue(
         settings.queue, share_client=True, stall_grace=stall_grace(), **_queue_options(settings.message_encoding)
     )

@@ -102,7 +102,8 @@ class AmazonSQSQueueHook(AwsBaseHook):
         if share_client:
             conn = await _airflow.aget_connection(self.aws_conn_id) if self.aws_conn_id else None
             region = await _airflow.run_blocking(getattr, self, "region_name")  # reads the connection too
-            key = (self.aws_conn_id, region, connection_fingerprint(conn) if conn else "")
+            overrides = repr((self._verify, self._config.__dict__ if self._config is not None else None))
+            key = (self.aws_conn_id, region, connection_fingerprint(conn) if conn else "", overrides)
             auth = await SHARED_AUTHS.aget(key, self.get_auth)
         else:
             auth = await _airflow.run_blocking(self.get_auth)

@@ -21,22 +21,19 @@ class QueuePeekOperator(BaseOperator):
     peeks towards ``maxReceiveCount``).
 
     :param conn_id: Airflow connection id (``aws``, ``azure_storage_queue`` or ``wasb``).
-    :param queue: queue name (SQS: a name or queue URL). Templated.
+    :param queue_name: the message queue's name (SQS: a name or queue URL). Templated. (``queue``
+        is Airflow's: the executor queue.)
     :param max_messages: 1 to 10.
     """
 
     template_fields: Sequence[str] = ("conn_id", "queue_name", "max_messages")
     ui_color = "#deebf7"
 
-    def __init__(
-        self, *, conn_id: str, queue: str, max_messages: int = 10, executor_queue: str | None = None, **kwargs: Any
-    ) -> None:
-        if executor_queue is not None:
-            kwargs["queue"] = executor_queue
+    def __init__(self, *, conn_id: str, queue_name: str, max_messages: int = 10, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _args.optional_int("max_messages", max_messages, minimum=1, maximum=10)
         self.conn_id = conn_id
-        self.queue_name = queue
+        self.queue_name = queue_name
         self.max_messages = max_messages
 
     def execute(self, context: Context) -> list[str]:

@@ -22,7 +22,8 @@ class QueuePushOperator(BaseOperator):
     and the task fails naming how many and which (by position).
 
     :param conn_id: Airflow connection id.
-    :param queue: queue name (SQS: a name or queue URL). Templated.
+    :param queue_name: the message queue's name (SQS: a name or queue URL). Templated. (``queue``
+        is Airflow's: the executor queue, which ``default_args`` often set for Celery.)
     :param message: a str or a list of str. Templated; an ``XComArg`` works too.
     :param message_group_id: SQS FIFO message group. Templated.
     :param message_deduplication_id: SQS FIFO deduplication id: a str for one message, a list
@@ -31,6 +32,14 @@ class QueuePushOperator(BaseOperator):
     :param message_attributes: SQS message attributes, the amazon provider's format
         ``{"name": {"DataType": "String", "StringValue": "..."}}``: one dict for every message, or a
         list with one dict per message. Templated (rendered as JSON in the UI). Azure has none.
+    :param region_name: SQS only: the AWS region, instead of the connection's.
+    :param verify: SQS only: TLS verification (``False``, or a CA bundle's path), instead of the connection's.
+    :param botocore_config: SQS only: botocore ``Config`` options as a dict.
+    :param sqs_queue: the amazon provider's ``SqsPublishOperator`` name for ``queue_name``.
+    :param message_content: the amazon provider's name for ``message``.
+    :param aws_conn_id: the amazon provider's name for ``conn_id`` (with ``sqs_queue`` alone:
+        ``'aws_default'``, as there).
+    :param region: the amazon provider's deprecated name for ``region_name``.
     :return: the message ids the service gave the messages, in order (XCom).
 
     On an SQS FIFO queue without content-based deduplication, when no deduplication ids are given,
@@ -54,23 +63,35 @@ class QueuePushOperator(BaseOperator):
     def __init__(
         self,
         *,
-        conn_id: str,
-        queue: str,
-        message: str | list[str] | Any,
+        conn_id: str | None = None,
+        queue_name: str | None = None,
+        message: str | list[str] | Any = None,
         message_group_id: str | None = None,
         message_deduplication_id: str | list[str] | None = None,
         delay_seconds: int | None = None,
         message_attributes: dict[str, Any] | list[dict[str, Any]] | None = None,
-        executor_queue: str | None = None,
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        sqs_queue: str | None = None,
+        message_content: str | None = None,
+        aws_conn_id: str | None = None,
+        region: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if executor_queue is not None:
-            kwargs["queue"] = executor_queue
         super().__init__(**kwargs)
+        conn_id = _args.ported(
+            "conn_id", conn_id, "aws_conn_id", aws_conn_id, default="aws_default" if sqs_queue else None
+        )
+        queue_name = _args.ported("queue_name", queue_name, "sqs_queue", sqs_queue)
+        message = _args.ported("message", message, "message_content", message_content)
+        if region is not None:
+            region_name = _args.deprecated_alias("region", region, "region_name", region_name)
+        self.connection = _args.connection_overrides(region_name, verify, botocore_config)
         _args.check_message_arg(message)
         _args.optional_int("delay_seconds", delay_seconds, minimum=0)
         self.conn_id = conn_id
-        self.queue_name = queue
+        self.queue_name = queue_name
         self.message = message
         self.message_group_id = message_group_id
         self.message_deduplication_id = message_deduplication_id
@@ -108,7 +129,7 @@ class QueuePushOperator(BaseOperator):
 
         messages = _args.messages_from(self.message)
         options = self._options(len(messages))
-        hook = get_queue_hook(self.conn_id)
+        hook = get_queue_hook(self.conn_id, **self.connection)
         with hook.get_queue(self.queue_name, suppress_output=True) as queue:
             if queue.needs_deduplication_ids and "message_deduplication_ids" not in options:
                 options["message_deduplication_ids"] = _deduplication_ids(context, len(messages))

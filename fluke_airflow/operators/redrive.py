@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class QueueRedriveOperator(BaseOperator):
     """Move up to ``max_messages`` (default: all) messages from a dead-letter or poison queue back
-    to ``queue``, the queue they came from.
+    to ``queue_name``, the queue they came from.
 
     Each message is sent to ``queue`` first and deleted from the dead-letter queue only once
     ``queue`` accepted it (at least once: a message whose delete failed is moved again by the next
@@ -25,7 +25,8 @@ class QueueRedriveOperator(BaseOperator):
     The task fails, after storing that XCom, if any message could not be moved.
 
     :param conn_id: Airflow connection id (``aws``, ``azure_storage_queue`` or ``wasb``).
-    :param queue: the queue the messages go back to (SQS: a name or queue URL). Templated.
+    :param queue_name: the queue the messages go back to (SQS: a name or queue URL). Templated.
+        (``queue`` is Airflow's: the executor queue.)
     :param dead_letter_queue: where they are now. Default: on Azure ``<queue>-poison`` (where
         ``max_receive_count`` moves them, as Azure Functions does); on SQS the dead-letter queue of
         ``queue``'s RedrivePolicy. Templated.
@@ -41,23 +42,20 @@ class QueueRedriveOperator(BaseOperator):
         self,
         *,
         conn_id: str,
-        queue: str,
+        queue_name: str,
         dead_letter_queue: str | None = None,
         max_messages: int | None = None,
         visibility_timeout: int = 60,
         message_encoding: str | None = None,
-        executor_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if executor_queue is not None:
-            kwargs["queue"] = executor_queue
         super().__init__(**kwargs)
         _args.optional_int("max_messages", max_messages, minimum=1)
         _args.optional_int("visibility_timeout", visibility_timeout, minimum=1)
         if message_encoding not in (None, "text", "base64"):
             raise ValueError(f"message_encoding must be 'text', 'base64' or None, got {message_encoding!r}")
         self.conn_id = conn_id
-        self.queue_name = queue
+        self.queue_name = queue_name
         self.dead_letter_queue = dead_letter_queue
         self.max_messages = max_messages
         self.visibility_timeout = visibility_timeout

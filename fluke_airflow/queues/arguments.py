@@ -127,6 +127,15 @@ def backoff(name: str, value: Any) -> float:
     return v.backoff_multiplier(name, value)
 
 
+def _mapping(name: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        example = "{'retries': {'max_attempts': 3}}"
+        raise TypeError(f"{name} must be a dict (e.g. {example}), got {type(value).__name__}")
+    return dict(value)
+
+
 def dag_id_list(name: str, value: Any) -> tuple[str, ...] | None:
     """DAG ids: one as a str, or a non-empty list of them (None: not given)."""
     if value is None:
@@ -248,6 +257,20 @@ class DeliverySettings:
         "(``'dead_letter'``). Watchers sharing one poll loop must agree on it.",
         check=choice(*UNMATCHED), poll="leave", sensor="leave", trigger="leave",
     )  # fmt: skip
+    region_name: str | None = argument(
+        "SQS only: the AWS region, instead of the aws connection's (the amazon provider's hooks take it too).",
+        check=text(none=True), sensor=None, trigger=None,
+    )  # fmt: skip
+    verify: bool | str | None = argument(
+        "SQS only: TLS certificate verification, ``False`` or the path of a CA bundle, instead of the aws "
+        "connection's (as the amazon provider's hooks take it).",
+        check=lambda n, x: x if x is None or isinstance(x, (bool, str)) else v.boolean(n, x), sensor=None, trigger=None,
+    )  # fmt: skip
+    botocore_config: dict[str, Any] | None = argument(
+        "SQS only: botocore ``Config`` options as a dict (retries, timeouts, proxies), merged over the aws "
+        "connection's ``config_kwargs`` (as the amazon provider's hooks take it).",
+        check=lambda n, x: _mapping(n, x), sensor=None, trigger=None,
+    )  # fmt: skip
     retry_delay: float = argument(
         "Messages the consumer did not finish (the loop raised, an event was not stored in time) stay hidden "
         "this long, in seconds or a timedelta, before they come back. (A sensor's messages come back with its "
@@ -349,9 +372,39 @@ class SensorArguments:
         "attributes; never the receipt) instead of the bodies.",
         check=flag, sensor=False,
     )  # fmt: skip
-    executor_queue: str | None = argument(
-        "The executor queue: ``BaseOperator``'s ``queue``, which ``queue`` names the message queue here instead.",
+
+
+@dataclass(frozen=True)
+class AmazonArguments:
+    """The amazon provider's ``SqsSensor`` arguments, taken as they are written there (see the
+    porting page); each becomes one of ours."""
+
+    sqs_queue: str | None = argument("The amazon provider's name for ``queue_name``.", check=text(none=True),
+                                     sensor=None)  # fmt: skip
+    aws_conn_id: str | None = argument(
+        "The amazon provider's name for ``conn_id`` (given alone, ``sqs_queue`` means ``'aws_default'``, as there).",
         check=text(none=True), sensor=None,
+    )  # fmt: skip
+    max_messages: int | None = argument(
+        "The amazon provider's messages per batch (default 5 there): ``num_messages`` is ``max_messages`` times "
+        "``num_batches``.",
+        check=ints(1, none=True), sensor=None,
+    )  # fmt: skip
+    num_batches: int | None = argument("The amazon provider's batches per poke (default 1 there).",
+                                       check=ints(1, none=True), sensor=None)  # fmt: skip
+    delete_message_on_reception: bool | None = argument(
+        "The amazon provider's: ``True`` is ``pre_delivery_delete=True``; ``False`` leaves the messages in the "
+        "queue. Left out: deleted once the XCom is stored (at least once).",
+        check=lambda n, x: None if x is None else v.boolean(n, x), sensor=None,
+    )  # fmt: skip
+    region: str | None = argument(
+        "The amazon provider's deprecated name for ``region_name`` (taken, with a DeprecationWarning, as there).",
+        check=text(none=True), sensor=None,
+    )  # fmt: skip
+    waiter_delay: float | None = argument(
+        "The amazon provider's pause between polls when deferred (60 s there). Taken as ``poke_interval``, with "
+        "a DeprecationWarning: SQS is long-polled here (``wait_time_seconds``), so no pause is needed on SQS.",
+        check=durations(none=True), sensor=None,
     )  # fmt: skip
 
 
@@ -362,7 +415,7 @@ FILTERS = (
     "message_filtering_attributes",
 )
 """The amazon provider's filter arguments (and attribute filters): see :mod:`fluke_airflow.queues.filters`."""
-DECLARATIONS = (DeliverySettings, PollArguments, WatchArguments, SensorArguments)
+DECLARATIONS = (DeliverySettings, PollArguments, WatchArguments, SensorArguments, AmazonArguments)
 
 
 def specs(of: type | None = None) -> Iterator[tuple[str, Spec]]:

@@ -14,6 +14,7 @@ reports what happened (stored, failed) and does the Airflow part.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,11 +33,12 @@ if TYPE_CHECKING:
     from fluke_airflow.queues.message import Message
 
 _ATTRIBUTE = {"queue": "queue_name"}
-"""Arguments kept under another attribute: ``BaseOperator.queue`` is the executor queue."""
+"""Arguments the sensor takes under another name: ``BaseOperator.queue`` is the executor queue
+(Celery's, which ``default_args`` often set), so the message queue is ``queue_name``."""
 
 
 class QueuePollSensor(BaseSensorOperator):
-    """Wait until messages are available in ``queue``, then deliver up to ``num_messages``.
+    """Wait until messages are available in ``queue_name``, then deliver up to ``num_messages``.
 
     The XCom return value is the list of bodies (str). With 25 messages waiting,
     ``batch_size=10, num_messages=20`` delivers exactly 20.
@@ -47,19 +49,19 @@ class QueuePollSensor(BaseSensorOperator):
     the message's receive count as the try number): they return when a retry of this task would.
 
     Ported from the amazon provider's ``SqsSensor``, a sensor keeps working with only the class
-    name changed: ``sqs_queue`` and ``aws_conn_id`` (default ``"aws_default"``) name the queue and
-    connection, ``max_messages`` (default 5) times ``num_batches`` (default 1) is ``num_messages``,
-    ``delete_message_on_reception=True`` is ``pre_delivery_delete=True`` (``False`` leaves the
-    messages in the queue), and the messages also go to the XCom key ``messages`` as the amazon
-    sensor stores them (``MessageId``, ``Body``, ``Attributes``, ``MessageAttributes``; no
-    ``ReceiptHandle``). Left out, ``delete_message_on_reception`` means our default: deleted once
-    the XCom is stored (at least once) rather than on reception.
+    name changed: its arguments are taken as they are written there (``sqs_queue``,
+    ``aws_conn_id``, ``max_messages``, ``num_batches``, ``delete_message_on_reception``,
+    ``region_name``, ``verify``, ``botocore_config``, ``waiter_delay``; see the porting page), and
+    the messages also go to the XCom key ``messages`` as the amazon sensor stores them
+    (``MessageId``, ``Body``, ``Attributes``, ``MessageAttributes``; no ``ReceiptHandle``). Left
+    out, ``delete_message_on_reception`` means our default: deleted once the XCom is stored (at
+    least once) rather than on reception.
 
     .. generated arguments: sensor
 
     :param conn_id: The Airflow connection: ``aws`` (Amazon SQS), ``azure_storage_queue`` or ``wasb`` (Azure
         Queue Storage). Required. Templated.
-    :param queue: The queue's name (SQS: a name or a queue URL). Required. Templated.
+    :param queue_name: The queue's name (SQS: a name or a queue URL). Required. Templated.
     :param batch_size: Messages per batch (more than one request's worth is received with several requests). The
         sensor and the trigger deliver this many when ``num_messages`` is not set; a watcher defaults to 100, so
         that a burst becomes few runs. Default ``10``. Templated.
@@ -97,6 +99,12 @@ class QueuePollSensor(BaseSensorOperator):
     :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
         other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
         (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
+    :param region_name: SQS only: the AWS region, instead of the aws connection's (the amazon provider's hooks
+        take it too). Default ``None``.
+    :param verify: SQS only: TLS certificate verification, ``False`` or the path of a CA bundle, instead of the
+        aws connection's (as the amazon provider's hooks take it). Default ``None``.
+    :param botocore_config: SQS only: botocore ``Config`` options as a dict (retries, timeouts, proxies), merged
+        over the aws connection's ``config_kwargs`` (as the amazon provider's hooks take it). Default ``None``.
     :param deferrable: Wait in the triggerer and free the worker slot (default: ``[operators]
         default_deferrable``). Default ``conf.getboolean("operators", "default_deferrable", fallback=False)``.
     :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if every
@@ -105,17 +113,23 @@ class QueuePollSensor(BaseSensorOperator):
         Default ``False``.
     :param include_metadata: The XCom is a list of message dicts (id, body, receive count, the service's
         metadata and SQS message attributes; never the receipt) instead of the bodies. Default ``False``.
-    :param executor_queue: The executor queue: ``BaseOperator``'s ``queue``, which ``queue`` names the message
-        queue here instead. Default ``None``.
+    :param sqs_queue: The amazon provider's name for ``queue_name``. Default ``None``.
+    :param aws_conn_id: The amazon provider's name for ``conn_id`` (given alone, ``sqs_queue`` means
+        ``'aws_default'``, as there). Default ``None``.
+    :param max_messages: The amazon provider's messages per batch (default 5 there): ``num_messages`` is
+        ``max_messages`` times ``num_batches``. Default ``None``.
+    :param num_batches: The amazon provider's batches per poke (default 1 there). Default ``None``.
+    :param delete_message_on_reception: The amazon provider's: ``True`` is ``pre_delivery_delete=True``;
+        ``False`` leaves the messages in the queue. Left out: deleted once the XCom is stored (at least once).
+        Default ``None``.
+    :param region: The amazon provider's deprecated name for ``region_name`` (taken, with a DeprecationWarning,
+        as there). Default ``None``.
+    :param waiter_delay: The amazon provider's pause between polls when deferred (60 s there). Taken as
+        ``poke_interval``, with a DeprecationWarning: SQS is long-polled here (``wait_time_seconds``), so no
+        pause is needed on SQS. Default ``None``.
 
     .. end
 
-    :param sqs_queue: the amazon provider's name for ``queue``.
-    :param aws_conn_id: the amazon provider's name for ``conn_id``.
-    :param max_messages: the amazon provider's messages per batch (with ``num_batches``).
-    :param num_batches: the amazon provider's batches per poke.
-    :param delete_message_on_reception: the amazon provider's: ``True`` is ``pre_delivery_delete=True``,
-        ``False`` leaves the messages in the queue.
     """
 
     template_fields: Sequence[str] = tuple(_ATTRIBUTE.get(n, n) for n in arguments.templated(SENSOR))
@@ -138,17 +152,26 @@ class QueuePollSensor(BaseSensorOperator):
     message_filtering_config: Any
     message_filtering_attributes: dict[str, Any] | None
     unmatched: str
+    region_name: str | None
+    verify: bool | str | None
+    botocore_config: dict[str, Any] | None
     deferrable: bool
     delete_on_dag_success: bool
     include_metadata: bool
-    executor_queue: str | None
+    sqs_queue: str | None
+    aws_conn_id: str | None
+    max_messages: int | None
+    num_batches: int | None
+    delete_message_on_reception: bool | None
+    region: str | None
+    waiter_delay: float | None
     # -- end --
 
     def __init__(
         self,
         *,
         conn_id: str | None = None,
-        queue: str | None = None,
+        queue_name: str | None = None,
         # -- generated arguments: sensor --
         batch_size: int = 10,
         num_messages: int | None = None,
@@ -165,24 +188,25 @@ class QueuePollSensor(BaseSensorOperator):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         delete_on_dag_success: bool = False,
         include_metadata: bool = False,
-        executor_queue: str | None = None,
-        # -- end --
         sqs_queue: str | None = None,
         aws_conn_id: str | None = None,
         max_messages: int | None = None,
         num_batches: int | None = None,
         delete_message_on_reception: bool | None = None,
+        region: str | None = None,
+        waiter_delay: float | None = None,
+        # -- end --
         **kwargs: Any,
     ) -> None:
         passed = locals()
-        given = {name: passed[name] for name in arguments.defaults(SENSOR)}
-        ported = _ported_arguments(given, sqs_queue, aws_conn_id, max_messages, num_batches,
-                                   delete_message_on_reception)  # fmt: skip
-        if given["executor_queue"] is not None:
-            kwargs["queue"] = given["executor_queue"]
+        given = {name: passed[_ATTRIBUTE.get(name, name)] for name in arguments.defaults(SENSOR)}
+        ported = _ported_arguments(given, kwargs)
         own_task_id = kwargs.get("task_id", "")
         super().__init__(**kwargs)
         for name, value in arguments.check(SENSOR, given, templates_allowed=True).items():
@@ -203,11 +227,12 @@ class QueuePollSensor(BaseSensorOperator):
         settle = QueueSettleSensor(
             task_id=task_id,
             conn_id=self.conn_id,
-            queue=self.queue_name,
+            queue_name=self.queue_name,
             sensor_task_id=self.task_id,
             visibility_timeout=self.visibility_timeout,
             message_encoding=self.message_encoding,
             message_retry=self._retry_settings(),
+            connection={name: getattr(self, name) for name in ("region_name", "verify", "botocore_config")},
             trigger_rule=TriggerRule.ALL_DONE_SETUP_SUCCESS,
             **self._dag_kwargs(),
         )
@@ -232,9 +257,10 @@ class QueuePollSensor(BaseSensorOperator):
         }
 
     def _open(self) -> Any:
-        from fluke_airflow.delivery.open import open_queue
+        from fluke_airflow.delivery.open import connection_overrides, open_queue
 
-        return open_queue(self.conn_id, self.queue_name, self.message_encoding)
+        settings = self._settings()
+        return open_queue(settings.conn_id, settings.queue, settings.message_encoding, **connection_overrides(settings))
 
     # -- poke / reschedule ------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
@@ -410,34 +436,32 @@ class _Ported:
     amazon_style: bool
 
 
-def _ported_arguments(
-    given: dict[str, Any],
-    sqs_queue: str | None,
-    aws_conn_id: str | None,
-    max_messages: int | None,
-    num_batches: int | None,
-    delete_message_on_reception: bool | None,
-) -> _Ported:
+def _ported_arguments(given: dict[str, Any], kwargs: dict[str, Any]) -> _Ported:
     """The sensor's own arguments (in ``given``, updated in place) from those of the amazon
-    provider's ``SqsSensor``, if given."""
+    provider's ``SqsSensor`` (also in ``given``); ``waiter_delay`` becomes the operator's
+    ``poke_interval`` (in ``kwargs``)."""
     from fluke_airflow import _args
     from fluke_airflow.queues import validation as check
 
-    for ours, theirs, name in (("conn_id", aws_conn_id, "aws_conn_id"), ("queue", sqs_queue, "sqs_queue")):
-        if theirs is not None and given[ours] is not None:
-            raise TypeError(f"give {ours} or {name} (the amazon provider's name for it), not both")
-    amazon_style = sqs_queue is not None or aws_conn_id is not None
+    for ours, theirs, shown in (("conn_id", "aws_conn_id", "conn_id"), ("queue", "sqs_queue", "queue_name")):
+        if given[theirs] is not None and given[ours] is not None:
+            raise TypeError(f"give {shown} or {theirs} (the amazon provider's name for it), not both")
+    amazon_style = given["sqs_queue"] is not None or given["aws_conn_id"] is not None
     if given["queue"] is None:
-        if sqs_queue is None:
-            raise TypeError("QueuePollSensor needs queue (the queue's name; SQS: a name or URL)")
-        given["queue"] = sqs_queue
+        if given["sqs_queue"] is None:
+            raise TypeError(
+                "QueuePollSensor needs queue_name: the message queue's name (SQS: a name or URL). (queue is "
+                "Airflow's executor queue, which default_args often set for Celery)"
+            )
+        given["queue"] = given["sqs_queue"]
     if given["conn_id"] is None:
         if not amazon_style:
             raise TypeError(
                 "QueuePollSensor needs conn_id: an Airflow connection of type 'aws' (Amazon SQS), "
                 "'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
             )
-        given["conn_id"] = aws_conn_id or "aws_default"  # the amazon provider's default
+        given["conn_id"] = given["aws_conn_id"] or "aws_default"  # the amazon provider's default
+    max_messages, num_batches = given["max_messages"], given["num_batches"]
     if max_messages is not None or num_batches is not None:
         if given["num_messages"] is not None:
             raise TypeError("give num_messages or max_messages/num_batches (the amazon provider's), not both")
@@ -446,11 +470,25 @@ def _ported_arguments(
         given["num_messages"] = int(max_messages if max_messages is not None else 5) * int(
             num_batches if num_batches is not None else 1
         )
+    if given["waiter_delay"] is not None:
+        if "poke_interval" in kwargs:
+            raise TypeError("give poke_interval or waiter_delay (the amazon provider's name for it), not both")
+        warnings.warn(
+            "QueuePollSensor(waiter_delay=...) is the amazon SqsSensor's pause between polls; it is taken as "
+            "poke_interval. SQS is long-polled here (wait_time_seconds), so no pause is needed there: use "
+            "poke_interval",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        kwargs["poke_interval"] = given["waiter_delay"]
+    if given["region"] is not None:
+        given["region_name"] = _args.deprecated_alias("region", given["region"], "region_name", given["region_name"])
     keep = False
-    if delete_message_on_reception is not None:
-        check.boolean("delete_message_on_reception", delete_message_on_reception)
+    reception = given["delete_message_on_reception"]
+    if reception is not None:
+        check.boolean("delete_message_on_reception", reception)
         if given["pre_delivery_delete"]:
             raise TypeError("give pre_delivery_delete or delete_message_on_reception (the amazon provider's), not both")
-        given["pre_delivery_delete"] = delete_message_on_reception
-        keep = not delete_message_on_reception
+        given["pre_delivery_delete"] = reception
+        keep = not reception
     return _Ported(keep, amazon_style)

@@ -43,15 +43,17 @@ class QueueSettleSensor(BaseSensorOperator):
         self,
         *,
         conn_id: str,
-        queue: str,
+        queue_name: str,
         sensor_task_id: str,
         visibility_timeout: int = 300,
         message_encoding: str | None = None,
         message_retry: dict[str, Any] | None = None,
+        connection: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         """``message_retry``: ``retry_delay``, ``retry_exponential_backoff`` and ``max_retry_delay``
-        for the messages of a failed run (the sensor's own; this task's retries are its own)."""
+        for the messages of a failed run (the sensor's own; this task's retries are its own).
+        ``connection``: the sensor's ``region_name``, ``verify`` and ``botocore_config``."""
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", max(1.0, min(30.0, visibility_timeout / 3)))
         kwargs.setdefault("timeout", 7 * 24 * 3600)
@@ -63,16 +65,18 @@ class QueueSettleSensor(BaseSensorOperator):
         kwargs.setdefault("retry_delay", timedelta(seconds=kwargs["poke_interval"]))
         super().__init__(**kwargs)
         self.conn_id = conn_id
-        self.queue_name = queue
+        self.queue_name = queue_name
         self.sensor_task_id = sensor_task_id
         self.visibility_timeout = visibility_timeout
         self.message_encoding = message_encoding
         self.message_retry = dict(message_retry or {})
+        self.connection = {k: v for k, v in (connection or {}).items() if v is not None}
 
     def _queue(self) -> Any:
         from fluke_airflow.delivery.open import open_queue
 
-        return open_queue(self.conn_id, self.queue_name, self.message_encoding)
+        overrides = {"config" if k == "botocore_config" else k: v for k, v in self.connection.items()}
+        return open_queue(self.conn_id, self.queue_name, self.message_encoding, **overrides)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from fluke_airflow.queues.lifecycle import Outcome, settle

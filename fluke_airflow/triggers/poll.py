@@ -94,6 +94,12 @@ class QueuePollTrigger(BaseEventTrigger):
     :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
         other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
         (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
+    :param region_name: SQS only: the AWS region, instead of the aws connection's (the amazon provider's hooks
+        take it too). Default ``None``.
+    :param verify: SQS only: TLS certificate verification, ``False`` or the path of a CA bundle, instead of the
+        aws connection's (as the amazon provider's hooks take it). Default ``None``.
+    :param botocore_config: SQS only: botocore ``Config`` options as a dict (retries, timeouts, proxies), merged
+        over the aws connection's ``config_kwargs`` (as the amazon provider's hooks take it). Default ``None``.
     :param retry_delay: Messages the consumer did not finish (the loop raised, an event was not stored in time)
         stay hidden this long, in seconds or a timedelta, before they come back. (A sensor's messages come back
         with its task's own ``retry_delay``.) Default ``30.0``.
@@ -136,6 +142,9 @@ class QueuePollTrigger(BaseEventTrigger):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
         retry_delay: float | timedelta = 30.0,
         retry_exponential_backoff: bool | float = True,
         max_retry_delay: float | timedelta | None = 900.0,

@@ -299,3 +299,31 @@ def test_example_queue_create_creates_both_queues_then_changes_nothing(sqs: SQSS
     sqs.send("fluke-created", ["x"])
     azure.send("fluke-created", ["y"])
     assert sqs.drain("fluke-created") == ["x"] and azure.drain("fluke-created") == ["y"]
+
+
+def test_a_dag_written_for_the_amazon_classes_does_the_same_with_ours(
+    moto: Any, sqs: SQSService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/porting.rst: the same arguments (every amazon one a ported DAG writes, with
+    ``default_args={"queue": ...}`` for Celery), the amazon classes and ours, against moto."""
+    from airflow_support import set_connection, sqs_connection
+
+    # The connection says eu-west-1, where the queue does not exist: only region_name reaches it.
+    set_connection(monkeypatch, "fluke_ported", sqs_connection(moto, region_name="eu-west-1"))
+    outcomes = {}
+    for name in ("amazon", "fluke"):
+        queue = f"fluke-ported-{name}"
+        sqs.create(queue)
+        result = run_dag(f"fluke_test_ported_{name}", {"queue": queue, "body": "hello"})
+        shaped = result.xcom("read_from_queue", key="messages")
+        outcomes[name] = {
+            "states": result.task_states(),
+            "bodies": sorted(m["Body"] for m in shaped),
+            "left": sqs.total(queue),
+        }
+        assert {t.queue for t in load_dag(f"fluke_test_ported_{name}").tasks} == {"celery_highmem"}
+    assert outcomes["fluke"] == outcomes["amazon"] == {
+        "states": {"publish": "success", "read_from_queue": "success"},
+        "bodies": ["hello"],
+        "left": 0,
+    }

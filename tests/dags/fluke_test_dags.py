@@ -95,22 +95,25 @@ with DAG(
         return [f"xcom-{params['tag']}-{i}" for i in range(int(params["count"]))]
 
     push_xcom = QueuePushOperator(
-        task_id="push_xcom", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message=make_messages()
+        task_id="push_xcom", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}", message=make_messages()
     )
     push_one = QueuePushOperator(
         task_id="push_one",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message="one-{{ params.tag }}-{{ dag.dag_id }}",
     )
     push_list = QueuePushOperator(
         task_id="push_list",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=["list-{{ params.tag }}-a", "list-{{ params.tag }}-b"],
     )
     peek = QueuePeekOperator(
-        task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", max_messages="{{ params.peek }}"
+        task_id="peek",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        max_messages="{{ params.peek }}",
     )
     push_xcom >> push_one >> push_list >> peek
 
@@ -126,7 +129,7 @@ with DAG(
     QueuePushOperator(
         task_id="push",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message="{{ params.batch }}",
         delay_seconds="{{ params.delay }}",
     )
@@ -142,7 +145,7 @@ with DAG(
     QueuePushOperator(
         task_id="push",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=["fifo-0", "fifo-1"],
         message_group_id="{{ params.group }}",
         message_deduplication_id="{{ params.dedup }}",
@@ -159,7 +162,7 @@ with DAG(
     QueuePushOperator(
         task_id="push",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=[f"delayed-{i}" for i in range(12)],
         delay_seconds="{{ params.delay }}",
     )
@@ -184,7 +187,7 @@ for mode in ("poke", "reschedule", "deferrable"):
             sensor = SeedOnEmptyPoke(
                 task_id="wait",
                 conn_id="{{ params.conn_id }}",
-                queue="{{ params.queue }}",
+                queue_name="{{ params.queue }}",
                 batch_size="{{ params.batch_size }}",
                 num_messages="{{ params.num_messages }}",
                 visibility_timeout="{{ params.visibility_timeout }}",
@@ -197,13 +200,30 @@ for mode in ("poke", "reschedule", "deferrable"):
             )
             received(sensor.output)
 
+# -- a batching window: messages that arrive one by one go out as one delivery ---------------------------------
+for mode in ("poke", "deferrable"):
+    with DAG(f"fluke_test_window_{mode}", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+        received(
+            QueuePollSensor(
+                task_id="wait",
+                conn_id="{{ params.conn_id }}",
+                queue_name="{{ params.queue }}",
+                num_messages=4,
+                max_batching_window=240,  # ends early: the delivery is full after the fourth message
+                visibility_timeout=300,
+                deferrable=mode == "deferrable",
+                poke_interval=1,
+                timeout=300,
+            ).output
+        )
+
 # -- the at-least-once / at-most-once hand-off when a try dies --------------------------------------------
 for mode in ("poke", "deferrable"):
     with DAG(f"fluke_test_crash_{mode}", schedule=None, start_date=START, params=POLL_PARAMS, tags=["fluke-test"]):
         CrashBeforeXCom(
             task_id="wait",
             conn_id="{{ params.conn_id }}",
-            queue="{{ params.queue }}",
+            queue_name="{{ params.queue }}",
             num_messages="{{ params.num_messages }}",
             visibility_timeout="{{ params.visibility_timeout }}",
             deferrable=mode == "deferrable",
@@ -218,7 +238,7 @@ for mode in ("poke", "deferrable"):
         CrashAfterReceive(
             task_id="wait",
             conn_id="{{ params.conn_id }}",
-            queue="{{ params.queue }}",
+            queue_name="{{ params.queue }}",
             num_messages="{{ params.num_messages }}",
             pre_delivery_delete=True,
             deferrable=mode == "deferrable",
@@ -241,14 +261,14 @@ with DAG(
     push_now = QueuePushOperator(
         task_id="push_now",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message="{{ params.bodies[:1] }}",
     )
-    peek = QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}")
+    peek = QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}")
     poke = QueuePollSensor(
         task_id="poll_poke",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=1,
         poke_interval=1,
         wait_time_seconds=1,
@@ -257,14 +277,14 @@ with DAG(
     push_later = QueuePushOperator(
         task_id="push_later",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message="{{ params.bodies[1:] }}",
         delay_seconds="{{ params.delay }}",
     )
     deferred = QueuePollSensor(
         task_id="poll_deferred",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=100,
         deferrable=True,
         poke_interval=1,
@@ -276,15 +296,19 @@ with DAG(
 
 # Each task on its own, so that each one meets a bad connection itself.
 with DAG("fluke_test_each_task", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
-    QueuePushOperator(task_id="push", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message="m")
-    QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}")
+    QueuePushOperator(task_id="push", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}", message="m")
+    QueuePeekOperator(task_id="peek", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}")
     QueuePollSensor(
-        task_id="poll_poke", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", poke_interval=1, timeout=30
+        task_id="poll_poke",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        poke_interval=1,
+        timeout=30,
     )
     QueuePollSensor(
         task_id="poll_deferred",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         deferrable=True,
         poke_interval=1,
         timeout=30,
@@ -296,7 +320,7 @@ for mode in ("poke", "deferrable"):
         QueuePollSensor(
             task_id="wait",
             conn_id="{{ params.conn_id }}",
-            queue="{{ params.queue }}",
+            queue_name="{{ params.queue }}",
             num_messages=10,
             visibility_timeout=60,
             message_filtering="jsonpath",
@@ -337,7 +361,7 @@ with DAG(
     QueuePushOperator(
         task_id="push",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         message=["a", "b", "c"],
         message_attributes={"team": {"DataType": "String", "StringValue": "{{ params.team }}"}},
     )
@@ -361,7 +385,7 @@ with DAG(
             return sum(len(batch) for batch in queue.poll(batch_size=10))
 
     push = QueuePushOperator(
-        task_id="push", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", message="{{ params.bodies }}"
+        task_id="push", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}", message="{{ params.bodies }}"
     )
     push >> drain()
 
@@ -375,5 +399,8 @@ with DAG(
     tags=["fluke-test"],
 ):
     QueueRedriveOperator(
-        task_id="redrive", conn_id="{{ params.conn_id }}", queue="{{ params.queue }}", max_messages="{{ params.limit }}"
+        task_id="redrive",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        max_messages="{{ params.limit }}",
     )

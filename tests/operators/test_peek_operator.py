@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("airflow_env")
 
 
 def peek(service: Service, queue: str, **kwargs: Any) -> list[str]:
-    op = QueuePeekOperator(task_id="peek", conn_id=service.conn_id, queue=queue, **kwargs)
+    op = QueuePeekOperator(task_id="peek", conn_id=service.conn_id, queue_name=queue, **kwargs)
     return op.execute(context={})  # type: ignore[arg-type]
 
 
@@ -37,9 +37,9 @@ def test_peek_on_an_empty_queue_is_an_empty_list(service: Service, queue: str) -
 @pytest.mark.parametrize(("max_messages", "error"), [(0, ValueError), (11, ValueError), ("ten", TypeError)])
 def test_peek_bad_max_messages_fails_at_parse_time(max_messages: Any, error: type) -> None:
     with pytest.raises(error, match="max_messages"):
-        QueuePeekOperator(task_id="peek", conn_id="c", queue="q", max_messages=max_messages)
+        QueuePeekOperator(task_id="peek", conn_id="c", queue_name="q", max_messages=max_messages)
 
 
 def test_executor_queue_is_separate_from_the_message_queue() -> None:
-    op = QueuePeekOperator(task_id="p", conn_id="c", queue="orders", executor_queue="gpu")
+    op = QueuePeekOperator(task_id="p", conn_id="c", queue_name="orders", queue="gpu")
     assert (op.queue_name, op.queue) == ("orders", "gpu")

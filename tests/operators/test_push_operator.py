@@ -220,12 +220,14 @@ def test_partly_refused_push_on_azure(
 )
 def test_push_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: type, expected: str) -> None:
     with pytest.raises(error, match=expected):
-        QueuePushOperator(task_id="push", conn_id="c", queue="q", **kwargs)
+        QueuePushOperator(task_id="push", conn_id="c", queue_name="q", **kwargs)
 
 
 def test_templates_are_checked_after_rendering_not_at_parse_time() -> None:
-    QueuePushOperator(task_id="a", conn_id="c", queue="q", message="{{ params.m }}", delay_seconds="{{ params.d }}")
-    QueuePushOperator(task_id="b", conn_id="c", queue="q", message=["{{ params.m }}", "plain"])
+    QueuePushOperator(
+        task_id="a", conn_id="c", queue_name="q", message="{{ params.m }}", delay_seconds="{{ params.d }}"
+    )
+    QueuePushOperator(task_id="b", conn_id="c", queue_name="q", message=["{{ params.m }}", "plain"])
 
 
 @pytest.mark.compat
@@ -238,7 +240,7 @@ def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -
         "from airflow.sdk import DAG\n"
         "from fluke_airflow.operators import QueuePushOperator\n"
         "with DAG('bad_push', schedule=None, start_date=datetime(2026, 1, 1)):\n"
-        "    QueuePushOperator(task_id='push', conn_id='fluke_sqs', queue='q', message=5)\n"
+        "    QueuePushOperator(task_id='push', conn_id='fluke_sqs', queue_name='q', message=5)\n"
     )
     bag = DagBag(str(tmp_path))
     assert "bad_push" not in bag.dags
@@ -247,7 +249,7 @@ def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -
 
 
 def test_executor_queue_is_separate_from_the_message_queue() -> None:
-    op = QueuePushOperator(task_id="p", conn_id="c", queue="orders", message="m", executor_queue="gpu")
+    op = QueuePushOperator(task_id="p", conn_id="c", queue_name="orders", message="m", queue="gpu")
     assert (op.queue_name, op.queue) == ("orders", "gpu")
 
 
@@ -296,7 +298,9 @@ def test_a_retried_push_to_a_fifo_queue_sends_each_message_once(
 
     queue = fresh_name("dedup") + ".fifo"
     sqs.create(queue, FifoQueue="true")
-    op = QueuePushOperator(task_id="push", conn_id=sqs.conn_id, queue=queue, message=["x", "y"], message_group_id="g")
+    op = QueuePushOperator(
+        task_id="push", conn_id=sqs.conn_id, queue_name=queue, message=["x", "y"], message_group_id="g"
+    )
     ti = SimpleNamespace(dag_id="d", run_id="r1", task_id="push", map_index=-1)
     op.execute({"ti": ti})  # type: ignore[arg-type]
     op.execute({"ti": ti})  # type: ignore[arg-type]  # the retry: accepted, and dropped as a duplicate
@@ -309,6 +313,6 @@ def test_a_retried_push_to_a_fifo_queue_sends_each_message_once(
 def test_bad_attributes_fail_at_parse_time() -> None:
     with pytest.raises(ValueError, match=r"must not start with 'AWS\.' or 'Amazon\.'"):
         QueuePushOperator(
-            task_id="p", conn_id="c", queue="q", message="m",
+            task_id="p", conn_id="c", queue_name="q", message="m",
             message_attributes={"AWS.x": {"DataType": "String", "StringValue": "v"}},
         )  # fmt: skip

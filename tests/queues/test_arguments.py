@@ -91,9 +91,11 @@ def test_the_generated_signatures_and_docs_match_the_declarations() -> None:
 
     for cls, context in ((QueuePollSensor, SENSOR), (QueuePollTrigger, TRIGGER)):
         parameters = inspect.signature(cls.__init__).parameters
-        for name, default in arguments.defaults(context).items():
+        for declared, default in arguments.defaults(context).items():
+            name = signatures.RENAMED.get(context, {}).get(declared, declared)
             if default is not arguments.REQUIRED and name != "deferrable":
                 assert parameters[name].default == default, (cls.__name__, name)
+            assert name in parameters, (cls.__name__, name)
             assert f":param {name}:" in (cls.__doc__ or ""), (cls.__name__, name)
     assert set(QueuePollSensor.template_fields) == {
         "conn_id", "queue_name", "batch_size", "num_messages", "visibility_timeout", "message_filtering_config"

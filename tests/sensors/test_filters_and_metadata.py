@@ -47,13 +47,13 @@ def test_bad_filters_fail_at_parse_time_naming_the_parameter() -> None:
     from fluke_airflow.sensors import QueuePollSensor
 
     with pytest.raises(ValueError, match="message_filtering must be one of 'literal', 'jsonpath'"):
-        QueuePollSensor(task_id="s", conn_id="c", queue="q", message_filtering="regex")
+        QueuePollSensor(task_id="s", conn_id="c", queue_name="q", message_filtering="regex")
     with pytest.raises(ValueError, match="is not a valid jsonpath expression"):
         QueuePollSensor(
-            task_id="s", conn_id="c", queue="q", message_filtering="jsonpath", message_filtering_config="a[?(@"
+            task_id="s", conn_id="c", queue_name="q", message_filtering="jsonpath", message_filtering_config="a[?(@"
         )
     QueuePollSensor(  # a templated expression is checked once rendered
-        task_id="t", conn_id="c", queue="q", message_filtering="jsonpath", message_filtering_config="{{ x }}"
+        task_id="t", conn_id="c", queue_name="q", message_filtering="jsonpath", message_filtering_config="{{ x }}"
     )
-    with pytest.raises(TypeError, match="give queue or sqs_queue"):
-        QueuePollSensor(task_id="s", conn_id="c", queue="q", sqs_queue="q")
+    with pytest.raises(TypeError, match="give queue_name or sqs_queue"):
+        QueuePollSensor(task_id="s", conn_id="c", queue_name="q", sqs_queue="q")

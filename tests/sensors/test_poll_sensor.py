@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import SendWhenDeferred, Service, SQSService, run_dag_captured, set_connection
+from airflow_support import Deferred, DripFeed, SendWhenDeferred, Service, SQSService, run_dag_captured, set_connection
 
 from fluke_airflow import _airflow
 from fluke_airflow.sensors import QueuePollSensor
@@ -60,6 +60,24 @@ def test_deferrable_takes_waiting_messages_without_deferring(service: Service, q
     result, output = poll(service, queue, "fluke_test_poll_deferrable")
     assert not deferred(output)
     assert sorted(result.xcom("wait")) == ["now-0", "now-1"]
+    assert service.total(queue) == 0
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_a_batching_window_gathers_messages_sent_one_by_one_into_one_delivery(
+    service: Service, queue: str, mode: str
+) -> None:
+    """Issue 23: without a window the sensor returned with the first of four messages sent one by one;
+    with ``max_batching_window`` it delivers all four at once. Each is sent only once the one before
+    was received, so they cannot arrive together."""
+    dag_id = f"fluke_test_window_{mode}"
+    ready = Deferred(dag_id, "wait") if mode == "deferrable" else None
+    feed = DripFeed(service, queue, [f"w-{i}" for i in range(4)], after=ready)
+    result, output = poll(service, queue, dag_id)
+    feed.check()
+    assert result.task_states() == {"wait": "success", "received": "success"}
+    assert sorted(result.xcom("wait")) == ["w-0", "w-1", "w-2", "w-3"]
+    assert deferred(output) == (mode == "deferrable")
     assert service.total(queue) == 0
 
 
@@ -165,7 +183,7 @@ def test_deferred_pre_delivery_message_is_gone_after_a_crash(service: Service, q
 )
 def test_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: type, expected: str) -> None:
     with pytest.raises(error, match=expected):
-        QueuePollSensor(task_id="wait", conn_id="c", queue="q", **kwargs)
+        QueuePollSensor(task_id="wait", conn_id="c", queue_name="q", **kwargs)
 
 
 @pytest.mark.parametrize(

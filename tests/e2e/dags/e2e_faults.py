@@ -57,7 +57,7 @@ def _kill_dag(dag_id: str, *, pre_delivery_delete: bool, num_messages: int) -> D
         wait = StopBeforeXComSensor(
             task_id="wait",
             conn_id="fluke_sqs",
-            queue="{{ params.queue }}",
+            queue_name="{{ params.queue }}",
             num_messages=num_messages,
             pre_delivery_delete=pre_delivery_delete,
             mode="poke",
@@ -92,7 +92,7 @@ with DAG(
     got = QueuePollSensor(
         task_id="wait",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=20,
         delete_on_dag_success=True,
         mode="poke",
@@ -124,7 +124,7 @@ def _deferred_dag(dag_id: str, *, pre_delivery_delete: bool) -> DAG:
         wait = QueuePollSensor(
             task_id="wait",
             conn_id="fluke_sqs",
-            queue="{{ params.queue }}",
+            queue_name="{{ params.queue }}",
             num_messages=20,
             pre_delivery_delete=pre_delivery_delete,
             deferrable=True,
@@ -160,7 +160,7 @@ with DAG(
     batch = QueuePollSensor(
         task_id="wait",
         conn_id="fluke_azure",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=200,
         deferrable=True,
         poke_interval=2,  # Azure has no long polling: the trigger polls an empty queue every 2 s

@@ -23,7 +23,7 @@ with DAG(
     wait = QueuePollSensor(
         task_id="wait",
         conn_id="fluke_sqs",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         num_messages=5,
         deferrable=True,
         visibility_timeout=15,  # short, so the test does not wait 5 minutes for the redelivery

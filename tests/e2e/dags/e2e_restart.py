@@ -40,7 +40,7 @@ with DAG(
             QueuePollSensor(
                 task_id=f"wait_{conn_id.removeprefix('fluke_')}_{i}",
                 conn_id=conn_id,
-                queue=f"{{{{ params.{param} }}}}",
+                queue_name=f"{{{{ params.{param} }}}}",
                 num_messages=1,
                 deferrable=True,
                 wait_time_seconds=1,
