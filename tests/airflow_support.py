@@ -107,6 +107,9 @@ class Service:
     def delete(self, name: str, handle: Any) -> None:
         raise NotImplementedError
 
+    def release(self, name: str, handle: Any) -> None:
+        raise NotImplementedError
+
     def total(self, name: str) -> int:
         """Messages in the queue, visible or not (moto and Azurite count exactly)."""
         raise NotImplementedError
@@ -184,6 +187,10 @@ class SQSService(Service):
     def delete(self, name: str, handle: Any) -> None:
         self.client.delete_message(QueueUrl=self.url(name), ReceiptHandle=handle)
 
+    def release(self, name: str, handle: Any) -> None:
+        """Make a message this client received visible again at once."""
+        self.client.change_message_visibility(QueueUrl=self.url(name), ReceiptHandle=handle, VisibilityTimeout=0)
+
     def counts(self, name: str) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         names.append("ApproximateNumberOfMessagesDelayed")
@@ -231,6 +238,10 @@ class AzureService(Service):
 
     def delete(self, name: str, handle: Any) -> None:
         self.client.get_queue_client(name).delete_message(handle)
+
+    def release(self, name: str, handle: Any) -> None:
+        """Make a message this client received visible again at once."""
+        self.client.get_queue_client(name).update_message(handle, visibility_timeout=0)
 
     def total(self, name: str) -> int:
         return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
