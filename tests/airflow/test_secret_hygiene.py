@@ -121,15 +121,14 @@ def deferred_through_the_trigger(
     first_look.check()
 
 
-class RecordKeeper(logging.Handler):
-    """Every stdlib log record of the run, whatever the logger's handlers do with it."""
+class RecordKeeper:
+    """Every stdlib log record the run handled, whatever the loggers' handlers are by then. Airflow's
+    logging setup replaces the root logger's handlers (and those of every "airflow" logger) at each
+    task, so a handler added before the run sees nothing: the keeper sits in front of
+    ``Logger.callHandlers``, which every handled record goes through."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
     def texts(self, min_level: int) -> Iterator[tuple[logging.LogRecord, str]]:
         for record in self.records:
@@ -141,14 +140,16 @@ class RecordKeeper(logging.Handler):
 
 
 @pytest.fixture
-def records() -> Iterator[RecordKeeper]:
+def records(monkeypatch: pytest.MonkeyPatch) -> RecordKeeper:
     keeper = RecordKeeper()
-    root = logging.getLogger()
-    root.addHandler(keeper)
-    try:
-        yield keeper
-    finally:
-        root.removeHandler(keeper)
+    call_handlers = logging.Logger.callHandlers
+
+    def keeping(self: logging.Logger, record: logging.LogRecord) -> None:
+        keeper.records.append(record)
+        call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", keeping)
+    return keeper
 
 
 def sas_for(azurite: AzuriteQueue) -> str:
@@ -163,6 +164,7 @@ def sas_for(azurite: AzuriteQueue) -> str:
 
 def scan(result: DagRunResult, output: str, records: RecordKeeper, secrets_: list[str], bodies: list[str]) -> None:
     assert all(len(s) >= 16 for s in secrets_)
+    assert any(r.name.startswith("airflow.") for r in records.records), "no log record of the run was kept"
     leaks = [s[:6] + "..." for s in secrets_ if s in output]
     assert not leaks, f"secret(s) in the run's output: {leaks}"
     for _, text in records.texts(logging.DEBUG):
@@ -197,6 +199,7 @@ def test_sqs_run_leaks_nothing(
     assert "[DAG TEST] running trigger in line" in output  # the deferred sensor went through the trigger
     delivered = result.xcom("poll_poke") + result.xcom("poll_deferred")
     assert sorted(delivered) == sorted(bodies)  # the bodies did travel, through XCom only
+    assert any(r.name.startswith("fluke_airflow") for r in records.records)  # the scan saw our records too
     scan(result, output, records, [moto.secret_access_key], bodies)
 
 
