@@ -114,6 +114,10 @@ class Service:
         """Messages in the queue, visible or not (moto and Azurite count exactly)."""
         raise NotImplementedError
 
+    def visible(self, name: str) -> int:
+        """Messages a receive could take now (not hidden by a receive or a delay)."""
+        raise NotImplementedError
+
     # -- derived -------------------------------------------------------------------------------------
     def drain(self, name: str) -> list[str]:
         """Receive and delete every message visible now; their bodies."""
@@ -200,6 +204,9 @@ class SQSService(Service):
     def total(self, name: str) -> int:
         return sum(self.counts(name).values())
 
+    def visible(self, name: str) -> int:
+        return self.counts(name)["ApproximateNumberOfMessages"]
+
     def in_flight(self, name: str) -> int:
         return self.counts(name)["ApproximateNumberOfMessagesNotVisible"]
 
@@ -245,6 +252,9 @@ class AzureService(Service):
 
     def total(self, name: str) -> int:
         return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
+
+    def visible(self, name: str) -> int:
+        return len(self.client.get_queue_client(name).peek_messages(max_messages=32))
 
 
 # -- running DAGs -------------------------------------------------------------------------------------
