@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import io
@@ -556,6 +557,8 @@ class TriggererSupervisor:
         self.loop_thread = threading.get_ident()
         self.delay = delay
         self.requests: list[str] = []
+        self.run_count_requests: collections.Counter[str] = collections.Counter()
+        """``GetDRCount`` requests by DAG id: how often a trigger looked for a consumer's new run."""
         self.runs: dict[str, int] = {}
         self.store: dict[tuple[str, str], Any] = {}
         self.variables: dict[str, Any] = {}
@@ -573,6 +576,7 @@ class TriggererSupervisor:
         if self.delay:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
+            self.run_count_requests[msg.dag_id] += 1
             return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
         # The asset state store's messages exist from Airflow 3.3 on.
         if isinstance(msg, getattr(comms, "GetAssetStateStoreByName", ())):
@@ -626,6 +630,20 @@ class TriggererSupervisor:
             return await self.asend(msg)
 
         return async_to_sync(on_the_triggerers_loop)()
+
+
+async def run_count_checks(supervisor: TriggererSupervisor, dag_id: str, more: int = 2) -> None:
+    """Return once the trigger has asked for ``dag_id``'s run count ``more`` more times: past an event it
+    is holding (it asked, found no new run, and asked again), seen in what it did rather than timed."""
+    import asyncio
+
+    target = supervisor.run_count_requests[dag_id] + more
+    await asyncio.to_thread(
+        wait_until,
+        lambda: supervisor.run_count_requests[dag_id] >= target,
+        timeout=60,
+        what=f"{more} more run-count request(s) for DAG {dag_id!r}",
+    )
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from airflow_support import (
     Service,
     TriggererSupervisor,
     fresh_name,
+    run_count_checks,
     set_connection,
     sqs_connection,
     supervised,
@@ -64,13 +65,6 @@ def bodies_of(event: TriggerEvent) -> list[str]:
     return sorted(m["body"] for m in event.payload["messages"])
 
 
-async def run_count_checks(supervisor: TriggererSupervisor, more: int = 2) -> None:
-    """Until the trigger asked for its consumer DAG's run count ``more`` more times: past its event, it
-    is holding (asking, finding no new run, asking again), seen in what it did rather than timed."""
-    target = supervisor.requests.count("GetDRCount") + more
-    await wait_for(lambda: supervisor.requests.count("GetDRCount") >= target, f"{more} more run-count checks")
-
-
 async def first_receive_done(caplog: pytest.LogCaptureFixture) -> None:
     """Until the trigger logged that its first receive came back (the deliveries loop's INFO line)."""
     await wait_for(
@@ -94,7 +88,7 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
         # Handed over, but the consumer DAG has no run for it yet: nothing deleted, nothing new taken.
         pending = asyncio.ensure_future(events.__anext__())
         service.send(queue, ["later"])
-        await run_count_checks(supervisor)
+        await run_count_checks(supervisor, CONSUMER)
         assert not pending.done() and service.total(queue) == 4
         assert service.visible(queue) == 1  # "later" waits in the queue, not received
         # The scheduler starts the run (which only a stored event does): deleted, polling goes on.
@@ -135,7 +129,7 @@ async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
         got = [await next_event(events)]
         for _ in sent[1:]:
             pending = asyncio.ensure_future(events.__anext__())
-            await run_count_checks(supervisor)
+            await run_count_checks(supervisor, CONSUMER)
             assert not pending.done(), "the next message must wait for a run of the last one"
             supervisor.start_run(CONSUMER)
             got.append(await asyncio.wait_for(pending, timeout=60))
