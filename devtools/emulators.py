@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import azurite_patch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ISSUED_SECRETS: list[str] = []
@@ -127,6 +129,7 @@ class AzuriteQueue(_Process):
     def create(cls, port: int | None = None, log_path: Path | None = None) -> AzuriteQueue:
         if not AZURITE_QUEUE.exists():
             raise RuntimeError(f"{AZURITE_QUEUE} is missing; run `npm ci` (make does this for you)")
+        azurite_patch.ensure_patched()  # multibyte characters split between two reads (Azure/Azurite#2670)
         port = port or free_port()
         account = "fluke" + secrets.token_hex(4)
         key = base64.b64encode(secrets.token_bytes(64)).decode()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import io
@@ -107,8 +108,15 @@ class Service:
     def delete(self, name: str, handle: Any) -> None:
         raise NotImplementedError
 
+    def release(self, name: str, handle: Any) -> None:
+        raise NotImplementedError
+
     def total(self, name: str) -> int:
         """Messages in the queue, visible or not (moto and Azurite count exactly)."""
+        raise NotImplementedError
+
+    def visible(self, name: str) -> int:
+        """Messages a receive could take now (not hidden by a receive or a delay)."""
         raise NotImplementedError
 
     # -- derived -------------------------------------------------------------------------------------
@@ -184,6 +192,10 @@ class SQSService(Service):
     def delete(self, name: str, handle: Any) -> None:
         self.client.delete_message(QueueUrl=self.url(name), ReceiptHandle=handle)
 
+    def release(self, name: str, handle: Any) -> None:
+        """Make a message this client received visible again at once."""
+        self.client.change_message_visibility(QueueUrl=self.url(name), ReceiptHandle=handle, VisibilityTimeout=0)
+
     def counts(self, name: str) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         names.append("ApproximateNumberOfMessagesDelayed")
@@ -234,6 +246,10 @@ class AzureService(Service):
 
     def delete(self, name: str, handle: Any) -> None:
         self.client.get_queue_client(name).delete_message(handle)
+
+    def release(self, name: str, handle: Any) -> None:
+        """Make a message this client received visible again at once."""
+        self.client.get_queue_client(name).update_message(handle, visibility_timeout=0)
 
     def total(self, name: str) -> int:
         return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
@@ -582,6 +598,8 @@ class TriggererSupervisor:
         self.loop_thread = threading.get_ident()
         self.delay = delay
         self.requests: list[str] = []
+        self.run_count_requests: collections.Counter[str] = collections.Counter()
+        """``GetDRCount`` requests by DAG id: how often a trigger looked for a consumer's new run."""
         self.runs: dict[str, int] = {}
         self.store: dict[tuple[str, str], Any] = {}
         self.variables: dict[str, Any] = {}
@@ -599,6 +617,7 @@ class TriggererSupervisor:
         if self.delay:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
+            self.run_count_requests[msg.dag_id] += 1
             return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
         # The asset state store's messages exist from Airflow 3.3 on.
         if isinstance(msg, getattr(comms, "GetAssetStateStoreByName", ())):
@@ -652,6 +671,20 @@ class TriggererSupervisor:
             return await self.asend(msg)
 
         return async_to_sync(on_the_triggerers_loop)()
+
+
+async def run_count_checks(supervisor: TriggererSupervisor, dag_id: str, more: int = 2) -> None:
+    """Return once the trigger has asked for ``dag_id``'s run count ``more`` more times: past an event it
+    is holding (it asked, found no new run, and asked again), seen in what it did rather than timed."""
+    import asyncio
+
+    target = supervisor.run_count_requests[dag_id] + more
+    await asyncio.to_thread(
+        wait_until,
+        lambda: supervisor.run_count_requests[dag_id] >= target,
+        timeout=60,
+        what=f"{more} more run-count request(s) for DAG {dag_id!r}",
+    )
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow_support import AzureService, SQSService, dagbag, load_dag, run_dag, supervised
+from airflow_support import AzureService, SQSService, dagbag, load_dag, run_count_checks, run_dag, supervised
 
 from fluke_airflow.triggers import QueuePollTrigger
 
@@ -195,8 +195,8 @@ def test_example_queue_event_driven_run_gets_the_arrived_messages(sqs: SQSServic
             assert sqs.in_flight("fluke-arrivals") == 4  # post-delivery: not deleted before the hand-over
             pending = asyncio.ensure_future(events.__anext__())
             try:
-                await asyncio.sleep(1.5)
-                assert sqs.in_flight("fluke-arrivals") == 4  # no run of the consumer DAG yet
+                await run_count_checks(supervisor, "example_queue_event_driven")  # it holds, asking for a run
+                assert sqs.in_flight("fluke-arrivals") == 4  # no run of the consumer DAG yet: nothing deleted
                 supervisor.start_run("example_queue_event_driven")  # the scheduler took the event
                 await asyncio.to_thread(_wait_empty, sqs, "fluke-arrivals")
             finally:

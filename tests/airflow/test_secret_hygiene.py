@@ -10,10 +10,11 @@ at INFO here, so a marker anywhere in the output would be a body logged above DE
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,11 +22,13 @@ import pytest
 from airflow_support import (
     AzureService,
     DagRunResult,
+    Service,
     SQSService,
     fresh_name,
     iter_strings,
     run_dag_captured,
     set_connection,
+    wait_until,
 )
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 
@@ -33,24 +36,99 @@ from devtools.emulators import AzuriteQueue, MotoSQS
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
-DEFERRED_DELAY = 25
-"""Seconds the later bodies stay invisible: the deferrable sensor takes messages already waiting
-at once, so they must still be hidden when it first looks, for it to go through the trigger. A
-wall-clock margin, the one this DAG can have (dag.test runs the trigger in line, so nothing can
-push while it waits): the DAG's 3 s, then 10 s, were not always enough on a loaded machine (make
-test's workers beside three Airflow stacks; one fresh-clone run took 11 s from the sensor's start
-to its first receive's answer, which takes 0.1 s on a quiet machine)."""
+HIDDEN = 3600
+"""Seconds the test hides the later bodies for: only its release shows them again."""
 
 
-class RecordKeeper(logging.Handler):
-    """Every stdlib log record of the run, whatever the logger's handlers do with it."""
+class OnLogLine(logging.Handler):
+    """Runs ``step`` once, inside the logging call of the first record that contains ``cue``: the
+    code that logged it goes on only once the step is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, cue: str, step: Callable[[], None]) -> None:
         super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
+        self.cue, self.step = cue, step
+        self.done = False
+        self.failure: BaseException | None = None
+        self._running = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if self.done or self._running or self.failure is not None or self.cue not in record.getMessage():
+            return
+        self._running = True  # the step's own log records pass by
+        try:
+            self.step()
+            self.done = True
+        except BaseException as error:  # logging would swallow it: kept for check()
+            self.failure = error
+        finally:
+            self._running = False
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise AssertionError(f"the step on the log line {self.cue!r} failed") from self.failure
+        assert self.done, f"the run never logged {self.cue!r}"
+
+
+@contextlib.contextmanager
+def deferred_through_the_trigger(
+    service: Service, queue: str, later: list[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The deferrable sensor takes messages already waiting without deferring, so push_later's bodies
+    must be out of its sight when it first looks, and come back once its trigger looked. When
+    push_later has pushed them, the test receives them (hidden for an hour); when the trigger logs its
+    first receive (empty: nothing is visible), the test releases them, and the trigger's next receive
+    takes them. dag.test runs each task and the trigger in line, in this process: these two moments
+    are where the test acts, with no wall-clock margin."""
+    from fluke_airflow.operators import QueuePushOperator
+
+    held: list[tuple[str, Any]] = []
+    hidden = False
+
+    def hide() -> None:
+        def all_taken() -> bool:
+            held.extend(service.receive(queue, visibility_timeout=HIDDEN))
+            return len(held) >= len(later)
+
+        wait_until(all_taken, timeout=60, interval=0.2, what=f"push_later's {len(later)} message(s) to show")
+        assert sorted(body for body, _ in held) == sorted(later)
+
+    def release() -> None:
+        assert hidden, "the trigger looked before the test had hidden push_later's messages"
+        for _, handle in held:
+            service.release(queue, handle)
+
+    push = QueuePushOperator.execute
+
+    def push_then_hide(self: Any, context: Any) -> Any:
+        nonlocal hidden
+        result = push(self, context)
+        if self.task_id == "push_later":
+            hide()
+            hidden = True
+        return result
+
+    monkeypatch.setattr(QueuePushOperator, "execute", push_then_hide)
+    # On fluke_airflow's logger: Airflow's logging setup, at each task, replaces the handlers of the
+    # root logger and of every "airflow" logger, and leaves the others alone.
+    first_look = OnLogLine("First receive from ", release)
+    logger = logging.getLogger("fluke_airflow.polling")
+    logger.addHandler(first_look)
+    try:
+        yield
+    finally:
+        logger.removeHandler(first_look)
+    assert hidden, "push_later never ran"
+    first_look.check()
+
+
+class RecordKeeper:
+    """Every stdlib log record the run handled, whatever the loggers' handlers are by then. Airflow's
+    logging setup replaces the root logger's handlers (and those of every "airflow" logger) at each
+    task, so a handler added before the run sees nothing: the keeper sits in front of
+    ``Logger.callHandlers``, which every handled record goes through."""
+
+    def __init__(self) -> None:
+        self.records: list[logging.LogRecord] = []
 
     def texts(self, min_level: int) -> Iterator[tuple[logging.LogRecord, str]]:
         for record in self.records:
@@ -62,14 +140,16 @@ class RecordKeeper(logging.Handler):
 
 
 @pytest.fixture
-def records() -> Iterator[RecordKeeper]:
+def records(monkeypatch: pytest.MonkeyPatch) -> RecordKeeper:
     keeper = RecordKeeper()
-    root = logging.getLogger()
-    root.addHandler(keeper)
-    try:
-        yield keeper
-    finally:
-        root.removeHandler(keeper)
+    call_handlers = logging.Logger.callHandlers
+
+    def keeping(self: logging.Logger, record: logging.LogRecord) -> None:
+        keeper.records.append(record)
+        call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", keeping)
+    return keeper
 
 
 def sas_for(azurite: AzuriteQueue) -> str:
@@ -84,6 +164,7 @@ def sas_for(azurite: AzuriteQueue) -> str:
 
 def scan(result: DagRunResult, output: str, records: RecordKeeper, secrets_: list[str], bodies: list[str]) -> None:
     assert all(len(s) >= 16 for s in secrets_)
+    assert any(r.name.startswith("airflow.") for r in records.records), "no log record of the run was kept"
     leaks = [s[:6] + "..." for s in secrets_ if s in output]
     assert not leaks, f"secret(s) in the run's output: {leaks}"
     for _, text in records.texts(logging.DEBUG):
@@ -105,16 +186,20 @@ def marker_bodies(count: int) -> list[str]:
     return [f"body-{run}-{i}" for i in range(count)]
 
 
-def test_sqs_run_leaks_nothing(moto: MotoSQS, sqs: SQSService, records: RecordKeeper) -> None:
+def test_sqs_run_leaks_nothing(
+    moto: MotoSQS, sqs: SQSService, records: RecordKeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = fresh_name()
     sqs.create(name)
     bodies = marker_bodies(6)
-    conf = {"conn_id": sqs.conn_id, "queue": name, "bodies": bodies, "delay": DEFERRED_DELAY}
-    result, output = run_dag_captured("fluke_test_all_tasks", conf)
+    conf = {"conn_id": sqs.conn_id, "queue": name, "bodies": bodies, "delay": 1}
+    with deferred_through_the_trigger(sqs, name, bodies[1:], monkeypatch):
+        result, output = run_dag_captured("fluke_test_all_tasks", conf)
     assert result.state == "success", result.task_states()
     assert "[DAG TEST] running trigger in line" in output  # the deferred sensor went through the trigger
     delivered = result.xcom("poll_poke") + result.xcom("poll_deferred")
     assert sorted(delivered) == sorted(bodies)  # the bodies did travel, through XCom only
+    assert any(r.name.startswith("fluke_airflow") for r in records.records)  # the scan saw our records too
     scan(result, output, records, [moto.secret_access_key], bodies)
 
 
@@ -144,8 +229,9 @@ def test_azure_run_leaks_nothing(
     conn_id = set_connection(monkeypatch, f"hygiene_{auth}", conn)
     name = azure.create(fresh_name())
     bodies = marker_bodies(6)
-    conf = {"conn_id": conn_id, "queue": name, "bodies": bodies, "delay": DEFERRED_DELAY}
-    result, output = run_dag_captured("fluke_test_all_tasks", conf)
+    conf = {"conn_id": conn_id, "queue": name, "bodies": bodies, "delay": 1}
+    with deferred_through_the_trigger(azure, name, bodies[1:], monkeypatch):
+        result, output = run_dag_captured("fluke_test_all_tasks", conf)
     assert result.state == "success", result.task_states()
     assert "[DAG TEST] running trigger in line" in output
     assert sorted(result.xcom("poll_poke") + result.xcom("poll_deferred")) == sorted(bodies)

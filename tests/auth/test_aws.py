@@ -297,20 +297,21 @@ async def test_async_queues_that_share_use_one_client_closed_with_the_last(moto)
 async def test_each_event_loop_gets_its_own_shared_client(moto, sqs_queue):
     """Clients are bound to their loop: two loops (threads) sharing an auth never share one."""
     import asyncio
+    import threading
 
     from fluke_airflow.queues import AsyncAmazonSQSQueue
 
     auth = keys_auth(moto)
+    both_hold = threading.Barrier(2, timeout=60)  # both loops hold their client at the same time
 
-    async def client_id() -> int:
+    async def client_of_this_loop():
         async with AsyncAmazonSQSQueue(auth, sqs_queue, share_client=True) as q:
             assert await q.push("from a loop") is True
-            held = id(q._driver.transport.client)
-            await asyncio.sleep(0.5)  # both loops hold their client at the same time
-            return held
+            await asyncio.to_thread(both_hold.wait)
+            return q._driver.transport.client
 
-    ids = await asyncio.gather(asyncio.to_thread(asyncio.run, client_id()), client_id())
-    assert ids[0] != ids[1]
+    clients = await asyncio.gather(asyncio.to_thread(asyncio.run, client_of_this_loop()), client_of_this_loop())
+    assert clients[0] is not clients[1]
 
 
 async def test_the_async_client_is_set_up_off_the_event_loop(moto, sqs_queue, monkeypatch):

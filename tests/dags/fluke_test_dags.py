@@ -248,8 +248,9 @@ for mode in ("poke", "deferrable"):
         )
 
 # -- every task of the provider, for the secret scan -------------------------------------------------------
-# The first body is polled in poke mode; the others are pushed with a delay, so that the deferrable
-# sensor finds nothing at first, defers, and gets them through the trigger.
+# The first body is polled in poke mode; the others are pushed with a delay, and the test keeps them
+# out of sight until the deferrable sensor deferred and its trigger looked once, so that they come
+# through the trigger (tests/airflow/test_secret_hygiene.py: it acts on log lines, not on a clock).
 with DAG(
     "fluke_test_all_tasks",
     schedule=None,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,26 +64,26 @@ async def test_shared_auths_one_per_key_and_the_oldest_forgotten() -> None:
 async def test_concurrent_askers_await_one_build_in_a_worker_thread() -> None:
     auths: SharedAuths[object] = SharedAuths()
     threads: list[int] = []
+    building, loop_ran = threading.Event(), threading.Event()
 
     def build() -> object:
         threads.append(threading.get_ident())
-        time.sleep(0.2)  # a slow build (an STS call): the loop must keep running meanwhile
+        building.set()
+        # A slow build (an STS call) that ends only once the loop has run meanwhile: a build that
+        # blocked the loop would wait here in vain.
+        assert loop_ran.wait(60), "the event loop did not run while the build went on"
         return object()
 
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
+    async def loop_runs_meanwhile() -> None:
+        while not building.is_set():
             await asyncio.sleep(0.01)
-            ticks += 1
+        loop_ran.set()
 
-    clock = asyncio.ensure_future(ticker())
+    meanwhile = asyncio.ensure_future(loop_runs_meanwhile())
     got = await asyncio.gather(*(auths.aget("k", build) for _ in range(20)))
-    clock.cancel()
+    await meanwhile
     assert len(threads) == 1 and threads[0] != threading.get_ident()
     assert all(auth is got[0] for auth in got)
-    assert ticks >= 5  # the loop ran while the build was going on
 
 
 @pytest.mark.unit

@@ -212,13 +212,15 @@ async def test_pre_delivery_delete_with_large_batches(backend, q, queue_name):
 
     assert [len(b) for b in batches] == [20, 20, 5]
     assert sorted(m for b in batches for m in b) == sent
-    assert backend.drain_eventually(queue_name, 1, within=2) == []
+    assert backend.total(queue_name) == 0  # all deleted (hidden ones count too: nothing to wait for)
 
 
 # -- poll: what is deleted when ---------------------------------------------------------------------
 async def test_batch_is_deleted_when_the_next_is_requested(backend, q, queue_name):
+    """A long visibility timeout: a batch must not come back while it is held, however slow the
+    machine; closing the iterator releases the held batch at once."""
     backend.seed(queue_name, 4)
-    batches = q.poll(batch_size=2, visibility_timeout=1)
+    batches = q.poll(batch_size=2, visibility_timeout=60)
 
     first = await batches.__anext__()
     assert backend.total(queue_name) == 4
@@ -227,13 +229,13 @@ async def test_batch_is_deleted_when_the_next_is_requested(backend, q, queue_nam
     await batches.aclose()
 
     assert set(first).isdisjoint(second)
-    assert backend.drain_eventually(queue_name, 2) == sorted(second)
+    assert backend.drain(queue_name) == sorted(second)
 
 
 @pytest.mark.parametrize("how", ["break", "aclose"])
 async def test_closing_the_iterator_leaves_the_batch(backend, q, queue_name, how):
     sent = backend.seed(queue_name, 6)
-    batches = q.poll(batch_size=3, visibility_timeout=1)
+    batches = q.poll(batch_size=3, visibility_timeout=60)
 
     if how == "break":
         async for batch in batches:
@@ -243,8 +245,8 @@ async def test_closing_the_iterator_leaves_the_batch(backend, q, queue_name, how
         assert len(await batches.__anext__()) == 3
     await batches.aclose()
 
-    assert backend.total(queue_name) == 6
-    assert backend.drain_eventually(queue_name, 6) == sent
+    assert backend.total(queue_name) == 6  # nothing deleted...
+    assert backend.drain(queue_name) == sent  # ...and the held batch released
 
 
 @pytest.mark.parametrize("how", ["break", "aclose"])
@@ -270,18 +272,20 @@ async def test_consumer_can_stop_after_the_last_batch(backend, q, queue_name):
     """Closing the iterator after all messages were delivered leaves the last batch: only asking
     for more (or the loop ending by itself) deletes it."""
     sent = backend.seed(queue_name, 3)
-    batches = q.poll(batch_size=10, visibility_timeout=1)
+    batches = q.poll(batch_size=10, visibility_timeout=60)
     assert sorted(await batches.__anext__()) == sent
     await batches.aclose()
-    assert backend.drain_eventually(queue_name, 3) == sent
+    assert backend.drain(queue_name) == sent
 
 
 async def test_pre_delivery_delete_and_close_loses_the_batch(backend, q, queue_name):
-    backend.seed(queue_name, 6)
-    batches = q.poll(batch_size=3, pre_delivery_delete=True, visibility_timeout=1)
-    assert len(await batches.__anext__()) == 3
+    sent = backend.seed(queue_name, 6)
+    batches = q.poll(batch_size=3, pre_delivery_delete=True, visibility_timeout=60)
+    first = await batches.__anext__()
+    assert len(first) == 3
     await batches.aclose()
-    assert len(backend.drain_eventually(queue_name, 4, within=3)) == 3
+    assert backend.total(queue_name) == 3  # the first batch is gone for good (hidden ones count too)
+    assert sorted(first + backend.drain(queue_name)) == sent
 
 
 # -- bodies round-trip exactly ----------------------------------------------------------------------
@@ -312,6 +316,11 @@ async def test_body_round_trip(backend, q, queue_name, body):
 
 
 async def test_body_at_the_maximum_size(backend, q, queue_name):
+    """The limit counts a body's UTF-8 bytes. SQS (SendMessage, MessageBody): "The minimum size is
+    one character. The maximum size is 1 MiB or 1,048,576 bytes"; Azure (Put Message): "A message
+    must be in a format that can be included in an XML request with UTF-8 encoding. The encoded
+    message can be up to 64 KiB in size" (https://learn.microsoft.com/rest/api/storageservices/put-message).
+    The multibyte body is where Azurite 3.37 failed: devtools/azurite_patch.py."""
     limit = backend.max_body_bytes(queue_name)
     ascii_body = "a" * limit
     multibyte = "é" * (limit // 2)  # 2 bytes each in UTF-8
@@ -322,6 +331,20 @@ async def test_body_at_the_maximum_size(backend, q, queue_name):
 
     backend.send(queue_name, [multibyte])
     assert await q.poll().collect() == [[multibyte]]
+
+
+@pytest.mark.parametrize("name_length", range(3, 9))
+async def test_azure_multibyte_body_at_the_limit_whatever_the_request_layout(azure_backend, opener, name_length):
+    """Node hands Azurite a request body in 64 KiB reads; where a read ends depends on the header
+    length (so the queue name's) and on timing. Unpatched, Azurite 3.37 refused the 64 KiB body
+    below for some name lengths and stored bodies under the limit with U+FFFD where a read had
+    split an "é" (Azure/Azurite#2670, devtools/azurite_patch.py); every length must round-trip."""
+    name = azure_backend.create_queue(uuid.uuid4().hex[:name_length])
+    q = await opener(azure_backend, name)
+    at_limit, under_limit = "é" * 32_768, "é" * 32_700
+    assert accepted(await q.push_many([at_limit, under_limit])) == [True, True]
+    assert azure_backend.drain(name) == sorted([at_limit, under_limit])
+    azure_backend.delete_queue(name)
 
 
 async def test_body_one_byte_over_the_maximum_is_refused_before_sending(backend, q, queue_name):

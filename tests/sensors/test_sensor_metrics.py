@@ -28,7 +28,7 @@ def counts_when(listener: StatsdListener, expected: dict[str, int], **tags: str)
         return all(counts[name] == n for name, n in expected.items())
 
     with contextlib.suppress(AssertionError):  # the comparison below shows what did arrive
-        wait_until(reached, timeout=10, what="the metrics to arrive")
+        wait_until(reached, timeout=60, what="the metrics to arrive")
     return {name: n for name, n in listener.counts(**tags).items() if n}
 
 

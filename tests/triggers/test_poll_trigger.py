@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from airflow_support import (
     Service,
     TriggererSupervisor,
     fresh_name,
+    run_count_checks,
     set_connection,
     sqs_connection,
     supervised,
@@ -63,6 +65,13 @@ def bodies_of(event: TriggerEvent) -> list[str]:
     return sorted(m["body"] for m in event.payload["messages"])
 
 
+async def first_receive_done(caplog: pytest.LogCaptureFixture) -> None:
+    """Until the trigger logged that its first receive came back (the deliveries loop's INFO line)."""
+    await wait_for(
+        lambda: any(r.getMessage().startswith("First receive from ") for r in caplog.records), "the first receive"
+    )
+
+
 # -- watch mode -----------------------------------------------------------------------------------------------
 @pytest.mark.compat
 async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_runs(
@@ -79,8 +88,9 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
         # Handed over, but the consumer DAG has no run for it yet: nothing deleted, nothing new taken.
         pending = asyncio.ensure_future(events.__anext__())
         service.send(queue, ["later"])
-        await asyncio.sleep(2.5)
+        await run_count_checks(supervisor, CONSUMER)
         assert not pending.done() and service.total(queue) == 4
+        assert service.visible(queue) == 1  # "later" waits in the queue, not received
         # The scheduler starts the run (which only a stored event does): deleted, polling goes on.
         supervisor.start_run(CONSUMER)
         await wait_for(lambda: service.total(queue) <= 1, "the delivered messages to be deleted")
@@ -93,13 +103,14 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
 
 @pytest.mark.compat
 async def test_watch_mode_waits_for_messages_that_arrive_later(
-    service: Service, queue: str, supervisor: TriggererSupervisor
+    service: Service, queue: str, supervisor: TriggererSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="fluke_airflow.polling")
     events = trigger_for(service, queue).run()
     try:
         pending = asyncio.ensure_future(events.__anext__())
-        await asyncio.sleep(1.5)  # let it poll the empty queue a few times
-        assert not pending.done()
+        await first_receive_done(caplog)  # it polled the empty queue...
+        assert not pending.done()  # ...and goes on waiting
         await asyncio.to_thread(service.send, queue, ["arrived"])
         event = await asyncio.wait_for(pending, timeout=60)
         assert bodies_of(event) == ["arrived"]
@@ -118,7 +129,7 @@ async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
         got = [await next_event(events)]
         for _ in sent[1:]:
             pending = asyncio.ensure_future(events.__anext__())
-            await asyncio.sleep(1.2)
+            await run_count_checks(supervisor, CONSUMER)
             assert not pending.done(), "the next message must wait for a run of the last one"
             supervisor.start_run(CONSUMER)
             got.append(await asyncio.wait_for(pending, timeout=60))
@@ -137,11 +148,13 @@ async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
 async def test_a_batching_window_gathers_messages_that_arrive_meanwhile(
     service: Service, queue: str, supervisor: TriggererSupervisor
 ) -> None:
-    events = trigger_for(service, queue, max_batching_window=4).run()
+    """The window closes when the batch is full (batch_size=3) or after max_batching_window: a window
+    far longer than the test's steps, so only the full batch can close it."""
+    events = trigger_for(service, queue, batch_size=3, max_batching_window=240, visibility_timeout=300).run()
     try:
         pending = asyncio.ensure_future(next_event(events))
         await asyncio.to_thread(service.send, queue, ["first"])
-        await asyncio.sleep(1.5)
+        await wait_for(lambda: service.total(queue) == 1 and service.visible(queue) == 0, "the trigger to take 'first'")
         assert not pending.done(), "the window is still open"
         await asyncio.to_thread(service.send, queue, ["second", "third"])
         event = await pending

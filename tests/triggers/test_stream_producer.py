@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from airflow_support import Service, SQSService, TriggererSupervisor, supervised, wait_until
+from airflow_support import Service, SQSService, TriggererSupervisor, run_count_checks, supervised, wait_until
 
 from fluke_airflow.queues import lifecycle
 from fluke_airflow.triggers import QueuePollTrigger
@@ -105,16 +105,21 @@ async def test_unclean_outcome_releases_at_once_without_a_retry_delay(
         await close(producer, stream)
 
 
-async def test_unclean_outcome_releases_after_the_retry_delay_by_default(service: Service, queue: str) -> None:
-    """What was not handed to Airflow comes back after 30 s (doubling with each receive), not in a
-    tight loop against a triggerer that cannot store events."""
+async def test_unclean_outcome_releases_after_the_retry_delay(service: Service, queue: str) -> None:
+    """What was not handed to Airflow comes back after the retry delay (30 s by default, doubling with
+    each receive), not in a tight loop against a triggerer that cannot store events, nor when the
+    visibility timeout ends. No clock: a control message the test hides for the same 5 s after the
+    outcome comes back while the released ones stay hidden (for 600 s: a bound, not a margin)."""
+    assert producer_for(service, queue).settings.retry_delay == 30  # the default
     service.send(queue, ["x", "y"])
-    producer = producer_for(service, queue, visibility_timeout=5)
+    producer = producer_for(service, queue, visibility_timeout=5, retry_delay=600)
     stream, [(_, payload)] = await deliveries(producer, 1)
     try:
         await producer.advance([item(payload, acked=1, failed=1)])
-        await asyncio.sleep(6)  # past the 5 s visibility timeout: only the retry delay still hides them
-        assert service.drain(queue) == [] and service.total(queue) == 2
+        service.send(queue, ["control"])
+        assert [body for body, _ in service.receive(queue, visibility_timeout=5)] == ["control"]
+        await asyncio.to_thread(wait_until, lambda: service.visible(queue) > 0, timeout=60, what="the control message")
+        assert service.drain(queue) == ["control"] and service.total(queue) == 2
     finally:
         await close(producer, stream)
 
@@ -130,7 +135,7 @@ async def test_a_stored_event_holds_further_messages_until_the_consumer_runs(
             await producer.advance([item(payload1, acked=1)])  # stored: deleted
             assert service.total(queue) == 2
             following = asyncio.ensure_future(stream.__anext__())
-            await asyncio.sleep(2.5)
+            await run_count_checks(supervisor, CONSUMER)
             assert not following.done(), "no new event before the consumer DAG has a run for the last one"
             assert service.total(queue) == 2  # the rest waits in the queue...
             if isinstance(service, SQSService):
@@ -171,8 +176,10 @@ async def test_the_ids_are_recorded_before_the_delete_and_a_redelivery_starts_no
         pending = asyncio.ensure_future(stream.__anext__())
         try:
             await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the delete")
-            await asyncio.sleep(1.5)
-            assert not pending.done(), "a message already handed to Airflow must not become a second event"
+            # The next event is the next message's: "once" started none (it would have come first).
+            service.send(queue, ["next"])
+            raw_next, _ = await asyncio.wait_for(pending, timeout=60)
+            assert bodies(raw_next) == ["next"], "a message already handed to Airflow must not become a second event"
         finally:
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
@@ -261,10 +268,10 @@ async def test_two_watchers_get_every_message_and_deletes_wait_for_persistence(
         await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the deletes")
         # The next event waits for a run of both consumer DAGs.
         service.send(queue, ["o-4"])
-        await asyncio.sleep(2.5)
+        await run_count_checks(supervisor, "second")
         assert len(watchers.events[0]) == 1
         supervisor.start_run("first")
-        await asyncio.sleep(2.5)
+        await run_count_checks(supervisor, "second")
         assert len(watchers.events[0]) == 1, "the second DAG has no run yet"
         supervisor.start_run("second")
         await watchers.wait(lambda: len(watchers.events[0]) == 2 and len(watchers.events[1]) == 2, "the next event")
@@ -282,7 +289,7 @@ async def test_one_event_per_message_is_one_run_per_message(
         for n in (1, 2, 3):
             await watchers.wait(lambda n=n: len(watchers.events[0]) == n, f"event {n}")
             watchers.manager.confirm_persisted(watchers.seqs)
-            await asyncio.sleep(1.5)
+            await run_count_checks(supervisor, CONSUMER)
             assert len(watchers.events[0]) == n, "the next message waits for a run of the last one"
             supervisor.start_run(CONSUMER)
         got = [e.payload["message"]["body"] for e in watchers.events[0]]

@@ -74,7 +74,7 @@ async def test_a_watcher_reports_its_messages_and_logs_a_health_line(
             counts = statsd.counts(**tags)
             return all(counts[k] == v for k, v in expected.items())
 
-        await asyncio.to_thread(wait_until, arrived, timeout=10, what=f"{expected} in {statsd.counts(**tags)}")
+        await asyncio.to_thread(wait_until, arrived, timeout=60, what=f"{expected} in {statsd.counts(**tags)}")
         assert [m.value for m in statsd.of("messages.in_flight", **tags)] == [30, 0]
         deletes_counted = ("received 0, delivered 0, deleted 30", "received 30, delivered 30, deleted 30")
         await wait_for(lambda: any(line in caplog.text for line in deletes_counted), "a health line with the deletes")
