@@ -26,11 +26,12 @@ def _queue_options(message_encoding: str | None) -> dict[str, Any]:
     return options
 
 
-def open_queue(conn_id: str, queue: str, message_encoding: str | None = None) -> Any:
-    """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager)."""
+def open_queue(conn_id: str, queue: str, message_encoding: str | None = None, *, deadline: Any = None) -> Any:
+    """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager);
+    ``deadline`` (:func:`~fluke_airflow.hooks.deadline.task_deadline`) bounds the SDK's retries."""
     from fluke_airflow.hooks import get_queue_hook
 
-    return get_queue_hook(conn_id).get_queue(queue, **_queue_options(message_encoding))
+    return get_queue_hook(conn_id).get_queue(queue, deadline=deadline, **_queue_options(message_encoding))
 
 
 def ready_for_delivery(queue: Any, settings: DeliverySettings) -> None:

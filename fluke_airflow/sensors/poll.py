@@ -268,9 +268,11 @@ class QueuePollSensor(BaseSensorOperator):
         }
 
     def _open(self) -> Any:
+        from fluke_airflow.hooks.deadline import task_deadline
         from fluke_airflow.polling.open import open_queue
 
-        return open_queue(self.conn_id, self.queue_name, self.message_encoding)
+        # The SDK's retries end with the sensor's timeout: Airflow checks it only between pokes.
+        return open_queue(self.conn_id, self.queue_name, self.message_encoding, deadline=task_deadline(self))
 
     # -- poke / reschedule ------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
