@@ -109,6 +109,20 @@ def caplog_all(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog  # show SAS URLs: that is urllib3's, and Airflow's logging keeps it at INFO)
 
 
+@pytest.fixture
+def unanswered() -> Iterator[int]:
+    """A loopback port that never accepts a connection: a listener with a backlog of one, filled
+    (Linux then drops further connection attempts, which time out as to a host that is gone)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            yield port
+
+
 # -- Amazon SQS -------------------------------------------------------------------------------------------
 def sqs_connection(endpoint: str, key_id: str, secret: str, **extra: Any) -> dict[str, Any]:
     return {
@@ -136,6 +150,25 @@ async def test_sqs_connection_refused(moto: MotoSQS, flavour, monkeypatch, caplo
         str(error),
     ), str(error)
     assert error.cause.kind == "refused" and error.conn_id == "err_sqs_refused"
+    shows_nothing_of(error, caplog_all, secret)
+
+
+async def test_sqs_endpoint_does_not_answer(moto: MotoSQS, unanswered: int, flavour, monkeypatch, caplog_all) -> None:
+    """The connection attempt waits no longer than the budget leaves (botocore's own: 60 s), and then
+    there is no time for a retry."""
+    secret = issued(secrets.token_urlsafe(30))
+    conn = sqs_connection(f"http://127.0.0.1:{unanswered}", "AKIASILENT", secret)
+    conn_id = set_connection(monkeypatch, "err_sqs_silent", conn)
+
+    error = await failure(conn_id, "invoices", flavour)
+
+    assert str(error) == (
+        "opening on Amazon SQS queue 'invoices' (connection 'err_sqs_silent') failed (not retried: the connection's "
+        f"retry_budget_seconds={BUDGET} leaves no time for another attempt): could not connect to "
+        f"127.0.0.1:{unanswered}: the connection attempt timed out; nothing was sent, received or deleted. Check the "
+        f"connection's endpoint_url extra: 127.0.0.1:{unanswered} did not accept a connection; is it the right "
+        "address, and may this machine reach it (firewall, security group, proxy, private network)?"
+    )
     shows_nothing_of(error, caplog_all, secret)
 
 
@@ -320,6 +353,25 @@ async def test_azure_connection_refused(azurite: AzuriteQueue, flavour, monkeypa
         f"could not connect to 127.0.0.1:{port}: connection refused, errno 111 ECONNREFUSED; nothing was sent, "
         "received or deleted. Check the connection's queue_endpoint extra (Queue endpoint): is the queue service "
         f"running at 127.0.0.1:{port}, and is that the right host and port?"
+    )
+    shows_nothing_of(error, caplog_all, key)
+
+
+async def test_azure_endpoint_does_not_answer(
+    azurite: AzuriteQueue, unanswered: int, flavour, monkeypatch, caplog_all
+) -> None:
+    """The connection attempt waits no longer than the budget leaves (the storage SDK's own: 20 s)."""
+    key = fresh_key()
+    conn_id = set_connection(monkeypatch, "err_az_silent", azure_connection(f"http://127.0.0.1:{unanswered}/acct", key))
+
+    error = await failure(conn_id, "nc-invoices", flavour)
+
+    assert str(error) == (
+        f"opening on Azure Queue Storage queue 'nc-invoices' (connection 'err_az_silent') failed{AZURE_STOPPED}: "
+        f"could not connect to 127.0.0.1:{unanswered}: the connection attempt timed out; nothing was sent, received "
+        f"or deleted. Check the connection's queue_endpoint extra (Queue endpoint): 127.0.0.1:{unanswered} did not "
+        "accept a connection; is it the right address, and may this machine reach it (firewall, security group, "
+        "proxy, private network)?"
     )
     shows_nothing_of(error, caplog_all, key)
 
