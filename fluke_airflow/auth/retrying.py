@@ -1,8 +1,8 @@
 """How long the SDKs may retry a request, and what they did: the per-call record behind an error
 that says "after 3 retries over 84 s", and the limit that keeps a sensor within its timeout.
 
-Both SDKs retry on their own (botocore: up to 5 attempts; the Azure storage SDK: 3 retries 15 s,
-18 s and 24 s apart). Their exceptions do not say how often they tried, and they know nothing of
+Both SDKs retry on their own (botocore: up to 5 attempts; the Azure storage SDK: 3 retries 18 s,
+24 s and 42 s apart, give or take 3 s). Their exceptions do not say how often they tried, and they know nothing of
 a task's timeout. So every request a transport makes runs inside :func:`tracked`, which puts an
 :class:`Attempts` record into a context variable, and hooks that the auth installs on every
 client read and fill it:

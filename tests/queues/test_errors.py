@@ -11,7 +11,7 @@ on (``INITIAL_NO_AUTH_ACTION_COUNT``), which verifies signatures and evaluates p
 devtools/proxy.py, which answers its refusals in SQS's JSON protocol as SQS does; closed loopback
 ports (nothing listens: refused); names under ``.invalid`` (RFC 2606: they never resolve); and the
 proxy's resets for connections that die mid-request. The connections carry a small
-``retry_budget_seconds`` so that the Azure SDK's 15 s backoff does not stretch the suite.
+``retry_budget_seconds`` so that the Azure SDK's 18 s backoff does not stretch the suite.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def azure_connection(endpoint: str, key: str, **extra: Any) -> dict[str, Any]:
 
 
 AZURE_STOPPED = f" (not retried: the connection's retry_budget_seconds={BUDGET} leaves no time for another attempt)"
-"""The storage SDK first retries after 12-18 s: past these tests' budget."""
+"""The storage SDK first retries after 15-21 s: past these tests' budget."""
 
 
 async def test_azure_connection_refused(azurite: AzuriteQueue, flavour, monkeypatch, caplog_all) -> None:

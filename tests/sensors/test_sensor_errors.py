@@ -2,7 +2,7 @@
 change, and a sensor's ``timeout`` bounds the SDK's retries (issue 20, item 4).
 
 Airflow checks a sensor's timeout only between pokes; the SDKs retry a failed request on their own
-(botocore 5 attempts, the Azure storage SDK 4, 15 s and more apart). The sensor hands its deadline
+(botocore 5 attempts, the Azure storage SDK 4, 18 s and more apart). The sensor hands its deadline
 to the queue, and no retry starts after it: a sensor with ``timeout=1`` whose endpoint holds every
 request for 2 s and then drops it makes exactly one request, where the SDKs alone would make 5 (SQS)
 or 4 (Azure). Counted by devtools/proxy.py in front of the emulator; no clock is read.
