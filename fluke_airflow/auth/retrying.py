@@ -200,6 +200,9 @@ class _BotocoreHooks:
         record = _current.get()
         if record is None or attempts >= self._max_attempts:
             return None
+        response = kwargs.get("response")
+        if kwargs.get("caught_exception") is None and response is not None and response[0].status_code < 300:
+            return None  # an answer: nothing to retry (every request passes here)
         context = self._adapter.create_retry_context(attempts=attempts, **kwargs)
         if not self._retryable.is_retryable(context):
             return None
@@ -207,7 +210,6 @@ class _BotocoreHooks:
         # service asks for it, which SQS does not): a retry is allowed only if it surely starts in time.
         if not record.may_retry(min(2.0 ** (attempts - 1), _BOTOCORE_MAX_BACKOFF)):
             return False
-        response = kwargs.get("response")
         record.note_retry(kwargs.get("caught_exception") or (response[1] if response else None), None)
         return None
 

@@ -38,6 +38,7 @@ class Reporter:
         self.source: Source = getattr(auth, "source", IN_CODE)
         self._limit = getattr(auth, "retry_limit", NO_LIMIT)
         self._advise = advise
+        self._notes: dict[str, retrying.RetryNote] = {}
 
     @contextlib.contextmanager
     def tracked(self, action: str, *, changes_state: bool = False) -> Iterator[Attempts]:
@@ -45,7 +46,10 @@ class Reporter:
         a delete or visibility change of received messages, which a task's timeout does not cut
         short (only the connection's budget does)."""
         limit = self._limit.budget_only() if changes_state else self._limit
-        with retrying.tracked(limit, on_retry=self._retrying(action)) as record:
+        note = self._notes.get(action)
+        if note is None:
+            note = self._notes[action] = self._retrying(action)
+        with retrying.tracked(limit, on_retry=note) as record:
             yield record
 
     def _retrying(self, action: str) -> retrying.RetryNote:
