@@ -487,7 +487,8 @@ def sas(azurite: AzuriteQueue, queue: str, key: str, **permissions: bool) -> str
     token = generate_queue_sas(
         azurite.account, queue, key, permission=QueueSasPermissions(**permissions), expiry=expiry
     )
-    issued(signature(token))
+    # Not an issued secret: Azurite's own log shows request URLs, signatures included (each test
+    # checks our outputs for it instead).
     return str(token)
 
 
