@@ -71,8 +71,8 @@ def _network(cause: Cause, endpoint: str, service_name: str) -> str:
             "reach it (firewall, security group, proxy, private network)?"
         )
     return (
-        f"Check {endpoint} ({at}) and the network in between (a proxy or load balancer that cuts connections); "
-        f"if it lasts, is {service_name} healthy?"
+        f"Check {endpoint} and the network between this machine and {at} (a proxy or load balancer that cuts "
+        f"connections); if it lasts, is {service_name} healthy?"
     )
 
 

@@ -155,9 +155,9 @@ def _network(error: BaseException, endpoint: str | None) -> Cause | None:
         return Cause("read-timeout", f"{at} did not answer in time (the read timed out)", host, port)
     for link in links:
         if isinstance(link, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-            return Cause(
-                "reset", f"the connection to {at} was closed without an answer ({_errno_text(link)})", host, port
-            )
+            detail = _errno_text(link)
+            text = f"the connection to {at} was closed without an answer" + (f" ({detail})" if detail else "")
+            return Cause("reset", text, host, port)
     if names & {"ConnectionClosedError", "ServerDisconnectedError", "RemoteDisconnected", "ProtocolError",
                 "IncompleteRead", "ClientPayloadError", "ServiceResponseError"}:  # fmt: skip
         return Cause("reset", f"the connection to {at} was closed without a complete answer", host, port)
