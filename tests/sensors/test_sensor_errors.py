@@ -55,3 +55,4 @@ def test_a_short_timeout_bounds_the_sdk_retries(
     ) in output
     field = "endpoint_url" if service.kind == "sqs" else "queue_endpoint"
     assert f"Check the connection's {field} extra" in output
+    assert f"and the network between this machine and 127.0.0.1:{proxy.port}" in output
