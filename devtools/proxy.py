@@ -27,6 +27,11 @@ matching requests, and applied either before the request is forwarded (the emula
 sees it) or after (``after=True``: the emulator processed it and the answer is lost or
 replaced, e.g. a ``DeleteMessageBatch`` that succeeded upstream but whose response never
 arrives).
+
+What it corrects: moto, with its IAM checks on (``INITIAL_NO_AUTH_ACTION_COUNT``), answers a
+refused signature or permission in the query protocol's XML even to a JSON-protocol request;
+SQS answers such a request in JSON, the error code in ``x-amzn-query-error``
+(:func:`_json_protocol_error`).
 """
 
 from __future__ import annotations
@@ -517,6 +522,7 @@ class Proxy:
                 _abort(incoming.transport)
                 return _CLOSED
             record.upstream_status = response[0]
+            response = _json_protocol_error(record, response)
             replaced = await self._apply(
                 self._plan(record.operation, True, key), record, request, incoming, upstream=response
             )
@@ -714,3 +720,47 @@ def _entry_failure(
     payload = json.dumps({"Successful": successful, "Failed": failed}).encode()
     headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
     return 200, headers, payload
+
+
+# -- what the real service answers where the emulator does not ------------------------------------
+_XML_FIELD = re.compile(rb"<(Code|Message|Type)>([^<]*)</\1>")
+_JSON_ERROR_TYPES = {
+    "AccessDenied": "AccessDeniedException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+}
+"""The ``__type`` of AWS's JSON protocol for the query error codes moto's IAM checks answer with."""
+
+
+def _json_protocol_error(record: RequestRecord, response: _Response) -> _Response:
+    """moto's XML error answer to a JSON-protocol SQS request, as SQS sends it.
+
+    "Interpreting Amazon SQS JSON API responses" (SQS Developer Guide): "In the HTTP header,
+    x-amzn-RequestId contains the UUID of the request. x-amzn-query-error contains two pieces of
+    information: the type of error, and whether the error was a producer or consumer error. In the
+    response body, "__type" indicates other error details, and Message indicates the error condition
+    in a readable format." The codes are the SQS API reference's Common Errors (InvalidClientTokenId:
+    "The X.509 certificate or AWS access key ID provided does not exist in our records. HTTP Status
+    Code: 403"), AccessDenied, and "Troubleshoot Signature Version 4 signing for AWS API requests"
+    (IAM User Guide): "you might receive HTTP 403 SignatureDoesNotMatch from AWS services"; the
+    status stays moto's (403).
+    """
+    status, headers, body = response
+    if record.service != "sqs" or status < 400 or b"<ErrorResponse" not in body[:300]:
+        return response
+    fields = {name.decode(): value.decode("utf-8", "replace") for name, value in _XML_FIELD.findall(body)}
+    code = fields.get("Code", "InternalFailure")
+    request_id = next((v for k, v in headers if k.lower() == "x-amzn-requestid"), str(uuid.uuid4()))
+    payload = {
+        "__type": f"com.amazon.coral.service#{_JSON_ERROR_TYPES.get(code, code)}",
+        "message": fields.get("Message", ""),
+    }
+    return (
+        status,
+        [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-query-error", f"{code};{fields.get('Type', 'Sender')}"),
+        ],
+        json.dumps(payload).encode(),
+    )

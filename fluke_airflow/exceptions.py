@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class QueueError(Exception):
-    """A queue operation failed at the service (after the SDK's own retries)."""
+    """A queue operation failed at the service (after the SDK's own retries).
+
+    Raised by :func:`queue_failure`, it also carries what the message says, for callers that
+    decide by it: ``service``, ``queue``, ``conn_id``, ``action``, ``cause`` (a
+    :class:`~fluke_airflow.queues.causes.Cause`) and ``retries``; ``None`` where unknown.
+    """
+
+    service: str | None = None
+    queue: str | None = None
+    conn_id: str | None = None
+    action: str | None = None
+    cause: Any = None
+    retries: int | None = None
 
 
 class QueueNotFoundError(QueueError, LookupError):
     """The named queue does not exist (or the credentials may not see it)."""
 
-    def __init__(self, service: str, queue: str, detail: str = "") -> None:
+    def __init__(self, service: str, queue: str, detail: str = "", *, conn_id: str | None = None) -> None:
         self.service = service
         self.queue = queue
-        message = f"{service} queue {queue!r} does not exist or is not accessible with these credentials"
+        self.conn_id = conn_id
+        where = f" (connection {conn_id!r})" if conn_id else ""
+        message = f"{service} queue {queue!r}{where} does not exist or is not accessible with these credentials"
         super().__init__(f"{message}: {detail}" if detail else message)
 
 
@@ -41,12 +57,26 @@ _STATE_AFTER = {
 }
 
 
-def queue_failure(service: str, queue: str, action: str, detail: str) -> QueueError:
-    """The error raised once the SDK's retries are spent: what failed, where, and what it left behind."""
+def queue_failure(
+    service: str,
+    queue: str,
+    action: str,
+    detail: str,
+    *,
+    conn_id: str | None = None,
+    retried: str = "",
+    advice: str = "",
+) -> QueueError:
+    """The error raised once the SDK gave up: what failed, where (the connection too), how often it
+    was tried (``retried``, e.g. ``" after 3 retries over 84.2 s"``, empty when nothing was retried),
+    why (``detail``), what it left behind, and what to check (``advice``)."""
+    where = f" (connection {conn_id!r})" if conn_id else ""
     state = _STATE_AFTER.get(action)
-    return QueueError(
-        f"{action} on {service} queue {queue!r} failed after retries: {detail}" + (f"; {state}" if state else "")
-    )
+    message = f"{action} on {service} queue {queue!r}{where} failed{retried}: {detail}"
+    message += (f"; {state}" if state else "") + (f". {advice}" if advice else "")
+    error = QueueError(message)
+    error.service, error.queue, error.conn_id, error.action = service, queue, conn_id, action
+    return error
 
 
 class MissingExtraError(ImportError):

@@ -14,7 +14,10 @@ from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from fluke_airflow.auth import retrying
+from fluke_airflow.auth.retrying import NO_LIMIT, RetryLimit
 from fluke_airflow.auth.sharing import ClientShare
+from fluke_airflow.auth.source import IN_CODE, Source
 
 if TYPE_CHECKING:
     import boto3
@@ -171,6 +174,10 @@ class AWSAuth:
         self.profile_name = profile_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.source: Source = IN_CODE
+        """Where these settings came from (a hook sets it), for errors that say what to change."""
+        self.retry_limit: RetryLimit = NO_LIMIT
+        """What bounds botocore's retries of one request (:mod:`fluke_airflow.auth.retrying`)."""
         self._session: botocore.session.Session | None = None
         self._share: ClientShare | None = None
 
@@ -268,6 +275,9 @@ class AWSAuth:
             max_pool_connections=max_pool_connections,
             user_agent_extra="fluke-airflow",
         )
+        if self.retry_limit.for_call() is not None:
+            # A connection attempt may take no longer than the retry limit leaves (botocore: 60 s).
+            config = config.merge(Config(connect_timeout=self.retry_limit.connect_timeout(60.0)))
         if self.botocore_config is not None:
             # The caller's settings (e.g. an aws connection's config_kwargs) win over our defaults.
             config = config.merge(self.botocore_config)
@@ -279,8 +289,15 @@ class AWSAuth:
         return kwargs
 
     def create_client(self, service: str = "sqs", *, max_pool_connections: int = 10) -> Any:
-        """A blocking botocore client."""
-        return self.botocore_session().create_client(service, **self._client_kwargs(max_pool_connections))
+        """A blocking botocore client, whose retries are counted and bounded by :attr:`retry_limit`."""
+        kwargs = self._client_kwargs(max_pool_connections)
+        client = self.botocore_session().create_client(service, **kwargs)
+        retrying.install_botocore(
+            client.meta.events,
+            client.meta.service_model.service_id.hyphenize(),
+            retrying.botocore_max_attempts(kwargs["config"]),
+        )
+        return client
 
     async def create_async_client(
         self, service: str = "sqs", *, max_pool_connections: int = 10
@@ -300,6 +317,9 @@ class AWSAuth:
         aio.register_component("data_loader", await _shared_loader())
         if credentials is not None:
             aio._credentials = _bridge_credentials(credentials)
+        # Registered on this client's own session, which hands them to the client it creates.
+        max_attempts = retrying.botocore_max_attempts(kwargs["config"])
+        retrying.install_botocore(aio.get_component("event_emitter"), service, max_attempts)
         return aio.create_client(service, **kwargs)  # type: ignore[no-any-return]
 
     async def acquire_shared_async_client(self) -> Any:

@@ -13,11 +13,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from fluke_airflow.auth import retrying
+from fluke_airflow.auth.retrying import NO_LIMIT, RetryLimit
 from fluke_airflow.auth.sharing import ClientShare
+from fluke_airflow.auth.source import IN_CODE, Source
 
 Method = Literal["connection_string", "account_key", "sas_token", "service_principal", "managed_identity", "default"]
 
 _SECRET_PARTS = ("accountkey", "sharedaccesssignature")
+CONNECTION_TIMEOUT = 20.0
+READ_TIMEOUT = 60.0
+"""The storage SDK's connect and read timeouts, which a client built on a transport of our own
+(a connection pool sized for its concurrency) must be given explicitly: azure-core's default is 300 s."""
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
@@ -69,6 +76,10 @@ class AzureAuth:
         self._secret = secret
         self._options = options
         self.client_options: dict[str, Any] = {}
+        self.source: Source = IN_CODE
+        """Where these settings came from (a hook sets it), for errors that say what to change."""
+        self.retry_limit: RetryLimit = NO_LIMIT
+        """What bounds the SDK's retries of one request (:mod:`fluke_airflow.auth.retrying`)."""
         self._share: ClientShare | None = None
 
     # -- constructors ---------------------------------------------------------------------------
@@ -92,7 +103,9 @@ class AzureAuth:
             raise ValueError("conn_string must name AccountName or QueueEndpoint")
         if not any(k in parts for k in _SECRET_PARTS):
             raise ValueError("conn_string must carry AccountKey or SharedAccessSignature")
-        return cls(method="connection_string", account_url=url, secret=conn_string)
+        # Whether it signs with a SAS rather than the account key (errors then name the SAS).
+        sas = "accountkey" not in parts
+        return cls(method="connection_string", account_url=url, secret=conn_string, shared_access_signature=sas)
 
     @classmethod
     def from_account_key(
@@ -175,7 +188,22 @@ class AzureAuth:
         ``retry_total``, ``retry_backoff_factor``, ``retry_backoff_max``, ``connection_timeout``."""
         copy = AzureAuth(method=self.method, account_url=self.account_url, secret=self._secret, **self._options)
         copy.client_options = {**self.client_options, **client_options}
+        copy.source, copy.retry_limit = self.source, self.retry_limit
         return copy
+
+    def timeouts(self) -> dict[str, float]:
+        """``connection_timeout`` and ``read_timeout`` for a transport of our own: the client options',
+        else the storage SDK's defaults, the connect timeout no longer than :attr:`retry_limit` leaves."""
+        connect = float(self.client_options.get("connection_timeout", CONNECTION_TIMEOUT))
+        return {
+            "connection_timeout": self.retry_limit.connect_timeout(connect),
+            "read_timeout": float(self.client_options.get("read_timeout", READ_TIMEOUT)),
+        }
+
+    @property
+    def uses_sas(self) -> bool:
+        """Whether requests are signed with a shared access signature (not the account key or a token)."""
+        return self.method == "sas_token" or bool(self._options.get("shared_access_signature"))
 
     # -- what the queues use ------------------------------------------------------------------------
     def credential(self, *, asynchronous: bool = False) -> Any:
@@ -215,6 +243,9 @@ class AzureAuth:
             import azure.storage.queue as sdk  # type: ignore[no-redef]
         cls = getattr(sdk, name)
         kwargs = {**self.client_options, **kwargs}
+        if "retry_policy" not in kwargs:
+            # The SDK's ExponentialRetry, counted and bounded by retry_limit (see auth/retrying.py).
+            kwargs["retry_policy"] = retrying.azure_retry_policy(asynchronous, kwargs)
         if self.method == "connection_string":
             return cls.from_connection_string(self._secret or "", *args, **kwargs), None
         credential = self.credential(asynchronous=asynchronous)
@@ -241,7 +272,7 @@ class AzureAuth:
 
         # The SDK's aiohttp session allows 100 connections; a shared client serves up to MAX_USERS queues.
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool_connections))
-        transport = AioHttpTransport(session=session, session_owner=True)
+        transport = AioHttpTransport(session=session, session_owner=True, **self.timeouts())
         client, credential = self.create_service_client(asynchronous=True, transport=transport)
 
         @asynccontextmanager

@@ -33,12 +33,16 @@ def connection_overrides(settings: DeliverySettings) -> dict[str, Any]:
     return {name: value for name, value in found.items() if value is not None}
 
 
-def open_queue(conn_id: str, queue: str, message_encoding: str | None = None, **overrides: Any) -> Any:
+def open_queue(
+    conn_id: str, queue: str, message_encoding: str | None = None, *, deadline: Any = None, **overrides: Any
+) -> Any:
     """The blocking queue ``queue`` of ``conn_id``, open (use it as a context manager);
-    ``overrides``: :func:`connection_overrides`."""
+    ``overrides``: :func:`connection_overrides`; ``deadline``
+    (:func:`~fluke_airflow.hooks.deadline.task_deadline`) bounds the SDK's retries."""
     from fluke_airflow.hooks import get_queue_hook
 
-    return get_queue_hook(conn_id, **overrides).get_queue(queue, **_queue_options(message_encoding))
+    hook = get_queue_hook(conn_id, **overrides)
+    return hook.get_queue(queue, deadline=deadline, **_queue_options(message_encoding))
 
 
 def ready_for_delivery(queue: Any, settings: DeliverySettings) -> DeliveryOptions:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from fluke_airflow import _airflow
 from fluke_airflow._airflow import BaseHook
 from fluke_airflow.auth.azure import AzureAuth
+from fluke_airflow.auth.retrying import Deadline
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, with_deadline
 from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureStorageQueue
 
 if TYPE_CHECKING:
@@ -96,9 +97,11 @@ class AzureStorageQueueHook(BaseHook):
     def get_auth(self) -> AzureAuth:
         return self._auth_from(self._get_conn())
 
-    def get_queue(self, queue: str, **kwargs: Any) -> AzureStorageQueue:
+    def get_queue(self, queue: str, *, deadline: Deadline | None = None, **kwargs: Any) -> AzureStorageQueue:
+        """An open queue; ``deadline``: what the task has left, which bounds the SDK's retries."""
         conn = self._get_conn()
-        return AzureStorageQueue(self._auth_from(conn), queue, **self._queue_options(conn, kwargs))
+        auth = with_deadline(self._auth_from(conn), deadline)
+        return AzureStorageQueue(auth, queue, **self._queue_options(conn, kwargs))
 
     async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncAzureStorageQueue:
         """An async queue; with ``share_client=True`` (triggers) its queue client comes from the
@@ -120,6 +123,7 @@ class AzureStorageQueueHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: list one queue of the account with these credentials."""
+        auth: AzureAuth | None = None
         try:
             auth = self.get_auth()
             # One attempt: the SDK's retries would keep the Test button waiting for over a minute.
@@ -131,7 +135,7 @@ class AzureStorageQueueHook(BaseHook):
                 if credential is not None:
                     credential.close()
         except Exception as error:
-            return False, _safe_error(error)
+            return False, _safe_error(error, auth)
         return True, f"Connected to the queue service at {auth.account_url}"
 
 
@@ -148,13 +152,16 @@ async def _amask(secret: str) -> None:
     await _airflow.amask_secret(secret)
 
 
-def _safe_error(error: Exception) -> str:
-    """A short reason without request details: the SDK's messages can be long and echo headers."""
-    code = getattr(error, "error_code", None)
-    reason = getattr(error, "reason", None)
-    if code or reason:
-        return f"{type(error).__name__}: {code or reason}"
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+def _safe_error(error: Exception, auth: AzureAuth | None) -> str:
+    """The cause and what to check, without request details (the SDK's messages can be long and
+    echo URLs with a SAS token); a connection that could not be read says why."""
+    if auth is None:
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    from fluke_airflow.queues.advice import azure_advice
+    from fluke_airflow.queues.causes import cause_of, strip_query
+
+    cause = cause_of(error, strip_query(auth.account_url) if auth.account_url else None)
+    return f"{cause.text}. {azure_advice(cause, auth.source, auth, 'listing queues')}"
 
 
 SHARED_AUTHS: SharedAuths[AzureAuth] = SharedAuths()

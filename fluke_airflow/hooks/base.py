@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, Protocol, TypeVar
 
+from fluke_airflow.auth.retrying import Deadline
 from fluke_airflow.queues.base import AsyncQueue, Queue
 
 
@@ -20,8 +22,9 @@ class QueueHook(Protocol):
     def get_auth(self) -> Any:
         """The connection as an ``AWSAuth`` / ``AzureAuth``."""
 
-    def get_queue(self, queue: str, **kwargs: Any) -> Queue[Any]:
-        """An open blocking queue (use it as a context manager)."""
+    def get_queue(self, queue: str, *, deadline: Deadline | None = None, **kwargs: Any) -> Queue[Any]:
+        """An open blocking queue (use it as a context manager). ``deadline``: what the task has
+        left (:func:`~fluke_airflow.hooks.deadline.task_deadline`), which bounds the SDK's retries."""
 
     async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncQueue[Any]:
         """An asyncio queue, not yet opened (``async with``); resolving credentials never blocks the loop.
@@ -29,6 +32,15 @@ class QueueHook(Protocol):
 
 
 _FINGERPRINT_KEY = secrets.token_bytes(32)
+
+AuthWithLimit = TypeVar("AuthWithLimit")
+
+
+def with_deadline(auth: AuthWithLimit, deadline: Deadline | None) -> AuthWithLimit:
+    """``auth`` (a fresh one, made for one queue) whose SDK retries also end at ``deadline``."""
+    if deadline is not None:
+        auth.retry_limit = dataclasses.replace(auth.retry_limit, deadline=deadline)  # type: ignore[attr-defined]
+    return auth
 
 
 def connection_fingerprint(conn: Any) -> str:

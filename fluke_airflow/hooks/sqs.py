@@ -22,7 +22,9 @@ except ImportError:  # the base install: say which extra brings it
 
 from fluke_airflow import _airflow
 from fluke_airflow.auth.aws import AWSAuth
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
+from fluke_airflow.auth.retrying import BUDGET_EXTRA, Deadline, RetryLimit, check_budget
+from fluke_airflow.auth.source import Source
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, with_deadline
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
 
 
@@ -82,16 +84,47 @@ class AmazonSQSQueueHook(AwsBaseHook):
         session = self.get_session(region_name=self.region_name)
         endpoint_url = self.conn_config.get_service_endpoint_url("sqs")
         verify = self.verify if isinstance(self.verify, (bool, str)) else None
-        return AWSAuth.from_boto3_session(
+        auth = AWSAuth.from_boto3_session(
             session, endpoint_url=endpoint_url, verify=verify, botocore_config=self.config
         )
+        auth.source = self._source()
+        auth.retry_limit = RetryLimit(
+            budget=check_budget(self.conn_config.extra_config.get(BUDGET_EXTRA), self.aws_conn_id)
+        )
+        return auth
+
+    def _source(self) -> Source:
+        """The connection fields this hook's credentials and endpoint come from, in words (for errors)."""
+        config = self.conn_config
+        extra = config.extra_config or {}
+        if config.login:
+            credential = "the connection's AWS Access Key ID (Login) and AWS Secret Access Key (Password)"
+        elif config.aws_access_key_id:
+            credential = "the aws_access_key_id and aws_secret_access_key in the connection's extra"
+        elif config.profile_name:
+            credential = f"the profile {config.profile_name!r} (the connection's profile_name extra) on this machine"
+        else:
+            credential = (
+                "the credentials botocore finds on this machine (environment, ~/.aws, container or instance role)"
+            )
+        if config.role_arn:
+            credential = f"the role in the connection's role_arn extra, assumed with {credential}"
+        if (config.service_config.get("sqs") or {}).get("endpoint_url"):
+            endpoint = "the connection's service_config extra (sqs endpoint_url)"
+        elif config.endpoint_url:
+            endpoint = "the connection's endpoint_url extra"
+        else:
+            region = extra.get("region_name") or self.region_name or "the default"
+            endpoint = f"the connection's region_name extra ({region}: the endpoint is sqs.<region>.amazonaws.com)"
+        return Source(conn_id=self.aws_conn_id, credential=credential, endpoint=endpoint)
 
     def _tags(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("metric_tags", {"conn_id": self.aws_conn_id or ""})
         return kwargs
 
-    def get_queue(self, queue: str, **kwargs: Any) -> AmazonSQSQueue:
-        return AmazonSQSQueue(self.get_auth(), queue, **self._tags(kwargs))
+    def get_queue(self, queue: str, *, deadline: Deadline | None = None, **kwargs: Any) -> AmazonSQSQueue:
+        """An open queue; ``deadline``: what the task has left, which bounds botocore's retries."""
+        return AmazonSQSQueue(with_deadline(self.get_auth(), deadline), queue, **self._tags(kwargs))
 
     async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncAmazonSQSQueue:
         """An async queue; with ``share_client=True`` (triggers) it uses the client that every

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from fluke_airflow.auth.azure import AzureAuth
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
+from fluke_airflow.exceptions import QueueError
 from fluke_airflow.queues import limits
 from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.advice import azure_advice
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
+from fluke_airflow.queues.causes import strip_query
+from fluke_airflow.queues.failures import Reporter
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -33,12 +36,6 @@ POISON_SUFFIX = "-poison"
 Encoding = Literal["text", "base64"]
 
 
-def _describe(error: Exception) -> str:
-    code = getattr(error, "error_code", None)
-    reason = getattr(error, "reason", None) or type(error).__name__
-    return f"{code or reason}"
-
-
 def _quiet_sdk_request_logging() -> None:
     """azure-core logs every request and response header at INFO; keep task logs readable.
 
@@ -49,8 +46,9 @@ def _quiet_sdk_request_logging() -> None:
         sdk_log.setLevel(logging.WARNING)
 
 
-def _requests_transport(pool_size: int) -> Any:
-    """A requests session whose connection pool fits the number of concurrent requests we make."""
+def _requests_transport(pool_size: int, timeouts: dict[str, float]) -> Any:
+    """A requests session whose connection pool fits the number of concurrent requests we make,
+    with the storage SDK's timeouts (``AzureAuth.timeouts``; azure-core's own default is 300 s)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from requests.adapters import HTTPAdapter
@@ -59,7 +57,7 @@ def _requests_transport(pool_size: int) -> Any:
     adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return RequestsTransport(session=session, session_owner=True, **timeouts)
 
 
 class _AzureProtocol:
@@ -72,6 +70,12 @@ class _AzureProtocol:
     def __init__(self, queue: str, encoding: Encoding) -> None:
         self.queue = queue
         self.encoding = encoding
+        self._report = Reporter(SERVICE, queue, None, None, azure_advice)
+
+    def _reporting_for(self, auth: AzureAuth) -> None:
+        self._report = Reporter(
+            SERVICE, self.queue, auth, strip_query(auth.account_url) if auth.account_url else None, azure_advice
+        )
 
     def _client_kwargs(self) -> dict[str, Any]:
         _quiet_sdk_request_logging()
@@ -81,15 +85,12 @@ class _AzureProtocol:
 
         return {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
 
-    def _open_failed(self, error: Exception) -> QueueError:
+    def _open_failed(self, error: Exception, tries: Any = None) -> QueueError:
         from azure.core.exceptions import ResourceNotFoundError
 
         if isinstance(error, ResourceNotFoundError):
-            return QueueNotFoundError(SERVICE, self.queue, _describe(error))
-        return self._failure("opening", error)
-
-    def _failure(self, action: str, error: Exception) -> QueueError:
-        return queue_failure(SERVICE, self.queue, action, _describe(error))
+            return self._report.missing(error)
+        return self._report.failure("opening", error, tries)
 
     ordered_sends = False  # no batch API: one request per message, sent concurrently
     needs_deduplication_ids = False  # no deduplication in Azure Queue Storage
@@ -165,10 +166,12 @@ class _AzureProtocol:
             received_at=received_at,
         )
 
-    def _warn(self, action: str, message_id: str, error: Exception) -> None:
+    def _warn(self, action: str, message_id: str, error: Exception, tries: Any = None) -> None:
         log.warning(
-            "%s: %s of message %s in queue %r failed: %s", SERVICE, action, message_id, self.queue, _describe(error)
-        )
+            "%s: %s of message %s in queue %r%s failed%s: %s",
+            SERVICE, action, message_id, self.queue, self._report.source.where(),
+            tries.summary() if tries is not None else "", self._report.describe(error, action),
+        )  # fmt: skip
 
 
 class SyncAzureTransport(_AzureProtocol):
@@ -177,23 +180,25 @@ class SyncAzureTransport(_AzureProtocol):
         from azure.core.exceptions import AzureError, ResourceExistsError
 
         self._errors = AzureError
+        self._reporting_for(auth)
         self.client, self._credential = auth.create_queue_client(
-            queue, transport=_requests_transport(pool_size), **self._client_kwargs()
+            queue, transport=_requests_transport(pool_size, auth.timeouts()), **self._client_kwargs()
         )
-        try:
+        with self._report.tracked("opening") as tries:
             try:
-                self.client.get_queue_properties()
-            except self._errors as error:
-                if not (create and self._missing(error)):
-                    raise
                 try:
-                    self.client.create_queue()
-                    self._created()
-                except ResourceExistsError:  # created meanwhile by another consumer
-                    pass
-        except self._errors as error:
-            self.close()
-            raise self._open_failed(error) from None
+                    self.client.get_queue_properties()
+                except self._errors as error:
+                    if not (create and self._missing(error)):
+                        raise
+                    try:
+                        self.client.create_queue()
+                        self._created()
+                    except ResourceExistsError:  # created meanwhile by another consumer
+                        pass
+            except self._errors as error:
+                self.close()
+                raise self._open_failed(error, tries) from None
 
     def close(self) -> None:
         self.client.close()
@@ -202,56 +207,63 @@ class SyncAzureTransport(_AzureProtocol):
 
     def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         body, kwargs = chunk[0]
-        try:
-            sent = self.client.send_message(body, **kwargs)
-        except self._errors as error:
-            self._warn("send", "(new)", error)
-            return [None]
+        with self._report.tracked("send") as tries:
+            try:
+                sent = self.client.send_message(body, **kwargs)
+            except self._errors as error:
+                self._warn("send", "(new)", error, tries)
+                return [None]
         return [sent.id]
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         n = min(max_messages, RECEIVE_LIMIT)
-        try:
-            pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout).by_page()
-            return [self._message(item, time.time()) for item in next(pages, [])]
-        except self._errors as error:
-            raise self._failure("receive", error) from error
+        with self._report.tracked("receive") as tries:
+            try:
+                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                return [self._message(item, time.time()) for item in next(pages.by_page(), [])]
+            except self._errors as error:
+                raise self._report.failure("receive", error, tries) from None
 
     def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         message = chunk[0]
-        try:
-            self.client.delete_message(message.id, message.receipt)
-        except self._errors as error:
-            self._warn("delete", message.id, error)
-            return [False]
+        with self._report.tracked("delete", changes_state=True) as tries:
+            try:
+                self.client.delete_message(message.id, message.receipt)
+            except self._errors as error:
+                self._warn("delete", message.id, error, tries)
+                return [False]
         return [True]
 
     def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
         message = chunk[0]
-        try:
-            updated = self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
-        except self._errors as error:
-            self._warn("visibility change", message.id, error)
-            return [None]
+        with self._report.tracked("visibility change", changes_state=True) as tries:
+            try:
+                updated = self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
+            except self._errors as error:
+                self._warn("visibility change", message.id, error, tries)
+                return [None]
         return [message.with_receipt(updated.pop_receipt)]
 
     def peek(self, limit: int) -> list[str] | None:
-        try:
-            return [item.content for item in self.client.peek_messages(max_messages=limit)]
-        except self._errors as error:
-            raise self._failure("peek", error) from error
+        with self._report.tracked("peek") as tries:
+            try:
+                return [item.content for item in self.client.peek_messages(max_messages=limit)]
+            except self._errors as error:
+                raise self._report.failure("peek", error, tries) from None
 
     def count(self) -> int:
-        try:
-            return int(self.client.get_queue_properties().approximate_message_count or 0)
-        except self._errors as error:
-            raise self._failure("count", error) from error
+        with self._report.tracked("count") as tries:
+            try:
+                return int(self.client.get_queue_properties().approximate_message_count or 0)
+            except self._errors as error:
+                raise self._report.failure("count", error, tries) from None
 
     def purge(self) -> bool:
-        try:
-            self.client.clear_messages()
-        except self._errors as error:
-            raise self._failure("clear", error) from error
+        with self._report.tracked("clear") as tries:
+            try:
+                self.client.clear_messages()
+            except self._errors as error:
+                raise self._report.failure("clear", error, tries) from None
         return True
 
 
@@ -269,6 +281,7 @@ class AsyncAzureTransport(_AzureProtocol):
     async def connect(self, auth: AzureAuth, *, shared: bool = False, create: bool = False) -> AsyncAzureTransport:
         from azure.core.exceptions import ResourceExistsError
 
+        self._reporting_for(auth)
         if shared:
             self._service = await auth.acquire_shared_service_client()
             self._auth = auth
@@ -277,20 +290,21 @@ class AsyncAzureTransport(_AzureProtocol):
             self.client, self._credential = auth.create_queue_client(
                 self.queue, asynchronous=True, **self._client_kwargs()
             )
-        try:
+        with self._report.tracked("opening") as tries:
             try:
-                await self.client.get_queue_properties()
-            except self._errors as error:
-                if not (create and self._missing(error)):
-                    raise
                 try:
-                    await self.client.create_queue()
-                    self._created()
-                except ResourceExistsError:
-                    pass
-        except self._errors as error:
-            await self.close()
-            raise self._open_failed(error) from None
+                    await self.client.get_queue_properties()
+                except self._errors as error:
+                    if not (create and self._missing(error)):
+                        raise
+                    try:
+                        await self.client.create_queue()
+                        self._created()
+                    except ResourceExistsError:
+                        pass
+            except self._errors as error:
+                await self.close()
+                raise self._open_failed(error, tries) from None
         return self
 
     async def close(self, *, discard: bool = False) -> None:
@@ -304,61 +318,68 @@ class AsyncAzureTransport(_AzureProtocol):
 
     async def send_batch(self, chunk: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         body, kwargs = chunk[0]
-        try:
-            sent = await self.client.send_message(body, **kwargs)
-        except self._errors as error:
-            self._warn("send", "(new)", error)
-            return [None]
+        with self._report.tracked("send") as tries:
+            try:
+                sent = await self.client.send_message(body, **kwargs)
+            except self._errors as error:
+                self._warn("send", "(new)", error, tries)
+                return [None]
         return [sent.id]
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         n = min(max_messages, RECEIVE_LIMIT)
-        try:
-            pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout).by_page()
+        with self._report.tracked("receive") as tries:
             try:
-                page = await pages.__anext__()
-            except StopAsyncIteration:
-                return []
-            now = time.time()
-            return [self._message(item, now) async for item in page]
-        except self._errors as error:
-            raise self._failure("receive", error) from error
+                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                try:
+                    page = await pages.by_page().__anext__()
+                except StopAsyncIteration:
+                    return []
+                now = time.time()
+                return [self._message(item, now) async for item in page]
+            except self._errors as error:
+                raise self._report.failure("receive", error, tries) from None
 
     async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
         message = chunk[0]
-        try:
-            await self.client.delete_message(message.id, message.receipt)
-        except self._errors as error:
-            self._warn("delete", message.id, error)
-            return [False]
+        with self._report.tracked("delete", changes_state=True) as tries:
+            try:
+                await self.client.delete_message(message.id, message.receipt)
+            except self._errors as error:
+                self._warn("delete", message.id, error, tries)
+                return [False]
         return [True]
 
     async def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
         message = chunk[0]
-        try:
-            updated = await self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
-        except self._errors as error:
-            self._warn("visibility change", message.id, error)
-            return [None]
+        with self._report.tracked("visibility change", changes_state=True) as tries:
+            try:
+                updated = await self.client.update_message(message.id, message.receipt, visibility_timeout=timeout)
+            except self._errors as error:
+                self._warn("visibility change", message.id, error, tries)
+                return [None]
         return [message.with_receipt(updated.pop_receipt)]
 
     async def peek(self, limit: int) -> list[str] | None:
-        try:
-            return [item.content for item in await self.client.peek_messages(max_messages=limit)]
-        except self._errors as error:
-            raise self._failure("peek", error) from error
+        with self._report.tracked("peek") as tries:
+            try:
+                return [item.content for item in await self.client.peek_messages(max_messages=limit)]
+            except self._errors as error:
+                raise self._report.failure("peek", error, tries) from None
 
     async def count(self) -> int:
-        try:
-            return int((await self.client.get_queue_properties()).approximate_message_count or 0)
-        except self._errors as error:
-            raise self._failure("count", error) from error
+        with self._report.tracked("count") as tries:
+            try:
+                return int((await self.client.get_queue_properties()).approximate_message_count or 0)
+            except self._errors as error:
+                raise self._report.failure("count", error, tries) from None
 
     async def purge(self) -> bool:
-        try:
-            await self.client.clear_messages()
-        except self._errors as error:
-            raise self._failure("clear", error) from error
+        with self._report.tracked("clear") as tries:
+            try:
+                await self.client.clear_messages()
+            except self._errors as error:
+                raise self._report.failure("clear", error, tries) from None
         return True
 
 

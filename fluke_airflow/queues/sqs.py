@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from fluke_airflow.auth.aws import AWSAuth
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError, queue_failure
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError
 from fluke_airflow.queues import attributes as attrs
 from fluke_airflow.queues import limits, sqs_direct
 from fluke_airflow.queues import validation as check
+from fluke_airflow.queues.advice import sqs_advice
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
+from fluke_airflow.queues.failures import Reporter
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 from fluke_airflow.queues.sqs_direct import DirectCalls
 
@@ -45,14 +47,6 @@ _OPTIONS = (
 def _error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str(response.get("Error", {}).get("Code", type(error).__name__))
-
-
-def _describe(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    err = response.get("Error", {})
-    if err:
-        return f"{err.get('Code')}: {err.get('Message', '')}".strip()
-    return f"{type(error).__name__}: {error}"
 
 
 def _redrive(policy: Any) -> tuple[str, int] | None:
@@ -82,6 +76,10 @@ class _SQSProtocol:
         self.content_based_deduplication = False
         self.redrive: tuple[str, int] | None = None
         """The queue's own RedrivePolicy: (dead-letter queue name, maxReceiveCount)."""
+        self._report = Reporter(SERVICE, queue, None, None, sqs_advice)
+
+    def _reporting_for(self, auth: AWSAuth, client: Any) -> None:
+        self._report = Reporter(SERVICE, self.queue, auth, str(client.meta.endpoint_url), sqs_advice)
 
     @staticmethod
     def _purge_busy(error: Exception) -> bool:
@@ -89,10 +87,10 @@ class _SQSProtocol:
         return "PurgeQueueInProgress" in _error_code(error)
 
     def _missing(self, error: Exception) -> QueueNotFoundError:
-        return QueueNotFoundError(SERVICE, self.queue, _describe(error))
+        return self._report.missing(error)
 
-    def _failure(self, action: str, error: Exception) -> QueueError:
-        return queue_failure(SERVICE, self.queue, action, _describe(error))
+    def _failure(self, action: str, error: Exception, tries: Any = None) -> QueueError:
+        return self._report.failure(action, error, tries)
 
     def _attributes_params(self) -> dict[str, Any]:
         names = ["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication", "RedrivePolicy"]
@@ -230,10 +228,12 @@ class _SQSProtocol:
             )
         return [str(i) in ok for i in range(len(ids))]
 
-    def _request_failed(self, action: str, count: int, error: Exception) -> list[bool]:
+    def _request_failed(self, action: str, count: int, error: Exception, tries: Any = None) -> list[bool]:
         log.warning(
-            "%s: %s of %d message(s) in queue %r failed: %s", SERVICE, action, count, self.queue, _describe(error)
-        )
+            "%s: %s of %d message(s) in queue %r%s failed%s: %s",
+            SERVICE, action, count, self.queue, self._report.source.where(),
+            tries.summary() if tries is not None else "", self._report.describe(error, action),
+        )  # fmt: skip
         return [False] * count
 
     # -- receive / delete / visibility -------------------------------------------------------------
@@ -296,75 +296,87 @@ class SyncSQSTransport(_SQSProtocol):
 
         self._errors = (ClientError, BotoCoreError)
         self.client = auth.create_client("sqs", max_pool_connections=max_pool_connections)
-        try:
-            if not self.url:
-                self.url = self.client.get_queue_url(QueueName=queue)["QueueUrl"]
-            self._apply_attributes(self.client.get_queue_attributes(**self._attributes_params()))
-        except self._errors as error:
-            self.client.close()
-            if _error_code(error) in _MISSING_QUEUE:
-                raise self._missing(error) from None
-            raise self._failure("opening", error) from error
+        self._reporting_for(auth, self.client)
+        with self._report.tracked("opening") as tries:
+            try:
+                if not self.url:
+                    self.url = self.client.get_queue_url(QueueName=queue)["QueueUrl"]
+                self._apply_attributes(self.client.get_queue_attributes(**self._attributes_params()))
+            except self._errors as error:
+                self.client.close()
+                if _error_code(error) in _MISSING_QUEUE:
+                    raise self._missing(error) from None
+                raise self._failure("opening", error, tries) from None
         self._direct: DirectCalls | None = sqs_direct.for_client(self.client)
 
     def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
         """``method(**params)``, sent directly where it can be (:mod:`~fluke_airflow.queues.sqs_direct`);
         botocore sends it when there is no direct path or the direct attempt failed as botocore retries."""
-        response = self._direct.call(self.client, operation, params) if self._direct is not None else None
+        if self._direct is None:
+            return method(**params)
+        response = self._direct.call(self.client, operation, params)
         return response if response is not None else method(**params)
 
     def close(self) -> None:
         self.client.close()
 
     def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[str | None]:
-        try:
-            response = self.client.send_message_batch(**self._send_params(chunk))
-        except self._errors as error:
-            self._request_failed("send", len(chunk), error)
-            return [None] * len(chunk)
+        with self._report.tracked("send") as tries:
+            try:
+                response = self.client.send_message_batch(**self._send_params(chunk))
+            except self._errors as error:
+                self._request_failed("send", len(chunk), error, tries)
+                return [None] * len(chunk)
         return self._sent(response, chunk)
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         params = self._receive_params(max_messages, visibility_timeout, wait_seconds)
-        try:
-            response = self._call("ReceiveMessage", self.client.receive_message, params)
-        except self._errors as error:
-            raise self._failure("receive", error) from error
+        with self._report.tracked("receive") as tries:
+            try:
+                response = self._call("ReceiveMessage", self.client.receive_message, params)
+            except self._errors as error:
+                raise self._failure("receive", error, tries) from None
         return self._parse_receive(response, time.time())
 
     def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
-        try:
-            response = self._call("DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk))
-        except self._errors as error:
-            return self._request_failed("delete", len(chunk), error)
+        with self._report.tracked("delete", changes_state=True) as tries:
+            try:
+                response = self._call(
+                    "DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk)
+                )
+            except self._errors as error:
+                return self._request_failed("delete", len(chunk), error, tries)
         return self._batch_outcome("delete", response, [m.id for m in chunk])
 
     def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
-        try:
-            response = self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
-        except self._errors as error:
-            return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
+        with self._report.tracked("visibility change", changes_state=True) as tries:
+            try:
+                response = self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
+            except self._errors as error:
+                return self._kept(chunk, self._request_failed("visibility change", len(chunk), error, tries))
         return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
 
     def peek(self, limit: int) -> list[str] | None:
         return None  # no peek in SQS: the queue receives and releases
 
     def count(self) -> int:
-        try:
-            response = self.client.get_queue_attributes(
-                QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
-            return self._count(response)
-        except self._errors as error:
-            raise self._failure("count", error) from error
+        with self._report.tracked("count") as tries:
+            try:
+                response = self.client.get_queue_attributes(
+                    QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+                return self._count(response)
+            except self._errors as error:
+                raise self._failure("count", error, tries) from None
 
     def purge(self) -> bool:
-        try:
-            self.client.purge_queue(QueueUrl=self.url)
-        except self._errors as error:
-            if not self._purge_busy(error):
-                raise self._failure("purge", error) from error
-            return False
+        with self._report.tracked("purge") as tries:
+            try:
+                self.client.purge_queue(QueueUrl=self.url)
+            except self._errors as error:
+                if not self._purge_busy(error):
+                    raise self._failure("purge", error, tries) from None
+                return False
         return True
 
 
@@ -386,15 +398,17 @@ class AsyncSQSTransport(_SQSProtocol):
         else:
             self._client_cm = await auth.create_async_client("sqs", max_pool_connections=max_pool_connections)
             self.client = await self._client_cm.__aenter__()
-        try:
-            if not self.url:
-                self.url = (await self.client.get_queue_url(QueueName=self.queue))["QueueUrl"]
-            self._apply_attributes(await self.client.get_queue_attributes(**self._attributes_params()))
-        except self._errors as error:
-            await self.close()
-            if _error_code(error) in _MISSING_QUEUE:
-                raise self._missing(error) from None
-            raise self._failure("opening", error) from error
+        self._reporting_for(auth, self.client)
+        with self._report.tracked("opening") as tries:
+            try:
+                if not self.url:
+                    self.url = (await self.client.get_queue_url(QueueName=self.queue))["QueueUrl"]
+                self._apply_attributes(await self.client.get_queue_attributes(**self._attributes_params()))
+            except self._errors as error:
+                await self.close()
+                if _error_code(error) in _MISSING_QUEUE:
+                    raise self._missing(error) from None
+                raise self._failure("opening", error, tries) from None
         self._direct = sqs_direct.for_client(self.client)
         return self
 
@@ -408,62 +422,70 @@ class AsyncSQSTransport(_SQSProtocol):
             await auth.release_shared_async_client(self.client, retire=discard)
 
     async def send_batch(self, chunk: Sequence[dict[str, Any]]) -> list[str | None]:
-        try:
-            response = await self.client.send_message_batch(**self._send_params(chunk))
-        except self._errors as error:
-            self._request_failed("send", len(chunk), error)
-            return [None] * len(chunk)
+        with self._report.tracked("send") as tries:
+            try:
+                response = await self.client.send_message_batch(**self._send_params(chunk))
+            except self._errors as error:
+                self._request_failed("send", len(chunk), error, tries)
+                return [None] * len(chunk)
         return self._sent(response, chunk)
 
     async def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
         """See :meth:`SyncSQSTransport._call`."""
-        response = await self._direct.acall(self.client, operation, params) if self._direct is not None else None
+        if self._direct is None:
+            return await method(**params)
+        response = await self._direct.acall(self.client, operation, params)
         return response if response is not None else await method(**params)
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
         params = self._receive_params(max_messages, visibility_timeout, wait_seconds)
-        try:
-            response = await self._call("ReceiveMessage", self.client.receive_message, params)
-        except self._errors as error:
-            raise self._failure("receive", error) from error
+        with self._report.tracked("receive") as tries:
+            try:
+                response = await self._call("ReceiveMessage", self.client.receive_message, params)
+            except self._errors as error:
+                raise self._failure("receive", error, tries) from None
         return self._parse_receive(response, time.time())
 
     async def delete_batch(self, chunk: Sequence[Message]) -> list[bool]:
-        try:
-            response = await self._call(
-                "DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk)
-            )
-        except self._errors as error:
-            return self._request_failed("delete", len(chunk), error)
+        with self._report.tracked("delete", changes_state=True) as tries:
+            try:
+                response = await self._call(
+                    "DeleteMessageBatch", self.client.delete_message_batch, self._delete_params(chunk)
+                )
+            except self._errors as error:
+                return self._request_failed("delete", len(chunk), error, tries)
         return self._batch_outcome("delete", response, [m.id for m in chunk])
 
     async def set_visibility_batch(self, chunk: Sequence[Message], timeout: int) -> list[Message | None]:
-        try:
-            response = await self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
-        except self._errors as error:
-            return self._kept(chunk, self._request_failed("visibility change", len(chunk), error))
+        with self._report.tracked("visibility change", changes_state=True) as tries:
+            try:
+                response = await self.client.change_message_visibility_batch(**self._visibility_params(chunk, timeout))
+            except self._errors as error:
+                return self._kept(chunk, self._request_failed("visibility change", len(chunk), error, tries))
         return self._kept(chunk, self._batch_outcome("visibility change", response, [m.id for m in chunk]))
 
     async def peek(self, limit: int) -> list[str] | None:
         return None  # no peek in SQS: the queue receives and releases
 
     async def count(self) -> int:
-        try:
-            return self._count(
-                await self.client.get_queue_attributes(
-                    QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+        with self._report.tracked("count") as tries:
+            try:
+                return self._count(
+                    await self.client.get_queue_attributes(
+                        QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+                    )
                 )
-            )
-        except self._errors as error:
-            raise self._failure("count", error) from error
+            except self._errors as error:
+                raise self._failure("count", error, tries) from None
 
     async def purge(self) -> bool:
-        try:
-            await self.client.purge_queue(QueueUrl=self.url)
-        except self._errors as error:
-            if not self._purge_busy(error):
-                raise self._failure("purge", error) from error
-            return False
+        with self._report.tracked("purge") as tries:
+            try:
+                await self.client.purge_queue(QueueUrl=self.url)
+            except self._errors as error:
+                if not self._purge_busy(error):
+                    raise self._failure("purge", error, tries) from None
+                return False
         return True
 
 

@@ -31,6 +31,8 @@ import os
 import weakref
 from typing import Any
 
+from fluke_airflow.auth import retrying
+
 log = logging.getLogger("fluke_airflow.queues")
 
 OPERATIONS = ("ReceiveMessage", "DeleteMessageBatch")
@@ -127,6 +129,7 @@ class DirectCalls:
         context = RetryContext(attempt_number=1, operation_model=model, parsed_response=parsed, http_response=response)
         if self._retryable.is_retryable(context):
             log.debug("direct %s got HTTP %s; sending it through botocore", operation, response.status_code)
+            _retried(parsed)
             return None
         info = parsed.get("Error", {})
         # botocore names the exception class by the query-compatible code (its error_code_override)
@@ -136,6 +139,7 @@ class DirectCalls:
     @staticmethod
     def _unanswered(operation: str, error: Exception) -> None:
         log.debug("direct %s failed (%s); sending it through botocore", operation, type(error).__name__)
+        _retried(error)
 
     # -- the two flavours ---------------------------------------------------------------------------------
     def call(self, client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -161,6 +165,14 @@ class DirectCalls:
             self._unanswered(operation, error)
             return None
         return self._answer(client, operation, response, body)
+
+
+def _retried(answer: Any) -> None:
+    """The direct attempt failed as botocore retries: botocore sends it again, which is a retry of
+    the request the caller tracks (:mod:`fluke_airflow.auth.retrying`)."""
+    tries = retrying.current()
+    if tries is not None:
+        tries.note_retry(answer, None)
 
 
 _per_client: weakref.WeakKeyDictionary[Any, DirectCalls | None] = weakref.WeakKeyDictionary()

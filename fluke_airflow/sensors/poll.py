@@ -258,9 +258,12 @@ class QueuePollSensor(BaseSensorOperator):
 
     def _open(self) -> Any:
         from fluke_airflow.delivery.open import connection_overrides, open_queue
+        from fluke_airflow.hooks.deadline import task_deadline
 
         settings = self._settings()
-        return open_queue(settings.conn_id, settings.queue, settings.message_encoding, **connection_overrides(settings))
+        # The SDK's retries end with the sensor's timeout: Airflow checks it only between pokes.
+        return open_queue(settings.conn_id, settings.queue, settings.message_encoding, deadline=task_deadline(self),
+                          **connection_overrides(settings))  # fmt: skip
 
     # -- poke / reschedule ------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:

@@ -111,7 +111,7 @@ def deferred_through_the_trigger(
     # On fluke_airflow's logger: Airflow's logging setup, at each task, replaces the handlers of the
     # root logger and of every "airflow" logger, and leaves the others alone.
     first_look = OnLogLine("First receive from ", release)
-    logger = logging.getLogger("fluke_airflow.polling")
+    logger = logging.getLogger("fluke_airflow.delivery")
     logger.addHandler(first_look)
     try:
         yield

@@ -405,3 +405,15 @@ with DAG(
         queue_name="{{ params.queue }}",
         max_messages="{{ params.limit }}",
     )
+
+# A sensor whose timeout ends before the SDK would retry a failed request (issue 20): it fails
+# within its timeout plus one request.
+with DAG("fluke_test_poll_short_timeout", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+    QueuePollSensor(
+        task_id="wait",
+        conn_id="{{ params.conn_id }}",
+        queue="{{ params.queue }}",
+        poke_interval=1,
+        wait_time_seconds=1,
+        timeout=1,
+    )

@@ -105,7 +105,7 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
 async def test_watch_mode_waits_for_messages_that_arrive_later(
     service: Service, queue: str, supervisor: TriggererSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fluke_airflow.polling")
+    caplog.set_level(logging.INFO, logger="fluke_airflow.delivery")
     events = trigger_for(service, queue).run()
     try:
         pending = asyncio.ensure_future(events.__anext__())
