@@ -282,7 +282,8 @@ def load_dag(dag_id: str) -> Any:
         bag = dagbag(folder)
         if dag_id in bag.dags:
             return bag.dags[dag_id]
-    raise LookupError(f"no DAG {dag_id!r}; import errors: {dagbag(EXAMPLE_DAGS).import_errors}")
+    errors = {**dagbag(EXAMPLE_DAGS).import_errors, **dagbag(TEST_DAGS).import_errors}
+    raise LookupError(f"no DAG {dag_id!r}; import errors: {errors}")
 
 
 @dataclass

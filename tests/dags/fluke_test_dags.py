@@ -412,7 +412,7 @@ with DAG("fluke_test_poll_short_timeout", schedule=None, start_date=START, param
     QueuePollSensor(
         task_id="wait",
         conn_id="{{ params.conn_id }}",
-        queue="{{ params.queue }}",
+        queue_name="{{ params.queue }}",
         poke_interval=1,
         wait_time_seconds=1,
         timeout=1,
