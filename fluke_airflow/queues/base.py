@@ -485,8 +485,7 @@ class Queue(QueueBase[AuthT]):
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """Delete received messages by receipt; one result each (failures are logged by id)."""
-        results: list[bool] = self._d.execute(Delete(tuple(messages)))
-        return results
+        return [bool(r) for r in self._d.execute(Delete(tuple(messages)))]
 
     def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """Hide received messages for ``timeout`` more seconds (0 releases them now).
@@ -678,8 +677,7 @@ class AsyncQueue(QueueBase[AuthT]):
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """As :meth:`Queue.delete_messages`."""
-        results: list[bool] = await self._d.execute(Delete(tuple(messages)))
-        return results
+        return [bool(r) for r in await self._d.execute(Delete(tuple(messages)))]
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """As :meth:`Queue.change_visibility`."""

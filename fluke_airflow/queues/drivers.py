@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import QueueError, ReceiveStalled
@@ -23,6 +24,7 @@ from fluke_airflow.queues.flows import (
     ConsumerStopped,
     DeadLetter,
     Delete,
+    DeleteAnswer,
     Deliver,
     Flow,
     Heartbeat,
@@ -33,6 +35,7 @@ from fluke_airflow.queues.flows import (
     Sleep,
     Step,
     Tally,
+    delete_deadline,
 )
 from fluke_airflow.queues.message import Message, latest_receipts
 from fluke_airflow.queues.metrics import QueueMetrics
@@ -50,6 +53,19 @@ def _visible(results: list[Message | None]) -> list[Message]:
     return [m for m in results if m is not None]
 
 
+def _hidden(messages: list[Message], sent_at: float, timeout: int) -> list[Message]:
+    """``messages`` with the delete deadline of a receive or visibility change sent at ``sent_at``
+    (read before the request went out: the service hid them no earlier)."""
+    delete_by = delete_deadline(sent_at, timeout)
+    return [replace(m, delete_by=delete_by) for m in messages]
+
+
+def _answered(results: list[bool], clock: Callable[[], float]) -> list[DeleteAnswer]:
+    """A delete request's results with the time its answer arrived (see :class:`DeleteAnswer`)."""
+    answered_at = clock()
+    return [DeleteAnswer(bool(ok), answered_at) for ok in results]
+
+
 class SyncHeartbeat:
     """Renews a delivered batch's visibility on a thread until the consumer comes back."""
 
@@ -63,7 +79,7 @@ class SyncHeartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._plan.interval):
+        while not self._stop.wait(self._plan.wait(self.messages, self._driver.clock())):
             extension = self._plan.extension(time.monotonic() - self._started)
             if extension <= 0:
                 return
@@ -92,7 +108,7 @@ class AsyncHeartbeat:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._plan.interval)
+            await asyncio.sleep(self._plan.wait(self.messages, self._driver.clock()))
             extension = self._plan.extension(time.monotonic() - self._started)
             if extension <= 0:
                 return
@@ -115,10 +131,20 @@ def _dead_letter_entries(target: Any, step: DeadLetter, source: str) -> list[Any
 
 
 class SyncDriver:
-    def __init__(self, transport: SyncTransport, max_concurrency: int, metrics: QueueMetrics | None = None) -> None:
+    """``clock``: the monotonic clock that stamps when receives and visibility changes are sent and
+    when delete answers arrive (:class:`~fluke_airflow.queues.flows.DeleteAnswer`)."""
+
+    def __init__(
+        self,
+        transport: SyncTransport,
+        max_concurrency: int,
+        metrics: QueueMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.dead_letters: dict[str, SyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
+        self.clock = clock
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._side: ThreadPoolExecutor | None = None
@@ -160,10 +186,16 @@ class SyncDriver:
             return [r for chunk in chunks for r in call(chunk)]
         return [r for results in self._request_pool().map(call, chunks) for r in results]
 
+    def _delete(self, chunk: Sequence[Message]) -> list[Any]:
+        """One delete request: a bool per message, or a timed answer where success alone proves nothing."""
+        results = self.transport.delete_batch(chunk)
+        return _answered(results, self.clock) if self.transport.late_delete_uncertain else results
+
     def execute(self, step: Step) -> Any:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
+            sent_at = self.clock()
             try:
                 if step.fan_out:
                     received = self.fanout(
@@ -176,9 +208,9 @@ class SyncDriver:
                 self.metrics.count("receive.errors")
                 raise
             self.metrics.received(received)
-            return received
+            return _hidden(received, sent_at, step.visibility_timeout)
         if isinstance(step, Delete):
-            results = self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            results = self.fanout(self._delete, chunked(step.messages, t.delete_chunk_size))
             self.metrics.deleted(step.messages, results)
             return results
         if isinstance(step, Tally):
@@ -187,11 +219,13 @@ class SyncDriver:
         if isinstance(step, Overlap):
             return self.overlap(step)
         if isinstance(step, SetVisibility):
-            return _visible(
+            sent_at = self.clock()
+            kept = _visible(
                 self.fanout(
                     lambda c: t.set_visibility_batch(c, step.timeout), chunked(step.messages, t.visibility_chunk_size)
                 )
             )
+            return _hidden(kept, sent_at, step.timeout)
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
@@ -255,10 +289,13 @@ class AsyncDriver:
         max_concurrency: int,
         metrics: QueueMetrics | None = None,
         stall_grace: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.dead_letters: dict[str, AsyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
+        self.clock = clock
+        """As :class:`SyncDriver`'s."""
         self.stall_grace = stall_grace
         """Give up on a receive that has not answered this many seconds after its own wait
         (:class:`~fluke_airflow.exceptions.ReceiveStalled`); None: wait for the SDK's timeouts."""
@@ -284,10 +321,16 @@ class AsyncDriver:
             )
         return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
 
+    async def _delete(self, chunk: Sequence[Message]) -> list[Any]:
+        """See :meth:`SyncDriver._delete`."""
+        results = await self.transport.delete_batch(chunk)
+        return _answered(results, self.clock) if self.transport.late_delete_uncertain else results
+
     async def execute(self, step: Step) -> Any:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
+            sent_at = self.clock()
             try:
                 if self.stall_grace is None:
                     received = await self._receive(step)
@@ -304,9 +347,9 @@ class AsyncDriver:
                 self.metrics.count("receive.errors")
                 raise
             self.metrics.received(received)
-            return received
+            return _hidden(received, sent_at, step.visibility_timeout)
         if isinstance(step, Delete):
-            results = await self.fanout(t.delete_batch, chunked(step.messages, t.delete_chunk_size))
+            results = await self.fanout(self._delete, chunked(step.messages, t.delete_chunk_size))
             self.metrics.deleted(step.messages, results)
             return results
         if isinstance(step, Tally):
@@ -319,11 +362,13 @@ class AsyncDriver:
                     raise outcome
             return outcomes
         if isinstance(step, SetVisibility):
-            return _visible(
+            sent_at = self.clock()
+            kept = _visible(
                 await self.fanout(
                     lambda c: t.set_visibility_batch(c, step.timeout), chunked(step.messages, t.visibility_chunk_size)
                 )
             )
+            return _hidden(kept, sent_at, step.timeout)
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None

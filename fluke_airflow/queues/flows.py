@@ -37,9 +37,24 @@ class Receive:
 
 @dataclass(frozen=True)
 class Delete:
-    """Delete these deliveries; the driver splits them into requests. Result: one bool each."""
+    """Delete these deliveries; the driver splits them into requests. Result: one bool each, or
+    one :class:`DeleteAnswer` each where a success alone does not prove the delete (SQS)."""
 
     messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class DeleteAnswer:
+    """One message's result of a :class:`Delete` on a service whose success alone does not prove
+    the delete (SQS, see :func:`delete_deadline`): whether it succeeded, and when the answer came.
+    True or false like the plain ``bool`` that other services' drivers answer."""
+
+    ok: bool
+    answered_at: float
+    """The driver's monotonic clock when the answer to the request that carried this delete arrived."""
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,58 @@ class SetVisibility:
 @dataclass(frozen=True)
 class Sleep:
     seconds: float
+
+
+CLOCK_RATE_ERROR = 0.001
+"""How far this machine's clock may run off the service's, as a fraction of the interval measured:
+twice the 500 ppm by which NTP slews a clock at most (a free-running quartz is off by tens of ppm)."""
+SERVICE_CLOCK_SLACK = 0.1
+"""Seconds for the service's own imprecision: the hosts that hand a message out and judge its
+delete keep their clocks within milliseconds of each other (NTP/PTP), and its timers have some
+resolution; this covers a hundred times the usual."""
+GATHER_RESERVE = 5.0
+"""Seconds a gathered batch keeps before its first messages' delete deadline (at most half the
+visibility timeout): for its delete, or the first renewal of the hand-off that follows."""
+
+
+def delete_deadline(sent_at: float, visibility_timeout: float) -> float:
+    """When a delete must have been answered, on the driver's monotonic clock, to prove it was carried
+    out while the message was still ours: ``visibility_timeout`` seconds after ``sent_at`` (read
+    before the receive or visibility change that hid the message was sent), less a safety margin.
+
+    Why: SQS answers success to a delete with a receipt handle whose visibility timeout ran out,
+    and may not delete ("If you use an old ReceiptHandle, the request will succeed, but the message
+    might not be deleted", DeleteMessage in the SQS API Reference); meanwhile another consumer may
+    have received the message. A success proves nothing alone; its time does:
+
+    * the service hands the message out after it got the request, so after ``sent_at``: the
+      visibility deadline is no earlier than ``sent_at + visibility_timeout``;
+    * the service carried the delete out before it answered, so before the answer arrived. An answer
+      that arrived before that deadline is about a delete done in time. (A delete *sent* in time
+      proves nothing: it may reach the service late, or be retried by the SDK after the deadline.)
+    * Both ends are read on this process's monotonic clock, so the offset between our clock and the
+      service's is irrelevant, and so are network delays and the service's processing after it
+      answered: the interval we measure contains the one that matters.
+
+    What is left for the margin: how fast our clock runs against the service's over the interval
+    (:data:`CLOCK_RATE_ERROR` of the timeout) and the service's own imprecision
+    (:data:`SERVICE_CLOCK_SLACK`). A delete answered within the margin merely counts as late.
+    The price of measuring from the send: a message that arrived during a long poll has up to
+    ``wait_time_seconds`` less than the service gives it, so ``visibility_timeout`` should exceed
+    the wait plus the time from receive to delete.
+    """
+    return sent_at + visibility_timeout * (1 - CLOCK_RATE_ERROR) - SERVICE_CLOCK_SLACK
+
+
+def answered_late(message: Message, result: object) -> float | None:
+    """By how many seconds a successful delete of ``message`` was answered after its
+    :attr:`~fluke_airflow.queues.message.Message.delete_by`; None when it was in time, failed, or
+    cannot be judged: a plain ``bool`` (a service whose success proves the delete: Azure refuses a
+    stale pop receipt) or a message without a deadline (e.g. one that came from another process)."""
+    if not isinstance(result, DeleteAnswer) or not result.ok or not message.delete_by:
+        return None
+    late = result.answered_at - message.delete_by
+    return late if late > 0 else None
 
 
 @dataclass(frozen=True)
@@ -74,6 +141,17 @@ class Heartbeat:
     def extension(self, elapsed: float) -> int:
         """Seconds to hide the batch for from now, ``elapsed`` s after it was received (0: stop)."""
         return int(max(0.0, min(self.visibility_timeout, self.max_hidden_seconds - elapsed)))
+
+    def wait(self, messages: Sequence[Message], now: float) -> float:
+        """Seconds from ``now`` (the driver's clock) to the next renewal: at most ``interval``, and
+        sooner when the earliest delete deadline among ``messages`` comes within half a timeout (a
+        batch that took long to fill, a renewal that failed); at least ``min(1, timeout / 4)``, so
+        that a renewal that keeps failing is not retried in a loop."""
+        live = [m.delete_by for m in messages if m.delete_by > now]
+        if not live:
+            return self.interval
+        due = min(live) - now - self.visibility_timeout / 2
+        return max(min(1.0, self.visibility_timeout / 4), min(self.interval, due))
 
 
 @dataclass(frozen=True)
@@ -214,7 +292,8 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
     overlap; not on a FIFO queue (``held_messages_block``), whose next receive needs the delete
     to have unlocked the message group. While the consumer works, a heartbeat keeps the batch hidden. If
     the consumer raises or closes the iterator, the batch is released (made visible at once)
-    instead of deleted. Pre-delivery delete: only messages whose delete succeeded are delivered.
+    instead of deleted. Pre-delivery delete: only messages whose delete succeeded, and was answered
+    in time (:func:`delete_deadline`), are delivered.
     Messages received more than ``max_receive_count`` times go to the dead-letter queue.
     """
     while True:
@@ -233,7 +312,7 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
             )
             if consumed:
                 batch, results = yield from beside_first_step(receiving, Delete(tuple(consumed)))
-                report_deleted(consumed, results, queue=queue)
+                yield from report_deleted(consumed, results, queue=queue)
                 consumed = []
             else:
                 batch = yield from receiving
@@ -251,7 +330,7 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
                     break
                 continue
             if options.pre_delivery_delete:
-                batch = yield from delete_flow(batch, queue=queue)
+                batch = yield from delete_flow(batch, queue=queue, before_delivery=True)
                 if not batch:
                     continue
                 log.log(level, "Queue %r: delivering a batch of %d message(s)", queue, len(batch))
@@ -286,16 +365,27 @@ def poll_flow(options: PollOptions, *, queue: str, level: int = logging.INFO) ->
         yield Sleep(options.polling_frequency)
 
 
-def delete_flow(messages: Sequence[Message], *, queue: str) -> Generator[Step, Any, list[Message]]:
-    """Delete deliveries and return those that are gone; failures were logged by the backend."""
+def delete_flow(
+    messages: Sequence[Message], *, queue: str, before_delivery: bool = False
+) -> Generator[Step, Any, list[Message]]:
+    """Delete deliveries and return those that are gone (see :func:`report_deleted`); failures were
+    logged by the backend."""
     if not messages:
         return []
-    results: list[bool] = yield Delete(tuple(messages))
-    return report_deleted(messages, results, queue=queue)
+    results: list[bool | DeleteAnswer] = yield Delete(tuple(messages))
+    return (yield from report_deleted(messages, results, queue=queue, before_delivery=before_delivery))
 
 
-def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queue: str) -> list[Message]:
-    """The messages whose delete succeeded (one result each); a warning for those that failed."""
+def report_deleted(
+    messages: Sequence[Message], results: Sequence[bool | DeleteAnswer], *, queue: str, before_delivery: bool = False
+) -> Generator[Step, Any, list[Message]]:
+    """The messages whose delete succeeded (one result each); a warning for those that failed.
+
+    A success answered after the message's delete deadline (:func:`answered_late`) may not have
+    deleted: counted as ``messages.late_delete`` and logged with the ids. ``before_delivery``
+    (pre-delivery delete): those are left out, so not delivered; they come back unless the delete
+    took effect after all (at most once allows losing them, never delivering them twice).
+    """
     deleted = [m for m, ok in zip(messages, results, strict=True) if ok]
     if len(deleted) < len(messages):
         log.warning(
@@ -305,6 +395,28 @@ def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queu
             len(messages) - len(deleted),
             len(messages),
         )
+    late = {id(m): seconds for m, r in zip(messages, results, strict=True) if (seconds := answered_late(m, r))}
+    if not late:
+        return deleted
+    yield Tally("messages.late_delete", len(late))
+    ids = [m.id for m in messages if id(m) in late]
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    if before_delivery:
+        log.warning(
+            "Queue %r: %d message(s) NOT delivered: the answer to their delete came up to %.2f s after their "
+            "visibility deadline, so the service may not have deleted them (ids %s). They are delivered again "
+            "after their visibility timeout unless the delete took effect (then they are gone: at most once). "
+            "Raise visibility_timeout, or shorten the time from receive to delete (batch_size, wait_time_seconds, "
+            "max_batching_window)",
+            queue, len(late), max(late.values()), shown,
+        )  # fmt: skip
+        return [m for m in deleted if id(m) not in late]
+    log.warning(
+        "Queue %r: the delete of %d message(s) was answered up to %.2f s after their visibility deadline, so "
+        "the service may not have deleted them (ids %s): they may be delivered again. Raise visibility_timeout "
+        "(or keep the heartbeat on) so that a batch is deleted while it is still hidden",
+        queue, len(late), max(late.values()), shown,
+    )  # fmt: skip
     return deleted
 
 
@@ -442,7 +554,7 @@ def collect_flow(
 ) -> Generator[Step, Any, list[Message]]:
     """One delivery for a sensor or trigger: wait up to ``wait_seconds`` for a first message,
     fill up to ``max_messages`` while receives come back full, and with
-    ``pre_delivery_delete`` keep only the messages whose delete succeeded. A delivery over
+    ``pre_delivery_delete`` keep only the messages whose delete succeeded in time. A delivery over
     ``max_bytes`` is released, before anything is deleted, and refused with
     :class:`DeliveryTooLarge`.
 
@@ -474,7 +586,7 @@ def collect_flow(
             "with hook.get_queue(...).poll(...)"
         )
     if messages and pre_delivery_delete:
-        messages = yield from delete_flow(messages, queue=queue)
+        messages = yield from delete_flow(messages, queue=queue, before_delivery=True)
     if messages:
         yield Tally("messages.delivered", len(messages))
     return messages
@@ -482,6 +594,13 @@ def collect_flow(
 
 def _size(message: Message) -> int:
     return len(message.body.encode("utf-8", "surrogatepass"))
+
+
+def _gather_limit(batch: Sequence[Message], visibility_timeout: int) -> float:
+    """When gathering must end (the driver's clock): :data:`GATHER_RESERVE` seconds, at most half the
+    timeout, before the earliest delete deadline in ``batch``; infinite where none is known."""
+    known = [m.delete_by for m in batch if m.delete_by]
+    return min(known) - min(GATHER_RESERVE, visibility_timeout / 2) if known else math.inf
 
 
 def gather_flow(
@@ -512,7 +631,11 @@ def gather_flow(
     monotonic clock, given so the flow stays free of I/O. The messages that would take the batch
     over ``max_bytes`` are released for the next delivery; a single message larger than that
     is delivered alone, since it fits no smaller batch. With ``pre_delivery_delete`` only the
-    messages whose delete succeeded are returned.
+    messages whose delete succeeded in time are returned.
+
+    The gathering also ends :data:`GATHER_RESERVE` seconds (at most half the visibility timeout)
+    before the first messages' delete deadline, whatever ``window`` says: their delete, or the
+    renewal that keeps them hidden during the hand-off, then still comes in time.
     """
     batch: list[Message] = yield from receive_flow(
         max_messages,
@@ -526,7 +649,7 @@ def gather_flow(
         deadline = clock() + window
         held = {m.id: i for i, m in enumerate(batch)}
         while len(batch) < max_messages and sum(map(_size, batch)) < max_bytes:
-            remaining = deadline - clock()
+            remaining = min(deadline, _gather_limit(batch, visibility_timeout)) - clock()
             if remaining <= 0:
                 break
             wait = min(MAX_LONG_POLL, int(remaining)) if can_wait else 0
@@ -561,7 +684,7 @@ def gather_flow(
                   len(batch) - len(kept), max_bytes)  # fmt: skip
         yield from release_flow(batch[len(kept) :], queue=queue, failed=False)
     if kept and pre_delivery_delete:
-        kept = yield from delete_flow(kept, queue=queue)
+        kept = yield from delete_flow(kept, queue=queue, before_delivery=True)
     if kept:
         yield Tally("messages.delivered", len(kept))
     return kept

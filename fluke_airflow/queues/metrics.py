@@ -33,6 +33,8 @@ COUNTERS: dict[str, str] = {
     "messages.delivered": "messages handed to the consumer: your poll loop, the sensor's XCom, a trigger's event",
     "messages.deleted": "messages deleted (after delivery, before it with pre_delivery_delete, or by a rule)",
     "messages.delete_failed": "deletes the service refused or that failed; those messages come back",
+    "messages.late_delete": "deletes answered after the message's visibility deadline (SQS): the service may not have "
+    "deleted them; with pre_delivery_delete they were not delivered",
     "messages.released": "messages made visible again because their consumer failed or stopped",
     "messages.dead_lettered": "messages moved to a dead-letter or poison queue",
     "messages.filtered_out": "messages no filter took (left, deleted or dead-lettered as unmatched says)",

@@ -73,6 +73,8 @@ class _SQSProtocol:
     delete_chunk_size = BATCH_ENTRIES
     visibility_chunk_size = BATCH_ENTRIES
     receive_chunk_size = BATCH_ENTRIES
+    late_delete_uncertain = True
+    """A success with an expired receipt handle may delete nothing (see the transport contract)."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue

@@ -27,6 +27,11 @@ class TransportRules(Protocol):
     visibility_chunk_size: int
     receive_chunk_size: int
     """Messages one receive returns at most (SQS 10, Azure 32)."""
+    late_delete_uncertain: bool
+    """Whether a delete answered success may not have deleted once the message's visibility timeout
+    ran out (SQS: "If you use an old ReceiptHandle, the request will succeed, but the message might not
+    be deleted"); then the drivers time each answer (:class:`~fluke_airflow.queues.flows.DeleteAnswer`).
+    Azure refuses a stale pop receipt (404), so its success proves the delete."""
     redrive: tuple[str, int] | None
     """What the service itself does with poison messages: (dead-letter queue, receives before the
     move), from an SQS queue's RedrivePolicy; None where nothing is configured (always on Azure)."""
