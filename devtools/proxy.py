@@ -355,6 +355,8 @@ class SQSReceipts:
         self.clock = clock
         self.ignored_deletes: collections.Counter[str] = collections.Counter()
         """Delete entries answered success without being carried out, by why (expired, superseded)."""
+        self.ignored_handles: set[str] = set()
+        """The receipt handles of those entries (an SDK's retries repeat an entry, not a handle)."""
         self.refused_changes: collections.Counter[str] = collections.Counter()
         """Visibility changes refused with ``MessageNotInflight``, by why."""
         self._handles: dict[str, _Handle] = {}
@@ -443,8 +445,10 @@ class SQSReceipts:
         """The client's answer: the stale entries' (success for a delete, ``MessageNotInflight`` for a
         change) merged with what the service answered for the live ones."""
         deleting = operation.startswith("Delete")
-        for _, why in screened.stale:
+        for entry, why in screened.stale:
             (self.ignored_deletes if deleting else self.refused_changes)[why] += 1
+            if deleting:
+                self.ignored_handles.add(str(entry.get("ReceiptHandle")))
         headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
         if not operation.endswith("Batch"):
             if deleting:
