@@ -19,13 +19,13 @@ from fluke_airflow.exceptions import QueueClosedError
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.drivers import AsyncDriver, AsyncHeartbeat, SyncDriver
 from fluke_airflow.queues.flows import (
-    Delete,
     Flow,
     Heartbeat,
     PollOptions,
     Redriven,
     RetryPolicy,
     SetVisibility,
+    delete_flow,
     drain_flow,
     peek_by_receive_flow,
     poll_flow,
@@ -484,8 +484,11 @@ class Queue(QueueBase[AuthT]):
         return results
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
-        """Delete received messages by receipt; one result each (failures are logged by id)."""
-        return [bool(r) for r in self._d.execute(Delete(tuple(messages)))]
+        """Delete received messages by receipt; one result each (failures are logged by id). A delete
+        answered after the message's visibility deadline may not have deleted it (SQS): it is counted
+        as ``messages.late_delete`` and logged (:func:`~fluke_airflow.queues.flows.report_deleted`)."""
+        gone = {id(m) for m in self._d.run(delete_flow(messages, queue=self._queue))}
+        return [id(m) in gone for m in messages]
 
     def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """Hide received messages for ``timeout`` more seconds (0 releases them now).
@@ -677,7 +680,8 @@ class AsyncQueue(QueueBase[AuthT]):
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """As :meth:`Queue.delete_messages`."""
-        return [bool(r) for r in await self._d.execute(Delete(tuple(messages)))]
+        gone = {id(m) for m in await self._d.run(delete_flow(messages, queue=self._queue))}
+        return [id(m) in gone for m in messages]
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """As :meth:`Queue.change_visibility`."""
