@@ -105,9 +105,8 @@ def delete_deadline(sent_at: float, visibility_timeout: float) -> float:
     What is left for the margin: how fast our clock runs against the service's over the interval
     (:data:`CLOCK_RATE_ERROR` of the timeout) and the service's own imprecision
     (:data:`SERVICE_CLOCK_SLACK`). A delete answered within the margin merely counts as late.
-    The price of measuring from the send: a message that arrived during a long poll has up to
-    ``wait_time_seconds`` less than the service gives it, so ``visibility_timeout`` should exceed
-    the wait plus the time from receive to delete.
+    The price of measuring from the send: a message that arrived during a long poll has up to the
+    poll's wait less than the service gives it; :func:`receive_flow` caps waits at half the timeout.
     """
     return sent_at + visibility_timeout * (1 - CLOCK_RATE_ERROR) - SERVICE_CLOCK_SLACK
 
@@ -502,6 +501,10 @@ def receive_flow(
     out again messages already in the batch (their visibility timeout ran out while it
     filled), which stay in the batch once, with their newest receipt.
 
+    No receive waits longer than half ``visibility_timeout`` (or 1 s): a message's delete deadline
+    counts from when its receive was sent (:func:`delete_deadline`), so one that arrives at the end
+    of a long wait keeps at least half its timeout for its delete.
+
     ``first_wait_seconds`` lets a waiting caller (a trigger) long-poll on the first request
     only, then fill the batch with short waits. Given the backend's ``per_request`` limit, a
     receive that came back full is followed by concurrent requests for the rest (messages are
@@ -516,6 +519,7 @@ def receive_flow(
     fan_out = False
     while len(batch) < max_messages:
         wanted = max_messages - len(batch)
+        wait = min(wait, max(1, visibility_timeout // 2))
         received: list[Message] = yield Receive(wanted, visibility_timeout, wait, fan_out)
         new = 0
         for message in received:

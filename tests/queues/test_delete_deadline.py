@@ -289,3 +289,16 @@ def test_a_visibility_change_moves_the_deadline_from_its_own_send() -> None:
     clock.now = 120.0
     [renewed, _] = driver.execute(SetVisibility((received, replace(received, id="m2")), 60))
     assert renewed.delete_by == pytest.approx(delete_deadline(120.0, 60))
+
+
+def test_no_receive_waits_longer_than_half_the_visibility_timeout() -> None:
+    """The deadline counts from the send: a message arriving at the end of a 20 s wait with a 10 s
+    timeout would be judged late on arrival (and, pre-delivery, lost though SQS deleted it in time)."""
+    from fluke_airflow.queues.flows import receive_flow
+
+    _, steps = drive(receive_flow(5, visibility_timeout=10, wait_seconds=20), lambda step: [], Counter())
+    assert [s.wait_seconds for s in steps] == [5]
+    _, steps = drive(receive_flow(5, visibility_timeout=600, wait_seconds=20), lambda step: [], Counter())
+    assert [s.wait_seconds for s in steps] == [20]
+    _, steps = drive(receive_flow(5, visibility_timeout=1, wait_seconds=20), lambda step: [], Counter())
+    assert [s.wait_seconds for s in steps] == [1]  # not 0: an idle trigger would spin on empty receives
