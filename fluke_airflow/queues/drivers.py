@@ -39,7 +39,7 @@ from fluke_airflow.queues.flows import (
 )
 from fluke_airflow.queues.message import Message, latest_receipts
 from fluke_airflow.queues.metrics import QueueMetrics
-from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
+from fluke_airflow.queues.transport import RECEIVE_SENT, AsyncTransport, SyncTransport
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +58,15 @@ def _hidden(messages: list[Message], sent_at: float, timeout: int) -> list[Messa
     (read before the request went out: the service hid them no earlier)."""
     delete_by = delete_deadline(sent_at, timeout)
     return [replace(m, delete_by=delete_by) for m in messages]
+
+
+def _sent_at(stamp: float) -> float:
+    """When the receive whose answer just came was sent: the transport's time of the attempt that
+    answered (:data:`~fluke_airflow.queues.transport.RECEIVE_SENT`, set since the driver reset it),
+    else the driver's ``stamp`` from before the call; whichever is later, both being no later than
+    the send of that attempt."""
+    attempt = RECEIVE_SENT.get()
+    return stamp if attempt is None else max(stamp, attempt)
 
 
 def _answered(results: list[bool], clock: Callable[[], float]) -> list[DeleteAnswer]:
@@ -186,6 +195,16 @@ class SyncDriver:
             return [r for chunk in chunks for r in call(chunk)]
         return [r for results in self._request_pool().map(call, chunks) for r in results]
 
+    def _receive(self, step: Receive, max_messages: int) -> list[Message]:
+        """One receive request, its messages stamped with their delete deadline."""
+        stamp = self.clock()
+        token = RECEIVE_SENT.set(None)
+        try:
+            received = self.transport.receive(max_messages, step.visibility_timeout, step.wait_seconds)
+            return _hidden(received, _sent_at(stamp), step.visibility_timeout)
+        finally:
+            RECEIVE_SENT.reset(token)
+
     def _delete(self, chunk: Sequence[Message]) -> list[Any]:
         """One delete request: a bool per message, or a timed answer where success alone proves nothing."""
         results = self.transport.delete_batch(chunk)
@@ -195,20 +214,18 @@ class SyncDriver:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
-            sent_at = self.clock()
             try:
                 if step.fan_out:
                     received = self.fanout(
-                        lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                        chunked(range(step.max_messages), t.receive_chunk_size),
+                        lambda c: self._receive(step, len(c)), chunked(range(step.max_messages), t.receive_chunk_size)
                     )
                 else:
-                    received = t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+                    received = self._receive(step, step.max_messages)
             except QueueError:
                 self.metrics.count("receive.errors")
                 raise
             self.metrics.received(received)
-            return _hidden(received, sent_at, step.visibility_timeout)
+            return received
         if isinstance(step, Delete):
             results = self.fanout(self._delete, chunked(step.messages, t.delete_chunk_size))
             self.metrics.deleted(step.messages, results)
@@ -316,10 +333,19 @@ class AsyncDriver:
         t = self.transport
         if step.fan_out:
             return await self.fanout(
-                lambda c: t.receive(len(c), step.visibility_timeout, step.wait_seconds),
-                chunked(range(step.max_messages), t.receive_chunk_size),
+                lambda c: self._receive_one(step, len(c)), chunked(range(step.max_messages), t.receive_chunk_size)
             )
-        return await t.receive(step.max_messages, step.visibility_timeout, step.wait_seconds)
+        return await self._receive_one(step, step.max_messages)
+
+    async def _receive_one(self, step: Receive, max_messages: int) -> list[Message]:
+        """See :meth:`SyncDriver._receive`."""
+        stamp = self.clock()
+        token = RECEIVE_SENT.set(None)
+        try:
+            received = await self.transport.receive(max_messages, step.visibility_timeout, step.wait_seconds)
+            return _hidden(received, _sent_at(stamp), step.visibility_timeout)
+        finally:
+            RECEIVE_SENT.reset(token)
 
     async def _delete(self, chunk: Sequence[Message]) -> list[Any]:
         """See :meth:`SyncDriver._delete`."""
@@ -330,7 +356,6 @@ class AsyncDriver:
         """Carry out one step that needs no consumer."""
         t = self.transport
         if isinstance(step, Receive):
-            sent_at = self.clock()
             try:
                 if self.stall_grace is None:
                     received = await self._receive(step)
@@ -347,7 +372,7 @@ class AsyncDriver:
                 self.metrics.count("receive.errors")
                 raise
             self.metrics.received(received)
-            return _hidden(received, sent_at, step.visibility_timeout)
+            return received
         if isinstance(step, Delete):
             results = await self.fanout(self._delete, chunked(step.messages, t.delete_chunk_size))
             self.metrics.deleted(step.messages, results)

@@ -21,6 +21,7 @@ from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 from fluke_airflow.queues.sqs_direct import DirectCalls
+from fluke_airflow.queues.transport import mark_receive_sent
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -65,6 +66,12 @@ def _redrive(policy: Any) -> tuple[str, int] | None:
     except (ValueError, KeyError, TypeError):
         log.warning("%s: could not read the RedrivePolicy %r", SERVICE, policy)
         return None
+
+
+def _mark_receive_attempts(client: Any) -> None:
+    """Have ``client`` record when each ReceiveMessage attempt is sent (:data:`RECEIVE_SENT`), so that a
+    receive botocore retried is measured from the attempt that answered (registered once per client)."""
+    client.meta.events.register("before-send.sqs.ReceiveMessage", mark_receive_sent, unique_id="fluke-receive-sent")
 
 
 class _SQSProtocol:
@@ -308,6 +315,7 @@ class SyncSQSTransport(_SQSProtocol):
                 raise self._missing(error) from None
             raise self._failure("opening", error) from error
         self._direct: DirectCalls | None = sqs_direct.for_client(self.client)
+        _mark_receive_attempts(self.client)
 
     def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
         """``method(**params)``, sent directly where it can be (:mod:`~fluke_airflow.queues.sqs_direct`);
@@ -398,6 +406,7 @@ class AsyncSQSTransport(_SQSProtocol):
                 raise self._missing(error) from None
             raise self._failure("opening", error) from error
         self._direct = sqs_direct.for_client(self.client)
+        _mark_receive_attempts(self.client)
         return self
 
     async def close(self, *, discard: bool = False) -> None:

@@ -13,10 +13,24 @@ of queue classes with the service's limits (see ``docs/architecture.rst``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from fluke_airflow.queues.message import Message
+
+RECEIVE_SENT: ContextVar[float | None] = ContextVar("fluke_receive_sent", default=None)
+"""When the attempt of a receive that answered was sent (``time.monotonic()``), where a transport can
+tell (an SDK retries: a receive call may send several attempts, and the messages of its answer were
+handed out after the last one was sent). The drivers reset it before each receive request and count
+the messages' delete deadline from it (:func:`~fluke_airflow.queues.flows.delete_deadline`); unset,
+from their own stamp before the call."""
+
+
+def mark_receive_sent(**_: Any) -> None:
+    """Record that a receive attempt is being sent now (a botocore ``before-send`` handler)."""
+    RECEIVE_SENT.set(time.monotonic())
 
 
 class TransportRules(Protocol):

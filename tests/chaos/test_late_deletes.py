@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from devtools.emulators import MotoSQS
-from devtools.proxy import Latency
+from devtools.proxy import Latency, Timeout
 from fluke_airflow.queues.flows import collect_flow
 
 from .support import Service, body, number_of
@@ -124,3 +124,34 @@ def test_the_heartbeat_keeps_a_slow_batch_s_delete_in_time(moto: MotoSQS, sqs: S
         assert sqs.proxy.receipts is not None and not sqs.proxy.receipts.ignored_deletes
         assert queue.metrics.totals()["messages.late_delete"] == 0
         assert held_upstream(moto, queue) == 0
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "botocore"])
+def test_a_retried_receive_counts_from_the_attempt_that_answered(
+    sqs: Service, monkeypatch: pytest.MonkeyPatch, direct: str
+) -> None:
+    """The first receive attempt hangs 2.5 s and is dropped, longer than the 2 s timeout; the SDK sends
+    it again. The messages were handed out by that second attempt, so their delete is in time."""
+    monkeypatch.setenv("FLUKE_AIRFLOW_SQS_DIRECT", direct)
+    with sqs.open(sqs.new_queue()) as queue:
+        queue.push(body(1))
+        sqs.proxy.inject(Timeout(operation="ReceiveMessage", first=1, seconds=2.5))
+        delivered = [number_of(b) for batch in queue.poll(pre_delivery_delete=True, visibility_timeout=2,
+                                                          wait_time_seconds=0) for b in batch]  # fmt: skip
+        assert sqs.proxy.fired() == {"Timeout ReceiveMessage": 1}
+        assert delivered == [1] and queue.metrics.totals()["messages.late_delete"] == 0
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "aiobotocore"])
+async def test_a_retried_async_receive_counts_from_the_attempt_that_answered(
+    sqs: Service, monkeypatch: pytest.MonkeyPatch, direct: str
+) -> None:
+    """As above, through the asyncio driver and aiobotocore."""
+    monkeypatch.setenv("FLUKE_AIRFLOW_SQS_DIRECT", direct)
+    async with sqs.open_async(sqs.new_queue()) as queue:
+        await queue.push(body(1))
+        sqs.proxy.inject(Timeout(operation="ReceiveMessage", first=1, seconds=2.5))
+        delivered = [number_of(b) async for batch in queue.poll(pre_delivery_delete=True, visibility_timeout=2,
+                                                                wait_time_seconds=0) for b in batch]  # fmt: skip
+        assert sqs.proxy.fired() == {"Timeout ReceiveMessage": 1}
+        assert delivered == [1] and queue.metrics.totals()["messages.late_delete"] == 0

@@ -302,3 +302,23 @@ def test_no_receive_waits_longer_than_half_the_visibility_timeout() -> None:
     assert [s.wait_seconds for s in steps] == [20]
     _, steps = drive(receive_flow(5, visibility_timeout=1, wait_seconds=20), lambda step: [], Counter())
     assert [s.wait_seconds for s in steps] == [1]  # not 0: an idle trigger would spin on empty receives
+
+
+def test_a_retried_receive_is_measured_from_the_attempt_that_answered() -> None:
+    """The SDK may retry a receive (a reset, a throttle): the messages in the answer were handed out
+    after the last attempt was sent, which the transport reports (RECEIVE_SENT); measured from before
+    the first attempt, the backoff would eat the timeout."""
+    from fluke_airflow.queues.transport import RECEIVE_SENT
+
+    clock = Clock()
+
+    class Retried(SlowDeletes):
+        def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
+            clock.now += 20  # the first attempt failed; botocore backed off and sent again
+            RECEIVE_SENT.set(clock.now)
+            return super().receive(max_messages, visibility_timeout, wait_seconds)
+
+    driver = SyncDriver(Retried(clock, 1.0), max_concurrency=1, clock=clock)  # type: ignore[arg-type]
+    [received, _] = driver.execute(Receive(2, 30, 0))
+    assert received.delete_by == pytest.approx(delete_deadline(120.0, 30))
+    assert RECEIVE_SENT.get() is None  # reset for whatever runs next on this thread
