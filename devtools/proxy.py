@@ -32,6 +32,11 @@ What it corrects: moto, with its IAM checks on (``INITIAL_NO_AUTH_ACTION_COUNT``
 refused signature or permission in the query protocol's XML even to a JSON-protocol request;
 SQS answers such a request in JSON, the error code in ``x-amzn-query-error``
 (:func:`_json_protocol_error`).
+
+What it can also do, opt-in: ``Proxy(..., sqs_receipts=True)`` gives moto the real SQS's receipt
+semantics (:class:`SQSReceipts`): a delete with a receipt handle whose visibility timeout ran out,
+or that a later receive of the same message superseded, is answered success and not carried out.
+moto deletes with any handle a message ever had, so without this a client never meets that edge.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import struct
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -59,6 +64,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from yarl import URL
 
 __all__ = [
+    "DEFAULT_SQS_VISIBILITY_TIMEOUT",
     "EntryFailure",
     "ErrorStatus",
     "Fault",
@@ -66,6 +72,7 @@ __all__ = [
     "Proxy",
     "RequestRecord",
     "Reset",
+    "SQSReceipts",
     "Throttle",
     "Timeout",
 ]
@@ -257,6 +264,9 @@ class RequestRecord:
     """The emulator's status; ``None`` when the request never reached it."""
     faults: list[str] = field(default_factory=list)
     """The faults applied, e.g. ``["Latency", "Reset(after)"]``."""
+    stale_receipts: int = 0
+    """Entries of a delete or visibility change that :class:`SQSReceipts` answered itself, without
+    forwarding them, because their receipt handle had expired or was superseded."""
     started: float = 0.0
     """``time.monotonic()`` when the request arrived."""
     seconds: float = 0.0
@@ -286,6 +296,187 @@ _Response = tuple[int, list[tuple[str, str]], bytes]
 _CLOSED: _Response = (0, [], b"")
 
 
+# -- the real SQS's receipt handles -----------------------------------------------------------------
+DEFAULT_SQS_VISIBILITY_TIMEOUT = 30
+"""A queue's ``VisibilityTimeout`` when nobody set it (SQS's default)."""
+_RECEIPT_OPERATIONS = frozenset(
+    {"ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch"}
+)
+
+
+@dataclass
+class _Handle:
+    queue: str
+    message_id: str
+    deadline: float
+    """The receipts clock's reading when the visibility timeout runs out."""
+
+
+@dataclass
+class _Screened:
+    """A delete or visibility change, split by the state of its receipt handles."""
+
+    forward: dict[str, Any] | None
+    """The request to forward (only the live entries of a batch); None: nothing is left to forward."""
+    stale: list[tuple[dict[str, Any], str]]
+    """Entries (a single request's payload, or a batch's entries) answered here, with why:
+    ``expired`` or ``superseded``."""
+
+
+class SQSReceipts:
+    """What the real SQS does with receipt handles and moto does not (JSON protocol, which botocore
+    and :mod:`fluke_airflow.queues.sqs_direct` speak).
+
+    The SQS API Reference, DeleteMessage
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html):
+    "If you use an old ReceiptHandle, the request will succeed, but the message might not be
+    deleted"; its ReceiptHandle parameter: "Receipt handles are opaque strings that become invalid
+    after the message is deleted or after the message visibility timeout expires".
+    ChangeMessageVisibility: "the 10 seconds begin to count from the time that you make the
+    ChangeMessageVisibility call. Thus, any attempt to change the visibility timeout or to delete
+    that message 10 seconds after you initially change the visibility timeout (a total of 25
+    seconds) might result in an error." moto deletes with any handle a message ever had.
+
+    Every handle a ``ReceiveMessage`` answer hands out gets a deadline: the moment the proxy
+    forwarded the receive (the earliest the service can have handed the message out, so the proxy
+    is at least as strict as the service) plus the receive's ``VisibilityTimeout``, else the queue's
+    (learned from ``CreateQueue``, ``SetQueueAttributes`` and ``GetQueueAttributes``; else SQS's
+    default, 30 s). A visibility change that succeeds moves it to the moment the change was
+    forwarded plus its new timeout. A later receive of the same message supersedes the earlier
+    handles.
+
+    When a delete is about to be forwarded (after any fault before forwarding: a ``Latency`` on
+    ``DeleteMessageBatch`` is a delete that reaches the service late), each entry whose handle has
+    expired or was superseded is answered success and NOT forwarded: the worst the reference
+    allows, success with nothing deleted. The live entries of a batch are forwarded on their own
+    (moto does not check request signatures, so the body can be rewritten) and the two answers are
+    merged. A visibility change with such a handle fails with ``MessageNotInflight``, also without
+    being forwarded. Handles the proxy never saw handed out pass through for moto to judge.
+
+    ``clock`` (``time.monotonic``) may be replaced, e.g. by a test that moves time on.
+    """
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self.clock = clock
+        self.ignored_deletes: collections.Counter[str] = collections.Counter()
+        """Delete entries answered success without being carried out, by why (expired, superseded)."""
+        self.ignored_handles: set[str] = set()
+        """The receipt handles of those entries (an SDK's retries repeat an entry, not a handle)."""
+        self.refused_changes: collections.Counter[str] = collections.Counter()
+        """Visibility changes refused with ``MessageNotInflight``, by why."""
+        self._handles: dict[str, _Handle] = {}
+        self._latest: dict[tuple[str, str], str] = {}
+        self._queue_timeouts: dict[str, int] = {}
+
+    @staticmethod
+    def _queue(payload: dict[str, Any]) -> str:
+        return str(payload.get("QueueUrl") or payload.get("QueueName") or "").rstrip("/").rsplit("/", 1)[-1]
+
+    def _why_stale(self, handle: Any, now: float) -> str | None:
+        held = self._handles.get(handle) if isinstance(handle, str) else None
+        if held is None:
+            return None  # never seen handed out: moto judges
+        if self._latest.get((held.queue, held.message_id)) != handle:
+            return "superseded"
+        if now >= held.deadline:
+            return "expired"
+        return None
+
+    def screen(self, operation: str, payload: dict[str, Any], now: float) -> _Screened | None:
+        """How to carry out a delete or visibility change at ``now``; None: forward it as it is."""
+        if operation in ("DeleteMessage", "ChangeMessageVisibility"):
+            why = self._why_stale(payload.get("ReceiptHandle"), now)
+            return None if why is None else _Screened(None, [(payload, why)])
+        if operation not in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
+            return None
+        entries = payload.get("Entries")
+        if not isinstance(entries, list):
+            return None
+        live: list[dict[str, Any]] = []
+        stale: list[tuple[dict[str, Any], str]] = []
+        for entry in entries:
+            why = self._why_stale(entry.get("ReceiptHandle") if isinstance(entry, dict) else None, now)
+            if why is None:
+                live.append(entry)
+            else:
+                stale.append((entry, why))
+        if not stale:
+            return None
+        return _Screened({**payload, "Entries": live} if live else None, stale)
+
+    def observe(self, operation: str, payload: dict[str, Any], forwarded_at: float, answer: _Response) -> None:
+        """Learn from an answer the service gave: handles handed out, moved, deleted; queue timeouts."""
+        status, _, body = answer
+        if status != 200:
+            return
+        try:
+            parsed: Any = json.loads(body or b"{}")
+        except ValueError:
+            return
+        if not isinstance(parsed, dict):
+            return
+        queue = self._queue(payload)
+        if operation == "ReceiveMessage":
+            if "VisibilityTimeout" in payload:
+                timeout = int(payload["VisibilityTimeout"])
+            else:
+                timeout = self._queue_timeouts.get(queue, DEFAULT_SQS_VISIBILITY_TIMEOUT)
+            for message in parsed.get("Messages") or []:
+                handle, message_id = message.get("ReceiptHandle"), message.get("MessageId")
+                self._handles[handle] = _Handle(queue, message_id, forwarded_at + timeout)
+                self._latest[(queue, message_id)] = handle
+        elif operation in ("CreateQueue", "SetQueueAttributes", "GetQueueAttributes"):
+            attributes = (parsed if operation == "GetQueueAttributes" else payload).get("Attributes") or {}
+            if "VisibilityTimeout" in attributes:
+                self._queue_timeouts[queue] = int(attributes["VisibilityTimeout"])
+        elif operation in ("ChangeMessageVisibility", "DeleteMessage"):
+            self._settled(operation, payload, forwarded_at)
+        elif operation in ("ChangeMessageVisibilityBatch", "DeleteMessageBatch"):
+            done = {item.get("Id") for item in parsed.get("Successful") or []}
+            for entry in payload.get("Entries") or []:
+                if entry.get("Id") in done:
+                    self._settled(operation, entry, forwarded_at)
+
+    def _settled(self, operation: str, entry: dict[str, Any], forwarded_at: float) -> None:
+        held = self._handles.get(entry.get("ReceiptHandle"))  # type: ignore[arg-type]
+        if held is None:
+            return
+        if operation.startswith("Delete"):
+            del self._handles[entry["ReceiptHandle"]]
+        else:
+            held.deadline = forwarded_at + int(entry.get("VisibilityTimeout", 0))
+
+    def answer(self, operation: str, screened: _Screened, upstream: _Response | None) -> _Response:
+        """The client's answer: the stale entries' (success for a delete, ``MessageNotInflight`` for a
+        change) merged with what the service answered for the live ones."""
+        deleting = operation.startswith("Delete")
+        for entry, why in screened.stale:
+            (self.ignored_deletes if deleting else self.refused_changes)[why] += 1
+            if deleting:
+                self.ignored_handles.add(str(entry.get("ReceiptHandle")))
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+        if not operation.endswith("Batch"):
+            if deleting:
+                return 200, headers, b"{}"
+            error = {"__type": "com.amazonaws.sqs#MessageNotInflight", "message": "The message is not in flight."}
+            headers.append(("x-amzn-query-error", "AWS.SimpleQueueService.MessageNotInflight;Sender"))
+            return 400, headers, json.dumps(error).encode()
+        merged: dict[str, Any] = {"Successful": [], "Failed": []}
+        if upstream is not None:
+            status, upstream_headers, body = upstream
+            if status != 200:
+                return upstream  # the live entries' request failed as a whole: the client retries all
+            merged.update(json.loads(body or b"{}"))
+            headers = upstream_headers
+        for entry, why in screened.stale:
+            if deleting:
+                merged.setdefault("Successful", []).append({"Id": entry.get("Id")})
+            else:
+                failure = {"Id": entry.get("Id"), "SenderFault": True, "Code": "MessageNotInflight"}
+                merged.setdefault("Failed", []).append({**failure, "Message": f"The receipt handle is {why}."})
+        return 200, headers, json.dumps(merged).encode()
+
+
 async def _read(incoming: web.BaseRequest) -> _Request:
     """The request with its whole body; a client that expects ``100 Continue`` gets it first."""
     if incoming.headers.get("Expect") is not None:
@@ -303,10 +494,13 @@ class Proxy:
 
     ``url`` is ``http://127.0.0.1:<port>``; requests keep their path, so an Azure client
     uses ``url + "/<account>"`` (:attr:`endpoint` is exactly that for an upstream URL with a
-    path, such as Azurite's account URL). ``seed`` seeds the fault draws.
+    path, such as Azurite's account URL). ``seed`` seeds the fault draws. ``sqs_receipts``:
+    the real SQS's receipt-handle semantics in front of moto (:class:`SQSReceipts`).
     """
 
-    def __init__(self, upstream_url: str, *, port: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, upstream_url: str, *, port: int | None = None, seed: int = 0, sqs_receipts: bool = False
+    ) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream_url must be an http:// URL, got {upstream_url!r}")
@@ -325,6 +519,8 @@ class Proxy:
         self._listener: asyncio.base_events.Server | None = None
         self._session: aiohttp.ClientSession | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self.receipts: SQSReceipts | None = SQSReceipts() if sqs_receipts else None
+        """The real SQS's receipt semantics (``sqs_receipts=True``), else None: moto's leniency."""
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -515,14 +711,13 @@ class Proxy:
         response = await self._apply(self._plan(record.operation, False, key), record, request, incoming)
         if response is None:
             try:
-                response = await self._forward(request)
+                response = await self._carry_out(request, record)
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
                 record.faults.append("UpstreamUnreachable")
                 self._finish(record)
                 _abort(incoming.transport)
                 return _CLOSED
-            record.upstream_status = response[0]
-            response = _json_protocol_error(record, response)
+            response = _json_protocol_error(record, response)  # (_carry_out set record.upstream_status)
             replaced = await self._apply(
                 self._plan(record.operation, True, key), record, request, incoming, upstream=response
             )
@@ -562,6 +757,40 @@ class Proxy:
                 if failed is not None:
                     return failed
         return None
+
+    async def _carry_out(self, request: _Request, record: RequestRecord) -> _Response:
+        """Forward the request (with :class:`SQSReceipts`: only what the real SQS would carry out) and
+        set ``record.upstream_status``; the answer for the client."""
+        receipts = self.receipts if record.service in ("sqs", "sqs-query") else None
+        if receipts is None:
+            response = await self._forward(request)
+            record.upstream_status = response[0]
+            return response
+        if record.service == "sqs-query" and record.operation in _RECEIPT_OPERATIONS:
+            message = "the proxy's SQS receipt semantics (sqs_receipts=True) speak the JSON protocol only"
+            xml = f"<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedOperation</Code><Message>{message}"
+            return 400, [("Content-Type", "text/xml")], (xml + "</Message></Error></ErrorResponse>").encode()
+        try:
+            payload: Any = json.loads(request.body or b"{}") if record.service == "sqs" else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            response = await self._forward(request)
+            record.upstream_status = response[0]
+            return response
+        now = receipts.clock()
+        screened = receipts.screen(record.operation, payload, now)
+        upstream: _Response | None = None
+        if screened is None or screened.forward is not None:
+            sent = request if screened is None else replace(request, body=json.dumps(screened.forward).encode())
+            upstream = await self._forward(sent)
+            record.upstream_status = upstream[0]
+            receipts.observe(record.operation, payload if screened is None else screened.forward or {}, now, upstream)
+        if screened is None:
+            assert upstream is not None
+            return upstream
+        record.stale_receipts = len(screened.stale)
+        return receipts.answer(record.operation, screened, upstream)
 
     def _finish(self, record: RequestRecord) -> None:
         record.seconds = time.monotonic() - record.started

@@ -66,6 +66,8 @@ class _AzureProtocol:
     delete_chunk_size = 1
     visibility_chunk_size = 1
     receive_chunk_size = RECEIVE_LIMIT
+    late_delete_uncertain = False
+    """A stale pop receipt is refused (404 MessageNotFound), so a success proves the delete."""
 
     def __init__(self, queue: str, encoding: Encoding) -> None:
         self.queue = queue

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, 
 from typing import Any, ClassVar, Generic, TypeVar
 
 from fluke_airflow.exceptions import QueueClosedError
-from fluke_airflow.queues import arguments
+from fluke_airflow.queues import arguments, lifecycle
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.drivers import AsyncDriver, AsyncHolding, Push, SyncDriver, SyncHolding
 from fluke_airflow.queues.filters import MessageFilter
@@ -23,7 +23,7 @@ from fluke_airflow.queues.limits import PEEK_LIMIT
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.metrics import QueueMetrics
 from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
-from fluke_airflow.queues.steps import Delete, Flow, Renewal, SetVisibility
+from fluke_airflow.queues.steps import Flow, Renewal, SetVisibility
 from fluke_airflow.queues.transport import AsyncTransport, SyncTransport, TransportRules
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -448,9 +448,11 @@ class Queue(QueueBase[AuthT]):
         return results
 
     def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
-        """Delete received messages by receipt; one result each (failures are logged by id)."""
-        results: list[bool] = self._d.execute(Delete(tuple(messages)))
-        return results
+        """Delete received messages by receipt; one result each (failures are logged by id). A delete
+        answered after the message's visibility deadline may not have deleted it (SQS): it is counted
+        as ``messages.late_delete`` and logged (:func:`~fluke_airflow.queues.lifecycle.report_deleted`)."""
+        gone = {id(m) for m in self._d.run(lifecycle.delete(messages, self._queue))}
+        return [id(m) in gone for m in messages]
 
     def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """Hide received messages for ``timeout`` more seconds (0 releases them now).
@@ -651,8 +653,8 @@ class AsyncQueue(QueueBase[AuthT]):
 
     async def delete_messages(self, messages: Sequence[Message]) -> list[bool]:
         """As :meth:`Queue.delete_messages`."""
-        results: list[bool] = await self._d.execute(Delete(tuple(messages)))
-        return results
+        gone = {id(m) for m in await self._d.run(lifecycle.delete(messages, self._queue))}
+        return [id(m) in gone for m in messages]
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> list[Message]:
         """As :meth:`Queue.change_visibility`."""

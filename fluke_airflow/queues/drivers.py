@@ -17,14 +17,14 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from fluke_airflow.exceptions import QueueError, ReceiveStalled
 from fluke_airflow.queues import metrics as names
-from fluke_airflow.queues.lifecycle import renew_flow
+from fluke_airflow.queues.lifecycle import delete_deadline, renew_flow
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.metrics import QueueMetrics
 from fluke_airflow.queues.steps import (
@@ -32,6 +32,7 @@ from fluke_airflow.queues.steps import (
     ConsumerStopped,
     DeadLetter,
     Delete,
+    DeleteAnswer,
     Deliver,
     Flow,
     HolderStopped,
@@ -45,7 +46,7 @@ from fluke_airflow.queues.steps import (
     Step,
     Tally,
 )
-from fluke_airflow.queues.transport import AsyncTransport, SyncTransport
+from fluke_airflow.queues.transport import RECEIVE_SENT, AsyncTransport, SyncTransport
 
 T = TypeVar("T")
 
@@ -75,15 +76,58 @@ class Requests:
     ordered: bool = False
     failed: Callable[[], None] = field(default=lambda: None)
     """Count a failure (a QueueError from a request)."""
+    each: Callable[[], contextlib.AbstractContextManager[Callable[[Any], Any]]] | None = None
+    """Around each request (on the thread or task that sends it): what its answer becomes (the
+    receive's messages stamped with their delete deadline, a delete's answers with their time)."""
+
+    @contextlib.contextmanager
+    def around(self) -> Iterator[Callable[[Any], Any]]:
+        if self.each is None:
+            yield lambda answer: answer
+        else:
+            with self.each() as finish:
+                yield finish
+
+
+def _hidden(messages: list[Message], sent_at: float, timeout: int) -> list[Message]:
+    """``messages`` with the delete deadline of a receive or visibility change sent at ``sent_at``
+    (read before the request went out: the service hid them no earlier)."""
+    delete_by = delete_deadline(sent_at, timeout)
+    return [replace(m, delete_by=delete_by) for m in messages]
 
 
 class Planner:
-    """The one mapping from a step to requests, for both flavours of transport."""
+    """The one mapping from a step to requests, for both flavours of transport. ``clock``: the
+    monotonic clock that stamps when receives and visibility changes are sent and when delete
+    answers arrive (:func:`~fluke_airflow.queues.lifecycle.delete_deadline`)."""
 
-    def __init__(self, transport: Any, dead_letters: dict[str, Any], metrics: QueueMetrics) -> None:
+    def __init__(
+        self, transport: Any, dead_letters: dict[str, Any], metrics: QueueMetrics, clock: Callable[[], float]
+    ) -> None:
         self.transport = transport
         self.dead_letters = dead_letters
         self.metrics = metrics
+        self.clock = clock
+
+    @contextlib.contextmanager
+    def _receive_stamp(self, visibility_timeout: int) -> Iterator[Callable[[list[Message]], list[Message]]]:
+        """A receive's messages are hidden from when the attempt that answered was sent: the
+        transport's time for it (:data:`~fluke_airflow.queues.transport.RECEIVE_SENT`, where an SDK
+        retried), else the stamp before the call."""
+        stamp = self.clock()
+        token = RECEIVE_SENT.set(None)
+        try:
+            yield lambda received: _hidden(received, max(stamp, RECEIVE_SENT.get() or stamp), visibility_timeout)
+        finally:
+            RECEIVE_SENT.reset(token)
+
+    @contextlib.contextmanager
+    def _delete_stamp(self) -> Iterator[Callable[[list[bool]], list[Any]]]:
+        """Where a success does not prove a delete (SQS), each answer with the time it came."""
+        if not getattr(self.transport, "late_delete_uncertain", False):
+            yield lambda results: results
+        else:
+            yield lambda results: [DeleteAnswer(bool(ok), self.clock()) for ok in results]
 
     def plan(self, step: Step | Push) -> Requests:
         t, m = self.transport, self.metrics
@@ -96,17 +140,21 @@ class Planner:
                 m.received(results)
                 return results
 
-            return Requests(t, "receive", calls, received, failed=lambda: m.count(names.RECEIVE_ERRORS))
+            return Requests(t, "receive", calls, received, failed=lambda: m.count(names.RECEIVE_ERRORS),
+                            each=lambda: self._receive_stamp(step.visibility_timeout))  # fmt: skip
         if isinstance(step, Delete):
 
             def deleted(results: list[bool]) -> list[bool]:
                 m.deleted(step.messages, results)
                 return results
 
-            return Requests(t, "delete_batch", [(c,) for c in chunked(step.messages, t.delete_chunk_size)], deleted)
+            calls = [(c,) for c in chunked(step.messages, t.delete_chunk_size)]
+            return Requests(t, "delete_batch", calls, deleted, each=self._delete_stamp)
         if isinstance(step, SetVisibility):
             calls = [(c, step.timeout) for c in chunked(step.messages, t.visibility_chunk_size)]
-            return Requests(t, "set_visibility_batch", calls, lambda rs: [r for r in rs if r is not None])
+            sent_at = self.clock()
+            return Requests(t, "set_visibility_batch", calls,
+                            lambda rs: _hidden([r for r in rs if r is not None], sent_at, step.timeout))  # fmt: skip
         if isinstance(step, Push):
             chunks = t.send_chunks(list(step.entries))
             return Requests(t, "send_batch", [(c,) for c in chunks], self._pushed, ordered=t.ordered_sends)
@@ -131,7 +179,7 @@ class Planner:
             self.metrics.count(step.name, step.n)
             return True, None
         if isinstance(step, Now):
-            return True, time.monotonic()
+            return True, self.clock()
         if isinstance(step, Deliver):
             raise TypeError(f"this flow step needs a consumer: {step!r}")
         return False, None
@@ -162,11 +210,17 @@ def _seconds(seconds: float) -> float | None:
 
 
 class SyncDriver:
-    def __init__(self, transport: SyncTransport, max_concurrency: int, metrics: QueueMetrics | None = None) -> None:
+    def __init__(
+        self,
+        transport: SyncTransport,
+        max_concurrency: int,
+        metrics: QueueMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.dead_letters: dict[str, SyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
-        self.planner = Planner(transport, self.dead_letters, self.metrics)
+        self.planner = Planner(transport, self.dead_letters, self.metrics, clock)
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._side: ThreadPoolExecutor | None = None
@@ -190,11 +244,16 @@ class SyncDriver:
 
     def send(self, requests: Requests) -> Any:
         method = getattr(requests.transport, requests.method)
+
+        def call(args: tuple[Any, ...]) -> Any:
+            with requests.around() as finish:
+                return finish(method(*args))
+
         try:
             if requests.ordered or len(requests.calls) <= 1 or self._max_concurrency <= 1:
-                answers = [method(*args) for args in requests.calls]
+                answers = [call(args) for args in requests.calls]
             else:
-                answers = list(self._pools()[0].map(lambda args: method(*args), requests.calls))
+                answers = list(self._pools()[0].map(call, requests.calls))
         except QueueError:
             requests.failed()
             raise
@@ -303,11 +362,12 @@ class AsyncDriver:
         max_concurrency: int,
         metrics: QueueMetrics | None = None,
         stall_grace: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.dead_letters: dict[str, AsyncTransport] = {}
         self.metrics = metrics or QueueMetrics("", "")
-        self.planner = Planner(transport, self.dead_letters, self.metrics)
+        self.planner = Planner(transport, self.dead_letters, self.metrics, clock)
         self.stall_grace = stall_grace
         """Give up on a receive that has not answered this many seconds after its own wait
         (:class:`~fluke_airflow.exceptions.ReceiveStalled`); None: wait for the SDK's timeouts."""
@@ -316,13 +376,17 @@ class AsyncDriver:
     async def send(self, requests: Requests) -> Any:
         method = getattr(requests.transport, requests.method)
 
+        async def call(args: tuple[Any, ...]) -> Any:
+            with requests.around() as finish:
+                return finish(await method(*args))
+
         async def limited(args: tuple[Any, ...]) -> Any:
             async with self._semaphore:
-                return await method(*args)
+                return await call(args)
 
         try:
             if requests.ordered or len(requests.calls) <= 1:
-                answers = [await method(*args) for args in requests.calls]
+                answers = [await call(args) for args in requests.calls]
             else:
                 answers = await asyncio.gather(*map(limited, requests.calls))
         except QueueError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,6 +43,10 @@ log = logging.getLogger("fluke_airflow.queues")
 
 MAX_LONG_POLL = 20
 """The longest wait one receive may ask for (SQS's limit; the flows only pass it on)."""
+GATHER_RESERVE = 5.0
+"""Seconds a gathered batch keeps before its first messages' delete deadline (at most half the
+visibility timeout): for its delete, or the first renewal of the hand-off that follows."""
+
 T = TypeVar("T")
 
 
@@ -101,7 +106,7 @@ def _poll_round(options: DeliveryOptions) -> Generator[Step, Any, int]:
         receiving = receive_flow(wanted, options)
         if consumed:
             batch, results = yield from beside_first_step(receiving, Delete(tuple(consumed)))
-            lifecycle.report_deleted(consumed, results, queue=options.queue)
+            yield from lifecycle.report_deleted(consumed, results, queue=options.queue)
             consumed = []
         else:
             batch = yield from receiving
@@ -155,6 +160,10 @@ def receive_flow(
     back with less than it asked for found the queue drained for now: with
     ``wait_after_short``, the next receive waits that long instead of ``wait_seconds`` (0: take
     what else has arrived, without waiting for more).
+
+    No receive waits longer than half ``visibility_timeout`` (or 1 s): a message's delete deadline
+    counts from when its receive was sent (:func:`~fluke_airflow.queues.lifecycle.delete_deadline`),
+    so one that arrives at the end of a long wait keeps at least half its timeout for its delete.
     """
     batch: list[Message] = []
     position: dict[str, int] = {}
@@ -164,6 +173,7 @@ def receive_flow(
     try:
         while len(batch) < max_messages:
             wanted = max_messages - len(batch)
+            wait = min(wait, max(1, options.visibility_timeout // 2))
             received: list[Message] = yield Receive(wanted, options.visibility_timeout, wait, fan_out)
             if not _merge(batch, position, received):
                 break
@@ -241,7 +251,10 @@ def gather_flow(max_messages: int, options: DeliveryOptions) -> Generator[Step, 
     """One watch-mode delivery (a batch that becomes one asset event): wait up to
     ``wait_seconds`` for a first message, then gather until the batch holds ``max_messages``,
     holds ``max_bytes`` of bodies, or ``window`` seconds have passed since the first message
-    arrived (Lambda's batching window; 0: take what the first receives bring).
+    arrived (Lambda's batching window; 0: take what the first receives bring). The gathering also
+    ends :data:`GATHER_RESERVE` seconds (at most half the visibility timeout) before the first
+    messages' delete deadline, whatever ``window`` says: their delete, or the renewal that keeps
+    them hidden during the hand-off, then still comes in time.
 
     The messages that would take the batch over ``max_bytes`` are returned for the next delivery;
     a single message larger than that is delivered alone, since it fits no smaller batch. With
@@ -276,7 +289,7 @@ def _gathered(max_messages: int, options: DeliveryOptions) -> Generator[Step, An
     try:
         deadline = (yield Now()) + options.window
         while len(batch) < max_messages and (limit is None or sum(map(_size, batch)) < limit):
-            remaining = deadline - (yield Now())
+            remaining = min(deadline, _gather_limit(batch, options.visibility_timeout)) - (yield Now())
             if remaining <= 0:
                 break
             wait = min(MAX_LONG_POLL, int(remaining)) if options.long_polling else 0
@@ -288,6 +301,13 @@ def _gathered(max_messages: int, options: DeliveryOptions) -> Generator[Step, An
         yield from _put_back(batch, options)
         raise
     return batch
+
+
+def _gather_limit(batch: Sequence[Message], visibility_timeout: int) -> float:
+    """When gathering must end (the driver's clock): :data:`GATHER_RESERVE` seconds, at most half the
+    timeout, before the earliest delete deadline in ``batch``; infinite where none is known."""
+    known = [m.delete_by for m in batch if m.delete_by]
+    return min(known) - min(GATHER_RESERVE, visibility_timeout / 2) if known else math.inf
 
 
 def _handed_over(messages: list[Message], options: DeliveryOptions) -> Generator[Step, Any, list[Message]]:

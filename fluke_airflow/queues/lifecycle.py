@@ -31,6 +31,7 @@ from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
 from fluke_airflow.queues.steps import (
     DeadLetter,
     Delete,
+    DeleteAnswer,
     HolderStopped,
     Now,
     Renewal,
@@ -43,6 +44,53 @@ from fluke_airflow.queues.steps import (
 log = logging.getLogger("fluke_airflow.queues")
 
 Settling = Generator[Step, Any, list[Message]]
+
+CLOCK_RATE_ERROR = 0.001
+"""How far this machine's clock may run off the service's, as a fraction of the interval measured:
+twice the 500 ppm by which NTP slews a clock at most (a free-running quartz is off by tens of ppm)."""
+SERVICE_CLOCK_SLACK = 0.1
+"""Seconds for the service's own imprecision: the hosts that hand a message out and judge its
+delete keep their clocks within milliseconds of each other (NTP/PTP), and its timers have some
+resolution; this covers a hundred times the usual."""
+
+
+def delete_deadline(sent_at: float, visibility_timeout: float) -> float:
+    """When a delete must have been answered, on the driver's monotonic clock, to prove it was carried
+    out while the message was still ours: ``visibility_timeout`` seconds after ``sent_at`` (read
+    before the receive or visibility change that hid the message was sent), less a safety margin.
+
+    Why: SQS answers success to a delete with a receipt handle whose visibility timeout ran out,
+    and may not delete ("If you use an old ReceiptHandle, the request will succeed, but the message
+    might not be deleted", DeleteMessage in the SQS API Reference); meanwhile another consumer may
+    have received the message. A success proves nothing alone; its time does:
+
+    * the service hands the message out after it got the request, so after ``sent_at``: the
+      visibility deadline is no earlier than ``sent_at + visibility_timeout``;
+    * the service carried the delete out before it answered, so before the answer arrived. An answer
+      that arrived before that deadline is about a delete done in time. (A delete *sent* in time
+      proves nothing: it may reach the service late, or be retried by the SDK after the deadline.)
+    * Both ends are read on this process's monotonic clock, so the offset between our clock and the
+      service's is irrelevant, and so are network delays and the service's processing after it
+      answered: the interval we measure contains the one that matters.
+
+    What is left for the margin: how fast our clock runs against the service's over the interval
+    (:data:`CLOCK_RATE_ERROR` of the timeout) and the service's own imprecision
+    (:data:`SERVICE_CLOCK_SLACK`). A delete answered within the margin merely counts as late.
+    The price of measuring from the send: a message that arrived during a long poll has up to the
+    poll's wait less than the service gives it; :func:`receive_flow` caps waits at half the timeout.
+    """
+    return sent_at + visibility_timeout * (1 - CLOCK_RATE_ERROR) - SERVICE_CLOCK_SLACK
+
+
+def answered_late(message: Message, result: object) -> float | None:
+    """By how many seconds a successful delete of ``message`` was answered after its
+    :attr:`~fluke_airflow.queues.message.Message.delete_by`; None when it was in time, failed, or
+    cannot be judged: a plain ``bool`` (a service whose success proves the delete: Azure refuses a
+    stale pop receipt) or a message without a deadline (e.g. one that came from another process)."""
+    if not isinstance(result, DeleteAnswer) or not result.ok or not message.delete_by:
+        return None
+    late = result.answered_at - message.delete_by
+    return late if late > 0 else None
 
 
 class Outcome(enum.Enum):
@@ -74,7 +122,7 @@ def settle(messages: Sequence[Message], outcome: Outcome, options: DeliveryOptio
     if not messages or outcome is Outcome.KEPT:
         return []
     if outcome is Outcome.ACKNOWLEDGED:
-        return (yield from delete(messages, options.queue))
+        return (yield from delete(messages, options.queue, before_delivery=options.pre_delivery_delete))
     if outcome is Outcome.FAILED:
         return (yield from release(messages, options.queue, options.retry))
     if outcome is Outcome.CANCELLED:
@@ -92,16 +140,25 @@ def settle(messages: Sequence[Message], outcome: Outcome, options: DeliveryOptio
     return (yield from unmatched(messages, options))
 
 
-def delete(messages: Sequence[Message], queue: str) -> Settling:
-    """Delete deliveries and return those that are gone; failures were logged by the backend."""
+def delete(messages: Sequence[Message], queue: str, *, before_delivery: bool = False) -> Settling:
+    """Delete deliveries and return those that are gone (see :func:`report_deleted`); failures were
+    logged by the backend."""
     if not messages:
         return []
-    results: list[bool] = yield Delete(tuple(messages))
-    return report_deleted(messages, results, queue=queue)
+    results: list[bool | DeleteAnswer] = yield Delete(tuple(messages))
+    return (yield from report_deleted(messages, results, queue=queue, before_delivery=before_delivery))
 
 
-def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queue: str) -> list[Message]:
-    """The messages whose delete succeeded (one result each); a warning for those that failed."""
+def report_deleted(
+    messages: Sequence[Message], results: Sequence[bool | DeleteAnswer], *, queue: str, before_delivery: bool = False
+) -> Settling:
+    """The messages whose delete succeeded (one result each); a warning for those that failed.
+
+    A success answered after the message's delete deadline (:func:`answered_late`) may not have
+    deleted: counted as ``messages.late_delete`` and logged with the ids. ``before_delivery``
+    (pre-delivery delete): those are left out, so not delivered; they come back unless the delete
+    took effect after all (at most once allows losing them, never delivering them twice).
+    """
     deleted = [m for m, ok in zip(messages, results, strict=True) if ok]
     if len(deleted) < len(messages):
         log.warning(
@@ -111,6 +168,28 @@ def report_deleted(messages: Sequence[Message], results: Sequence[bool], *, queu
             len(messages) - len(deleted),
             len(messages),
         )
+    late = {id(m): seconds for m, r in zip(messages, results, strict=True) if (seconds := answered_late(m, r))}
+    if not late:
+        return deleted
+    yield Tally(metrics.LATE_DELETE, len(late))
+    ids = [m.id for m in messages if id(m) in late]
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    if before_delivery:
+        log.warning(
+            "Queue %r: %d message(s) NOT delivered: the answer to their delete came up to %.2f s after their "
+            "visibility deadline, so the service may not have deleted them (ids %s). They are delivered again "
+            "after their visibility timeout unless the delete took effect (then they are gone: at most once). "
+            "Raise visibility_timeout, or shorten the time from receive to delete (batch_size, wait_time_seconds, "
+            "max_batching_window)",
+            queue, len(late), max(late.values()), shown,
+        )  # fmt: skip
+        return [m for m in deleted if id(m) not in late]
+    log.warning(
+        "Queue %r: the delete of %d message(s) was answered up to %.2f s after their visibility deadline, so "
+        "the service may not have deleted them (ids %s): they may be delivered again. Raise visibility_timeout "
+        "(or keep the renewal on) so that a batch is deleted while it is still hidden",
+        queue, len(late), max(late.values()), shown,
+    )  # fmt: skip
     return deleted
 
 
@@ -207,7 +286,7 @@ def renew_flow(messages: Sequence[Message], renewal: Renewal) -> Generator[Step,
     try:
         started: float = yield Now()
         while True:
-            yield Sleep(renewal.interval)
+            yield Sleep(renewal.wait(held, (yield Now())))
             extension = renewal.extension((yield Now()) - started)
             if extension <= 0:
                 break

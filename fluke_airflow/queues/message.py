@@ -66,6 +66,12 @@ class Message:
     (empty on Azure, which has none)."""
     received_at: float = field(default=0.0, repr=False, compare=False, hash=False)
     """``time.time()`` when this delivery was received (0: unknown); for the hand-off timer."""
+    delete_by: float = field(default=0.0, repr=False, compare=False, hash=False)
+    """A delete of this delivery answered by then (the driver's monotonic clock) was carried out in
+    time: the visibility deadline, counted from before the request that hid it was sent, less a
+    safety margin (:func:`fluke_airflow.queues.flows.delete_deadline`). 0: unknown. Set by the
+    driver on receives and visibility changes; not carried by :meth:`to_dict` (another process has
+    another clock)."""
 
     def with_receipt(self, receipt: str) -> Message:
         """The same delivery under a new receipt (Azure issues one on every visibility change)."""

@@ -32,6 +32,7 @@ RECEIVED = "messages.received"
 DELIVERED = "messages.delivered"
 DELETED = "messages.deleted"
 DELETE_FAILED = "messages.delete_failed"
+LATE_DELETE = "messages.late_delete"
 RELEASED = "messages.released"
 DEAD_LETTERED = "messages.dead_lettered"
 FILTERED_OUT = "messages.filtered_out"
@@ -50,6 +51,8 @@ COUNTERS: dict[str, str] = {
     DELIVERED: "messages handed to the consumer: your poll loop, the sensor's XCom, a trigger's event",
     DELETED: "messages deleted (after delivery, before it with pre_delivery_delete, or by a rule)",
     DELETE_FAILED: "deletes the service refused or that failed; those messages come back",
+    LATE_DELETE: "deletes answered after the message's visibility deadline (SQS): the service may not have "
+    "deleted them; with pre_delivery_delete they were not delivered",
     RELEASED: "messages made visible again because their consumer failed or stopped",
     DEAD_LETTERED: "messages moved to a dead-letter or poison queue",
     FILTERED_OUT: "messages no filter took (left, deleted or dead-lettered as unmatched says)",

@@ -23,6 +23,7 @@ from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.failures import Reporter
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 from fluke_airflow.queues.sqs_direct import DirectCalls
+from fluke_airflow.queues.transport import mark_receive_sent
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -61,12 +62,20 @@ def _redrive(policy: Any) -> tuple[str, int] | None:
         return None
 
 
+def _mark_receive_attempts(client: Any) -> None:
+    """Have ``client`` record when each ReceiveMessage attempt is sent (:data:`RECEIVE_SENT`), so that a
+    receive botocore retried is measured from the attempt that answered (registered once per client)."""
+    client.meta.events.register("before-send.sqs.ReceiveMessage", mark_receive_sent, unique_id="fluke-receive-sent")
+
+
 class _SQSProtocol:
     """Sans-IO half of the SQS transports."""
 
     delete_chunk_size = BATCH_ENTRIES
     visibility_chunk_size = BATCH_ENTRIES
     receive_chunk_size = BATCH_ENTRIES
+    late_delete_uncertain = True
+    """A success with an expired receipt handle may delete nothing (see the transport contract)."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
@@ -308,6 +317,7 @@ class SyncSQSTransport(_SQSProtocol):
                     raise self._missing(error) from None
                 raise self._failure("opening", error, tries) from None
         self._direct: DirectCalls | None = sqs_direct.for_client(self.client)
+        _mark_receive_attempts(self.client)
 
     def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
         """``method(**params)``, sent directly where it can be (:mod:`~fluke_airflow.queues.sqs_direct`);
@@ -410,6 +420,7 @@ class AsyncSQSTransport(_SQSProtocol):
                     raise self._missing(error) from None
                 raise self._failure("opening", error, tries) from None
         self._direct = sqs_direct.for_client(self.client)
+        _mark_receive_attempts(self.client)
         return self
 
     async def close(self, *, discard: bool = False) -> None:

@@ -32,6 +32,7 @@ import weakref
 from typing import Any
 
 from fluke_airflow.auth import retrying
+from fluke_airflow.queues.transport import mark_receive_sent
 
 log = logging.getLogger("fluke_airflow.queues")
 
@@ -147,7 +148,10 @@ class DirectCalls:
 
         credentials = client._request_signer._credentials.get_frozen_credentials()
         try:
-            response = client._endpoint.http_session.send(self._request(operation, params, credentials))
+            request = self._request(operation, params, credentials)
+            if operation == "ReceiveMessage":
+                mark_receive_sent()
+            response = client._endpoint.http_session.send(request)
             body = response.content
         except (BotoCoreError, OSError) as error:
             self._unanswered(operation, error)
@@ -159,7 +163,10 @@ class DirectCalls:
 
         credentials = await client._request_signer._credentials.get_frozen_credentials()
         try:
-            response = await client._endpoint.http_session.send(self._request(operation, params, credentials))
+            request = self._request(operation, params, credentials)
+            if operation == "ReceiveMessage":
+                mark_receive_sent()
+            response = await client._endpoint.http_session.send(request)
             body = await response.content
         except (BotoCoreError, OSError, asyncio.TimeoutError) as error:
             self._unanswered(operation, error)

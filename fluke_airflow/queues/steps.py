@@ -29,9 +29,24 @@ class Receive:
 
 @dataclass(frozen=True)
 class Delete:
-    """Delete these deliveries; the driver splits them into requests. Result: one bool each."""
+    """Delete these deliveries; the driver splits them into requests. Result: one bool each, or
+    one :class:`DeleteAnswer` each where a success alone does not prove the delete (SQS)."""
 
     messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class DeleteAnswer:
+    """One message's result of a :class:`Delete` on a service whose success alone does not prove
+    the delete (SQS, see :func:`~fluke_airflow.queues.lifecycle.delete_deadline`): whether it
+    succeeded, and when the answer came. True or false like the plain ``bool`` of other services."""
+
+    ok: bool
+    answered_at: float
+    """The driver's monotonic clock when the answer to the request that carried this delete arrived."""
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,17 @@ class Renewal:
     def extension(self, elapsed: float) -> int:
         """Seconds to hide the batch for from now, ``elapsed`` s after it was received (0: stop)."""
         return int(max(0.0, min(self.visibility_timeout, self.max_hidden_seconds - elapsed)))
+
+    def wait(self, messages: Sequence[Message], now: float) -> float:
+        """Seconds from ``now`` (the driver's clock) to the next renewal: at most ``interval``, and
+        sooner when the earliest delete deadline among ``messages`` comes within half a timeout (a
+        batch that took long to fill, a renewal that failed); at least ``min(1, timeout / 4)``, so
+        that a renewal that keeps failing is not retried in a loop."""
+        live = [m.delete_by for m in messages if m.delete_by > now]
+        if not live:
+            return self.interval
+        due = min(live) - now - self.visibility_timeout / 2
+        return max(min(1.0, self.visibility_timeout / 4), min(self.interval, due))
 
 
 @dataclass(frozen=True)

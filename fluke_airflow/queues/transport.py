@@ -13,10 +13,24 @@ of queue classes with the service's limits (see ``docs/architecture.rst``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from fluke_airflow.queues.message import Message
+
+RECEIVE_SENT: ContextVar[float | None] = ContextVar("fluke_receive_sent", default=None)
+"""When the attempt of a receive that answered was sent (``time.monotonic()``), where a transport can
+tell (an SDK retries: a receive call may send several attempts, and the messages of its answer were
+handed out after the last one was sent). The drivers reset it before each receive request and count
+the messages' delete deadline from it (:func:`~fluke_airflow.queues.flows.delete_deadline`); unset,
+from their own stamp before the call."""
+
+
+def mark_receive_sent(**_: Any) -> None:
+    """Record that a receive attempt is being sent now (a botocore ``before-send`` handler)."""
+    RECEIVE_SENT.set(time.monotonic())
 
 
 class TransportRules(Protocol):
@@ -27,6 +41,11 @@ class TransportRules(Protocol):
     visibility_chunk_size: int
     receive_chunk_size: int
     """Messages one receive returns at most (SQS 10, Azure 32)."""
+    late_delete_uncertain: bool
+    """Whether a delete answered success may not have deleted once the message's visibility timeout
+    ran out (SQS: "If you use an old ReceiptHandle, the request will succeed, but the message might not
+    be deleted"); then the drivers time each answer (:class:`~fluke_airflow.queues.flows.DeleteAnswer`).
+    Azure refuses a stale pop receipt (404), so its success proves the delete."""
     redrive: tuple[str, int] | None
     """What the service itself does with poison messages: (dead-letter queue, receives before the
     move), from an SQS queue's RedrivePolicy; None where nothing is configured (always on Azure)."""

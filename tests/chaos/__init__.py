@@ -1,6 +1,10 @@
 """The chaos suite (issue 5): faults injected between our queues and the emulators, with an
 accounting of message ids per scenario (printed, and summed up at the end of the run).
 
+The SQS scenarios run with the real SQS's receipt semantics in front of moto
+(``Proxy(sqs_receipts=True)``: a delete with an expired or superseded receipt handle answers success
+and deletes nothing), so a delete the client trusts too late shows up as a duplicate.
+
 Part of ``make test`` with ``FLUKE_CHAOS_MESSAGES`` messages per scenario (100 by default).
 A soak reuses the same scenarios with more messages and without the per-test timeout::
 

@@ -20,7 +20,9 @@ def _seed(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[Service]:
-    with Proxy(moto.endpoint_url, seed=_seed(request)) as proxy:
+    """moto with the real SQS's receipt semantics (see :class:`devtools.proxy.SQSReceipts`): a delete
+    with an expired or superseded receipt handle succeeds and deletes nothing."""
+    with Proxy(moto.endpoint_url, seed=_seed(request), sqs_receipts=True) as proxy:
         yield sqs_service(moto, proxy)
 
 

@@ -115,6 +115,6 @@ def test_batch_outlasting_its_visibility_timeout(service: Service) -> None:
     with service.open(service.new_queue()) as queue:
         push_all(queue, ledger)
         service.proxy.reset()
-        consume(queue, Consumption(service, True, (slow,), batch_size=batch_size), ledger)
+        consume(queue, Consumption(service, True, (slow,), visibility_timeout=1, batch_size=batch_size), ledger)
         assert queue.count() == 0
     settle(ledger, service.proxy, pre_delivery=True)

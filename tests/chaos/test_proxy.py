@@ -179,3 +179,184 @@ def test_azure_server_busy_is_retried(azurite: AzuriteQueue) -> None:
             queue.delete_queue()
         sends = proxy.records("POST messages")
         assert [r.status for r in sends] == [503, 201, 500, 500, 500, 500]
+
+
+# -- the real SQS's receipt handles (Proxy(sqs_receipts=True)) ---------------------------------------------
+# SQS API Reference, DeleteMessage
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html):
+# "If you use an old ReceiptHandle, the request will succeed, but the message might not be deleted";
+# ReceiptHandle: "Receipt handles are opaque strings that become invalid after the message is deleted or
+# after the message visibility timeout expires". ChangeMessageVisibility: the new timeout counts "from the
+# time that you make the ChangeMessageVisibility call", and a later change or delete "might result in an
+# error". moto deletes with any handle a message ever had; these check that the proxy does not.
+class ManualClock:
+    """The receipts' clock, moved on by the test (so no test waits for a visibility timeout)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def receipts_proxy(moto: MotoSQS) -> Iterator[tuple[Proxy, ManualClock]]:
+    with Proxy(moto.endpoint_url, sqs_receipts=True) as proxy:
+        clock = ManualClock()
+        assert proxy.receipts is not None
+        proxy.receipts.clock = clock
+        yield proxy, clock
+
+
+def held_upstream(moto: MotoSQS, url: str) -> int:
+    """Messages moto still holds, visible or in flight."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs_client(moto, moto.endpoint_url).get_queue_attributes(QueueUrl=url, AttributeNames=names)
+    return sum(int(attributes["Attributes"][n]) for n in names)
+
+
+def receive_one(client: Any, url: str, **kwargs: Any) -> dict[str, Any]:
+    messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, **kwargs)["Messages"]
+    assert len(messages) == 1
+    return messages[0]  # type: ignore[no-any-return]
+
+
+def test_a_delete_with_an_expired_receipt_succeeds_and_deletes_nothing(
+    moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]
+) -> None:
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    url = new_sqs_queue(moto, "receipts-expired")
+    client.send_message(QueueUrl=url, MessageBody="1|")
+    handle = receive_one(client, url, VisibilityTimeout=30)["ReceiptHandle"]
+    clock.now += 30  # the visibility timeout has run out (moto still hides the message: its clock did not move)
+
+    client.delete_message(QueueUrl=url, ReceiptHandle=handle)  # success, as the reference says
+    batch = client.delete_message_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": handle}])
+
+    assert [e["Id"] for e in batch["Successful"]] == ["a"] and not batch.get("Failed")
+    assert held_upstream(moto, url) == 1  # ...and nothing was deleted
+    deletes = [r for r in proxy.records() if r.operation.startswith("DeleteMessage")]
+    assert [(r.stale_receipts, r.upstream_status, r.status) for r in deletes] == [(1, None, 200), (1, None, 200)]
+    assert proxy.receipts is not None and proxy.receipts.ignored_deletes == {"expired": 2}
+
+
+def test_a_delete_in_time_deletes(moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]) -> None:
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    url = new_sqs_queue(moto, "receipts-in-time")
+    client.send_message(QueueUrl=url, MessageBody="1|")
+    handle = receive_one(client, url, VisibilityTimeout=30)["ReceiptHandle"]
+    clock.now += 29.9
+    client.delete_message_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": handle}])
+    assert held_upstream(moto, url) == 0
+
+
+def test_a_superseded_receipt_deletes_nothing(moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]) -> None:
+    proxy, _ = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    url = new_sqs_queue(moto, "receipts-superseded")
+    client.send_message(QueueUrl=url, MessageBody="1|")
+    old = receive_one(client, url, VisibilityTimeout=0)["ReceiptHandle"]  # visible again at once on moto too
+    new = receive_one(client, url, VisibilityTimeout=30)["ReceiptHandle"]
+    assert old != new
+
+    client.delete_message(QueueUrl=url, ReceiptHandle=old)
+    assert held_upstream(moto, url) == 1
+    client.delete_message(QueueUrl=url, ReceiptHandle=new)
+    assert held_upstream(moto, url) == 0
+    assert proxy.receipts is not None and proxy.receipts.ignored_deletes == {"superseded": 1}
+
+
+def test_a_batch_delete_carries_out_only_its_live_entries(
+    moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]
+) -> None:
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    url = new_sqs_queue(moto, "receipts-batch")
+    client.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"{i}|"} for i in range(2)])
+    first = receive_one(client, url, VisibilityTimeout=30)
+    clock.now += 20
+    second = receive_one(client, url, VisibilityTimeout=30)
+    clock.now += 15  # the first handle expired 5 s ago, the second has 15 s left
+
+    entries = [{"Id": "first", "ReceiptHandle": first["ReceiptHandle"]},
+               {"Id": "second", "ReceiptHandle": second["ReceiptHandle"]}]  # fmt: skip
+    answer = client.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    assert sorted(e["Id"] for e in answer["Successful"]) == ["first", "second"] and not answer.get("Failed")
+    assert held_upstream(moto, url) == 1  # the first: moto still holds it
+    assert proxy.records("DeleteMessageBatch")[0].stale_receipts == 1
+
+
+def test_a_visibility_change_moves_the_deadline_and_one_too_late_fails(
+    moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]
+) -> None:
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url, attempts=1)
+    url = new_sqs_queue(moto, "receipts-visibility")
+    client.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"{i}|"} for i in range(2)])
+    kept = receive_one(client, url, VisibilityTimeout=30)["ReceiptHandle"]
+    late = receive_one(client, url, VisibilityTimeout=30)["ReceiptHandle"]
+    clock.now += 20
+    client.change_message_visibility(QueueUrl=url, ReceiptHandle=kept, VisibilityTimeout=30)  # until 50
+    clock.now += 20  # 40 s after the receive: kept has 10 s left, late expired 10 s ago
+
+    with pytest.raises(ClientError) as caught:
+        client.change_message_visibility(QueueUrl=url, ReceiptHandle=late, VisibilityTimeout=30)
+    assert caught.value.response["Error"]["Code"] == "AWS.SimpleQueueService.MessageNotInflight"
+    answer = client.change_message_visibility_batch(
+        QueueUrl=url, Entries=[{"Id": "late", "ReceiptHandle": late, "VisibilityTimeout": 30}]
+    )
+    assert [(f["Id"], f["Code"]) for f in answer["Failed"]] == [("late", "MessageNotInflight")]
+    client.delete_message(QueueUrl=url, ReceiptHandle=kept)
+    assert held_upstream(moto, url) == 1  # kept is gone; late was never deleted
+    assert proxy.receipts is not None and proxy.receipts.refused_changes == {"expired": 2}
+
+
+def test_the_queue_s_own_visibility_timeout_applies_when_a_receive_names_none(
+    moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]
+) -> None:
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    url = client.create_queue(QueueName="receipts-default", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    client.send_message(QueueUrl=url, MessageBody="1|")
+    handle = receive_one(client, url)["ReceiptHandle"]
+    clock.now += 5
+    client.delete_message(QueueUrl=url, ReceiptHandle=handle)
+    assert held_upstream(moto, url) == 1
+
+
+def test_a_delete_delayed_past_the_deadline_deletes_nothing(moto: MotoSQS) -> None:
+    """A ``Latency`` before forwarding is a delete that reaches the service late: it is judged when it
+    would reach the service (real clock: the delete is held 1.5 s, longer than the 1 s timeout)."""
+    with Proxy(moto.endpoint_url, sqs_receipts=True) as proxy:
+        client = sqs_client(moto, proxy.url)
+        url = new_sqs_queue(moto, "receipts-latency")
+        client.send_message(QueueUrl=url, MessageBody="1|")
+        handle = receive_one(client, url, VisibilityTimeout=1)["ReceiptHandle"]
+        proxy.inject(Latency(operation="DeleteMessageBatch", seconds=1.5))
+        answer = client.delete_message_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": handle}])
+        assert [e["Id"] for e in answer["Successful"]] == ["a"]
+        assert proxy.records("DeleteMessageBatch")[0].stale_receipts == 1
+        assert held_upstream(moto, url) == 1
+
+
+def test_the_direct_path_meets_the_same_receipts(moto: MotoSQS, receipts_proxy: tuple[Proxy, ManualClock]) -> None:
+    """fluke_airflow's direct requests (queues/sqs_direct.py) send botocore's JSON bytes: same semantics."""
+    from fluke_airflow.queues import sqs_direct
+
+    proxy, clock = receipts_proxy
+    client = sqs_client(moto, proxy.url)
+    direct = sqs_direct.for_client(client)
+    assert direct is not None
+    url = new_sqs_queue(moto, "receipts-direct")
+    client.send_message(QueueUrl=url, MessageBody="1|")
+    received = direct.call(client, "ReceiveMessage", {"QueueUrl": url, "VisibilityTimeout": 30, "WaitTimeSeconds": 0})
+    assert received is not None
+    handle = received["Messages"][0]["ReceiptHandle"]
+    clock.now += 31
+    entries = [{"Id": "0", "ReceiptHandle": handle}]
+    answer = direct.call(client, "DeleteMessageBatch", {"QueueUrl": url, "Entries": entries})
+    assert answer is not None and [e["Id"] for e in answer["Successful"]] == ["0"]
+    assert held_upstream(moto, url) == 1

@@ -431,6 +431,7 @@ class ScriptedTransport:
     delete_chunk_size = 10
     visibility_chunk_size = 10
     receive_chunk_size = 10
+    late_delete_uncertain = True  # as on SQS: the driver times each delete's answer
     redrive = None
 
     def __init__(self, *receives: list[Message]) -> None:

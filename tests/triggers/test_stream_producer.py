@@ -159,7 +159,7 @@ async def test_the_ids_are_recorded_before_the_delete_and_a_redelivery_starts_no
     with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
         stream, [(raw, payload)] = await deliveries(producer, 1)
 
-        def crash_before_delete(messages: Any, queue: str) -> Any:
+        def crash_before_delete(messages: Any, queue: str, **kwargs: Any) -> Any:
             return []
             yield  # a flow that deletes nothing
 
