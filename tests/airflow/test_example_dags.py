@@ -31,6 +31,7 @@ EXAMPLE_DAG_IDS = {
     "example_queue_filtering",
     "example_queue_orders_eu",
     "example_queue_orders_us",
+    "example_queue_lifecycle",
 }
 
 
@@ -241,3 +242,30 @@ def test_example_queue_routing_watchers_filter_by_region() -> None:
         bodies = [json.dumps({"region": r}) for r in ("eu", "us")]
         assert [wanted.matches(Message(id=b, body=b, receipt="")) for b in bodies] == [region == "eu", region == "us"]
         assert trigger.shared_stream_key() == QueuePollTrigger(**trigger.serialize()[1]).shared_stream_key()
+
+
+def test_example_queue_lifecycle(sqs: SQSService, azure: AzureService) -> None:
+    sqs_queues = ("fluke-lifecycle-orders", "fluke-lifecycle-orders-dlq")
+    azure_queues = ("fluke-lifecycle-invoices", "fluke-lifecycle-invoices-audit")
+    for name in sqs_queues:
+        sqs.delete_queue(name)
+    for name in azure_queues:
+        azure.delete_queue(name)
+
+    result = run_dag("example_queue_lifecycle")
+
+    assert result.state == "success", result.task_states()
+    assert set(result.task_states().values()) == {"success"}, result.task_states()
+    url = result.xcom("create_orders")
+    assert url.startswith(sqs.moto.endpoint_url) and url.endswith("/fluke-lifecycle-orders")  # the queue URL
+    assert len(result.xcom("push_orders")) == 3  # pushed to the URL the create returned
+    assert result.xcom("purge_orders") == 3
+    assert result.xcom("create_invoices") == "fluke-lifecycle-invoices"  # Azure: the name
+    assert result.xcom("purge_invoices") == 2
+    assert all(result.xcom(task) is True for task in ("delete_orders", "delete_dead_letter_queue",
+                                                         "delete_invoices", "delete_audit"))  # fmt: skip
+    for name in sqs_queues:  # every queue the run made is gone again
+        with pytest.raises(sqs.client.exceptions.QueueDoesNotExist):
+            sqs.url(name)
+    for name in azure_queues:
+        assert name not in {q.name for q in azure.client.list_queues(name_starts_with=name)}
