@@ -15,7 +15,6 @@ file is parsed, before anything is sent. The requests are the transports' (``sqs
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -98,6 +97,8 @@ _SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:(?P<name>[A-Za-z0-
 
 
 def _suggest(name: str, allowed: tuple[str, ...]) -> str:
+    import difflib  # only for a misspelt name: DAG files import this module on every parse
+
     folded = {a.lower(): a for a in allowed}
     close = folded.get(name.replace("_", "").lower()) or next(iter(difflib.get_close_matches(name, allowed, 1)), None)
     return f" (did you mean {close!r}?)" if close else ""
