@@ -129,7 +129,7 @@ class AzureStorageQueueHook(BaseHook):
         metadata: dict[str, Any] | None = None,
     ) -> QueueCreated:
         """Create the queue ``queue`` with ``metadata``, or find it with that metadata (``None``: any);
-        ``.queue`` of the result is its name. See :meth:`AzureQueueLifecycle.create`."""
+        ``.queue`` of the result is its name. See :meth:`~fluke_airflow.queues.azure.AzureQueueLifecycle.create`."""
         refuse_settings(self.service, {"attributes": attributes, "tags": tags}, "metadata")
         lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
         try:

@@ -74,7 +74,7 @@ class AmazonSQSQueueHook(AwsBaseHook):
         metadata: dict[str, Any] | None = None,
     ) -> QueueCreated:
         """Create the queue ``queue`` (a name) with ``attributes`` and ``tags``, or find it with
-        them; ``.queue`` of the result is its URL. See :meth:`SQSQueueLifecycle.create`."""
+        them; ``.queue`` of the result is its URL. See :meth:`~fluke_airflow.queues.sqs.SQSQueueLifecycle.create`."""
         refuse_settings(self.service, {"metadata": metadata}, "attributes and tags")
         lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
         try:
