@@ -58,6 +58,12 @@ def _check_create(queue: Any, attributes: Any, tags: Any, metadata: Any) -> None
         _check_either_name(queue)
 
 
+def _check_queue(queue: Any) -> None:
+    """Parse time: a name or URL, unless it is a template (a URL names one queue of either service)."""
+    if not _args.is_template(queue) and not lifecycle.is_queue_url(check.non_empty_str("queue", queue)):
+        _check_either_name(queue)
+
+
 def _check_either_name(queue: str) -> None:
     """A name that neither service takes fails now; which service applies is known once the task runs."""
     errors = []
@@ -149,6 +155,7 @@ class QueueDeleteOperator(BaseOperator):
         if executor_queue is not None:
             kwargs["queue"] = executor_queue
         super().__init__(**kwargs)
+        _check_queue(queue)
         self.conn_id = conn_id
         self.queue_name = queue
         self.ignore_if_missing = check.boolean("ignore_if_missing", ignore_if_missing)
@@ -194,6 +201,7 @@ class QueuePurgeOperator(BaseOperator):
         if executor_queue is not None:
             kwargs["queue"] = executor_queue
         super().__init__(**kwargs)
+        _check_queue(queue)
         self.conn_id = conn_id
         self.queue_name = queue
 

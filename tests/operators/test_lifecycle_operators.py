@@ -374,6 +374,16 @@ def test_create_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: 
         QueueCreateOperator(task_id="create", conn_id="c", **kwargs)
 
 
+@pytest.mark.parametrize("cls", [QueueDeleteOperator, QueuePurgeOperator])
+def test_delete_and_purge_check_the_queue_name_at_parse_time(cls: Any) -> None:
+    with pytest.raises(ValueError, match=r"not a valid Amazon SQS queue name .* Also: queue 'my queue' is not"):
+        cls(task_id="t", conn_id="c", queue="my queue")
+    with pytest.raises(ValueError, match="queue must be a non-empty string"):
+        cls(task_id="t", conn_id="c", queue="")
+    cls(task_id="url", conn_id="c", queue="https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
+    cls(task_id="template", conn_id="c", queue="{{ params.queue }}")
+
+
 def test_templates_in_create_settings_are_checked_after_rendering() -> None:
     QueueCreateOperator(task_id="a", conn_id="c", queue="{{ params.q }}", attributes={"VisibilityTimeout": 5})
     QueueCreateOperator(task_id="b", conn_id="c", queue="q", attributes={"VisibilityTimeout": "{{ params.v }}"})
