@@ -86,13 +86,13 @@ CREATE_CASES = {
 
 
 @pytest.mark.compat
-def test_create_then_create_again_then_create_with_other_settings(service: Service) -> None:
+def test_create_then_create_again_then_create_with_other_settings_fails(service: Service) -> None:
     """SQS CreateQueue: "If you specify the name of an existing queue and provide the exact same names
     and values for all its attributes, the CreateQueue action will return the URL of the existing queue";
     other values are QueueNameExists. Azure Create Queue: the same metadata answers 204 No Content,
     other metadata 409 QueueAlreadyExists (metadata compared as a whole)."""
     name = fresh_name("create")
-    settings, stored, other, conflict = CREATE_CASES[service.kind]
+    settings, stored, other, _ = CREATE_CASES[service.kind]
     try:
         first, output = run("fluke_test_queue_create", conn_id=service.conn_id, queue=name, **settings)
         assert first.task_states() == {"create": "success"}
@@ -105,6 +105,19 @@ def test_create_then_create_again_then_create_with_other_settings(service: Servi
         assert again.task_states() == {"create": "success"} and again.xcom("create") == queue
         assert f"{SERVICE[service.kind]} queue {name!r} exists already, with the" in output
 
+        clash, _ = run("fluke_test_queue_create", conn_id=service.conn_id, queue=name, **other)
+        assert clash.task_states() == {"create": "failed"}
+        assert stored.items() <= settings_of(service, name).items()  # unchanged
+    finally:
+        service.delete_queue(name)
+
+
+def test_a_create_with_other_settings_fails_naming_each_with_both_values(service: Service) -> None:
+    name = fresh_name("clash")
+    settings, stored, other, conflict = CREATE_CASES[service.kind]
+    try:
+        first, _ = run("fluke_test_queue_create", conn_id=service.conn_id, queue=name, **settings)
+        assert first.task_states() == {"create": "success"}
         clash, output = run("fluke_test_queue_create", conn_id=service.conn_id, queue=name, **other)
         assert clash.task_states() == {"create": "failed"}
         assert f"{SERVICE[service.kind]} queue {name!r} already exists with other settings {conflict}" in output
@@ -260,10 +273,6 @@ def test_delete_a_queue_and_its_messages(service: Service) -> None:
     assert result.task_states() == {"delete": "success", "delete_strict": "failed"}
     assert result.xcom("delete") is True
     assert f"Deleted {SERVICE[service.kind]} queue {name!r}, which held about 3 message(s)" in output
-    assert (
-        f"{SERVICE[service.kind]} queue {name!r} does not exist or is not accessible with these credentials: "
-        "nothing was deleted (ignore_if_missing=False)"
-    ) in output
     assert not exists(service, name)
 
 
@@ -274,6 +283,10 @@ def test_delete_a_missing_queue_succeeds_with_a_warning(service: Service) -> Non
     assert result.xcom("delete") is False
     line = logged(output, f"{SERVICE[service.kind]} queue {name!r} does not exist: nothing to delete")
     assert "warning" in line.lower()
+    assert (
+        f"{SERVICE[service.kind]} queue {name!r} does not exist or is not accessible with these credentials: "
+        "nothing was deleted (ignore_if_missing=False)"
+    ) in output  # delete_strict
     assert not exists(service, name)
 
 
