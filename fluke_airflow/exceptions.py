@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fluke_airflow.queues.lifecycle import Difference
+    from fluke_airflow.queues.management import Difference
 
 
 class QueueError(Exception):

@@ -10,7 +10,7 @@ from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings
 from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureQueueLifecycle, AzureStorageQueue
-from fluke_airflow.queues.lifecycle import QueueCreated
+from fluke_airflow.queues.management import QueueCreated
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

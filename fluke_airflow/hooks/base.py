@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Generic, Protocol, TypeVar
 
 from fluke_airflow.queues.base import AsyncQueue, Queue
-from fluke_airflow.queues.lifecycle import QueueCreated
+from fluke_airflow.queues.management import QueueCreated
 
 log = logging.getLogger("fluke_airflow.hooks")
 

@@ -21,7 +21,7 @@ except ImportError:  # the base install: say which extra brings it
 from fluke_airflow import _airflow
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings
-from fluke_airflow.queues.lifecycle import QueueCreated
+from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue, SQSQueueLifecycle
 
 

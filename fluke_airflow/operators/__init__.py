@@ -5,7 +5,7 @@
 Cheap to import (DAG files import it on every parse): no cloud SDK is loaded until a task runs.
 """
 
-from fluke_airflow.operators.lifecycle import QueueCreateOperator, QueueDeleteOperator, QueuePurgeOperator
+from fluke_airflow.operators.manage import QueueCreateOperator, QueueDeleteOperator, QueuePurgeOperator
 from fluke_airflow.operators.peek import QueuePeekOperator
 from fluke_airflow.operators.push import QueuePushOperator
 from fluke_airflow.operators.redrive import QueueRedriveOperator

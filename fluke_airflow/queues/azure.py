@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, QueueSettingsConflict, queue_failure
-from fluke_airflow.queues import lifecycle, limits
+from fluke_airflow.queues import limits, management
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
-from fluke_airflow.queues.lifecycle import QueueCreated
+from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -188,8 +188,8 @@ class _AzureProtocol:
         return self._failure("create", error)
 
     def _conflict(self, metadata: dict[str, str], existing: dict[str, str]) -> QueueError | None:
-        differences = lifecycle.azure_differences(metadata, existing)
-        return QueueSettingsConflict(SERVICE, self.queue, differences, lifecycle.AZURE_REMEDY) if differences else None
+        differences = management.azure_differences(metadata, existing)
+        return QueueSettingsConflict(SERVICE, self.queue, differences, management.AZURE_REMEDY) if differences else None
 
 
 class SyncAzureTransport(_AzureProtocol):
@@ -387,7 +387,7 @@ class AzureQueueLifecycle(_AzureProtocol):
     """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
 
     def __init__(self, auth: AzureAuth, queue: str) -> None:
-        super().__init__(lifecycle.azure_queue_name(queue), "text")
+        super().__init__(management.azure_queue_name(queue), "text")
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
         self._errors = AzureError
@@ -403,7 +403,7 @@ class AzureQueueLifecycle(_AzureProtocol):
         """Create the queue, or find it with the metadata asked for (all of it, as Azure compares it;
         ``None`` leaves an existing queue's metadata unchecked); :class:`QueueSettingsConflict` names
         what differs. The XCom-safe name comes back: an Azure queue URL may carry a SAS token."""
-        wanted = lifecycle.azure_metadata(metadata)
+        wanted = management.azure_metadata(metadata)
         try:
             self.client.create_queue(metadata=wanted)
         except self._exists as error:
@@ -480,7 +480,7 @@ class _AzureConfig(QueueBase[AzureAuth]):
             raise TypeError(f"auth must be an AzureAuth for an {SERVICE} queue, got {type(auth).__name__}")
 
     def _check_queue(self, queue: str) -> str:
-        return lifecycle.azure_queue_name(queue)
+        return management.azure_queue_name(queue)
 
 
 class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):

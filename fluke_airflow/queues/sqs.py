@@ -15,10 +15,10 @@ from typing import Any
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError, QueueSettingsConflict, queue_failure
 from fluke_airflow.queues import attributes as attrs
-from fluke_airflow.queues import lifecycle, limits, sqs_direct
+from fluke_airflow.queues import limits, management, sqs_direct
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
-from fluke_airflow.queues.lifecycle import QueueCreated
+from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 from fluke_airflow.queues.sqs_direct import DirectCalls
 
@@ -318,11 +318,11 @@ class _SQSProtocol:
     def _conflict(
         self, attributes: dict[str, str], tags: dict[str, str], existing: dict[str, Any], existing_tags: dict[str, Any]
     ) -> QueueError | None:
-        differences = lifecycle.sqs_differences(attributes, existing.get("Attributes", {}))
-        differences += lifecycle.tag_differences(tags, existing_tags.get("Tags", {}))
+        differences = management.sqs_differences(attributes, existing.get("Attributes", {}))
+        differences += management.tag_differences(tags, existing_tags.get("Tags", {}))
         if not differences:
             return None
-        return QueueSettingsConflict(SERVICE, self.queue, differences, lifecycle.SQS_REMEDY)
+        return QueueSettingsConflict(SERVICE, self.queue, differences, management.SQS_REMEDY)
 
     def _create_refused(self, error: Exception) -> QueueError:
         if _is_error(error, _DELETED_RECENTLY):
@@ -521,7 +521,7 @@ class SQSQueueLifecycle(_SQSProtocol):
     """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
 
     def __init__(self, auth: AWSAuth, queue: str) -> None:
-        super().__init__(queue if lifecycle.is_queue_url(queue) else lifecycle.sqs_queue_name(queue))
+        super().__init__(queue if management.is_queue_url(queue) else management.sqs_queue_name(queue))
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._errors = (ClientError, BotoCoreError)
@@ -548,7 +548,7 @@ class SQSQueueLifecycle(_SQSProtocol):
         compared, as SQS compares them); :class:`QueueSettingsConflict` names what differs."""
         if not self._named:
             raise ValueError(f"queue must be a queue name to create an {SERVICE} queue, got the URL {self.queue!r}")
-        wanted, wanted_tags = lifecycle.sqs_attributes(self.queue, attributes), lifecycle.sqs_tags(tags)
+        wanted, wanted_tags = management.sqs_attributes(self.queue, attributes), management.sqs_tags(tags)
         url = self._find()
         if url is None:
             try:
@@ -620,7 +620,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
             raise TypeError(f"auth must be an AWSAuth for an {SERVICE} queue, got {type(auth).__name__}")
 
     def _check_queue(self, queue: str) -> str:
-        return queue if lifecycle.is_queue_url(queue) else lifecycle.sqs_queue_name(queue)
+        return queue if management.is_queue_url(queue) else management.sqs_queue_name(queue)
 
     def get_name(self) -> str:
         return self._queue.rstrip("/").rsplit("/", 1)[-1]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from fluke_airflow import _args
-from fluke_airflow.queues import lifecycle
+from fluke_airflow.queues import management
 from fluke_airflow.queues import validation as check
 
 if TYPE_CHECKING:
@@ -38,36 +38,36 @@ def _check_create(queue: Any, attributes: Any, tags: Any, metadata: Any) -> None
         if value is not None and not _args.is_template(value) and not isinstance(value, dict):
             raise TypeError(f"{name} must be a dict (or a template that renders to one), got {type(value).__name__}")
     if isinstance(attributes, dict):
-        lifecycle.check_sqs_attribute_names({k: v for k, v in attributes.items() if not _args.is_template(k)})
+        management.check_sqs_attribute_names({k: v for k, v in attributes.items() if not _args.is_template(k)})
     if _args.is_template(queue):
         return
     check.non_empty_str("queue", queue)
     if sqs:
-        if lifecycle.is_queue_url(queue):
+        if management.is_queue_url(queue):
             raise ValueError(f"queue must be the name of the queue to create, got the URL {queue!r} (the URL is "
                              "what the task returns)")  # fmt: skip
         if not _args.contains_template(attributes):
-            lifecycle.sqs_attributes(queue, attributes)
+            management.sqs_attributes(queue, attributes)
         if not _args.contains_template(tags):
-            lifecycle.sqs_tags(tags)
+            management.sqs_tags(tags)
     elif given(metadata):
-        lifecycle.azure_queue_name(queue)
+        management.azure_queue_name(queue)
         if not _args.contains_template(metadata):
-            lifecycle.azure_metadata(metadata)
+            management.azure_metadata(metadata)
     else:
         _check_either_name(queue)
 
 
 def _check_queue(queue: Any) -> None:
     """Parse time: a name or URL, unless it is a template (a URL names one queue of either service)."""
-    if not _args.is_template(queue) and not lifecycle.is_queue_url(check.non_empty_str("queue", queue)):
+    if not _args.is_template(queue) and not management.is_queue_url(check.non_empty_str("queue", queue)):
         _check_either_name(queue)
 
 
 def _check_either_name(queue: str) -> None:
     """A name that neither service takes fails now; which service applies is known once the task runs."""
     errors = []
-    for rule in (lifecycle.sqs_queue_name, lifecycle.azure_queue_name):
+    for rule in (management.sqs_queue_name, management.azure_queue_name):
         try:
             rule(queue)
             return

@@ -1,4 +1,4 @@
-"""What a queue is created with, checked before anything is sent (fluke_airflow.queues.lifecycle).
+"""What a queue is created with, checked before anything is sent (fluke_airflow.queues.management).
 
 The services' rules, from their API references: SQS ``CreateQueue`` (the ``Attributes`` ranges, the
 FIFO-only attributes, "the dead-letter queue of a FIFO queue must also be a FIFO queue", "Only one
@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from fluke_airflow.exceptions import QueueError, QueueSettingsConflict
-from fluke_airflow.queues import lifecycle
-from fluke_airflow.queues.lifecycle import Difference
+from fluke_airflow.queues.management import Difference
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +24,7 @@ DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:orders-dlq"
 
 
 def test_sqs_attributes_become_the_text_sqs_takes() -> None:
-    attributes = lifecycle.sqs_attributes(
+    attributes = management.sqs_attributes(
         "orders",
         {
             "VisibilityTimeout": 120,
@@ -43,12 +42,12 @@ def test_sqs_attributes_become_the_text_sqs_takes() -> None:
 
 
 def test_a_fifo_name_makes_a_fifo_queue_and_a_standard_name_sends_no_fifo_attribute() -> None:
-    assert lifecycle.sqs_attributes("orders.fifo", {"ContentBasedDeduplication": "True"}) == {
+    assert management.sqs_attributes("orders.fifo", {"ContentBasedDeduplication": "True"}) == {
         "ContentBasedDeduplication": "true",
         "FifoQueue": "true",
     }
-    assert lifecycle.sqs_attributes("orders", None) == {}
-    assert lifecycle.sqs_attributes("orders", {"FifoQueue": False}) == {}
+    assert management.sqs_attributes("orders", None) == {}
+    assert management.sqs_attributes("orders", {"FifoQueue": False}) == {}
 
 
 @pytest.mark.parametrize(
@@ -88,7 +87,7 @@ def test_a_fifo_name_makes_a_fifo_queue_and_a_standard_name_sends_no_fifo_attrib
 )
 def test_what_sqs_would_refuse_is_refused_before_sending(queue: str, attributes: Any, expected: str) -> None:
     with pytest.raises((ValueError, TypeError), match=expected):
-        lifecycle.sqs_attributes(queue, attributes)
+        management.sqs_attributes(queue, attributes)
 
 
 def test_only_the_requested_attributes_are_compared_and_json_by_its_data() -> None:
@@ -97,20 +96,20 @@ def test_only_the_requested_attributes_are_compared_and_json_by_its_data() -> No
         "DelaySeconds": "0",
         "RedrivePolicy": json.dumps({"maxReceiveCount": 5, "deadLetterTargetArn": DLQ_ARN}),  # other order, spacing
     }
-    same = lifecycle.sqs_attributes("orders", {"RedrivePolicy": {"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}})
-    assert lifecycle.sqs_differences(same, existing) == []
-    assert lifecycle.sqs_differences({"VisibilityTimeout": "60", "DelaySeconds": "0"}, existing) == [
+    same = management.sqs_attributes("orders", {"RedrivePolicy": {"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}})
+    assert management.sqs_differences(same, existing) == []
+    assert management.sqs_differences({"VisibilityTimeout": "60", "DelaySeconds": "0"}, existing) == [
         Difference("VisibilityTimeout", "60", "30")
     ]
     # A standard queue reports no FifoQueue; a requested attribute the queue lacks differs from None.
-    assert lifecycle.sqs_differences({"FifoQueue": "true"}, {}) == [Difference("FifoQueue", "true", "false")]
-    assert lifecycle.sqs_differences({"KmsMasterKeyId": "alias/x"}, {}) == [
+    assert management.sqs_differences({"FifoQueue": "true"}, {}) == [Difference("FifoQueue", "true", "false")]
+    assert management.sqs_differences({"KmsMasterKeyId": "alias/x"}, {}) == [
         Difference("KmsMasterKeyId", "alias/x", None)
     ]
 
 
 def test_tags_are_checked_and_compared_as_a_subset() -> None:
-    assert lifecycle.sqs_tags({"team": "data", "cost-center": "42 / eu"}) == {"team": "data", "cost-center": "42 / eu"}
+    assert management.sqs_tags({"team": "data", "cost-center": "42 / eu"}) == {"team": "data", "cost-center": "42 / eu"}
     for tags, expected in (
         ({"aws:owner": "x"}, "AWS reserves"),
         ({"": "x"}, "must be 1-128"),
@@ -119,14 +118,14 @@ def test_tags_are_checked_and_compared_as_a_subset() -> None:
         ({"team": "data;drop"}, "letters, digits"),
     ):
         with pytest.raises(ValueError, match=expected):
-            lifecycle.sqs_tags(tags)
-    assert lifecycle.tag_differences({"team": "data"}, {"team": "data", "other": "x"}) == []
-    assert lifecycle.tag_differences({"team": "data"}, {"team": "ops"}) == [Difference("tag 'team'", "data", "ops")]
+            management.sqs_tags(tags)
+    assert management.tag_differences({"team": "data"}, {"team": "data", "other": "x"}) == []
+    assert management.tag_differences({"team": "data"}, {"team": "ops"}) == [Difference("tag 'team'", "data", "ops")]
 
 
 def test_azure_metadata_names_are_identifiers_and_values_header_safe() -> None:
-    assert lifecycle.azure_metadata(None) is None
-    assert lifecycle.azure_metadata({"team": "data", "_Owner2": "a b"}) == {"team": "data", "_Owner2": "a b"}
+    assert management.azure_metadata(None) is None
+    assert management.azure_metadata({"team": "data", "_Owner2": "a b"}) == {"team": "data", "_Owner2": "a b"}
     for metadata, expected in (
         ({"bad-name": "x"}, "C# identifiers"),
         ({"1st": "x"}, "C# identifiers"),
@@ -137,14 +136,14 @@ def test_azure_metadata_names_are_identifiers_and_values_header_safe() -> None:
         ({"team": 5}, "must be a str"),
     ):
         with pytest.raises(ValueError, match=expected):
-            lifecycle.azure_metadata(metadata)
+            management.azure_metadata(metadata)
     with pytest.raises(TypeError, match="metadata must be a dict"):
-        lifecycle.azure_metadata(["team"])  # type: ignore[arg-type]
+        management.azure_metadata(["team"])  # type: ignore[arg-type]
 
 
 def test_azure_metadata_is_compared_as_a_whole_with_names_in_any_case() -> None:
-    assert lifecycle.azure_differences({"Team": "data"}, {"team": "data"}) == []
-    assert lifecycle.azure_differences({"team": "data"}, {"team": "Data", "env": "prod"}) == [
+    assert management.azure_differences({"Team": "data"}, {"team": "data"}) == []
+    assert management.azure_differences({"team": "data"}, {"team": "Data", "env": "prod"}) == [
         Difference("metadata 'env'", None, "prod"),
         Difference("metadata 'team'", "data", "Data"),
     ]
@@ -155,7 +154,7 @@ def test_a_conflict_names_every_setting_with_both_values() -> None:
         "Amazon SQS",
         "orders",
         [Difference("VisibilityTimeout", "60", "30"), Difference("KmsMasterKeyId", "alias/x", None)],
-        lifecycle.SQS_REMEDY,
+        management.SQS_REMEDY,
     )
     assert isinstance(error, QueueError) and isinstance(error, ValueError)
     assert str(error).startswith(
@@ -166,10 +165,10 @@ def test_a_conflict_names_every_setting_with_both_values() -> None:
 
 @pytest.mark.parametrize("name", ["orders", "Orders_2", "o" * 80, "o" * 75 + ".fifo"])
 def test_sqs_names(name: str) -> None:
-    assert lifecycle.sqs_queue_name(name) == name
+    assert management.sqs_queue_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["ab", "Orders", "a--b", "-ab", "ab-", "a" * 64, "a_b"])
 def test_azure_names_refused(name: str) -> None:
     with pytest.raises(ValueError, match="not a valid Azure Queue Storage queue name"):
-        lifecycle.azure_queue_name(name)
+        management.azure_queue_name(name)
