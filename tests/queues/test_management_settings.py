@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fluke_airflow.exceptions import QueueError, QueueSettingsConflict
+from fluke_airflow.queues import management
 from fluke_airflow.queues.management import Difference
 
 pytestmark = pytest.mark.unit
