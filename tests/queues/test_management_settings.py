@@ -97,7 +97,8 @@ def test_only_the_requested_attributes_are_compared_and_json_by_its_data() -> No
         "DelaySeconds": "0",
         "RedrivePolicy": json.dumps({"maxReceiveCount": 5, "deadLetterTargetArn": DLQ_ARN}),  # other order, spacing
     }
-    same = management.sqs_attributes("orders", {"RedrivePolicy": {"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}})
+    policy = {"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}
+    same = management.sqs_attributes("orders", {"RedrivePolicy": policy})
     assert management.sqs_differences(same, existing) == []
     assert management.sqs_differences({"VisibilityTimeout": "60", "DelaySeconds": "0"}, existing) == [
         Difference("VisibilityTimeout", "60", "30")
