@@ -73,6 +73,7 @@ __all__ = [
     "RequestRecord",
     "Reset",
     "SQSReceipts",
+    "ServiceError",
     "Throttle",
     "Timeout",
 ]
@@ -181,6 +182,23 @@ class Throttle(Fault):
     """
 
     code: str = "RequestThrottled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceError(Fault):
+    """One of the service's own errors, answered the way the service sends it, for rules the
+    emulator does not enforce (e.g. SQS's ``QueueDeletedRecently``, Azure's ``QueueBeingDeleted``).
+
+    SQS (JSON protocol): ``status`` with ``__type`` ``com.amazonaws.sqs#<code>`` and
+    ``x-amzn-query-error: <query_code>;Sender``, the legacy code botocore reports as the error's
+    ``Code`` (``query_code`` defaults to ``code``). Azure: ``status`` with ``x-ms-error-code: <code>``
+    and the XML error body.
+    """
+
+    code: str
+    query_code: str | None = None
+    status: int = 400
+    message: str = "injected service error"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -750,7 +768,7 @@ class Proxy:
                 if incoming.transport is not None:
                     incoming.transport.close()  # a clean close, after the client waited in vain
                 return _CLOSED
-            elif isinstance(fault, (ErrorStatus, Throttle)):
+            elif isinstance(fault, (ErrorStatus, Throttle, ServiceError)):
                 return _error_response(record, request, fault)
             elif isinstance(fault, EntryFailure):
                 failed = _entry_failure(record, request, fault, upstream)
@@ -878,10 +896,16 @@ def _describe(request: _Request) -> RequestRecord:
     return record
 
 
-def _error_response(record: RequestRecord, request: _Request, fault: ErrorStatus | Throttle) -> _Response:
+def _error_response(
+    record: RequestRecord, request: _Request, fault: ErrorStatus | Throttle | ServiceError
+) -> _Response:
     request_id = str(uuid.uuid4())
+    query_code = None
     if record.service in ("sqs", "sqs-query"):
-        if isinstance(fault, Throttle):
+        if isinstance(fault, ServiceError):
+            status, code, kind, message = fault.status, fault.code, "Sender", fault.message
+            query_code = fault.query_code
+        elif isinstance(fault, Throttle):
             status, code, kind, message = 400, fault.code, "Sender", "Rate exceeded"
         else:
             status = fault.status
@@ -894,17 +918,19 @@ def _error_response(record: RequestRecord, request: _Request, fault: ErrorStatus
                 [
                     ("Content-Type", "application/x-amz-json-1.0"),
                     ("x-amzn-RequestId", request_id),
-                    ("x-amzn-query-error", f"{code};{kind}"),
+                    ("x-amzn-query-error", f"{query_code or code};{kind}"),
                 ],
                 body,
             )
         xml = (
             f"<?xml version='1.0' encoding='utf-8'?><ErrorResponse><Error><Type>{kind}</Type>"
-            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<Code>{query_code or code}</Code><Message>{message}</Message></Error>"
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         )
         return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], xml.encode()
-    if isinstance(fault, Throttle):
+    if isinstance(fault, ServiceError):
+        status, code, message = fault.status, fault.code, fault.message
+    elif isinstance(fault, Throttle):
         status, code, message = 503, "ServerBusy", "Operations per second is over the account limit."
     else:
         status = fault.status

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
+
+from fluke_airflow.operators import QueueCreateOperator
 
 with DAG(
     dag_id="example_queue_create",
@@ -15,32 +17,16 @@ with DAG(
     params={"sqs_queue": "fluke-created", "azure_queue": "fluke-created"},
     tags=["example", "fluke"],
 ) as dag:
-
-    @task
-    def create_sqs_queue(params: dict | None = None) -> str:
-        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-
-        # CreateQueue returns the existing queue's URL when one with the same attributes exists.
-        return SqsHook(aws_conn_id="fluke_sqs").create_queue(queue_name=params["sqs_queue"])["QueueUrl"]
-
-    @task
-    def create_azure_queue(params: dict | None = None) -> bool:
-        from azure.core.exceptions import ResourceExistsError
-
-        from fluke_airflow.hooks import AzureStorageQueueHook
-
-        auth = AzureStorageQueueHook(azure_storage_queue_conn_id="fluke_azure").get_auth()
-        client, credential = auth.create_queue_client(params["azure_queue"])
-        try:
-            client.create_queue()
-            return True
-        except ResourceExistsError:
-            return False  # it was there already
-        finally:
-            client.close()
-            if credential is not None:
-                credential.close()
-
-    create_sqs_queue()
-    create_azure_queue()
+    # A queue that exists with these settings is left as it is: the task succeeds again.
+    QueueCreateOperator(
+        task_id="create_sqs_queue",
+        conn_id="fluke_sqs",
+        queue_name="{{ params.sqs_queue }}",
+        attributes={"VisibilityTimeout": 300},
+    )  # returns the queue's URL
+    QueueCreateOperator(
+        task_id="create_azure_queue",
+        conn_id="fluke_azure",
+        queue_name="{{ params.azure_queue }}",
+    )  # returns the queue's name
 # [END howto_create_queues]

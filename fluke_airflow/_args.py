@@ -47,6 +47,17 @@ def connection_overrides(region_name: Any, verify: Any, botocore_config: Any) ->
     return {"config" if name == "botocore_config" else name: value for name, value in checked.items()}
 
 
+def contains_template(value: Any) -> bool:
+    """True if ``value`` or anything inside it (dict keys and values, list items) is a template."""
+    if is_template(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_template(k) or contains_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(contains_template(v) for v in value)
+    return False
+
+
 def messages_from(value: Any, name: str = "message") -> list[str]:
     """A rendered ``message`` argument as a list of bodies (a str is one message)."""
     if isinstance(value, str):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fluke_airflow.queues.management import Difference
 
 
 class QueueError(Exception):
@@ -28,9 +32,28 @@ class QueueNotFoundError(QueueError, LookupError):
         self.service = service
         self.queue = queue
         self.conn_id = conn_id
+        self.detail = detail
         where = f" (connection {conn_id!r})" if conn_id else ""
         message = f"{service} queue {queue!r}{where} does not exist or is not accessible with these credentials"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class QueueSettingsConflict(QueueError, ValueError):
+    """The queue exists with other settings than the create asked for. A create never changes an
+    existing queue (neither service does); the message names each setting and both values."""
+
+    def __init__(self, service: str, queue: str, differences: Sequence[Difference], remedy: str) -> None:
+        self.service = service
+        self.queue = queue
+        self.differences = list(differences)
+
+        def shown(value: str | None) -> str:
+            return "none" if value is None else repr(value)
+
+        listed = "; ".join(
+            f"{d.setting}: {shown(d.existing)} on the queue, {shown(d.requested)} asked for" for d in differences
+        )
+        super().__init__(f"{service} queue {queue!r} already exists with other settings ({listed}). {remedy}")
 
 
 class QueueClosedError(QueueError):
@@ -54,6 +77,8 @@ _STATE_AFTER = {
     "count": "nothing was changed",
     "purge": "the queue may be partly cleared",
     "clear": "the queue may be partly cleared",
+    "create": "the queue may or may not have been created",
+    "delete": "the queue may or may not have been deleted",
 }
 
 

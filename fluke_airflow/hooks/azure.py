@@ -9,8 +9,9 @@ from fluke_airflow._airflow import BaseHook
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.auth.retrying import Deadline
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, with_deadline
-from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureStorageQueue
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings, with_deadline
+from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureQueueLifecycle, AzureStorageQueue
+from fluke_airflow.queues.management import QueueCreated
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -120,6 +121,40 @@ class AzureStorageQueueHook(BaseHook):
             auth = self._build_auth(conn)
         options = self._queue_options(conn, kwargs)
         return AsyncAzureStorageQueue(auth, queue, share_client=share_client, **options)
+
+    # -- queue lifecycle -------------------------------------------------------------------------------
+    def create_queue(
+        self,
+        queue: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> QueueCreated:
+        """Create the queue ``queue`` with ``metadata``, or find it with that metadata (``None``: any);
+        ``.queue`` of the result is its name. See :meth:`~fluke_airflow.queues.azure.AzureQueueLifecycle.create`."""
+        refuse_settings(self.service, {"attributes": attributes, "tags": tags}, "metadata")
+        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
+        try:
+            return lifecycle.create(metadata)
+        finally:
+            lifecycle.close()
+
+    def delete_queue(self, queue: str) -> bool:
+        """Delete the queue and its messages; False if there was no such queue."""
+        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
+        try:
+            return lifecycle.delete()
+        finally:
+            lifecycle.close()
+
+    def purge_queue(self, queue: str) -> int:
+        """Delete every message (Clear Messages); how many the queue held, approximately."""
+        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
+        try:
+            return purge(self, queue, lifecycle)
+        finally:
+            lifecycle.close()
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: list one queue of the account with these credentials."""

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -14,6 +15,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from fluke_airflow.auth.retrying import Deadline
 from fluke_airflow.queues.base import AsyncQueue, Queue
+from fluke_airflow.queues.management import QueueCreated
+
+log = logging.getLogger("fluke_airflow.hooks")
 
 
 class QueueHook(Protocol):
@@ -29,6 +33,44 @@ class QueueHook(Protocol):
     async def aget_queue(self, queue: str, *, share_client: bool = False, **kwargs: Any) -> AsyncQueue[Any]:
         """An asyncio queue, not yet opened (``async with``); resolving credentials never blocks the loop.
         ``share_client``: share one client per connection among the queues of the event loop."""
+
+    def create_queue(
+        self,
+        queue: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> QueueCreated:
+        """Create ``queue``, or find it with the settings asked for (SQS ``attributes`` and
+        ``tags``, Azure ``metadata``); raises ``QueueSettingsConflict`` naming what differs."""
+
+    def delete_queue(self, queue: str) -> bool:
+        """Delete ``queue`` and its messages; False if there was no such queue."""
+
+    def purge_queue(self, queue: str) -> int:
+        """Delete every message of ``queue``; how many it held, approximately."""
+
+
+class CountsMessages(Protocol):
+    def held(self) -> int: ...
+
+
+def purge(hook: QueueHook, queue: str, lifecycle: CountsMessages) -> int:
+    """``Queue.clear()`` (on SQS: PurgeQueue, or receive-and-delete while SQS refuses a purge),
+    after counting what the queue holds: neither service says how many messages a purge deleted."""
+    with hook.get_queue(queue, suppress_output=True) as opened:  # a missing queue fails here, clearly
+        held = lifecycle.held()
+        opened.clear()
+    log.info("Purged %s queue %r: it held about %d message(s)", hook.service, queue, held)
+    return held
+
+
+def refuse_settings(service: str, given: dict[str, Any], allowed: str) -> None:
+    """A create's settings of the other service: say which ones this service has instead."""
+    foreign = sorted(name for name, value in given.items() if value is not None)
+    if foreign:
+        raise ValueError(f"{' and '.join(foreign)} cannot be given for an {service} queue: it takes {allowed}")
 
 
 _FINGERPRINT_KEY = secrets.token_bytes(32)

@@ -24,8 +24,9 @@ from fluke_airflow import _airflow
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.auth.retrying import BUDGET_EXTRA, Deadline, RetryLimit, check_budget
 from fluke_airflow.auth.source import Source
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, with_deadline
-from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue
+from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings, with_deadline
+from fluke_airflow.queues.management import QueueCreated
+from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue, SQSQueueLifecycle
 
 
 class _InfoAsDebug:
@@ -141,6 +142,48 @@ class AmazonSQSQueueHook(AwsBaseHook):
         else:
             auth = await _airflow.run_blocking(self.get_auth)
         return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **self._tags(kwargs))
+
+    # -- queue lifecycle -------------------------------------------------------------------------------
+    def create_queue(
+        self,
+        queue: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> QueueCreated:
+        """Create the queue ``queue`` (a name) with ``attributes`` and ``tags``, or find it with
+        them; ``.queue`` of the result is its URL. See :meth:`~fluke_airflow.queues.sqs.SQSQueueLifecycle.create`."""
+        refuse_settings(self.service, {"metadata": metadata}, "attributes and tags")
+        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
+        try:
+            return lifecycle.create(attributes, tags)
+        finally:
+            lifecycle.close()
+
+    def delete_queue(self, queue: str) -> bool:
+        """Delete the queue (a name or URL) and its messages; False if there was no such queue."""
+        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
+        try:
+            return lifecycle.delete()
+        finally:
+            lifecycle.close()
+
+    def purge_queue(self, queue: str) -> int:
+        """Delete every message, in flight or not (PurgeQueue; while SQS refuses one, receive and
+        delete what is visible); how many messages the queue held, approximately."""
+        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
+        try:
+            held = purge(self, queue, lifecycle)
+        finally:
+            lifecycle.close()
+        self.log.info(
+            "%s deletes a purged queue's messages within 60 seconds: messages sent to %r meanwhile may be "
+            "deleted too (PurgeQueue in the SQS API reference)",
+            self.service,
+            queue,
+        )
+        return held
 
 
 SHARED_AUTHS: SharedAuths[AWSAuth] = SharedAuths()

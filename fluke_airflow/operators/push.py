@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from fluke_airflow import _args
+from fluke_airflow.queues import validation as check
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,6 +33,10 @@ class QueuePushOperator(BaseOperator):
     :param message_attributes: SQS message attributes, the amazon provider's format
         ``{"name": {"DataType": "String", "StringValue": "..."}}``: one dict for every message, or a
         list with one dict per message. Templated (rendered as JSON in the UI). Azure has none.
+    :param create_if_missing: create ``queue_name`` (with the service's default settings) if it does
+        not exist, logged at WARNING: a misspelt name would otherwise silently get a queue of its own,
+        which no consumer reads. Default False: a missing queue fails the task. For settings, create
+        the queue with :class:`~fluke_airflow.operators.QueueCreateOperator`.
     :param region_name: SQS only: the AWS region, instead of the connection's.
     :param verify: SQS only: TLS verification (``False``, or a CA bundle's path), instead of the connection's.
     :param botocore_config: SQS only: botocore ``Config`` options as a dict.
@@ -70,6 +75,7 @@ class QueuePushOperator(BaseOperator):
         message_deduplication_id: str | list[str] | None = None,
         delay_seconds: int | None = None,
         message_attributes: dict[str, Any] | list[dict[str, Any]] | None = None,
+        create_if_missing: bool = False,
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
@@ -97,6 +103,7 @@ class QueuePushOperator(BaseOperator):
         self.message_deduplication_id = message_deduplication_id
         self.delay_seconds = delay_seconds
         self.message_attributes = message_attributes
+        self.create_if_missing = check.boolean("create_if_missing", create_if_missing)
         if message_attributes is not None and not _args.is_template(message_attributes):
             from fluke_airflow.queues import attributes
 
@@ -130,7 +137,7 @@ class QueuePushOperator(BaseOperator):
         messages = _args.messages_from(self.message)
         options = self._options(len(messages))
         hook = get_queue_hook(self.conn_id, **self.connection)
-        with hook.get_queue(self.queue_name, suppress_output=True) as queue:
+        with self._open(hook) as queue:
             if queue.needs_deduplication_ids and "message_deduplication_ids" not in options:
                 options["message_deduplication_ids"] = _deduplication_ids(context, len(messages))
             results = queue.push_many(messages, **options)
@@ -144,6 +151,27 @@ class QueuePushOperator(BaseOperator):
             )
         self.log.info("Pushed %d message(s) to %s queue %r", len(messages), hook.service, self.queue_name)
         return results
+
+    def _open(self, hook: Any) -> Any:
+        """The open queue; with ``create_if_missing``, created first if it does not exist."""
+        from fluke_airflow.exceptions import QueueNotFoundError
+
+        try:
+            return hook.get_queue(self.queue_name, suppress_output=True)
+        except QueueNotFoundError as error:
+            if not self.create_if_missing:
+                hint = "create it first (QueueCreateOperator), or give create_if_missing=True"
+                detail = f"{error.detail}; {hint}" if error.detail else hint
+                raise QueueNotFoundError(hook.service, self.queue_name, detail, conn_id=self.conn_id) from None
+        if hook.create_queue(self.queue_name).created:
+            self.log.warning(
+                "%s queue %r did not exist: created it with the service's default settings (create_if_missing=True). "
+                "If you did not expect a new queue, check the name: a misspelt one gets a queue of its own, which no "
+                "consumer reads",
+                hook.service,
+                self.queue_name,
+            )
+        return hook.get_queue(self.queue_name, suppress_output=True)
 
 
 def _deduplication_ids(context: Context, count: int) -> list[str]:

@@ -8,19 +8,19 @@ message's visibility is updated, so visibility changes hand back the new receipt
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from fluke_airflow.auth.azure import AzureAuth
-from fluke_airflow.exceptions import QueueError
-from fluke_airflow.queues import limits
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError, QueueSettingsConflict
+from fluke_airflow.queues import limits, management
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.advice import azure_advice
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.causes import strip_query
 from fluke_airflow.queues.failures import Reporter
+from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.message import Message
 
 log = logging.getLogger("fluke_airflow.queues")
@@ -29,7 +29,6 @@ SERVICE = "Azure Queue Storage"
 RECEIVE_LIMIT = limits.AZURE_RECEIVE_LIMIT
 MAX_MESSAGE_BYTES = limits.AZURE_MAX_MESSAGE_BYTES
 MAX_VISIBILITY = limits.AZURE_MAX_VISIBILITY
-_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _OPTIONS = ("delay_seconds", "time_to_live")
 POISON_SUFFIX = "-poison"
 """Azure Functions' name for a queue's poison queue: ``<queue>-poison``."""
@@ -73,6 +72,9 @@ class _AzureProtocol:
         self.queue = queue
         self.encoding = encoding
         self._report = Reporter(SERVICE, queue, None, None, azure_advice)
+
+    def _failure(self, action: str, error: Exception, tries: Any = None) -> QueueError:
+        return self._report.failure(action, error, tries)
 
     def _reporting_for(self, auth: AzureAuth) -> None:
         self._report = Reporter(
@@ -174,6 +176,28 @@ class _AzureProtocol:
             SERVICE, action, message_id, self.queue, self._report.source.where(),
             tries.summary() if tries is not None else "", self._report.describe(error, action),
         )  # fmt: skip
+
+    # -- create / delete (the queue need not exist) ----------------------------------------------------
+    def _exists_already(self, error: Exception) -> bool | None:
+        """Create Queue of an existing queue: True for 204 (the same metadata: the SDK raises it as
+        ResourceExistsError), False for 409 QueueAlreadyExists (other metadata), None otherwise."""
+        response = getattr(error, "response", None)
+        if getattr(response, "status_code", None) == 204:
+            return True
+        return False if str(getattr(error, "error_code", "")) == "QueueAlreadyExists" else None
+
+    def _create_refused(self, error: Exception) -> QueueError:
+        if str(getattr(error, "error_code", "")) == "QueueBeingDeleted":
+            return QueueError(
+                f"{SERVICE} refused to create queue {self.queue!r}: a queue of that name is being deleted (409 "
+                "QueueBeingDeleted; Azure removes a deleted queue in the background, which takes at least 30 seconds). "
+                "Create it later, e.g. give the task retries=2 and retry_delay=timedelta(seconds=60)"
+            )
+        return self._failure("create", error)
+
+    def _conflict(self, metadata: dict[str, str], existing: dict[str, str]) -> QueueError | None:
+        differences = management.azure_differences(metadata, existing)
+        return QueueSettingsConflict(SERVICE, self.queue, differences, management.AZURE_REMEDY) if differences else None
 
 
 class SyncAzureTransport(_AzureProtocol):
@@ -385,6 +409,73 @@ class AsyncAzureTransport(_AzureProtocol):
         return True
 
 
+class AzureQueueLifecycle(_AzureProtocol):
+    """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
+
+    def __init__(self, auth: AzureAuth, queue: str) -> None:
+        super().__init__(management.azure_queue_name(queue), "text")
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+
+        self._errors = AzureError
+        self._exists, self._not_found = ResourceExistsError, ResourceNotFoundError
+        self._reporting_for(auth)
+        self.client, self._credential = auth.create_queue_client(queue, **self._client_kwargs())
+
+    def close(self) -> None:
+        self.client.close()
+        if self._credential is not None:
+            self._credential.close()
+
+    def create(self, metadata: dict[str, Any] | None = None) -> QueueCreated:
+        """Create the queue, or find it with the metadata asked for (all of it, as Azure compares it;
+        ``None`` leaves an existing queue's metadata unchecked); :class:`QueueSettingsConflict` names
+        what differs. The XCom-safe name comes back: an Azure queue URL may carry a SAS token."""
+        wanted = management.azure_metadata(metadata)
+        try:
+            self.client.create_queue(metadata=wanted)
+        except self._exists as error:
+            same = self._exists_already(error)
+            if same is None:
+                raise self._create_refused(error) from None
+            if not same and wanted is not None:
+                try:
+                    existing = dict(self.client.get_queue_properties().metadata or {})
+                except self._errors as failure:
+                    raise self._failure("opening", failure) from None
+                conflict = self._conflict(wanted, existing)
+                if conflict is not None:
+                    raise conflict from None
+            checked = "the metadata asked for" if wanted is not None else "its metadata unchecked (none given)"
+            log.info("%s queue %r exists already, with %s", SERVICE, self.queue, checked)
+            return QueueCreated(self.queue, False)
+        except self._errors as error:
+            raise self._create_refused(error) from None
+        log.info("Created %s queue %r", SERVICE, self.queue)
+        return QueueCreated(self.queue, True)
+
+    def held(self) -> int:
+        """Messages in the queue, visible or not, approximately (Azure's count is never lower)."""
+        try:
+            return int(self.client.get_queue_properties().approximate_message_count or 0)
+        except self._errors as error:
+            raise self._open_failed(error) from None
+
+    def delete(self) -> bool:
+        """Delete the queue and every message in it; False if there was no such queue."""
+        try:
+            held = self.held()
+        except QueueNotFoundError:
+            return False
+        try:
+            self.client.delete_queue()
+        except self._not_found:
+            return False
+        except self._errors as error:
+            raise self._failure("delete", error) from None
+        log.info("Deleted %s queue %r, which held about %d message(s)", SERVICE, self.queue, held)
+        return True
+
+
 class _AzureConfig(QueueBase[AzureAuth]):
     service = SERVICE
     metrics_service = "azure"
@@ -416,12 +507,7 @@ class _AzureConfig(QueueBase[AzureAuth]):
             raise TypeError(f"auth must be an AzureAuth for an {SERVICE} queue, got {type(auth).__name__}")
 
     def _check_queue(self, queue: str) -> str:
-        if not _QUEUE_NAME.match(queue):
-            raise ValueError(
-                f"queue {queue!r} is not a valid {SERVICE} queue name: use 3-63 lowercase letters, digits "
-                "and single hyphens, starting and ending with a letter or digit"
-            )
-        return queue
+        return management.azure_queue_name(queue)
 
 
 class AzureStorageQueue(_AzureConfig, Queue[AzureAuth]):

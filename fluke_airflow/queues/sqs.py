@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from fluke_airflow.auth.aws import AWSAuth
-from fluke_airflow.exceptions import QueueError, QueueNotFoundError
+from fluke_airflow.exceptions import QueueError, QueueNotFoundError, QueueSettingsConflict
 from fluke_airflow.queues import attributes as attrs
-from fluke_airflow.queues import limits, sqs_direct
+from fluke_airflow.queues import limits, management, sqs_direct
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.advice import sqs_advice
 from fluke_airflow.queues.base import AsyncQueue, Queue, QueueBase
 from fluke_airflow.queues.failures import Reporter
+from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.message import SQS_SYSTEM_ATTRIBUTES, Message
 from fluke_airflow.queues.sqs_direct import DirectCalls
 from fluke_airflow.queues.transport import mark_receive_sent
@@ -35,7 +35,14 @@ MAX_WAIT = limits.SQS_MAX_WAIT
 MAX_DELAY = limits.SQS_MAX_DELAY
 DEFAULT_MAX_MESSAGE_BYTES = limits.SQS_MAX_MESSAGE_BYTES
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$|^[A-Za-z0-9_-]{1,75}\.fifo$")
+# botocore reports SQS's JSON errors under their query-protocol code (Code) and the JSON one (QueryErrorCode).
+_NAME_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
+_DELETED_RECENTLY = {"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}
+_PURGE_IN_PROGRESS = {"AWS.SimpleQueueService.PurgeQueueInProgress", "PurgeQueueInProgress"}
+READY_AFTER_CREATE = 1.0
+"""CreateQueue: "After you create a queue, you must wait at least one second after the queue is
+created to be able to use the queue" (the SQS API reference): a create returns after that second."""
+_COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
 _OPTIONS = (
     "delay_seconds",
     "message_group_id",
@@ -48,6 +55,12 @@ _OPTIONS = (
 def _error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str(response.get("Error", {}).get("Code", type(error).__name__))
+
+
+def _is_error(error: Exception, codes: set[str]) -> bool:
+    """Whether botocore's error is one of ``codes``, by its query-protocol or its JSON code."""
+    err = (getattr(error, "response", None) or {}).get("Error", {})
+    return bool({err.get("Code"), err.get("QueryErrorCode")} & codes)
 
 
 def _redrive(policy: Any) -> tuple[str, int] | None:
@@ -90,10 +103,17 @@ class _SQSProtocol:
     def _reporting_for(self, auth: AWSAuth, client: Any) -> None:
         self._report = Reporter(SERVICE, self.queue, auth, str(client.meta.endpoint_url), sqs_advice)
 
-    @staticmethod
-    def _purge_busy(error: Exception) -> bool:
+    def _purge_busy(self, error: Exception) -> bool:
         """SQS allows one PurgeQueue per queue every 60 s; within that window we drain instead."""
-        return "PurgeQueueInProgress" in _error_code(error)
+        if not _is_error(error, _PURGE_IN_PROGRESS):
+            return False
+        log.info(
+            "%s refused to purge queue %r: a purge is in progress (one PurgeQueue per queue every 60 s); "
+            "receiving and deleting its visible messages instead (messages in flight stay)",
+            SERVICE,
+            self.queue,
+        )
+        return True
 
     def _missing(self, error: Exception) -> QueueNotFoundError:
         return self._report.missing(error)
@@ -296,6 +316,36 @@ class _SQSProtocol:
     @staticmethod
     def _count(response: dict[str, Any]) -> int:
         return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
+
+    # -- create / delete (the queue need not exist) ----------------------------------------------------
+    def _create_params(self, attributes: dict[str, str], tags: dict[str, str]) -> dict[str, Any]:
+        params: dict[str, Any] = {"QueueName": self.queue, "Attributes": attributes}
+        if tags:
+            params["tags"] = tags
+        return params
+
+    def _conflict(
+        self, attributes: dict[str, str], tags: dict[str, str], existing: dict[str, Any], existing_tags: dict[str, Any]
+    ) -> QueueError | None:
+        differences = management.sqs_differences(attributes, existing.get("Attributes", {}))
+        differences += management.tag_differences(tags, existing_tags.get("Tags", {}))
+        if not differences:
+            return None
+        return QueueSettingsConflict(SERVICE, self.queue, differences, management.SQS_REMEDY)
+
+    def _create_refused(self, error: Exception) -> QueueError:
+        if _is_error(error, _DELETED_RECENTLY):
+            return QueueError(
+                f"{SERVICE} refused to create queue {self.queue!r}: a queue of that name was deleted less than 60 "
+                'seconds ago (CreateQueue: "you must wait at least 60 seconds before creating a queue with the same '
+                'name"). Create it a minute later, e.g. give the task retries=1 and retry_delay=timedelta(seconds=60)'
+            )
+        return self._failure("create", error)
+
+    @staticmethod
+    def _total(response: dict[str, Any]) -> int:
+        """Messages in the queue: visible, in flight and delayed."""
+        return sum(int(response.get("Attributes", {}).get(name, 0)) for name in _COUNTS)
 
 
 class SyncSQSTransport(_SQSProtocol):
@@ -500,6 +550,94 @@ class AsyncSQSTransport(_SQSProtocol):
         return True
 
 
+class SQSQueueLifecycle(_SQSProtocol):
+    """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
+
+    def __init__(self, auth: AWSAuth, queue: str) -> None:
+        super().__init__(queue if management.is_queue_url(queue) else management.sqs_queue_name(queue))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._errors = (ClientError, BotoCoreError)
+        self._named = not self.url
+        self.client = auth.create_client("sqs")
+        self._reporting_for(auth, self.client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _find(self) -> str | None:
+        """The queue's URL, None if there is no such queue."""
+        if self.url:
+            return self.url
+        try:
+            self.url = str(self.client.get_queue_url(QueueName=self.queue)["QueueUrl"])
+            return self.url
+        except self._errors as error:
+            if _error_code(error) in _MISSING_QUEUE:
+                return None
+            raise self._failure("opening", error) from error
+
+    def create(self, attributes: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> QueueCreated:
+        """Create the queue, or find it with the attributes and tags asked for (only those are
+        compared, as SQS compares them); :class:`QueueSettingsConflict` names what differs."""
+        if not self._named:
+            raise ValueError(f"queue must be a queue name to create an {SERVICE} queue, got the URL {self.queue!r}")
+        wanted, wanted_tags = management.sqs_attributes(self.queue, attributes), management.sqs_tags(tags)
+        url = self._find()
+        if url is None:
+            try:
+                url = str(self.client.create_queue(**self._create_params(wanted, wanted_tags))["QueueUrl"])
+            except self._errors as error:
+                if not _is_error(error, _NAME_EXISTS):  # else created meanwhile, with other settings
+                    raise self._create_refused(error) from error
+                url = self._find()
+            else:
+                log.info("Created %s queue %r: %s", SERVICE, self.queue, url)
+                time.sleep(READY_AFTER_CREATE)
+                return QueueCreated(url, True)
+        if url is None:
+            raise self._failure("create", RuntimeError("the queue was there and then gone again"))
+        try:
+            existing = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+            existing_tags = self.client.list_queue_tags(QueueUrl=url) if wanted_tags else {}
+        except self._errors as error:
+            raise self._failure("opening", error) from error
+        conflict = self._conflict(wanted, wanted_tags, existing, existing_tags)
+        if conflict is not None:
+            raise conflict
+        compared = [*wanted, *(f"tag {key!r}" for key in wanted_tags)]
+        checked = f"with the settings asked for ({', '.join(compared)})" if compared else "(no settings asked for)"
+        log.info("%s queue %r exists already, %s: %s", SERVICE, self.queue, checked, url)
+        return QueueCreated(url, False)
+
+    def held(self) -> int:
+        """Messages in the queue (visible, in flight and delayed), approximately."""
+        url = self._find()
+        if url is None:
+            raise QueueNotFoundError(SERVICE, self.queue)
+        try:
+            return self._total(self.client.get_queue_attributes(QueueUrl=url, AttributeNames=_COUNTS))
+        except self._errors as error:
+            if _error_code(error) in _MISSING_QUEUE:
+                raise self._missing(error) from None
+            raise self._failure("count", error) from error
+
+    def delete(self) -> bool:
+        """Delete the queue and every message in it; False if there was no such queue."""
+        try:
+            held = self.held()
+        except QueueNotFoundError:
+            return False
+        try:
+            self.client.delete_queue(QueueUrl=self.url)
+        except self._errors as error:
+            if _error_code(error) in _MISSING_QUEUE:
+                return False
+            raise self._failure("delete", error) from error
+        log.info("Deleted %s queue %r, which held about %d message(s)", SERVICE, self.queue, held)
+        return True
+
+
 class _SQSConfig(QueueBase[AWSAuth]):
     service = SERVICE
     metrics_service = "sqs"
@@ -516,14 +654,7 @@ class _SQSConfig(QueueBase[AWSAuth]):
             raise TypeError(f"auth must be an AWSAuth for an {SERVICE} queue, got {type(auth).__name__}")
 
     def _check_queue(self, queue: str) -> str:
-        if queue.startswith(("http://", "https://")):
-            return queue
-        if not _QUEUE_NAME.match(queue):
-            raise ValueError(
-                f"queue {queue!r} is not a valid {SERVICE} queue name or URL: use 1-80 letters, digits, "
-                "hyphens or underscores (FIFO names end in .fifo), or the queue's https:// URL"
-            )
-        return queue
+        return queue if management.is_queue_url(queue) else management.sqs_queue_name(queue)
 
     def get_name(self) -> str:
         return self._queue.rstrip("/").rsplit("/", 1)[-1]

@@ -33,9 +33,10 @@ EXAMPLE_DAG_IDS = {
     "example_queue_orders_us",
     "example_queue_fifo",
     "example_queue_create",
-        "example_queue_bill_orders",
+    "example_queue_bill_orders",
     "example_queue_ship_orders",
     "example_queue_ported_sqs_sensor",
+    "example_queue_lifecycle",
 }
 
 
@@ -295,7 +296,7 @@ def test_example_queue_create_creates_both_queues_then_changes_nothing(sqs: SQSS
 
     assert set(first.task_states().values()) == {"success"} == set(second.task_states().values())
     assert first.xcom("create_sqs_queue") == second.xcom("create_sqs_queue") == sqs.url("fluke-created")
-    assert (first.xcom("create_azure_queue"), second.xcom("create_azure_queue")) == (True, False)
+    assert first.xcom("create_azure_queue") == second.xcom("create_azure_queue") == "fluke-created"
     sqs.send("fluke-created", ["x"])
     azure.send("fluke-created", ["y"])
     assert sqs.drain("fluke-created") == ["x"] and azure.drain("fluke-created") == ["y"]
@@ -327,3 +328,30 @@ def test_a_dag_written_for_the_amazon_classes_does_the_same_with_ours(
         "bodies": ["hello"],
         "left": 0,
     }
+
+
+def test_example_queue_lifecycle(sqs: SQSService, azure: AzureService) -> None:
+    sqs_queues = ("fluke-lifecycle-orders", "fluke-lifecycle-orders-dlq")
+    azure_queues = ("fluke-lifecycle-invoices", "fluke-lifecycle-invoices-audit")
+    for name in sqs_queues:
+        sqs.delete_queue(name)
+    for name in azure_queues:
+        azure.delete_queue(name)
+
+    result = run_dag("example_queue_lifecycle")
+
+    assert result.state == "success", result.task_states()
+    assert set(result.task_states().values()) == {"success"}, result.task_states()
+    url = result.xcom("create_orders")
+    assert url.startswith(sqs.moto.endpoint_url) and url.endswith("/fluke-lifecycle-orders")  # the queue URL
+    assert len(result.xcom("push_orders")) == 3  # pushed to the URL the create returned
+    assert result.xcom("purge_orders") == 3
+    assert result.xcom("create_invoices") == "fluke-lifecycle-invoices"  # Azure: the name
+    assert result.xcom("purge_invoices") == 2
+    assert all(result.xcom(task) is True for task in ("delete_orders", "delete_dead_letter_queue",
+                                                         "delete_invoices", "delete_audit"))  # fmt: skip
+    for name in sqs_queues:  # every queue the run made is gone again
+        with pytest.raises(sqs.client.exceptions.QueueDoesNotExist):
+            sqs.url(name)
+    for name in azure_queues:
+        assert name not in {q.name for q in azure.client.list_queues(name_starts_with=name)}

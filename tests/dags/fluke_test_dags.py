@@ -17,7 +17,14 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator, QueueRedriveOperator
+from fluke_airflow.operators import (
+    QueueCreateOperator,
+    QueueDeleteOperator,
+    QueuePeekOperator,
+    QueuePurgeOperator,
+    QueuePushOperator,
+    QueueRedriveOperator,
+)
 from fluke_airflow.sensors import QueuePollSensor
 
 START = datetime(2026, 1, 1)
@@ -417,3 +424,53 @@ with DAG("fluke_test_poll_short_timeout", schedule=None, start_date=START, param
         wait_time_seconds=1,
         timeout=1,
     )
+
+# -- the queue lifecycle (issue 23): create, delete, purge, and a push that creates its queue -------------------
+LIFECYCLE_PARAMS: dict[str, Any] = {**QUEUE_PARAMS, "attributes": None, "tags": None, "metadata": None}
+
+with DAG(
+    "fluke_test_queue_create",
+    schedule=None,
+    start_date=START,
+    params=LIFECYCLE_PARAMS,
+    render_template_as_native_obj=True,
+    tags=["fluke-test"],
+):
+    QueueCreateOperator(
+        task_id="create",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        attributes="{{ params.attributes }}",
+        tags="{{ params.tags }}",
+        metadata="{{ params.metadata }}",
+    )
+
+with DAG("fluke_test_queue_delete", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+    # The second delete finds no queue: the first one deleted it, or there never was one.
+    delete = QueueDeleteOperator(task_id="delete", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}")
+    delete >> QueueDeleteOperator(
+        task_id="delete_strict",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        ignore_if_missing=False,
+    )
+
+with DAG("fluke_test_queue_purge", schedule=None, start_date=START, params=QUEUE_PARAMS, tags=["fluke-test"]):
+    QueuePurgeOperator(task_id="purge", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}")
+
+with DAG(
+    "fluke_test_push_create_if_missing",
+    schedule=None,
+    start_date=START,
+    params=QUEUE_PARAMS,
+    tags=["fluke-test"],
+):
+    QueuePushOperator(
+        task_id="push",
+        conn_id="{{ params.conn_id }}",
+        queue_name="{{ params.queue }}",
+        message=["first", "second"],
+        create_if_missing=True,
+    )
+    QueuePushOperator(task_id="push_strict", conn_id="{{ params.conn_id }}", queue_name="{{ params.queue }}-strict",
+                      message="never sent")  # fmt: skip
