@@ -37,6 +37,7 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+autodoc_preserve_defaults = True  # signatures show a default as written: conf.getboolean(...), not its value here
 autodoc_class_signature = "mixed"
 autodoc_default_options = {"show-inheritance": True}
 napoleon_google_docstring = False

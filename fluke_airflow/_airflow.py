@@ -83,6 +83,16 @@ def __getattr__(name: str) -> Any:
     raise ImportError(f"cannot import {name} from {' or '.join(_MOVED[name])} (Airflow {version()})")
 
 
+def not_found_error() -> type[Exception]:
+    """The exception a missing connection raises: ``airflow.sdk.exceptions.AirflowNotFoundException``
+    from 3.1 on, ``airflow.exceptions``' before."""
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # pragma: no cover - task SDKs that keep it in airflow.exceptions
+        from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
+    return AirflowNotFoundException
+
+
 def has_async_connections() -> bool:
     """Airflow 3.1 added ``BaseHook.aget_connection``: a trigger reads its connection without
     blocking the triggerer's event loop."""

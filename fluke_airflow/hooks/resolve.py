@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fluke_airflow import _airflow
+
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
@@ -15,14 +17,6 @@ CONNECTION_TYPES: dict[str, str] = {
     "wasb": "Azure Queue Storage",
 }
 _ACCEPTED = "'aws' (Amazon SQS), 'azure_storage_queue' or 'wasb' (Azure Queue Storage)"
-
-
-def _not_found_error() -> type[Exception]:
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:  # pragma: no cover - task SDKs that keep it in airflow.exceptions
-        from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
-    return AirflowNotFoundException
 
 
 def _not_found(conn_id: str, error: Exception) -> Exception:
@@ -81,7 +75,7 @@ def get_queue_hook(conn_id: str, **overrides: Any) -> QueueHook:
 
     try:
         conn = BaseHook.get_connection(_check_conn_id(conn_id))
-    except _not_found_error() as error:
+    except _airflow.not_found_error() as error:
         raise _not_found(conn_id, error) from None
     return hook_for_connection(conn, **overrides)
 
@@ -92,6 +86,6 @@ async def aget_queue_hook(conn_id: str, **overrides: Any) -> QueueHook:
 
     try:
         conn = await aget_connection(_check_conn_id(conn_id))
-    except _not_found_error() as error:
+    except _airflow.not_found_error() as error:
         raise _not_found(conn_id, error) from None
     return hook_for_connection(conn, **overrides)

@@ -69,13 +69,11 @@ class AmazonSQSQueueHook(AwsBaseHook):
         wrapped by :class:`_QuietConnectionWrapper`."""
         from airflow.exceptions import AirflowNotFoundException
 
-        from fluke_airflow.hooks.resolve import _not_found_error
-
         connection = None
         if self.aws_conn_id:
             try:
                 connection = self.get_connection(self.aws_conn_id)
-            except (AirflowNotFoundException, _not_found_error()):  # the same class from 3.1 on
+            except (AirflowNotFoundException, _airflow.not_found_error()):  # the same class from 3.1 on
                 self.log.warning("Unable to find AWS Connection ID '%s', switching to empty.", self.aws_conn_id)
         return _QuietConnectionWrapper(
             conn=connection, region_name=self._region_name, botocore_config=self._config, verify=self._verify

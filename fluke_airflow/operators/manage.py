@@ -41,7 +41,7 @@ def _check_create(queue: Any, attributes: Any, tags: Any, metadata: Any) -> None
         management.check_sqs_attribute_names({k: v for k, v in attributes.items() if not _args.is_template(k)})
     if _args.is_template(queue):
         return
-    check.non_empty_str("queue", queue)
+    check.non_empty_str("queue_name", queue)
     if sqs:
         if management.is_queue_url(queue):
             raise ValueError(f"queue must be the name of the queue to create, got the URL {queue!r} (the URL is "
@@ -60,7 +60,7 @@ def _check_create(queue: Any, attributes: Any, tags: Any, metadata: Any) -> None
 
 def _check_queue(queue: Any) -> None:
     """Parse time: a name or URL, unless it is a template (a URL names one queue of either service)."""
-    if not _args.is_template(queue) and not management.is_queue_url(check.non_empty_str("queue", queue)):
+    if not _args.is_template(queue) and not management.is_queue_url(check.non_empty_str("queue_name", queue)):
         _check_either_name(queue)
 
 

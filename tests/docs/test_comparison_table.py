@@ -28,6 +28,7 @@ ROWS: dict[str, tuple[str | None, str | None]] = {
         "fluke_airflow.operators.QueuePushOperator",
     ),
     "Look without consuming": (None, "fluke_airflow.operators.QueuePeekOperator"),
+    "Create, purge, delete queues": (None, "fluke_airflow.operators.QueueCreateOperator"),
     "Wait for and receive messages": (
         "airflow.providers.amazon.aws.sensors.sqs.SqsSensor",
         "fluke_airflow.sensors.QueuePollSensor",

@@ -46,9 +46,9 @@ async def test_wrong_connection_type(monkeypatch: pytest.MonkeyPatch, conn_type:
 
 
 async def test_missing_connection() -> None:
-    from fluke_airflow.hooks.resolve import _not_found_error
+    from fluke_airflow._airflow import not_found_error
 
-    AirflowNotFoundException = _not_found_error()
+    AirflowNotFoundException = not_found_error()
 
     with pytest.raises(AirflowNotFoundException) as raised:
         get_queue_hook("fluke_not_defined")

@@ -342,7 +342,7 @@ def test_purge_of_a_missing_queue_fails(service: Service) -> None:
     name = fresh_name("nopurge")
     result, output = run("fluke_test_queue_purge", conn_id=service.conn_id, queue=name)
     assert result.task_states() == {"purge": "failed"}
-    assert f"{SERVICE[service.kind]} queue {name!r} does not exist or is not accessible" in output
+    assert f"{SERVICE[service.kind]} queue {name!r} (connection {service.conn_id!r}) does not exist or is not" in output
     assert not exists(service, name)
 
 
@@ -356,7 +356,7 @@ def test_push_creates_its_missing_queue_only_when_asked_and_warns(service: Servi
         assert "warning" in line.lower() and "create_if_missing=True" in line
         assert sorted(service.drain(name)) == ["first", "second"]
         # Without create_if_missing, a missing queue fails the task, saying what to do.
-        assert f"queue '{name}-strict' does not exist" in output
+        assert f"queue '{name}-strict' (connection {service.conn_id!r}) does not exist" in output
         assert "create it first (QueueCreateOperator), or give create_if_missing=True" in output
         assert not exists(service, f"{name}-strict")
     finally:
@@ -372,17 +372,17 @@ def test_push_creates_its_missing_queue_only_when_asked_and_warns(service: Servi
         ({"metadata": "team=data"}, TypeError, "metadata must be a dict"),
         ({"attributes": {"visibilitytimeout": "{{ params.v }}"}}, ValueError, "did you mean 'VisibilityTimeout'"),
         ({"attributes": {"VisibilityTimeout": -1}}, ValueError, "from 0 to 43200"),
-        ({"queue": "orders.fifo", "attributes": {"FifoQueue": False}}, ValueError, "ends in .fifo"),
-        ({"queue": "https://sqs.eu-west-1.amazonaws.com/1/q", "attributes": {}}, ValueError, "got the URL"),
+        ({"queue_name": "orders.fifo", "attributes": {"FifoQueue": False}}, ValueError, "ends in .fifo"),
+        ({"queue_name": "https://sqs.eu-west-1.amazonaws.com/1/q", "attributes": {}}, ValueError, "got the URL"),
         ({"tags": {"aws:team": "x"}}, ValueError, "AWS reserves"),
-        ({"queue": "Orders", "metadata": {"team": "x"}}, ValueError, "not a valid Azure Queue Storage queue name"),
+        ({"queue_name": "Orders", "metadata": {"team": "x"}}, ValueError, "not a valid Azure Queue Storage queue name"),
         ({"metadata": {"bad-name": "x"}}, ValueError, "C# identifiers"),
-        ({"queue": "no spaces"}, ValueError, "not a valid Amazon SQS queue name .* Also: queue 'no spaces' is not"),
-        ({"queue": ""}, ValueError, "queue must be a non-empty string"),
+        ({"queue_name": "no spaces"}, ValueError, "not a valid Amazon SQS queue name .* Also: queue 'no spaces' is not"),
+        ({"queue_name": ""}, ValueError, "queue_name must be a non-empty string"),
     ],
 )
 def test_create_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: type, expected: str) -> None:
-    kwargs = {"queue": "orders", **kwargs}
+    kwargs = {"queue_name": "orders", **kwargs}
     with pytest.raises(error, match=expected):
         QueueCreateOperator(task_id="create", conn_id="c", **kwargs)
 
@@ -390,11 +390,11 @@ def test_create_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], error: 
 @pytest.mark.parametrize("cls", [QueueDeleteOperator, QueuePurgeOperator])
 def test_delete_and_purge_check_the_queue_name_at_parse_time(cls: Any) -> None:
     with pytest.raises(ValueError, match=r"not a valid Amazon SQS queue name .* Also: queue 'my queue' is not"):
-        cls(task_id="t", conn_id="c", queue="my queue")
-    with pytest.raises(ValueError, match="queue must be a non-empty string"):
-        cls(task_id="t", conn_id="c", queue="")
-    cls(task_id="url", conn_id="c", queue="https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
-    cls(task_id="template", conn_id="c", queue="{{ params.queue }}")
+        cls(task_id="t", conn_id="c", queue_name="my queue")
+    with pytest.raises(ValueError, match="queue_name must be a non-empty string"):
+        cls(task_id="t", conn_id="c", queue_name="")
+    cls(task_id="url", conn_id="c", queue_name="https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
+    cls(task_id="template", conn_id="c", queue_name="{{ params.queue }}")
 
 
 def test_templates_in_create_settings_are_checked_after_rendering() -> None:
