@@ -377,7 +377,11 @@ def test_push_creates_its_missing_queue_only_when_asked_and_warns(service: Servi
         ({"tags": {"aws:team": "x"}}, ValueError, "AWS reserves"),
         ({"queue_name": "Orders", "metadata": {"team": "x"}}, ValueError, "not a valid Azure Queue Storage queue name"),
         ({"metadata": {"bad-name": "x"}}, ValueError, "C# identifiers"),
-        ({"queue_name": "no spaces"}, ValueError, "not a valid Amazon SQS queue name .* Also: queue 'no spaces' is not"),
+        (
+            {"queue_name": "no spaces"},
+            ValueError,
+            "not a valid Amazon SQS queue name .* Also: queue 'no spaces' is not",
+        ),
         ({"queue_name": ""}, ValueError, "queue_name must be a non-empty string"),
     ],
 )
