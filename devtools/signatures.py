@@ -15,10 +15,8 @@ Adding an argument: declare it in ``queues/arguments.py``, run this, use it wher
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 from fluke_airflow.queues import arguments
@@ -36,21 +34,6 @@ def _block(kind: str) -> re.Pattern[str]:
 
 PARAMS = _block("arguments")
 ATTRIBUTES = _block("attributes")
-RENAMED = {arguments.SENSOR: {"queue": "queue_name"}}
-"""Arguments an operator takes under another name: ``BaseOperator.queue`` is the executor queue
-(Celery's, which ``default_args`` often set), so the sensor's message queue is ``queue_name``."""
-
-
-def _name(context: str, name: str) -> str:
-    return RENAMED.get(context, {}).get(name, name)
-DOCS = re.compile(r"(?P<indent>[ ]*)\.\. generated arguments: (?P<context>\w+)\n.*?(?P=indent)\.\. end\n\n?", re.S)
-
-
-def _default(spec: arguments.Spec, context: str) -> str:
-    value = spec.defaults[context]
-    if spec.source:
-        return spec.source
-    return json.dumps(value) if isinstance(value, str) else repr(value)  # ruff format's double quotes
 
 
 def parameters(context: str, indent: str) -> str:
@@ -58,7 +41,7 @@ def parameters(context: str, indent: str) -> str:
     lines = [f"{indent}# -- generated arguments: {context} --"]
     for name, spec in arguments.specs():
         if context in spec.defaults and spec.defaults[context] is not arguments.REQUIRED:
-            lines.append(f"{indent}{name}: {spec.annotation} = {_default(spec, context)},")
+            lines.append(f"{indent}{name}: {spec.annotation} = {arguments.default_source(spec, context)},")
     return "\n".join([*lines, f"{indent}# -- end --"]) + "\n"
 
 
@@ -67,28 +50,13 @@ def attributes(context: str, indent: str) -> str:
     lines = [f"{indent}# -- generated attributes: {context} --"]
     for name, spec in arguments.specs():
         if context in spec.defaults:
-            lines.append(f"{indent}{_name(context, name)}: {spec.annotation}")
+            lines.append(f"{indent}{arguments.shown_name(context, name)}: {spec.annotation}")
     return "\n".join([*lines, f"{indent}# -- end --"]) + "\n"
-
-
-def docs(context: str, indent: str) -> str:
-    """A ``:param:`` line for every argument of ``context``, with its default."""
-    lines = [f"{indent}.. generated arguments: {context}", ""]
-    for name, spec in arguments.specs():
-        if context not in spec.defaults:
-            continue
-        default = spec.defaults[context]
-        shown = "Required." if default is arguments.REQUIRED else f"Default ``{_default(spec, context)}``."
-        templated = " Templated." if context == arguments.SENSOR and spec.templated else ""
-        text = f":param {_name(context, name)}: {spec.doc} {shown}{templated}"
-        lines += textwrap.wrap(text, 112, initial_indent=indent, subsequent_indent=indent + "    ")
-    return "\n".join([*lines, "", f"{indent}.. end", "", ""])
 
 
 def generated(source: str) -> str:
     source = PARAMS.sub(lambda m: parameters(m["context"], m["indent"]), source)
-    source = ATTRIBUTES.sub(lambda m: attributes(m["context"], m["indent"]), source)
-    return DOCS.sub(lambda m: docs(m["context"], m["indent"]), source)
+    return ATTRIBUTES.sub(lambda m: attributes(m["context"], m["indent"]), source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in TARGETS.values():
         source = path.read_text()
-        if not PARAMS.search(source) or not DOCS.search(source):
+        if not PARAMS.search(source):
             print(f"{path}: no generated-arguments markers", file=sys.stderr)
             return 2
         wanted = generated(source)

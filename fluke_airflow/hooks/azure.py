@@ -9,7 +9,7 @@ from fluke_airflow._airflow import BaseHook
 from fluke_airflow.auth.azure import AzureAuth
 from fluke_airflow.auth.retrying import Deadline
 from fluke_airflow.hooks.azure_connection import azure_auth_from_connection, extra_value, secrets_of
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings, with_deadline
+from fluke_airflow.hooks.base import ManagesQueues, SharedAuths, connection_fingerprint, refuse_settings, with_deadline
 from fluke_airflow.queues.azure import AsyncAzureStorageQueue, AzureQueueLifecycle, AzureStorageQueue
 from fluke_airflow.queues.management import QueueCreated
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 
-class AzureStorageQueueHook(BaseHook):
+class AzureStorageQueueHook(ManagesQueues, BaseHook):
     """Queues of an ``azure_storage_queue`` connection (``wasb`` connections are accepted too).
 
     Auth methods: connection string, SAS token, service principal, shared key, managed
@@ -123,6 +123,9 @@ class AzureStorageQueueHook(BaseHook):
         return AsyncAzureStorageQueue(auth, queue, share_client=share_client, **options)
 
     # -- queue lifecycle -------------------------------------------------------------------------------
+    def _management(self, queue: str) -> AzureQueueLifecycle:
+        return AzureQueueLifecycle(self.get_auth(), queue)
+
     def create_queue(
         self,
         queue: str,
@@ -134,27 +137,9 @@ class AzureStorageQueueHook(BaseHook):
         """Create the queue ``queue`` with ``metadata``, or find it with that metadata (``None``: any);
         ``.queue`` of the result is its name. See :meth:`~fluke_airflow.queues.azure.AzureQueueLifecycle.create`."""
         refuse_settings(self.service, {"attributes": attributes, "tags": tags}, "metadata")
-        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
-        try:
-            return lifecycle.create(metadata)
-        finally:
-            lifecycle.close()
-
-    def delete_queue(self, queue: str) -> bool:
-        """Delete the queue and its messages; False if there was no such queue."""
-        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
-        try:
-            return lifecycle.delete()
-        finally:
-            lifecycle.close()
-
-    def purge_queue(self, queue: str) -> int:
-        """Delete every message (Clear Messages); how many the queue held, approximately."""
-        lifecycle = AzureQueueLifecycle(self.get_auth(), queue)
-        try:
-            return purge(self, queue, lifecycle)
-        finally:
-            lifecycle.close()
+        with self.managing(queue) as management:
+            created: QueueCreated = management.create(metadata)
+            return created
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: list one queue of the account with these credentials."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -10,7 +11,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 from fluke_airflow.auth.retrying import Deadline
@@ -52,18 +53,50 @@ class QueueHook(Protocol):
         """Delete every message of ``queue``; how many it held, approximately."""
 
 
-class CountsMessages(Protocol):
+class Management(Protocol):
+    """A service's queue management half (``SQSQueueLifecycle``, ``AzureQueueLifecycle``)."""
+
     def held(self) -> int: ...
+    def delete(self) -> bool: ...
+    def close(self) -> None: ...
 
 
-def purge(hook: QueueHook, queue: str, lifecycle: CountsMessages) -> int:
-    """``Queue.clear()`` (on SQS: PurgeQueue, or receive-and-delete while SQS refuses a purge),
-    after counting what the queue holds: neither service says how many messages a purge deleted."""
-    with hook.get_queue(queue, suppress_output=True) as opened:  # a missing queue fails here, clearly
-        held = lifecycle.held()
-        opened.clear()
-    log.info("Purged %s queue %r: it held about %d message(s)", hook.service, queue, held)
-    return held
+class ManagesQueues:
+    """Delete and purge, the same for every service: a hook mixes this in and says how to reach
+    its queue management half (``_management``)."""
+
+    service: str
+
+    def _management(self, queue: str) -> Any:
+        raise NotImplementedError
+
+    def get_queue(self, queue: str, **kwargs: Any) -> Queue[Any]:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def managing(self, queue: str) -> Iterator[Any]:
+        """The queue's management half, closed after the block."""
+        management = self._management(queue)
+        try:
+            yield management
+        finally:
+            management.close()
+
+    def delete_queue(self, queue: str) -> bool:
+        """Delete the queue (a name, or an SQS URL) and its messages; False if there was no such queue."""
+        with self.managing(queue) as management:
+            deleted: bool = management.delete()
+            return deleted
+
+    def purge_queue(self, queue: str) -> int:
+        """``Queue.clear()`` (on SQS: PurgeQueue, or receive-and-delete while SQS refuses a purge),
+        after counting what the queue holds: neither service says how many messages a purge deleted.
+        How many messages the queue held, approximately."""
+        with self.managing(queue) as management, self.get_queue(queue, suppress_output=True) as opened:
+            held: int = management.held()  # (a missing queue failed above, clearly)
+            opened.clear()
+        log.info("Purged %s queue %r: it held about %d message(s)", self.service, queue, held)
+        return held
 
 
 def refuse_settings(service: str, given: dict[str, Any], allowed: str) -> None:

@@ -24,7 +24,7 @@ from fluke_airflow import _airflow
 from fluke_airflow.auth.aws import AWSAuth
 from fluke_airflow.auth.retrying import BUDGET_EXTRA, Deadline, RetryLimit, check_budget
 from fluke_airflow.auth.source import Source
-from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint, purge, refuse_settings, with_deadline
+from fluke_airflow.hooks.base import ManagesQueues, SharedAuths, connection_fingerprint, refuse_settings, with_deadline
 from fluke_airflow.queues.management import QueueCreated
 from fluke_airflow.queues.sqs import AmazonSQSQueue, AsyncAmazonSQSQueue, SQSQueueLifecycle
 
@@ -54,7 +54,7 @@ class _QuietConnectionWrapper(AwsConnectionWrapper):
         return _InfoAsDebug(super().log)
 
 
-class AmazonSQSQueueHook(AwsBaseHook):
+class AmazonSQSQueueHook(ManagesQueues, AwsBaseHook):
     """Queues of the ``aws`` connection ``aws_conn_id``."""
 
     service = "Amazon SQS"
@@ -142,6 +142,9 @@ class AmazonSQSQueueHook(AwsBaseHook):
         return AsyncAmazonSQSQueue(auth, queue, share_client=share_client, **self._tags(kwargs))
 
     # -- queue lifecycle -------------------------------------------------------------------------------
+    def _management(self, queue: str) -> SQSQueueLifecycle:
+        return SQSQueueLifecycle(self.get_auth(), queue)
+
     def create_queue(
         self,
         queue: str,
@@ -153,28 +156,13 @@ class AmazonSQSQueueHook(AwsBaseHook):
         """Create the queue ``queue`` (a name) with ``attributes`` and ``tags``, or find it with
         them; ``.queue`` of the result is its URL. See :meth:`~fluke_airflow.queues.sqs.SQSQueueLifecycle.create`."""
         refuse_settings(self.service, {"metadata": metadata}, "attributes and tags")
-        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
-        try:
-            return lifecycle.create(attributes, tags)
-        finally:
-            lifecycle.close()
-
-    def delete_queue(self, queue: str) -> bool:
-        """Delete the queue (a name or URL) and its messages; False if there was no such queue."""
-        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
-        try:
-            return lifecycle.delete()
-        finally:
-            lifecycle.close()
+        with self.managing(queue) as management:
+            created: QueueCreated = management.create(attributes, tags)
+            return created
 
     def purge_queue(self, queue: str) -> int:
-        """Delete every message, in flight or not (PurgeQueue; while SQS refuses one, receive and
-        delete what is visible); how many messages the queue held, approximately."""
-        lifecycle = SQSQueueLifecycle(self.get_auth(), queue)
-        try:
-            held = purge(self, queue, lifecycle)
-        finally:
-            lifecycle.close()
+        """As :meth:`ManagesQueues.purge_queue`; PurgeQueue takes up to 60 s, which the log says."""
+        held = super().purge_queue(queue)
         self.log.info(
             "%s deletes a purged queue's messages within 60 seconds: messages sent to %r meanwhile may be "
             "deleted too (PurgeQueue in the SQS API reference)",

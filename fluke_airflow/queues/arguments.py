@@ -440,6 +440,41 @@ def templated(context: str) -> tuple[str, ...]:
     return tuple(name for name, spec in specs() if context in spec.defaults and spec.templated)
 
 
+RENAMED: dict[str, dict[str, str]] = {SENSOR: {"queue": "queue_name"}}
+"""Arguments an operator takes under another name: ``BaseOperator.queue`` is the executor queue
+(Celery's, which ``default_args`` often set), so the sensor's message queue is ``queue_name``."""
+
+
+def shown_name(context: str, name: str) -> str:
+    """The name ``context``'s class takes the argument ``name`` under."""
+    return RENAMED.get(context, {}).get(name, name)
+
+
+def default_source(spec: Spec, context: str) -> str:
+    """The default as Python source, as a signature shows it."""
+    value = spec.defaults[context]
+    if spec.source:
+        return spec.source
+    return '"' + value.replace('"', '\\"') + '"' if isinstance(value, str) else repr(value)
+
+
+def param_docs(context: str, indent: str = "    ") -> str:
+    """``:param:`` lines for every argument of ``context``, with its default: the sensor's and the
+    trigger's docstrings end with these, so the reference docs show the declarations."""
+    import textwrap
+
+    lines = [""]
+    for name, spec in specs():
+        if context not in spec.defaults:
+            continue
+        default = spec.defaults[context]
+        shown = "Required." if default is REQUIRED else f"Default ``{default_source(spec, context)}``."
+        templated = " Templated." if context == SENSOR and spec.templated else ""
+        text = f":param {shown_name(context, name)}: {spec.doc} {shown}{templated}"
+        lines += textwrap.wrap(text, 112, initial_indent=indent, subsequent_indent=indent + "    ")
+    return "\n".join([*lines, ""])
+
+
 def is_template(value: Any) -> bool:
     """True for a value Airflow will resolve later: Jinja text or an XComArg-like object."""
     if isinstance(value, str):

@@ -57,80 +57,9 @@ class QueuePollSensor(BaseSensorOperator):
     out, ``delete_message_on_reception`` means our default: deleted once the XCom is stored (at
     least once) rather than on reception.
 
-    .. generated arguments: sensor
-
-    :param conn_id: The Airflow connection: ``aws`` (Amazon SQS), ``azure_storage_queue`` or ``wasb`` (Azure
-        Queue Storage). Required. Templated.
-    :param queue_name: The queue's name (SQS: a name or a queue URL). Required. Templated.
-    :param batch_size: Messages per batch (more than one request's worth is received with several requests). The
-        sensor and the trigger deliver this many when ``num_messages`` is not set; a watcher defaults to 100, so
-        that a burst becomes few runs. Default ``10``. Templated.
-    :param num_messages: ``poll``: how many messages in all (default: until the queue is empty). Sensor and
-        trigger: messages per delivery (fewer if fewer are visible). Default ``None``. Templated.
-    :param pre_delivery_delete: Delete before delivering (at most once). Default: after the hand-over (at least
-        once): when the loop asks for the next batch, once the XCom or the asset event is stored. Default
-        ``False``.
-    :param visibility_timeout: Seconds received messages stay hidden from other consumers until they are deleted
-        or released. The sensor's must cover the hand-off from the triggerer to a worker; a watcher's, Airflow
-        storing the event (it is renewed while held). Default ``300``. Templated.
-    :param wait_time_seconds: SQS long-poll wait per receive, 0 to 20 s (accepted and ignored on Azure): an idle
-        trigger costs one request per wait. Default ``20``.
-    :param message_encoding: Azure only: ``'text'`` or ``'base64'`` (default: the connection's). Default
-        ``None``.
-    :param max_delivery_bytes: Sensor (and a deferred sensor's trigger): refuse, before deleting anything, a
-        delivery whose bodies add up to more (its messages are released). Watcher: the most bytes of bodies in
-        one asset event (default 1 MiB); the rest waits for the next event. Default ``1048576``.
-    :param max_batching_window: After the first message of a delivery, keep gathering for up to this many
-        seconds (0 to 300) while it is not full (Lambda's batching window). Must be shorter than
-        ``visibility_timeout``. Default ``0.0``.
-    :param max_receive_count: Move messages received more often than this (a poison message that keeps failing
-        the pipeline) to ``dead_letter_queue`` (on Azure, without one, to ``<queue>-poison``, created if
-        missing), logged by id, instead of delivering them. Default ``None``.
-    :param dead_letter_queue: The queue (same connection) that takes poison messages, and with
-        ``unmatched='dead_letter'`` the messages no filter takes. Default ``None``.
-    :param message_filtering: Take only the messages that match, as the amazon provider's ``SqsSensor``:
-        ``'literal'``, ``'jsonpath'`` or ``'jsonpath-ext'``. Default ``None``.
-    :param message_filtering_match_values: The values to match: the bodies (literal), or values the JSONPath
-        expression must find. Default ``None``.
-    :param message_filtering_config: The JSONPath expression of the jsonpath filters. Default ``None``.
-        Templated.
-    :param message_filtering_attributes: SQS message attributes that must hold one of the given values,
-        ``{'name': 'value'}`` or ``{'name': ['value', ...]}``. Default ``None``.
-    :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
-        other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
-        (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
-    :param region_name: SQS only: the AWS region, instead of the aws connection's (the amazon provider's hooks
-        take it too). Default ``None``.
-    :param verify: SQS only: TLS certificate verification, ``False`` or the path of a CA bundle, instead of the
-        aws connection's (as the amazon provider's hooks take it). Default ``None``.
-    :param botocore_config: SQS only: botocore ``Config`` options as a dict (retries, timeouts, proxies), merged
-        over the aws connection's ``config_kwargs`` (as the amazon provider's hooks take it). Default ``None``.
-    :param deferrable: Wait in the triggerer and free the worker slot (default: ``[operators]
-        default_deferrable``). Default ``conf.getboolean("operators", "default_deferrable", fallback=False)``.
-    :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if every
-        other task succeeded and release them for redelivery if not. Adds a teardown task ``<task_id>_settle``
-        that renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to cover the run).
-        Default ``False``.
-    :param include_metadata: The XCom is a list of message dicts (id, body, receive count, the service's
-        metadata and SQS message attributes; never the receipt) instead of the bodies. Default ``False``.
-    :param sqs_queue: The amazon provider's name for ``queue_name``. Default ``None``.
-    :param aws_conn_id: The amazon provider's name for ``conn_id`` (given alone, ``sqs_queue`` means
-        ``'aws_default'``, as there). Default ``None``.
-    :param max_messages: The amazon provider's messages per batch (default 5 there): ``num_messages`` is
-        ``max_messages`` times ``num_batches``. Default ``None``.
-    :param num_batches: The amazon provider's batches per poke (default 1 there). Default ``None``.
-    :param delete_message_on_reception: The amazon provider's: ``True`` is ``pre_delivery_delete=True``;
-        ``False`` leaves the messages in the queue. Left out: deleted once the XCom is stored (at least once).
-        Default ``None``.
-    :param region: The amazon provider's deprecated name for ``region_name`` (taken, with a DeprecationWarning,
-        as there). Default ``None``.
-    :param waiter_delay: The amazon provider's pause between polls when deferred (60 s there). Taken as
-        ``poke_interval``, with a DeprecationWarning: SQS is long-polled here (``wait_time_seconds``), so no
-        pause is needed on SQS. Default ``None``.
-
-    .. end
-
     """
+
+    __doc__ = f"{__doc__}{arguments.param_docs(SENSOR)}"  # every argument, from its declaration
 
     template_fields: Sequence[str] = tuple(_ATTRIBUTE.get(n, n) for n in arguments.templated(SENSOR))
     ui_color = "#fff2cc"

@@ -50,74 +50,9 @@ class QueuePollTrigger(BaseEventTrigger):
     :mod:`fluke_airflow.queues.arguments`:
 
     :param queue_name: the same as ``queue``, for ``MessageQueueTrigger(scheme="fluke", queue_name=...)``.
-
-    .. generated arguments: trigger
-
-    :param conn_id: The Airflow connection: ``aws`` (Amazon SQS), ``azure_storage_queue`` or ``wasb`` (Azure
-        Queue Storage). Required.
-    :param queue: The queue's name (SQS: a name or a queue URL). Required.
-    :param batch_size: Messages per batch (more than one request's worth is received with several requests). The
-        sensor and the trigger deliver this many when ``num_messages`` is not set; a watcher defaults to 100, so
-        that a burst becomes few runs. Default ``100``.
-    :param num_messages: ``poll``: how many messages in all (default: until the queue is empty). Sensor and
-        trigger: messages per delivery (fewer if fewer are visible). Default ``None``.
-    :param pre_delivery_delete: Delete before delivering (at most once). Default: after the hand-over (at least
-        once): when the loop asks for the next batch, once the XCom or the asset event is stored. Default
-        ``False``.
-    :param visibility_timeout: Seconds received messages stay hidden from other consumers until they are deleted
-        or released. The sensor's must cover the hand-off from the triggerer to a worker; a watcher's, Airflow
-        storing the event (it is renewed while held). Default ``600``.
-    :param poke_interval: Seconds between polls of an empty queue where the service has no long polling (Azure);
-        SQS waits at the service instead. (The sensor's is ``BaseSensorOperator``'s.) Default ``5.0``.
-    :param wait_time_seconds: SQS long-poll wait per receive, 0 to 20 s (accepted and ignored on Azure): an idle
-        trigger costs one request per wait. Default ``20``.
-    :param message_encoding: Azure only: ``'text'`` or ``'base64'`` (default: the connection's). Default
-        ``None``.
-    :param max_delivery_bytes: Sensor (and a deferred sensor's trigger): refuse, before deleting anything, a
-        delivery whose bodies add up to more (its messages are released). Watcher: the most bytes of bodies in
-        one asset event (default 1 MiB); the rest waits for the next event. Default ``None``.
-    :param max_batching_window: After the first message of a delivery, keep gathering for up to this many
-        seconds (0 to 300) while it is not full (Lambda's batching window). Must be shorter than
-        ``visibility_timeout``. Default ``0.0``.
-    :param max_receive_count: Move messages received more often than this (a poison message that keeps failing
-        the pipeline) to ``dead_letter_queue`` (on Azure, without one, to ``<queue>-poison``, created if
-        missing), logged by id, instead of delivering them. Default ``None``.
-    :param dead_letter_queue: The queue (same connection) that takes poison messages, and with
-        ``unmatched='dead_letter'`` the messages no filter takes. Default ``None``.
-    :param message_filtering: Take only the messages that match, as the amazon provider's ``SqsSensor``:
-        ``'literal'``, ``'jsonpath'`` or ``'jsonpath-ext'``. Default ``None``.
-    :param message_filtering_match_values: The values to match: the bodies (literal), or values the JSONPath
-        expression must find. Default ``None``.
-    :param message_filtering_config: The JSONPath expression of the jsonpath filters. Default ``None``.
-    :param message_filtering_attributes: SQS message attributes that must hold one of the given values,
-        ``{'name': 'value'}`` or ``{'name': ['value', ...]}``. Default ``None``.
-    :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
-        other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
-        (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
-    :param region_name: SQS only: the AWS region, instead of the aws connection's (the amazon provider's hooks
-        take it too). Default ``None``.
-    :param verify: SQS only: TLS certificate verification, ``False`` or the path of a CA bundle, instead of the
-        aws connection's (as the amazon provider's hooks take it). Default ``None``.
-    :param botocore_config: SQS only: botocore ``Config`` options as a dict (retries, timeouts, proxies), merged
-        over the aws connection's ``config_kwargs`` (as the amazon provider's hooks take it). Default ``None``.
-    :param retry_delay: Messages the consumer did not finish (the loop raised, an event was not stored in time)
-        stay hidden this long, in seconds or a timedelta, before they come back. (A sensor's messages come back
-        with its task's own ``retry_delay``.) Default ``30.0``.
-    :param retry_exponential_backoff: ``True`` doubles ``retry_delay`` for each earlier receive of a message, a
-        number >= 1 multiplies it, ``False`` keeps it. Default ``True``.
-    :param max_retry_delay: The longest such delay (default: the service's longest visibility timeout for
-        ``poll``, 15 minutes for a trigger). Default ``900.0``.
-    :param dag_ids: The DAG(s) scheduled on the watcher's asset. The watcher takes the next messages only once
-        each of them has started a run for the last event, so that every message reaches a run and a backlog
-        waits in the queue. Required on Airflow before 3.4. Default ``None``.
-    :param event_per_message: One asset event, and so one DAG run, per message (in the queue's order), instead
-        of one per batch. Default ``False``.
-    :param single_event: Stop after the first event (set by the sensor; automatic for deferred tasks). Default
-        ``False``.
-
-    .. end
-
     """
+
+    __doc__ = f"{__doc__}{arguments.param_docs(TRIGGER)}"  # every argument, from its declaration
 
     def __init__(
         self,
