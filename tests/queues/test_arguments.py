@@ -92,7 +92,7 @@ def test_the_generated_signatures_and_docs_match_the_declarations() -> None:
     for cls, context in ((QueuePollSensor, SENSOR), (QueuePollTrigger, TRIGGER)):
         parameters = inspect.signature(cls.__init__).parameters
         for declared, default in arguments.defaults(context).items():
-            name = signatures.RENAMED.get(context, {}).get(declared, declared)
+            name = arguments.shown_name(context, declared)
             if default is not arguments.REQUIRED and name != "deferrable":
                 assert parameters[name].default == default, (cls.__name__, name)
             assert name in parameters, (cls.__name__, name)
