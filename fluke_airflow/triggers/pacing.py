@@ -214,12 +214,13 @@ class RunGate:
             waiting = [d for d in waiting if counts[d] <= before[d]]
             now = self._clock()
             waited = now - started
+            stalled_out = False
             if waiting and waited >= self._grace / 2:
                 remaining = await self._without_stalled(waiting, before, idle_since, now, started)
                 if remaining or ran or not self._need_a_run:
-                    waiting = remaining
+                    stalled_out, waiting = len(remaining) < len(waiting), remaining
             if not waiting:
-                if noticed:
+                if noticed and not stalled_out:  # a stall said what the watcher does meanwhile
                     log.info("Queue %r: the consumer DAG(s) started their run after %.0fs; taking messages again",
                              self._queue, waited)  # fmt: skip
                 return

@@ -191,6 +191,7 @@ async def test_an_idle_dag_that_starts_no_run_stalls_within_one_check_after_the_
         assert not waiting.done() and not errors(logs), f"within the grace period (at {now} s) nothing is said"
     scheduler.now = 61
     await asyncio.wait_for(waiting, 5)  # the gate goes on without the stalled DAG
+    assert "taking messages again" not in logs.text, "the stalled DAG did not start its run"
     (error,) = errors(logs)
     assert "consumer DAG 'paused' started no run for the event fired 61 s ago and has no run queued or running" in error
     for cause in ("paused (unpause it", "not scheduled on this watcher's asset (schedule it on the asset, or remove "
