@@ -382,3 +382,27 @@ async def test_a_consumer_that_starts_no_run_stalls_and_is_paced_on_again_once_i
         assert not watchers.failures
     finally:
         await watchers.stop()
+
+
+async def test_the_health_line_counts_what_no_watcher_filter_took(
+    service: Service,
+    queue: str,
+    supervisor: TriggererSupervisor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 20, item 5: the messages no filter takes are left in the queue (hidden for their
+    visibility timeout, from every consumer); the watcher's health line says how many."""
+    monkeypatch.setenv("AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL", "1")
+    caplog.set_level(logging.INFO, logger="fluke_airflow.triggers")
+    service.send(queue, ["keep-1", "other-1", "other-2"])
+    filtered = watcher(service, queue, message_filtering="literal", message_filtering_match_values=["keep-1"])
+    watchers = Watchers(SharedStreamManager(ack_timeout=120), [filtered])
+    try:
+        await watchers.wait(lambda: watchers.events[0], "the event")
+        assert [m["body"] for m in watchers.events[0][0].payload["messages"]] == ["keep-1"]
+        watchers.manager.confirm_persisted(watchers.seqs)
+        await watchers.wait(lambda: "filtered out 2" in caplog.text, "a health line with the unmatched count")
+        assert service.total(queue) == 2, "unmatched='leave': left in the queue"
+    finally:
+        await watchers.stop()
