@@ -116,6 +116,8 @@ class RunGate:
         self._unknown: dict[str, float] = {}
         """Unknown DAGs and when they were last checked."""
         self._stalled: dict[str, _Stall] = {}
+        self._checking = asyncio.Lock()
+        """One check at a time: a health line's and the loop's would ask about the same DAGs twice."""
         self._fired_at: float | None = None
         """When the last snapshot was taken: the event was fired right after."""
         self.changed = asyncio.Event()
@@ -129,6 +131,10 @@ class RunGate:
     async def check(self, *, again: bool = False) -> None:
         """Find out which consumers exist: those never checked, and the unknown ones again every
         ``recheck`` seconds (``again``: now)."""
+        async with self._checking:
+            await self._check(again)
+
+    async def _check(self, again: bool) -> None:
         now = self._clock()
         todo = [
             d

@@ -30,6 +30,7 @@ class Scheduler:
         self.missing: set[str] = set()
         self.now = 0.0
         self.asked: list[str] = []
+        self.checked: list[str] = []
 
     async def count(self, dag_id: str) -> int:
         self.asked.append(dag_id)
@@ -39,6 +40,8 @@ class Scheduler:
         return self.busy_runs.get(dag_id, 0)
 
     async def exists(self, dag_id: str) -> bool | None:
+        self.checked.append(dag_id)
+        await asyncio.sleep(0.01)  # the supervisor takes a moment to answer
         return dag_id not in self.missing
 
     def start_run(self, dag_id: str) -> None:
@@ -165,6 +168,14 @@ async def test_with_no_consumer_that_exists_the_watcher_takes_nothing_until_one_
     await asyncio.wait_for(ready, 5)
     assert any("consumer DAG 'nc_on_typo_WRONG' exists now" in r.getMessage() for r in logs.records)
     assert g.status() is None
+
+
+async def test_a_health_line_and_the_loop_checking_at_once_ask_about_a_dag_once() -> None:
+    """Each existence check is an ERROR line in the triggerer's log (the supervisor logs the 404)."""
+    scheduler = Scheduler()
+    g = gate(scheduler, "never_ran")
+    await asyncio.gather(g.ready(), g.recheck())
+    assert scheduler.checked == ["never_ran"]
 
 
 async def test_a_gate_without_dag_ids_is_always_ready() -> None:
