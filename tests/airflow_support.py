@@ -589,8 +589,9 @@ class TriggererSupervisor:
     the send semantics of ``TriggerCommsDecoder``: ``asend`` awaits the answer; a blocking ``send``
     from a worker thread hands the request to the event loop; a blocking ``send`` on the loop's own
     thread suspends the caller with greenback. It answers DAG-run counts (the test plays the
-    scheduler with :meth:`start_run`) and keeps an asset state store and Variables; anything else
-    gets None."""
+    scheduler with :meth:`start_run`; ``busy`` holds the queued or running runs of a DAG), the
+    existence check of a DAG (every DAG exists but those in ``missing``, with the API server's two
+    404 answers), and keeps an asset state store and Variables; anything else gets None."""
 
     def __init__(self, loop: Any, delay: float = 0.0) -> None:
         import threading
@@ -602,6 +603,8 @@ class TriggererSupervisor:
         self.run_count_requests: collections.Counter[str] = collections.Counter()
         """``GetDRCount`` requests by DAG id: how often a trigger looked for a consumer's new run."""
         self.runs: dict[str, int] = {}
+        self.busy: dict[str, int] = {}
+        self.missing: set[str] = set()
         self.store: dict[tuple[str, str], Any] = {}
         self.variables: dict[str, Any] = {}
 
@@ -618,8 +621,12 @@ class TriggererSupervisor:
         if self.delay:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
-            self.run_count_requests[msg.dag_id] += 1
-            return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
+            if not msg.states:
+                self.run_count_requests[msg.dag_id] += 1
+            counted = self.busy if msg.states else self.runs
+            return comms.DRCount(count=counted.get(msg.dag_id, 0))
+        if isinstance(msg, comms.GetTaskStates) and msg.task_group_id:
+            raise self._not_found(msg.dag_id, msg.task_group_id)
         # The asset state store's messages exist from Airflow 3.3 on.
         if isinstance(msg, getattr(comms, "GetAssetStateStoreByName", ())):
             key = (msg.name, msg.key)
@@ -639,6 +646,20 @@ class TriggererSupervisor:
         if isinstance(msg, comms.PutVariable):
             self.variables[msg.key] = msg.value
         return None
+
+    def _not_found(self, dag_id: str, group: str) -> Exception:
+        """What Airflow 3.3's supervisor answers a task-group look-up with: the API server's 404
+        (``_get_group_tasks``) as an error frame, which ``TriggerCommsDecoder.asend`` raises."""
+        from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+        from airflow.sdk.execution_time.comms import ErrorResponse
+
+        if dag_id in self.missing:
+            message = f"The Dag with ID: `{dag_id}` was not found"
+        else:
+            message = f"Task group {group} not found in DAG {dag_id}"
+        detail = {"reason": "not_found", "message": message}
+        error = {"status_code": 404, "message": "Server returned error", "detail": {"detail": detail}}
+        return AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail=error))
 
     def send(self, msg: Any) -> Any:
         import asyncio

@@ -4,6 +4,8 @@ A watcher that stops firing should be visible in its log before anyone misses a 
 (apache/airflow#51213 is a watcher that went quiet after half an hour, with nothing to show it).
 The line is logged from a task of its own, so it also comes while the watcher waits for DAG runs,
 and it says when the last receive succeeded: a line with "last receive 40 min ago" is the alarm.
+A watcher's line also says which consumer DAGs are stalled, and why; it comes at once when one
+stalls or comes back (:mod:`~fluke_airflow.triggers.pacing`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fluke_airflow.queues import metrics
 
@@ -36,6 +38,17 @@ SHOWN_ALWAYS = {metrics.RECEIVED, metrics.DELIVERED, metrics.DELETED, metrics.RE
 """Shown even when 0; the others only when something happened."""
 
 
+class Consumers(Protocol):
+    """What a watcher's health line asks about its consumer DAGs (a :class:`~fluke_airflow.triggers.pacing.RunGate`)."""
+
+    changed: asyncio.Event
+    """Set when a consumer stalled or came back: a line at once."""
+
+    async def recheck(self) -> str | None:
+        """Check the consumers again; what the line says about them (None: nothing wrong)."""
+        ...
+
+
 def watcher_name(queue: Any, settings: Any) -> str:
     """How a watcher's health line names it."""
     return f"Watcher of {queue.service} queue {settings.queue!r} (connection {settings.conn_id!r})"
@@ -52,18 +65,29 @@ def interval() -> float:
 
 
 def health_line(
-    what: str, since: float, before: Counter[str], now_totals: Counter[str], last_receive: float | None, held: int
+    what: str,
+    since: float,
+    before: Counter[str],
+    now_totals: Counter[str],
+    last_receive: float | None,
+    held: int,
+    consumers: str | None = None,
 ) -> str:
-    """The text of one line (pure, for tests): counts since ``before``, last receive, messages held."""
+    """The text of one line (pure, for tests): counts since ``before``, last receive, messages held,
+    and what is wrong with the consumer DAGs, if anything."""
     counts = {name: now_totals[name] - before[name] for name, _ in SHOWN}
     parts = [f"{label} {counts[name]}" for name, label in SHOWN if name in SHOWN_ALWAYS or counts[name]]
     ago = "never" if last_receive is None else f"{max(0.0, time.time() - last_receive):.0f} s ago"
-    return f"{what}, last {since:.0f} s: {', '.join(parts)}; holding {held}; last successful receive {ago}"
+    line = f"{what}, last {since:.0f} s: {', '.join(parts)}; holding {held}; last successful receive {ago}"
+    return f"{line}; {consumers}" if consumers else line
 
 
 @contextlib.asynccontextmanager
-async def health_lines(queue: Any, what: str, held: Callable[[], int] = lambda: 0) -> AsyncIterator[None]:
-    """Log :func:`health_line` for ``queue`` every :func:`interval` seconds while the block runs."""
+async def health_lines(
+    queue: Any, what: str, held: Callable[[], int] = lambda: 0, consumers: Consumers | None = None
+) -> AsyncIterator[None]:
+    """Log :func:`health_line` for ``queue`` every :func:`interval` seconds while the block runs, and
+    at once when ``consumers`` change."""
     every = interval()
     if not every:
         yield
@@ -72,9 +96,16 @@ async def health_lines(queue: Any, what: str, held: Callable[[], int] = lambda: 
     async def run() -> None:
         before, started = queue.metrics.totals(), time.monotonic()
         while True:
-            await asyncio.sleep(every)
+            if consumers is None:
+                await asyncio.sleep(every)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(consumers.changed.wait(), every)
+                consumers.changed.clear()
+            status = await _consumers_status(consumers)
             totals, now = queue.metrics.totals(), time.monotonic()
-            log.info("%s", health_line(what, now - started, before, totals, queue.metrics.last_receive, held()))
+            line = health_line(what, now - started, before, totals, queue.metrics.last_receive, held(), status)
+            log.info("%s", line)
             before, started = totals, now
 
     task = asyncio.ensure_future(run())
@@ -84,3 +115,13 @@ async def health_lines(queue: Any, what: str, held: Callable[[], int] = lambda: 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _consumers_status(consumers: Consumers | None) -> str | None:
+    if consumers is None:
+        return None
+    try:
+        return await consumers.recheck()
+    except Exception as error:  # the line still comes, without the consumers
+        log.debug("Could not check the consumer DAGs: %s", error)
+        return None

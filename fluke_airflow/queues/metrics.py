@@ -43,6 +43,8 @@ RECEIVE_ERRORS = "receive.errors"
 RECEIVE_STALLED = "receive.stalled"
 IN_FLIGHT = "messages.in_flight"
 OLDEST_AGE = "messages.oldest_age"
+CONSUMERS_UNKNOWN = "consumers.unknown"
+CONSUMERS_STALLED = "consumers.stalled"
 HANDOFF = "handoff"
 """Every metric's name (after :data:`PREFIX`), once: the code counts with these constants only."""
 
@@ -66,6 +68,9 @@ COUNTERS: dict[str, str] = {
 GAUGES: dict[str, str] = {
     IN_FLIGHT: "messages a watcher holds hidden while Airflow stores and schedules their events",
     OLDEST_AGE: "seconds since the oldest message of the last non-empty receive was sent",
+    CONSUMERS_UNKNOWN: "DAGs of a watcher's dag_ids that do not exist in Airflow (left out of its pacing)",
+    CONSUMERS_STALLED: "DAGs of a watcher's dag_ids that started no run for its last event and have none queued "
+    "or running (paused, not scheduled on its asset, or waiting for other assets)",
 }
 TIMERS: dict[str, str] = {
     HANDOFF: "from the receive of the oldest message in a delete request to that delete",

@@ -178,22 +178,24 @@ class QueuePollTrigger(BaseEventTrigger):
 
         settings = self.settings
         dag_ids = self.watch.dag_ids or ()
-        gate = RunGate(dag_ids, settings.queue) if dag_ids else None
+        # Only a run shows that an event was stored: while no consumer started one, nothing is deleted.
+        gate = RunGate(dag_ids, settings.queue, queue_metrics=queue.metrics, need_a_run=True)
         registry = PollerRegistry(settings.conn_id, settings.queue, self.stream_key(),
                                   lambda: (tuple(asset_names(self)), dag_ids))  # fmt: skip
         watch = Watch(queue, options, event_per_message=self.event_per_message, poke_interval=settings.poke_interval,
                       delivered=None)  # fmt: skip
         try:
-            async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight):
+            async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
+                await gate.ready()  # no consumer DAG exists: no message taken
                 async for held in watch.batches(lambda: asset_names(self)):
-                    before = await gate.snapshot() if gate else {}
+                    before = await gate.snapshot()
                     held.handed_over = True
                     raw = payloads.delivery(settings.queue, queue.service, held.messages)
                     for event in self._watch_events(raw, held.messages):
                         yield event
-                    if gate:
-                        await gate.consumed(before)
+                    await gate.consumed(before)
                     await watch.settle(held, stored=True)
+                    await gate.ready()
         finally:
             await watch.aclose()
 

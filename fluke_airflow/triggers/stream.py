@@ -107,16 +107,17 @@ class QueueStreamProducer(SharedStreamProducer):
         registry = PollerRegistry(
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
-        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight):
+        gate = RunGate(members.dag_ids, settings.queue, queue_metrics=queue.metrics)
+        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
+            await gate.ready()  # no consumer DAG exists: no message taken
             async for held in watch.batches(members.assets):
-                dag_ids = members.dag_ids()
-                gate = RunGate(dag_ids, settings.queue) if dag_ids else None
-                before = await gate.snapshot() if gate else {}
+                before = await gate.snapshot()
                 held.handed_over = True
                 yield payloads.delivery(settings.queue, queue.service, held.messages, held.seq), held
                 consumers = await held.settled
-                if consumers and gate:
+                if consumers:
                     await gate.consumed({d: n for d, n in before.items() if d in consumers})
+                await gate.ready()
 
     def in_flight(self) -> int:
         """Messages held hidden until Airflow has stored their events."""

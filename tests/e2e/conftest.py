@@ -32,6 +32,9 @@ E2E_DAGS = Path(__file__).resolve().parent / "dags"
 FAST_SUPERVISORS = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2"}
 """The LocalExecutor's task supervisors wake every 2 s instead of 5: a task's exit, and so the next
 task's start on the stack's one executor slot, was noticed up to 5 s late (minutes over the tier)."""
+HEALTH_LINES = {"AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL": "10"}
+"""A watcher's health line every 10 s instead of 5 minutes, so that tests can read it
+(test_e2e_consumers.py: the line that says why a watcher is stalled)."""
 
 # Every queue the example DAGs use by default; the watcher's queue must exist before it starts.
 SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals")
@@ -101,7 +104,7 @@ def stack() -> Iterator[Stack]:
             NAME,
             connections=emulator_connections(moto, azurite),
             dag_folders=[EXAMPLE_DAGS, E2E_DAGS],
-            extra_env={**statsd_config(statsd.port), **FAST_SUPERVISORS},
+            extra_env={**statsd_config(statsd.port), **FAST_SUPERVISORS, **HEALTH_LINES},
         )
         with airflow:
             api = airflow.client()

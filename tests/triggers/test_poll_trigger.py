@@ -102,6 +102,41 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
 
 
 @pytest.mark.compat
+async def test_watch_mode_takes_nothing_without_a_consumer_that_exists_and_paces_on_those_that_do(
+    service: Service, queue: str, supervisor: TriggererSupervisor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Airflow before 3.3 runs a watcher's own ``run()``: an unknown consumer DAG is an ERROR there
+    too; with none that exists nothing is taken, otherwise the others are served."""
+    caplog.set_level(logging.INFO, logger="fluke_airflow.triggers")
+    supervisor.missing.add("nc_on_typo_WRONG")
+    service.send(queue, ["kept"])
+    events = trigger_for(service, queue, dag_ids=["nc_on_typo_WRONG"]).run()
+    pending = asyncio.ensure_future(events.__anext__())
+    try:
+        await wait_for(lambda: "the watcher takes no messages" in caplog.text, "the ERROR")
+        await asyncio.sleep(2.5)
+        assert not pending.done() and service.total(queue) == 1
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await events.aclose()
+    assert service.drain(queue) == ["kept"], "never received: visible to other consumers all along"
+
+    service.send(queue, ["served"])
+    events = trigger_for(service, queue, dag_ids=[CONSUMER, "nc_on_typo_WRONG"]).run()
+    try:
+        assert bodies_of(await next_event(events)) == ["served"]
+        assert f"Meanwhile the watcher paces on '{CONSUMER}' only" in caplog.text
+        pending = asyncio.ensure_future(events.__anext__())
+        supervisor.start_run(CONSUMER)  # the unknown DAG is not waited for
+        await wait_for(lambda: service.total(queue) == 0, "the delete once the consumer that exists has run")
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+    finally:
+        await events.aclose()
+
+
+@pytest.mark.compat
 async def test_watch_mode_waits_for_messages_that_arrive_later(
     service: Service, queue: str, supervisor: TriggererSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:

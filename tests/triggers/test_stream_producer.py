@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -310,5 +311,105 @@ async def test_unpersisted_events_are_released_after_the_ack_timeout(service: Se
         collected = await asyncio.to_thread(service.collect, queue, 2, timeout=60)
         assert sorted(collected) == ["u-1", "u-2"]
         await watchers.wait(lambda: watchers.failures, "the subscriber to be failed")
+    finally:
+        await watchers.stop()
+
+
+# -- consumers checked, not trusted (issue 20) ------------------------------------------------------------------
+async def test_a_watcher_naming_only_an_unknown_dag_takes_no_message_and_says_so(
+    service: Service,
+    queue: str,
+    supervisor: TriggererSupervisor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL", "1")
+    caplog.set_level(logging.INFO, logger="fluke_airflow.triggers")
+    supervisor.missing.add("nc_on_typo_WRONG")
+    service.send(queue, ["t-1", "t-2"])
+    watchers = Watchers(SharedStreamManager(ack_timeout=120), [watcher(service, queue, dag_ids=["nc_on_typo_WRONG"])])
+    try:
+        await watchers.wait(lambda: "stalled: taking no messages" in caplog.text, "the health line")
+        error = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+        assert "'nc_on_typo_WRONG' in this watcher's dag_ids do not exist in Airflow" in error
+        assert "Set dag_ids to the DAG(s) scheduled on the watcher's asset" in error
+        assert not watchers.events[0] and service.total(queue) == 2
+        if isinstance(service, SQSService):
+            assert service.in_flight(queue) == 0, "not received: the messages stay visible to other consumers"
+        supervisor.missing.clear()  # the DAG file fixed: the next health line finds it, the watcher starts
+        await watchers.wait(lambda: watchers.events[0], "the event once the DAG exists")
+        assert sorted(m["body"] for m in watchers.events[0][0].payload["messages"]) == ["t-1", "t-2"]
+        assert not watchers.failures
+    finally:
+        await watchers.stop()
+
+
+async def test_a_consumer_that_starts_no_run_stalls_and_is_paced_on_again_once_it_runs(
+    service: Service,
+    queue: str,
+    supervisor: TriggererSupervisor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """'second' is paused: Airflow queues no event for it, so it starts no run and has none queued
+    or running. The watcher says so, serves 'first' meanwhile, and waits for 'second' again once
+    it starts a run (unpaused, the next event starts it)."""
+    monkeypatch.setenv("AIRFLOW__FLUKE_AIRFLOW__CONSUMER_START_GRACE", "1")
+    caplog.set_level(logging.INFO, logger="fluke_airflow.triggers")
+    watchers = Watchers(SharedStreamManager(ack_timeout=120), [watcher(service, queue, dag_ids=["first", "second"])])
+
+    async def event(n: int, body: str) -> None:
+        service.send(queue, [body])
+        await watchers.wait(lambda: len(watchers.events[0]) == n, f"event {n}")
+        watchers.manager.confirm_persisted(watchers.seqs)
+
+    try:
+        await event(1, "s-1")
+        supervisor.start_run("first")
+        await watchers.wait(lambda: "consumer DAG 'second' started no run" in caplog.text, "the stall's ERROR")
+        error = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+        assert "It is paused (unpause it" in error and "The watcher paces on 'first' meanwhile" in error
+        await event(2, "s-2")  # served without a run of 'second'
+        supervisor.start_run("first")
+        await event(3, "s-3")  # 'second' is unpaused: this event starts it
+        supervisor.start_run("first")
+        supervisor.start_run("second")
+        await watchers.wait(lambda: "consumer DAG 'second' started a run again" in caplog.text, "'second' back")
+        await event(4, "s-4")
+        supervisor.busy["second"] = 1  # its run for event 3 goes on: busy, not stalled
+        supervisor.start_run("first")
+        service.send(queue, ["s-5"])
+        await asyncio.sleep(2.5)
+        assert len(watchers.events[0]) == 4, "'second' is paced on again: the next event waits for its run"
+        supervisor.start_run("second")
+        await watchers.wait(lambda: len(watchers.events[0]) == 5, "event 5")
+        got = [m["body"] for e in watchers.events[0] for m in e.payload["messages"]]
+        assert got == ["s-1", "s-2", "s-3", "s-4", "s-5"]
+        assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+        assert not watchers.failures
+    finally:
+        await watchers.stop()
+
+
+async def test_the_health_line_counts_what_no_watcher_filter_took(
+    service: Service,
+    queue: str,
+    supervisor: TriggererSupervisor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 20, item 5: the messages no filter takes are left in the queue (hidden for their
+    visibility timeout, from every consumer); the watcher's health line says how many."""
+    monkeypatch.setenv("AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL", "1")
+    caplog.set_level(logging.INFO, logger="fluke_airflow.triggers")
+    service.send(queue, ["keep-1", "other-1", "other-2"])
+    filtered = watcher(service, queue, message_filtering="literal", message_filtering_match_values=["keep-1"])
+    watchers = Watchers(SharedStreamManager(ack_timeout=120), [filtered])
+    try:
+        await watchers.wait(lambda: watchers.events[0], "the event")
+        assert [m["body"] for m in watchers.events[0][0].payload["messages"]] == ["keep-1"]
+        watchers.manager.confirm_persisted(watchers.seqs)
+        await watchers.wait(lambda: "filtered out 2" in caplog.text, "a health line with the unmatched count")
+        assert service.total(queue) == 2, "unmatched='leave': left in the queue"
     finally:
         await watchers.stop()
