@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
@@ -107,6 +108,28 @@ class AsyncHeartbeat:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         return self.messages
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``asyncio.wait_for`` that never loses a cancellation. Before Python 3.12, ``wait_for``
+    returns the result when the call finishes in the same loop turn as the caller is cancelled
+    (python/cpython#86296): a trigger cancelled during a receive would poll on, holding what it
+    received. Raises ``asyncio.TimeoutError`` after ``seconds``."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def _dead_letter_entries(target: Any, step: DeadLetter, source: str) -> list[Any]:
@@ -294,7 +317,7 @@ class AsyncDriver:
                 else:
                     limit = step.wait_seconds + self.stall_grace
                     try:
-                        received = await asyncio.wait_for(self._receive(step), limit)
+                        received = await within(self._receive(step), limit)
                     except asyncio.TimeoutError:
                         raise ReceiveStalled(
                             f"a receive from queue {self.metrics.tags.get('queue', '')!r} did not answer within "
