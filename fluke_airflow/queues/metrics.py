@@ -44,7 +44,7 @@ COUNTERS: dict[str, str] = {
 }
 """Counter names (after :data:`PREFIX`) and what they count: the docs' table is made from this."""
 GAUGES: dict[str, str] = {
-    "messages.in_flight": "messages a watcher holds hidden while Airflow stores and schedules their events",
+    "messages.in_flight": "messages a watcher has received and holds hidden until Airflow stores their events",
     "messages.oldest_age": "seconds since the oldest message of the last non-empty receive was sent",
 }
 TIMERS: dict[str, str] = {

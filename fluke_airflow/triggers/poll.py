@@ -27,7 +27,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from fluke_airflow import _airflow
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.polling import payloads
-from fluke_airflow.polling.deliveries import deliveries
+from fluke_airflow.polling.deliveries import Held, deliveries, stopped
 from fluke_airflow.polling.health import health_lines, watcher_name
 from fluke_airflow.polling.open import aopen_queue
 from fluke_airflow.polling.settings import DEFAULT_MAX_RETRY_DELAY, DEFAULT_RETRY_DELAY, DeliverySettings
@@ -216,7 +216,11 @@ class QueuePollTrigger(BaseEventTrigger):
     async def _watch(self, queue: Any) -> AsyncIterator[TriggerEvent]:
         """Watch mode without a shared stream (Airflow before 3.3): there is no acknowledgement
         that the events were stored, so the messages stay hidden until the consumer DAGs have
-        started their run (which they do only from stored events), and are deleted then."""
+        started their run (which they do only from stored events), and are deleted then.
+
+        Cancelled (moved to another triggerer) before it yields a batch's events, it releases the
+        batch at once; after, the events may be stored, so the batch stays hidden until its
+        visibility timeout."""
         from fluke_airflow.triggers.delivered import asset_names
         from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
 
@@ -227,12 +231,25 @@ class QueuePollTrigger(BaseEventTrigger):
             settings.conn_id, settings.queue, key, lambda: (tuple(asset_names(self)), self.watch.dag_ids)
         )
         holding: list[Message] = []
+        shown = [0]
+
+        def gauge(*_: Any) -> None:  # messages.in_flight: received or held, sent when it changes
+            if len(received) + len(holding) != shown[0]:
+                shown[0] = len(received) + len(holding)
+                queue.metrics.gauge("messages.in_flight", shown[0])
+
+        received = Held(gauge)
         what = watcher_name(queue, settings)
-        async with heartbeats(registry), health_lines(queue, what, lambda: len(holding)):
-            async for messages in watch_batches(queue, settings, self.watch):
-                before = await gate.snapshot() if gate else {}
+        async with heartbeats(registry), health_lines(queue, what, lambda: len(received) + len(holding)):
+            async for messages in watch_batches(queue, settings, self.watch, received):
+                try:
+                    before = await gate.snapshot() if gate else {}
+                except BaseException as error:
+                    await received.release(queue, settings.queue, stopped(error))
+                    raise
                 holding[:] = messages
-                queue.metrics.gauge("messages.in_flight", len(holding))
+                received.handed_on()
+                gauge()
                 async with queue.holding(messages, settings.visibility_timeout) as held:
                     for event in self._watch_events(payloads.delivery(settings.queue, queue.service, messages)):
                         yield event
@@ -241,7 +258,7 @@ class QueuePollTrigger(BaseEventTrigger):
                 if not settings.pre_delivery_delete:
                     await queue.run_flow(delete_flow(held.messages, queue=settings.queue))
                 holding.clear()
-                queue.metrics.gauge("messages.in_flight", 0)
+                gauge()
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:

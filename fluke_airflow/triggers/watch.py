@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fluke_airflow.polling.deliveries import deliveries, watch_flow
+from fluke_airflow.polling.deliveries import Held, deliveries, watch_flow
 from fluke_airflow.polling.settings import DeliverySettings
 from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.flows import delete_flow
@@ -82,13 +82,16 @@ def _dag_ids(value: Any, *, required: bool) -> tuple[str, ...]:
     return tuple(check.non_empty_str(f"dag_ids[{i}]", v) for i, v in enumerate(value))
 
 
-def watch_batches(queue: Any, settings: DeliverySettings, watch: WatchSettings) -> AsyncIterator[list[Message]]:
-    """The watcher's deliveries, forever: batches, or single messages with ``event_per_message``."""
+def watch_batches(
+    queue: Any, settings: DeliverySettings, watch: WatchSettings, held: Held | None = None
+) -> AsyncIterator[list[Message]]:
+    """The watcher's deliveries, forever: batches, or single messages with ``event_per_message``.
+    ``held``: what the watcher received and has not handed to Airflow yet (see :class:`Held`)."""
 
     def flow() -> Any:
         return watch_flow(queue, settings, event_per_message=watch.event_per_message, window=watch.max_batching_window)
 
-    return deliveries(queue, settings, make_flow=flow)
+    return deliveries(queue, settings, make_flow=flow, held=held)
 
 
 async def drop_delivered(
