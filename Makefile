@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test test-busy test-unit test-compat compat-lock dist demo demo-keep lint docs bench soak setup chromium clean
+.PHONY: test test-busy test-unit test-compat compat-lock dist demo demo-keep lint docs bench soak setup chromium postgresql clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,17 +28,22 @@ node_modules/.installed: package.json package-lock.json
 chromium:
 	sh devtools/install_chromium.sh
 
+# Debian's PostgreSQL server for the e2e PostgreSQL stack (apt-get; a no-op once installed). The
+# suite starts and removes a throw-away cluster of its own (devtools/postgres.py).
+postgresql:
+	sh devtools/install_postgresql.sh
+
 # The whole suite on TEST_WORKERS pytest-xdist workers: by module, the e2e modules by Airflow stack
 # (tests/xdist_support.py). Most tests wait on emulators, visibility timeouts and Airflow's loops,
 # so more workers than cores pay; TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 5
-test: setup chromium
+test: setup chromium postgresql
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # make test on a busy machine, as users' CI runners are: one busy Python loop per core
 # (devtools/cpu_hog.py; HOG_PROCESSES=n for another count) runs beside it, started before and
 # stopped after. Not part of make test; the suite must pass both ways.
-test-busy: setup chromium
+test-busy: setup chromium postgresql
 	$(PY) -m devtools.cpu_hog $(if $(HOG_PROCESSES),--processes $(HOG_PROCESSES)) -- $(MAKE) test
 
 # The I/O-free core alone: no emulator, Airflow database or browser (seconds).

@@ -13,7 +13,10 @@ environment, and one log file per component (``<home>/logs/<component>.log``); t
         api.wait_for_run("example_queue_sqs", run["dag_run_id"])
 
 SQLite with the LocalExecutor runs one task at a time (``parallelism=1``); that is enough for
-the example DAGs: a deferred sensor frees its slot while it waits in the triggerer.
+the example DAGs: a deferred sensor frees its slot while it waits in the triggerer. Given a
+``database_url`` (a PostgreSQL cluster: devtools/postgres.py), the installation can run more
+than one scheduler (:meth:`LocalAirflow.add_scheduler`) and triggerer (:meth:`~LocalAirflow.add_triggerer`),
+as a production deployment does; each scheduler runs one task at a time.
 """
 
 from __future__ import annotations
@@ -182,6 +185,8 @@ class LocalAirflow:
     password: str
     extra_env: dict[str, str] = field(default_factory=dict)
     components: dict[str, Component] = field(default_factory=dict)
+    database_url: str | None = None
+    """The metadata database's SQLAlchemy URL (None: SQLite in ``home``)."""
 
     @classmethod
     def create(
@@ -192,8 +197,10 @@ class LocalAirflow:
         dag_folders: Sequence[Path] = (EXAMPLE_DAGS,),
         extra_env: Mapping[str, str] | None = None,
         port: int | None = None,
+        database_url: str | None = None,
     ) -> LocalAirflow:
-        """A fresh installation in ``.work/airflow-<name>`` (an old one there is removed)."""
+        """A fresh installation in ``.work/airflow-<name>`` (an old one there is removed), on
+        ``database_url`` (an empty database) or a SQLite file of its own."""
         home = WORK / f"airflow-{name}"
         if home.exists():
             shutil.rmtree(home)
@@ -205,6 +212,7 @@ class LocalAirflow:
             port=port or free_port(),
             password=secrets.token_urlsafe(12),
             extra_env=dict(extra_env or {}),
+            database_url=database_url,
         )
 
     # -- configuration -------------------------------------------------------------------------------
@@ -261,7 +269,7 @@ class LocalAirflow:
             )
         keys = json.loads(secret_file.read_text())
         return [
-            (("database", "sql_alchemy_conn"), f"sqlite:///{self.home / 'airflow.db'}"),
+            (("database", "sql_alchemy_conn"), self.database_url or f"sqlite:///{self.home / 'airflow.db'}"),
             (("core", "executor"), "LocalExecutor"),
             (("core", "parallelism"), 1),
             (("core", "load_examples"), "False"),
@@ -340,12 +348,32 @@ class LocalAirflow:
         self.components[name] = Component(name, command, self.log_path(name), env=env)
         return name
 
+    def add_scheduler(self, name: str) -> str:
+        """Configure another scheduler (``scheduler-<n>``; the database must be PostgreSQL), with a
+        log-server port of its own (its LocalExecutor serves task logs). Started by :meth:`start`
+        if added before it, else by :meth:`start_component`."""
+        if not name.startswith("scheduler-"):
+            raise ValueError(f"another scheduler's name is 'scheduler-<n>', got {name!r}")
+        if self.database_url is None:
+            raise AirflowError("SQLite cannot run two schedulers: create the installation with a database_url")
+        env = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+        self.components[name] = Component(name, [airflow_bin(), "scheduler"], self.log_path(name), env=env)
+        return name
+
     def stop_component(self, name: str) -> None:
         self._component(name).stop()
 
     def kill_component(self, name: str) -> None:
         """SIGKILL a component and all its processes (for crash tests)."""
         self._component(name).kill()
+
+    def signal_component(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` to all of the component's processes (e.g. SIGSTOP a whole triggerer, as a
+        paused machine would, and SIGCONT it again)."""
+        component = self._component(name)
+        if not component.running:
+            raise AirflowError(f"the {name} is not running")
+        component._signal_group(sig)
 
     def signal_main_process(self, name: str, sig: signal.Signals) -> None:
         """Send ``sig`` to the component's main process only (e.g. SIGSTOP the triggerer's supervisor)."""
@@ -371,13 +399,17 @@ class LocalAirflow:
 
     def start(self, timeout: float = 240.0) -> None:
         self.migrate()
-        for name in COMPONENTS:
+        for name in (*COMPONENTS, *self.others()):
             self.start_component(name)
         self.wait_healthy(timeout)
 
+    def others(self) -> tuple[str, ...]:
+        """The schedulers and triggerers added besides the first of each."""
+        return tuple(n for n in self.components if n.startswith(("scheduler-", "triggerer-")))
+
     def stop(self) -> None:
         # The API server last: tasks still running report to it. The others stop side by side.
-        others = tuple(n for n in self.components if n.startswith("triggerer-"))
+        others = self.others()
         for group in (("scheduler", "triggerer", "dag-processor", *others), ("api-server",)):
             running = [self.components[name] for name in group if name in self.components]
             for component in running:

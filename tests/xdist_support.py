@@ -25,6 +25,7 @@ STACK_GROUPS = {
     "test_e2e_faults.py": "e2e-faults",
     "test_e2e_airflow.py": "e2e-faults",
     "test_e2e_browser.py": "e2e-faults",
+    "test_e2e_postgres.py": "e2e-postgres",  # a stack of its own: PostgreSQL, two schedulers, two triggerers
 }
 """The e2e module -> its stack's group; a module missing here gets a stack of its own."""
 

@@ -12,6 +12,7 @@ from fluke_airflow.exceptions import DeliveryTooLarge, QueueError, QueueNotFound
 from fluke_airflow.queues import metrics
 from fluke_airflow.queues.arguments import DEFAULT_MAX_EVENT_BYTES, DeliverySettings
 from fluke_airflow.queues.flows import collect_flow, gather_flow
+from fluke_airflow.queues.lifecycle import Held, tracked
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.queues.steps import Flow
@@ -46,16 +47,22 @@ def watch_flow(options: DeliveryOptions, *, event_per_message: bool) -> Flow:
 
 
 async def deliveries(
-    queue: Any, name: str, poke_interval: float, make_flow: Callable[[], Flow]
+    queue: Any, name: str, poke_interval: float, make_flow: Callable[[], Flow], held: Held | None = None
 ) -> AsyncIterator[list[Message]]:
     """Deliveries from ``queue``, forever: long-poll (SQS) or poll every ``poke_interval`` (Azure),
     riding out service errors with capped exponential backoff, and a stuck receive
-    (:class:`~fluke_airflow.exceptions.ReceiveStalled`) by rebuilding the client."""
+    (:class:`~fluke_airflow.exceptions.ReceiveStalled`) by rebuilding the client.
+
+    A delivery cancelled or failing half-way releases what it had received
+    (:func:`~fluke_airflow.queues.lifecycle.tracked`). What it yields stays in ``held`` until the
+    consumer asks for the next delivery: the consumer hands it on, or releases it if stopped first."""
     failures = 0
     polled = False
+    held = held if held is not None else Held()
     while True:
+        held.handed_on()  # the consumer asked for the next delivery: it has the last one
         try:
-            messages: list[Message] = await queue.run_flow(make_flow())
+            messages: list[Message] = await queue.run_flow(tracked(make_flow(), held, name))
         except (QueueNotFoundError, DeliveryTooLarge):
             raise
         except ReceiveStalled as error:

@@ -436,7 +436,7 @@ class Queue(QueueBase[AuthT]):
         self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             self.attach_dead_letter_queue(options.dead_letter_queue)
-        return self._d.iterate(poll_flow(options))
+        return self._d.iterate(lifecycle.tracked(poll_flow(options), lifecycle.Held(), self._queue))
 
     def redrive(self, to: str, *, max_messages: int | None = None, visibility_timeout: int = 60) -> list[Redriven]:
         """This queue being a dead-letter (or poison) queue, move up to ``max_messages`` (None: all)
@@ -603,7 +603,7 @@ class AsyncQueue(QueueBase[AuthT]):
         self.check_redrive(options.max_receive_count)
         if options.dead_letter_queue:
             await self.attach_dead_letter_queue(options.dead_letter_queue)
-        batches = self._d.iterate(poll_flow(options))
+        batches = self._d.iterate(lifecycle.tracked(poll_flow(options), lifecycle.Held(), self._queue))
         try:
             async for batch in batches:
                 yield batch

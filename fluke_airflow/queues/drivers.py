@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import inspect
 import math
+import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -203,6 +204,28 @@ def _unwinding(flow: Flow) -> Flow:
             step = flow.send((yield step))
     except (StopIteration, Cancelled):
         return
+
+
+async def within(awaitable: Awaitable[T], seconds: float | None) -> T:
+    """``asyncio.wait_for`` that never loses a cancellation. Before Python 3.12, ``wait_for``
+    returns the result when the call finishes in the same loop turn as the caller is cancelled
+    (python/cpython#86296): a trigger cancelled during a receive would poll on, holding what it
+    received. Raises ``asyncio.TimeoutError`` after ``seconds``."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    task = asyncio.ensure_future(awaitable)  # pragma: no cover - Python 3.10
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def _seconds(seconds: float) -> float | None:
@@ -399,7 +422,7 @@ class AsyncDriver:
             return await self.send(requests)
         limit = step.wait_seconds + self.stall_grace
         try:
-            return await asyncio.wait_for(self.send(requests), limit)
+            return await within(self.send(requests), limit)
         except asyncio.TimeoutError:
             requests.failed()
             raise ReceiveStalled(
@@ -411,7 +434,7 @@ class AsyncDriver:
         """Carry out one step that needs no consumer (a pause ends early once ``stopping`` is set)."""
         if isinstance(step, Sleep):
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for((stopping or asyncio.Event()).wait(), _seconds(step.seconds))
+                await within((stopping or asyncio.Event()).wait(), _seconds(step.seconds))
             return None
         if isinstance(step, Overlap):
             outcomes = await asyncio.gather(*(self.execute(s) for s in step.steps), return_exceptions=True)

@@ -11,7 +11,6 @@ lives here; what becomes of its messages (delete, release, dead-letter) lives in
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Generator, Sequence
@@ -24,7 +23,6 @@ from fluke_airflow.queues.lifecycle import Outcome
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.queues.steps import (
-    Cancelled,
     ConsumerStopped,
     Delete,
     Deliver,
@@ -170,27 +168,17 @@ def receive_flow(
     per_request = options.per_request
     wait = options.wait_seconds if first_wait_seconds is None else first_wait_seconds
     fan_out = False
-    try:
-        while len(batch) < max_messages:
-            wanted = max_messages - len(batch)
-            wait = min(wait, max(1, options.visibility_timeout // 2))
-            received: list[Message] = yield Receive(wanted, options.visibility_timeout, wait, fan_out)
-            if not _merge(batch, position, received):
-                break
-            asked = wanted if fan_out or per_request is None else min(wanted, per_request)
-            full = len(received) >= asked
-            fan_out = per_request is not None and full
-            wait = options.wait_seconds if full or wait_after_short is None else wait_after_short
-    except (Exception, Cancelled):  # a failed or cancelled receive: what this fill holds goes back
-        yield from _put_back(batch, options)
-        raise
+    while len(batch) < max_messages:
+        wanted = max_messages - len(batch)
+        wait = min(wait, max(1, options.visibility_timeout // 2))
+        received: list[Message] = yield Receive(wanted, options.visibility_timeout, wait, fan_out)
+        if not _merge(batch, position, received):
+            break
+        asked = wanted if fan_out or per_request is None else min(wanted, per_request)
+        full = len(received) >= asked
+        fan_out = per_request is not None and full
+        wait = options.wait_seconds if full or wait_after_short is None else wait_after_short
     return batch
-
-
-def _put_back(messages: Sequence[Message], options: DeliveryOptions) -> Generator[Step, Any, None]:
-    """Release at once what an interrupted flow holds (best effort: the interruption is what is raised)."""
-    with contextlib.suppress(Exception):
-        yield from lifecycle.settle(messages, Outcome.CANCELLED, options)
 
 
 def _merge(batch: list[Message], position: dict[str, int], received: list[Message]) -> int:
@@ -230,11 +218,7 @@ def collect_flow(options: DeliveryOptions) -> Generator[Step, Any, list[Message]
     refused with :class:`DeliveryTooLarge`.
     """
     received = yield from _gathered(options.per_delivery, options)
-    try:
-        messages = yield from lifecycle.triage(received, options)
-    except Cancelled:
-        yield from _put_back(received, options)
-        raise
+    messages = yield from lifecycle.triage(received, options)
     size = sum(map(_size, messages))
     if options.max_bytes is not None and size > options.max_bytes:
         yield from lifecycle.settle(messages, Outcome.FAILED, options)
@@ -261,11 +245,7 @@ def gather_flow(max_messages: int, options: DeliveryOptions) -> Generator[Step, 
     ``pre_delivery_delete`` only the messages whose delete succeeded are returned.
     """
     received = yield from _gathered(max_messages, options)
-    try:
-        batch = yield from lifecycle.triage(received, options)
-    except Cancelled:
-        yield from _put_back(received, options)
-        raise
+    batch = yield from lifecycle.triage(received, options)
     kept: list[Message] = []
     total = 0
     limit = options.max_bytes
@@ -286,20 +266,16 @@ def _gathered(max_messages: int, options: DeliveryOptions) -> Generator[Step, An
         return batch
     position = {m.id: i for i, m in enumerate(batch)}
     limit = options.max_bytes
-    try:
-        deadline = (yield Now()) + options.window
-        while len(batch) < max_messages and (limit is None or sum(map(_size, batch)) < limit):
-            remaining = min(deadline, _gather_limit(batch, options.visibility_timeout)) - (yield Now())
-            if remaining <= 0:
-                break
-            wait = min(MAX_LONG_POLL, int(remaining)) if options.long_polling else 0
-            more = yield from _first_fill(max_messages - len(batch), options, wait)
-            _merge(batch, position, more)
-            if not more and wait == 0:
-                yield Sleep(min(options.idle_sleep, remaining))
-    except (Exception, Cancelled):  # the window's messages go back with the first ones
-        yield from _put_back(batch, options)
-        raise
+    deadline = (yield Now()) + options.window
+    while len(batch) < max_messages and (limit is None or sum(map(_size, batch)) < limit):
+        remaining = min(deadline, _gather_limit(batch, options.visibility_timeout)) - (yield Now())
+        if remaining <= 0:
+            break
+        wait = min(MAX_LONG_POLL, int(remaining)) if options.long_polling else 0
+        more = yield from _first_fill(max_messages - len(batch), options, wait)
+        _merge(batch, position, more)
+        if not more and wait == 0:
+            yield Sleep(min(options.idle_sleep, remaining))
     return batch
 
 

@@ -22,18 +22,22 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from fluke_airflow.queues import metrics
 from fluke_airflow.queues.message import Message, latest_receipts
 from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
 from fluke_airflow.queues.steps import (
+    Cancelled,
     DeadLetter,
     Delete,
     DeleteAnswer,
+    Flow,
     HolderStopped,
     Now,
+    Overlap,
+    Receive,
     Renewal,
     SetVisibility,
     Sleep,
@@ -128,8 +132,8 @@ def settle(messages: Sequence[Message], outcome: Outcome, options: DeliveryOptio
     if outcome is Outcome.CANCELLED:
         released: list[Message] = yield SetVisibility(tuple(messages), 0)
         yield Tally(metrics.RELEASED, len(released))
-        log.info("Queue %r: released %d message(s) that were received but not handed over", options.queue,
-                 len(released))  # fmt: skip
+        log.debug("Queue %r: released %d message(s) that were received but not handed over", options.queue,
+                  len(released))  # fmt: skip
         return released
     if outcome is Outcome.RETURNED:
         returned: list[Message] = yield SetVisibility(tuple(messages), 0)
@@ -300,3 +304,148 @@ def renew_flow(messages: Sequence[Message], renewal: Renewal) -> Generator[Step,
     except HolderStopped:
         pass
     return held
+
+
+# -- the hold: what a flow received and has not settled ---------------------------------------------------
+LONG_POLL_SLACK = 2.0
+"""Seconds past a cut long poll's wait after which the service is taken to have ended it."""
+
+
+class Held:
+    """The messages a holder received and has not yet handed on or settled: what it releases at once
+    when it is cancelled (a trigger moved to another triggerer, a task cleared or killed, the
+    triggerer stopping) or fails in the middle of a delivery, instead of leaving them hidden for
+    their visibility timeout. :func:`tracked` keeps it while a flow runs; ``on_change`` is told the
+    new count (a watcher's ``messages.in_flight`` gauge)."""
+
+    def __init__(self, on_change: Callable[[int], None] | None = None) -> None:
+        self._messages: dict[str, Message] = {}
+        self._on_change = on_change
+        self.long_poll_ends: float | None = None
+        """When the long-poll receive in flight ends at the service, on the driver's clock (None: none)."""
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @property
+    def messages(self) -> list[Message]:
+        return list(self._messages.values())
+
+    def _changed(self, before: int) -> None:
+        if self._on_change is not None and len(self._messages) != before:
+            self._on_change(len(self._messages))
+
+    def keep(self, messages: Sequence[Message]) -> None:
+        """Hold ``messages`` (with their newest receipt: a message handed out again replaces itself)."""
+        before = len(self._messages)
+        self._messages.update((m.id, m) for m in messages)
+        self._changed(before)
+
+    def settle(self, messages: Sequence[Message]) -> None:
+        """These are no longer the holder's to release (deleted, released, moved, or handed on)."""
+        before = len(self._messages)
+        for message in messages:
+            self._messages.pop(message.id, None)
+        self._changed(before)
+
+    def handed_on(self) -> None:
+        """The consumer has them (an event carrying them may be stored): never released from here."""
+        self.settle(self.messages)
+
+    def only(self, messages: Sequence[Message]) -> None:
+        """Hold no more than ``messages``: what a finished flow returned (the others it settled, or
+        left hidden on purpose, as unmatched ones are)."""
+        before = len(self._messages)
+        self._messages = {m.id: m for m in messages if m.id in self._messages}
+        self._changed(before)
+
+
+def stopped(cause: BaseException | None) -> str:
+    """How the release's log line says why the holder stopped (``cause``: what it raised; None: closed)."""
+    if cause is None:
+        return "was closed"
+    if isinstance(cause, Cancelled):
+        return "was cancelled (the trigger was moved to another triggerer, its task cleared or killed, or the " \
+               "triggerer stops)"  # fmt: skip
+    return f"failed ({type(cause).__name__}: {cause})"
+
+
+def release_held(held: Held, why: str, queue: str) -> Settling:
+    """Make every held message visible again at once; ``why`` completes "the poll ..." in the log."""
+    messages = held.messages
+    if not messages:
+        return []
+    held.handed_on()
+    log.info("Queue %r: the poll %s while holding %d received message(s) not yet handed to Airflow; releasing "
+             "them for the next consumer", queue, why, len(messages))  # fmt: skip
+    return (yield from settle(messages, Outcome.CANCELLED, DeliveryOptions(queue)))
+
+
+def tracked(flow: Flow, held: Held, queue: str) -> Flow:
+    """``flow``, keeping in ``held`` every message it received and has not settled (deleted, released,
+    moved to a dead-letter queue); once it returns, ``held`` holds what it returned, for its caller
+    to hand on. If it fails, or is cancelled (:class:`~fluke_airflow.queues.steps.Cancelled`), what
+    ``held`` holds is released at once.
+
+    A long-poll receive cut by a cancellation stays open at the service for the rest of its wait, and
+    SQS hands it the next message that becomes visible, whose answer nobody reads
+    (aws/aws-sdk-js#2350, aws/aws-sdk-java#2083; moto does the same). Released at once, the messages
+    could go to that dead receive and stay hidden for their visibility timeout: the release first
+    waits out the receive's wait."""
+    result: Any = None
+    failure: BaseException | None = None
+    ends: float | None = None
+    try:
+        while True:
+            try:
+                step = flow.throw(failure) if failure is not None else flow.send(result)
+            except StopIteration as stop:
+                if isinstance(stop.value, list):
+                    held.only(stop.value)
+                return stop.value
+            failure = None
+            wait = _long_poll_seconds(step)
+            ends = held.long_poll_ends = (yield Now()) + wait + LONG_POLL_SLACK if wait else None
+            try:
+                result = yield step
+            except Exception as error:  # a failed request: the flow decides what it means
+                result, failure = None, error
+                continue
+            finally:
+                held.long_poll_ends = None
+            ends = None
+            _note(step, result, held)
+    except Cancelled as cancelled:
+        flow.close()
+        if ends is not None and (left := ends - (yield Now())) > 0:
+            log.info("Queue %r: first waiting %.0f s for the long-poll receive the cancellation cut to end at the "
+                     "service (it would take the released messages, and nobody reads its answer)", queue,
+                     left)  # fmt: skip
+            yield Sleep(left)
+        yield from release_held(held, stopped(cancelled), queue)
+        raise
+    except Exception as error:
+        yield from release_held(held, stopped(error), queue)
+        raise
+    finally:
+        flow.close()
+
+
+def _long_poll_seconds(step: Step) -> int:
+    if isinstance(step, Receive):
+        return step.wait_seconds
+    if isinstance(step, Overlap):
+        return max((_long_poll_seconds(s) for s in step.steps), default=0)
+    return 0
+
+
+def _note(step: Step, result: Any, held: Held) -> None:
+    if isinstance(step, Receive):
+        held.keep(result)
+    elif isinstance(step, Delete | DeadLetter):  # deleted, or a copy went to the dead-letter queue
+        held.settle([m for m, ok in zip(step.messages, result, strict=True) if ok])
+    elif isinstance(step, SetVisibility):  # a flow changes visibility only to release
+        held.settle(result)
+    elif isinstance(step, Overlap):
+        for inner, inner_result in zip(step.steps, result, strict=True):
+            _note(inner, inner_result, held)

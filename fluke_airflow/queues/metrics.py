@@ -66,7 +66,7 @@ COUNTERS: dict[str, str] = {
 }
 """Counter names (after :data:`PREFIX`) and what they count: the docs' table is made from this."""
 GAUGES: dict[str, str] = {
-    IN_FLIGHT: "messages a watcher holds hidden while Airflow stores and schedules their events",
+    IN_FLIGHT: "messages a watcher has received and holds hidden until Airflow stores their events",
     OLDEST_AGE: "seconds since the oldest message of the last non-empty receive was sent",
     CONSUMERS_UNKNOWN: "DAGs of a watcher's dag_ids that do not exist in Airflow (left out of its pacing)",
     CONSUMERS_STALLED: "DAGs of a watcher's dag_ids that started no run for its last event and have none queued "

@@ -202,11 +202,13 @@ class QueuePollSensor(BaseSensorOperator):
         """One delivery into ``self._delivered``; False if no message came within ``wait_seconds``."""
         from fluke_airflow.delivery.deliveries import sensor_flow
         from fluke_airflow.delivery.open import ready_for_delivery
+        from fluke_airflow.queues.lifecycle import Held, tracked
 
         settings = self._settings()
         with self._open() as queue:
             options = ready_for_delivery(queue, settings)
-            self._delivered = queue.run_flow(sensor_flow(options, wait_seconds=wait_seconds))
+            flow = sensor_flow(options, wait_seconds=wait_seconds)
+            self._delivered = queue.run_flow(tracked(flow, Held(), settings.queue))  # killed: released
         if self._delivered:
             self.log.info("Received %d message(s) from queue %r", len(self._delivered), self.queue_name)
         return bool(self._delivered)

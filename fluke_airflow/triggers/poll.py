@@ -187,14 +187,14 @@ class QueuePollTrigger(BaseEventTrigger):
         try:
             async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
                 await gate.ready()  # no consumer DAG exists: no message taken
-                async for held in watch.batches(lambda: asset_names(self)):
+                async for batch in watch.batches(lambda: asset_names(self)):
                     before = await gate.snapshot()
-                    held.handed_over = True
-                    raw = payloads.delivery(settings.queue, queue.service, held.messages)
-                    for event in self._watch_events(raw, held.messages):
+                    batch.handed_over = True
+                    raw = payloads.delivery(settings.queue, queue.service, batch.messages)
+                    for event in self._watch_events(raw, batch.messages):
                         yield event
                     await gate.consumed(before)
-                    await watch.settle(held, stored=True)
+                    await watch.settle(batch, stored=True)
                     await gate.ready()
         finally:
             await watch.aclose()

@@ -26,7 +26,7 @@ from fluke_airflow.queues.arguments import DeliverySettings, WatchArguments
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
 from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
-from fluke_airflow.triggers.watch import Held, Watch
+from fluke_airflow.triggers.watch import Batch, Watch
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,12 @@ class Watchers:
     def assets(self) -> tuple[str, ...]:
         return tuple(sorted({a for _, assets in self._members.values() for a in assets}))
 
+    def reported(self, delivery: int) -> set[str] | None:
+        """The ids some watcher took of ``delivery`` so far, leaving the reports in place; None if
+        no watcher has seen it (then no event was derived from it)."""
+        reports = self._taken.get(delivery)
+        return None if reports is None else set().union(*reports.values())
+
 
 _WATCHERS: dict[Hashable, Watchers] = {}
 
@@ -93,6 +99,8 @@ class QueueStreamProducer(SharedStreamProducer):
         self.key = key
         self._queue: Any = None
         self._watch: Watch | None = None
+        self._members: Watchers | None = None
+        self._stopping = False
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         settings = self.settings
@@ -102,22 +110,25 @@ class QueueStreamProducer(SharedStreamProducer):
         delivered = DeliveredIds(settings.conn_id, settings.queue) if _airflow.has_asset_state_store() else None
         watch = self._watch = Watch(queue, options, event_per_message=self.watch.event_per_message,
                                     poke_interval=settings.poke_interval, delivered=delivered)  # fmt: skip
-        members = watchers(self.key)
+        self._members = members = watchers(self.key)
         log.info("Watching %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         registry = PollerRegistry(
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
         gate = RunGate(members.dag_ids, settings.queue, queue_metrics=queue.metrics)
         async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
-            await gate.ready()  # no consumer DAG exists: no message taken
-            async for held in watch.batches(members.assets):
-                before = await gate.snapshot()
-                held.handed_over = True
-                yield payloads.delivery(settings.queue, queue.service, held.messages, held.seq), held
-                consumers = await held.settled
-                if consumers:
-                    await gate.consumed({d: n for d, n in before.items() if d in consumers})
-                await gate.ready()
+            try:
+                await gate.ready()  # no consumer DAG exists: no message taken
+                async for batch in watch.batches(members.assets):
+                    before = await gate.snapshot()
+                    batch.handed_over = True
+                    yield payloads.delivery(settings.queue, queue.service, batch.messages, batch.seq), batch
+                    consumers = await batch.settled
+                    if consumers:
+                        await gate.consumed({d: n for d, n in before.items() if d in consumers})
+                    await gate.ready()
+            finally:
+                self._stopping = True  # what Airflow resolves from now on was not tried by a watcher
 
     def in_flight(self) -> int:
         """Messages held hidden until Airflow has stored their events."""
@@ -128,18 +139,27 @@ class QueueStreamProducer(SharedStreamProducer):
         members = watchers(self.key)
         assert self._watch is not None
         for item in batch:
-            held: Held = item.broker_payload
+            held: Batch = item.broker_payload
             reported = members.taken(held.seq)
             if not item.outcome.is_clean:
-                await self._watch.settle(held, stored=False)
+                # Stopping, and no watcher ever saw it (it waited in a leaving watcher's queue): not a
+                # failed try, so back at once, without the retry delay.
+                await self._watch.settle(held, stored=False, tried=not (self._stopping and reported is None))
             elif reported is None:
                 await self._watch.settle(held, stored=True, consumers=self.watch.dag_ids or ())
             else:
                 await self._watch.settle(held, stored=True, taken=reported[0], consumers=reported[1])
 
     async def aclose(self) -> None:
+        """Stop holding the batches never advanced: :meth:`Watch.aclose` releases what no watcher took."""
         if self._watch is not None:
-            await self._watch.aclose()
+            await self._watch.aclose(taken=self._reported)
         if self._queue is not None:
             await self._queue.close()
             self._queue = None
+
+    def _reported(self, seq: int) -> set[str]:
+        """What any watcher took of delivery ``seq`` (the watchers as this producer met them, and as
+        they are now: a watcher that joined after the first left reports to a new record)."""
+        records = {id(w): w for w in (self._members, _WATCHERS.get(self.key)) if w is not None}
+        return set().union(*(r.reported(seq) or set() for r in records.values()))

@@ -23,23 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fluke_airflow.delivery.deliveries import deliveries, watch_flow
 from fluke_airflow.queues import metrics
 from fluke_airflow.queues.drivers import AsyncHolding
-from fluke_airflow.queues.lifecycle import Outcome, settle
+from fluke_airflow.queues.lifecycle import Held, Outcome, release_held, settle, stopped
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
+from fluke_airflow.queues.steps import Cancelled
 from fluke_airflow.triggers.delivered import DeliveredIds
 
 log = logging.getLogger("fluke_airflow.triggers")
 
 
 @dataclass(eq=False)  # each batch is itself (kept in a set until settled)
-class Held:
+class Batch:
     """One batch, hidden while Airflow takes it."""
 
     seq: int
@@ -79,14 +80,23 @@ class Watch:
         self.event_per_message = event_per_message
         self.poke_interval = poke_interval
         self.delivered = delivered
-        self._open: set[Held] = set()
+        self.received = Held(lambda _: self._gauge())
+        """Received and not yet in a batch: released at once if the watcher stops before."""
+        self._open: set[Batch] = set()
         self._seq = 0
+        self._shown = 0
 
     def in_flight(self) -> int:
-        """Messages held hidden until Airflow has stored their events."""
-        return sum(len(h.messages) for h in self._open)
+        """Messages held hidden until Airflow has stored their events (received ones included)."""
+        return len(self.received) + sum(len(b.messages) for b in self._open)
 
-    async def batches(self, assets: Any) -> AsyncIterator[Held]:
+    def _gauge(self) -> None:
+        """``messages.in_flight``, sent when it changed."""
+        if self.in_flight() != self._shown:
+            self._shown = self.in_flight()
+            self.queue.metrics.gauge(metrics.IN_FLIGHT, self._shown)
+
+    async def batches(self, assets: Any) -> AsyncIterator[Batch]:
         """Held batches, forever; ``assets()`` names the assets whose state stores keep the
         delivered-ids record at the time of each batch."""
         options = self.options
@@ -94,15 +104,19 @@ class Watch:
         def flow() -> Any:
             return watch_flow(options, event_per_message=self.event_per_message)
 
-        async for messages in deliveries(self.queue, options.queue, self.poke_interval, flow):
+        received = self.received
+        async for messages in deliveries(self.queue, options.queue, self.poke_interval, flow, received):
             held_by = tuple(assets())
-            try:
+            try:  # received, not yet in a batch (the supervisor, slow or frozen, answers first)
                 messages = await self._fresh(messages, held_by)
-            except BaseException:
-                await self.queue.run_flow(settle(messages, Outcome.CANCELLED, options))
+            except BaseException as error:
+                await self.queue.run_flow(release_held(received, stopped(_cancelled(error)), options.queue))
                 raise
+            received.only(messages)
             if messages:
-                yield self._hold(messages, held_by)
+                batch = self._hold(messages, held_by)
+                received.handed_on()  # the batch holds them now (the gauge shows no change)
+                yield batch
 
     async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
         """``messages`` without those already handed to Airflow, which are deleted (again) instead."""
@@ -122,34 +136,36 @@ class Watch:
         await self.queue.run_flow(settle(seen, Outcome.ACKNOWLEDGED, self.options))
         return [m for m in messages if m.id not in self.delivered]
 
-    def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> Held:
+    def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> Batch:
         self._seq += 1
         options = self.options
         holding = None if options.pre_delivery_delete else self.queue.hold(messages, options.visibility_timeout)
-        held = Held(self._seq, messages, holding, assets)
-        self._open.add(held)
-        self.queue.metrics.gauge(metrics.IN_FLIGHT, self.in_flight())
-        return held
+        batch = Batch(self._seq, messages, holding, assets)
+        self._open.add(batch)
+        return batch
 
-    async def settle(self, held: Held, stored: bool, taken: Collection[str] | None = None,
-                     consumers: tuple[str, ...] | None = None) -> None:  # fmt: skip
-        """Settle ``held`` by what Airflow reports: its events ``stored`` or not; ``taken``, the ids some
-        watcher's filter took (None: all); ``consumers``, the DAGs of those watchers."""
-        self._open.discard(held)
-        current = await held.current()
+    async def settle(self, batch: Batch, stored: bool, taken: Collection[str] | None = None,
+                     consumers: tuple[str, ...] | None = None, *, tried: bool = True) -> None:  # fmt: skip
+        """Settle ``batch`` by what Airflow reports: its events ``stored`` or not; ``taken``, the ids
+        some watcher's filter took (None: all); ``consumers``, the DAGs of those watchers. Not stored
+        and never ``tried`` (it waited for a watcher that left): released at once, without the retry delay."""
+        self._open.discard(batch)
+        current = await batch.current()
         if self.options.pre_delivery_delete:  # deleted before the hand-over: nothing left to settle
-            held.resolve(consumers if stored else None)
+            batch.resolve(consumers if stored else None)
         elif not stored:
-            log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery",
-                        self.options.queue, len(current))  # fmt: skip
-            await self.queue.run_flow(settle(current, Outcome.FAILED, self.options))
-            held.resolve(None)
+            if tried:
+                log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery",
+                            self.options.queue, len(current))  # fmt: skip
+            outcome = Outcome.FAILED if tried else Outcome.CANCELLED
+            await self.queue.run_flow(settle(current, outcome, self.options))
+            batch.resolve(None)
         else:
             done = [m for m in current if taken is None or m.id in taken]
-            await self._acknowledge(done, held.assets)
+            await self._acknowledge(done, batch.assets)
             await self.queue.run_flow(settle([m for m in current if m not in done], Outcome.UNMATCHED, self.options))
-            held.resolve(consumers)
-        self.queue.metrics.gauge(metrics.IN_FLIGHT, self.in_flight())
+            batch.resolve(consumers)
+        self._gauge()
 
     async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> None:
         if not messages:
@@ -162,19 +178,36 @@ class Watch:
         log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
                  self.options.queue)  # fmt: skip
 
-    async def aclose(self) -> None:
-        """The holder stops: release at once what was never handed to Airflow; leave hidden what was
-        (Airflow may have stored its events; it comes back after its visibility timeout)."""
-        for held in list(self._open):
-            self._open.discard(held)
-            current = await held.current()
-            if self.options.pre_delivery_delete:
-                pass  # deleted before the hand-over
-            elif held.handed_over:
-                log.info("Queue %r: left %d message(s) hidden whose events Airflow may have stored; they come "
-                         "back after visibility_timeout=%d s unless deleted", self.options.queue, len(current),
-                         self.options.visibility_timeout)  # fmt: skip
-            else:
-                await self.queue.run_flow(settle(current, Outcome.CANCELLED, self.options))
-            held.resolve(None)
-        self.queue.metrics.gauge(metrics.IN_FLIGHT, 0)
+    async def aclose(self, taken: Callable[[int], Collection[str]] | None = None) -> None:
+        """The watcher stops. What was never handed to Airflow is released at once; so is what was
+        handed over but taken by no watcher (``taken(seq)``: the ids watchers took of a batch; None:
+        all of a batch handed over). What a watcher took may be in an event Airflow stored (a moved
+        trigger is cancelled like a killed one, apache/airflow#73454): it stays hidden and comes
+        back after its visibility timeout."""
+        unclaimed = Held()
+        kept = 0
+        for batch in sorted(self._open, key=lambda b: b.seq):
+            self._open.discard(batch)
+            current = await batch.current()
+            claimed = (
+                ({m.id for m in current} if taken is None else set(taken(batch.seq))) if batch.handed_over else set()
+            )
+            unclaimed.keep([m for m in current if m.id not in claimed])
+            kept += sum(1 for m in current if m.id in claimed)
+            batch.resolve(None)
+        if not self.options.pre_delivery_delete:
+            if kept:
+                log.warning(
+                    "Queue %r: stopped before Airflow confirmed the asset event(s) of %d message(s); they stay hidden "
+                    "and come back after their visibility timeout (%d s): a second run if the event was stored",
+                    self.options.queue,
+                    kept,
+                    self.options.visibility_timeout,
+                )
+            await self.queue.run_flow(release_held(unclaimed, stopped(None), self.options.queue))
+        self._gauge()
+
+
+def _cancelled(error: BaseException) -> BaseException:
+    """asyncio's cancellation as the lifecycle's :class:`~fluke_airflow.queues.steps.Cancelled`."""
+    return Cancelled() if isinstance(error, asyncio.CancelledError) else error

@@ -147,6 +147,37 @@ def bodies(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{tag}-{i:04d}" for i in range(count)]
 
 
+# -- which triggerer polls a queue ---------------------------------------------------------------------------
+def log_text(stack: Stack, name: str, start: int = 0) -> str:
+    """Component ``name``'s log from byte ``start`` on ('' if it has none yet)."""
+    path = stack.airflow.log_path(name)
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read().decode(errors="replace")
+
+
+def log_size(stack: Stack, name: str) -> int:
+    path = stack.airflow.log_path(name)
+    return path.stat().st_size if path.exists() else 0
+
+
+def polling(stack: Stack, name: str, queue: str, start: int = 0) -> bool:
+    """Whether triggerer ``name`` has logged its first receive from ``queue`` since byte ``start``."""
+    return f"queue '{queue}' done: polling" in log_text(stack, name, start)
+
+
+def holder(stack: Stack, queue: str, line: str = "done: polling") -> str | None:
+    """Which triggerer polls ``queue`` now: the one that most recently logged ``line`` for it."""
+    latest: list[tuple[str, str]] = []
+    for name in stack.triggerers():
+        stamps = [row[:27] for row in log_text(stack, name).splitlines() if f"queue '{queue}'" in row and line in row]
+        if stamps:
+            latest.append((max(stamps), name))
+    return max(latest)[1] if latest else None
+
+
 def show_accounting(title: str) -> None:
     """The accounting lines so far, into the terminal summary's section ``title``."""
     section(title).extend(ACCOUNTING)

@@ -23,7 +23,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from events_support import EventQueue, Ledger, bodies, book, show_accounting, wait_processed
+from events_support import EventQueue, Ledger, bodies, book, holder, log_text, polling, show_accounting, wait_processed
 
 from devtools.airflow_local import AirflowError, wait_until
 
@@ -38,28 +38,6 @@ SPLIT_ERROR = re.compile(r"Queue '(e2e-scale-split-\w+)' \(connection '\w+'\) is
 def dags(kind: str) -> list[str]:
     sides = ("a", "b") if kind in ("fanout", "split") else ("",)
     return [f"e2e_scale_{kind}_{s}" + (f"_{side}" if side else "") for s in SERVICES for side in sides]
-
-
-def log_text(stack: Stack, name: str, start: int = 0) -> str:
-    with open(stack.airflow.log_path(name), "rb") as f:
-        f.seek(start)
-        return f.read().decode(errors="replace")
-
-
-def polling(stack: Stack, name: str, queue: str, start: int = 0) -> bool:
-    return f"queue '{queue}' done: polling" in log_text(stack, name, start)
-
-
-def holder(stack: Stack, queue: str) -> str | None:
-    """Which triggerer polls ``queue`` now: the one that most recently started polling it."""
-    latest: list[tuple[str, str]] = []
-    for name in ("triggerer", "triggerer-2"):
-        if not stack.airflow.log_path(name).exists():
-            continue
-        stamps = [line[:27] for line in log_text(stack, name).splitlines() if f"queue '{queue}' done: polling" in line]
-        if stamps:
-            latest.append((max(stamps), name))
-    return max(latest)[1] if latest else None
 
 
 @pytest.fixture(scope="module")

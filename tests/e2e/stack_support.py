@@ -1,0 +1,169 @@
+"""What the e2e tier's Airflow stacks are made of: the emulators, a real Airflow (devtools/airflow_local.py)
+on SQLite or PostgreSQL, and the clients the tests see them through. ``tests/e2e/conftest.py``'s
+``stack`` fixture is one; tests/e2e/test_e2e_postgres.py builds another on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from azure.storage.queue import QueueServiceClient
+from statsd_support import StatsdListener, statsd_config
+
+from devtools.airflow_local import EXAMPLE_DAGS, AirflowClient, LocalAirflow, emulator_connections
+from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.proxy import Proxy
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+LOGS = Path(__file__).resolve().parents[2] / ".work" / "test-logs" / WORKER / "e2e"
+NAME = f"e2e-{WORKER}" if WORKER else "e2e"
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+FAST_SUPERVISORS = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2"}
+"""The LocalExecutor's task supervisors wake every 2 s instead of 5: a task's exit, and so the next
+task's start on the stack's one executor slot, was noticed up to 5 s late (minutes over the tier)."""
+HEALTH_LINES = {"AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL": "10"}
+"""A watcher's health line every 10 s instead of 5 minutes, so that tests can read it
+(test_e2e_consumers.py: the line that says why a watcher is stalled)."""
+
+# Every queue the example DAGs use by default; the watcher's queue must exist before it starts.
+SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals")
+AZURE_QUEUES = ("fluke-invoices", "fluke-events")
+
+
+@dataclass
+class Stack:
+    airflow: LocalAirflow
+    api: AirflowClient
+    moto: MotoSQS
+    azurite: AzuriteQueue
+    sqs: Any  # boto3 SQS client (independent of our code)
+    azure: QueueServiceClient
+    statsd: StatsdListener
+    """Where every component sends its metrics ([metrics] statsd_on), ours among them."""
+    proxies: dict[str, Proxy] = field(default_factory=dict)
+    """``sqs`` and ``azure``: the test proxies of a stack built with ``proxied=True``."""
+
+    def triggerers(self) -> list[str]:
+        """The stack's triggerers by component name (``triggerer``, ``triggerer-2``, ...)."""
+        return [n for n in self.airflow.components if n == "triggerer" or n.startswith("triggerer-")]
+
+    def new_sqs_queue(self, prefix: str, **attributes: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        return str(self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+    def sqs_counts(self, queue_url: str) -> dict[str, int]:
+        """visible / in_flight / delayed, from SQS's approximate counters (exact on moto)."""
+        attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        return {
+            "visible": int(attrs["ApproximateNumberOfMessages"]),
+            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+        }
+
+
+STACK_DAGS = ("example_queue_deferrable_mapping", "example_queue_event_driven", "e2e_post_delivery_crash")
+"""What a stack waits for before its first test: one DAG of each folder."""
+
+
+@contextlib.contextmanager
+def running_stack(
+    name: str,
+    logs: Path,
+    *,
+    dag_folders: Sequence[Path] = (EXAMPLE_DAGS, E2E_DAGS),
+    wait_for: Sequence[str] = (
+        "example_queue_deferrable_mapping",
+        "example_queue_event_driven",
+        "e2e_post_delivery_crash",
+    ),
+    database_url: str | None = None,
+    components: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+    proxied: bool = False,
+) -> Iterator[Stack]:
+    """A stack's emulators and Airflow, up until the block ends. ``components``: schedulers and
+    triggerers besides the first (``scheduler-2``, ``triggerer-2``; a scheduler needs
+    ``database_url``). ``proxied``: a test proxy (devtools/proxy.py) in front of each emulator, and
+    the connections ``fluke_sqs_proxied`` and ``fluke_azure_proxied`` through them."""
+    logs.mkdir(parents=True, exist_ok=True)
+    moto = MotoSQS.create(log_path=logs / "moto.log")
+    azurite = AzuriteQueue.create(log_path=logs / "azurite.log")
+    clients: list[Any] = []
+    moto.start()
+    try:
+        azurite.start()
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=moto.endpoint_url,
+            region_name=moto.region,
+            aws_access_key_id=moto.access_key_id,
+            aws_secret_access_key=moto.secret_access_key,
+        )
+        azure = QueueServiceClient.from_connection_string(azurite.connection_string)
+        clients += [sqs, azure]
+        for queue in SQS_QUEUES:
+            sqs.create_queue(QueueName=queue)
+        for queue in AZURE_QUEUES:
+            azure.create_queue(queue)
+        statsd = StatsdListener()
+        clients.append(statsd)
+        connections = emulator_connections(moto, azurite)
+        proxies: dict[str, Proxy] = {}
+        if proxied:
+            proxies = {"sqs": Proxy(moto.endpoint_url).start(), "azure": Proxy(azurite.account_url).start()}
+            clients += proxies.values()
+            connections.update(proxied_connections(moto, azurite, proxies))
+        airflow = LocalAirflow.create(
+            name,
+            connections=connections,
+            dag_folders=dag_folders,
+            extra_env={**statsd_config(statsd.port), **FAST_SUPERVISORS, **HEALTH_LINES, **(extra_env or {})},
+            database_url=database_url,
+        )
+        for component in components:
+            if component.startswith("scheduler-"):
+                airflow.add_scheduler(component)
+            else:
+                airflow.add_triggerer(component)
+        with airflow:
+            api = airflow.client()
+            clients.append(api)
+            api.wait_for_dags(list(wait_for))
+            yield Stack(
+                airflow=airflow,
+                api=api,
+                moto=moto,
+                azurite=azurite,
+                sqs=sqs,
+                azure=azure,
+                statsd=statsd,
+                proxies=proxies,
+            )
+    finally:
+        for client in clients:  # open keep-alive connections would make Azurite wait before it exits
+            if isinstance(client, Proxy):
+                client.stop()
+            else:
+                client.close()
+        moto.stop()
+        azurite.remove()
+
+
+def proxied_connections(moto: MotoSQS, azurite: AzuriteQueue, proxies: Mapping[str, Proxy]) -> dict[str, Any]:
+    """``fluke_sqs_proxied`` and ``fluke_azure_proxied``: the stack's emulators through ``proxies``."""
+    plain = emulator_connections(moto, azurite)
+    sqs = json.loads(json.dumps(plain["fluke_sqs"]))
+    sqs["extra"]["endpoint_url"] = proxies["sqs"].url
+    azure = json.loads(json.dumps(plain["fluke_azure"]))
+    azure["extra"]["connection_string"] = azure["extra"]["connection_string"].replace(
+        f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxies['azure'].endpoint}"
+    )
+    return {"fluke_sqs_proxied": sqs, "fluke_azure_proxied": azure}
