@@ -59,8 +59,9 @@ def _requests_transport(pool_size: int, timeouts: dict[str, float]) -> Any:
     return RequestsTransport(session=session, session_owner=True, **timeouts)
 
 
-class _AzureProtocol:
-    """Sans-IO half of the Azure transports."""
+class _AzureRequests:
+    """The sans-IO half of the Azure transports: the requests they send (checked bodies and their
+    send options, one message per request) and how the SDK's answers read (messages, receipts)."""
 
     delete_chunk_size = 1
     visibility_chunk_size = 1
@@ -200,7 +201,7 @@ class _AzureProtocol:
         return QueueSettingsConflict(SERVICE, self.queue, differences, management.AZURE_REMEDY) if differences else None
 
 
-class SyncAzureTransport(_AzureProtocol):
+class SyncAzureTransport(_AzureRequests):
     def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int, create: bool = False) -> None:
         super().__init__(queue, encoding)
         from azure.core.exceptions import AzureError, ResourceExistsError
@@ -293,7 +294,7 @@ class SyncAzureTransport(_AzureProtocol):
         return True
 
 
-class AsyncAzureTransport(_AzureProtocol):
+class AsyncAzureTransport(_AzureRequests):
     def __init__(self, queue: str, encoding: Encoding) -> None:
         super().__init__(queue, encoding)
         from azure.core.exceptions import AzureError
@@ -409,7 +410,7 @@ class AsyncAzureTransport(_AzureProtocol):
         return True
 
 
-class AzureQueueLifecycle(_AzureProtocol):
+class AzureQueueLifecycle(_AzureRequests):
     """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
 
     def __init__(self, auth: AzureAuth, queue: str) -> None:
