@@ -152,6 +152,17 @@ class _AzureRequests:
         return [[entry] for entry in entries]
 
     @staticmethod
+    def _receive_params(max_messages: int, visibility_timeout: int) -> dict[str, Any]:
+        """``receive_messages`` keywords: one page of at most 32 (Azure has no long polling to wait with)."""
+        return {"messages_per_page": min(max_messages, RECEIVE_LIMIT), "visibility_timeout": visibility_timeout}
+
+    @staticmethod
+    def _renewed(message: Message, updated: Any) -> Message:
+        """``message`` after ``update_message`` answered ``updated``: the new pop receipt replaces the
+        old one, which Azure voids with the change."""
+        return message.with_receipt(updated.pop_receipt)
+
+    @staticmethod
     def _message(item: Any, received_at: float = 0.0) -> Message:
         def iso(when: Any) -> str | None:
             return when.isoformat() if when is not None else None
@@ -243,10 +254,10 @@ class SyncAzureTransport(_AzureRequests):
         return [sent.id]
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
-        n = min(max_messages, RECEIVE_LIMIT)
+        params = self._receive_params(max_messages, visibility_timeout)
         with self._report.tracked("receive") as tries:
             try:
-                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                pages = self.client.receive_messages(**params)
                 return [self._message(item, time.time()) for item in next(pages.by_page(), [])]
             except self._errors as error:
                 raise self._report.failure("receive", error, tries) from None
@@ -269,7 +280,7 @@ class SyncAzureTransport(_AzureRequests):
             except self._errors as error:
                 self._warn("visibility change", message.id, error, tries)
                 return [None]
-        return [message.with_receipt(updated.pop_receipt)]
+        return [self._renewed(message, updated)]
 
     def peek(self, limit: int) -> list[str] | None:
         with self._report.tracked("peek") as tries:
@@ -354,10 +365,10 @@ class AsyncAzureTransport(_AzureRequests):
         return [sent.id]
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
-        n = min(max_messages, RECEIVE_LIMIT)
+        params = self._receive_params(max_messages, visibility_timeout)
         with self._report.tracked("receive") as tries:
             try:
-                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                pages = self.client.receive_messages(**params)
                 try:
                     page = await pages.by_page().__anext__()
                 except StopAsyncIteration:
@@ -385,7 +396,7 @@ class AsyncAzureTransport(_AzureRequests):
             except self._errors as error:
                 self._warn("visibility change", message.id, error, tries)
                 return [None]
-        return [message.with_receipt(updated.pop_receipt)]
+        return [self._renewed(message, updated)]
 
     async def peek(self, limit: int) -> list[str] | None:
         with self._report.tracked("peek") as tries:
