@@ -59,8 +59,9 @@ def _requests_transport(pool_size: int, timeouts: dict[str, float]) -> Any:
     return RequestsTransport(session=session, session_owner=True, **timeouts)
 
 
-class _AzureProtocol:
-    """Sans-IO half of the Azure transports."""
+class _AzureRequests:
+    """The sans-IO half of the Azure transports: the requests they send (checked bodies and their
+    send options, one message per request) and how the SDK's answers read (messages, receipts)."""
 
     delete_chunk_size = 1
     visibility_chunk_size = 1
@@ -151,6 +152,17 @@ class _AzureProtocol:
         return [[entry] for entry in entries]
 
     @staticmethod
+    def _receive_params(max_messages: int, visibility_timeout: int) -> dict[str, Any]:
+        """``receive_messages`` keywords: one page of at most 32 (Azure has no long polling to wait with)."""
+        return {"messages_per_page": min(max_messages, RECEIVE_LIMIT), "visibility_timeout": visibility_timeout}
+
+    @staticmethod
+    def _renewed(message: Message, updated: Any) -> Message:
+        """``message`` after ``update_message`` answered ``updated``: the new pop receipt replaces the
+        old one, which Azure voids with the change."""
+        return message.with_receipt(updated.pop_receipt)
+
+    @staticmethod
     def _message(item: Any, received_at: float = 0.0) -> Message:
         def iso(when: Any) -> str | None:
             return when.isoformat() if when is not None else None
@@ -200,7 +212,7 @@ class _AzureProtocol:
         return QueueSettingsConflict(SERVICE, self.queue, differences, management.AZURE_REMEDY) if differences else None
 
 
-class SyncAzureTransport(_AzureProtocol):
+class SyncAzureTransport(_AzureRequests):
     def __init__(self, auth: AzureAuth, queue: str, encoding: Encoding, pool_size: int, create: bool = False) -> None:
         super().__init__(queue, encoding)
         from azure.core.exceptions import AzureError, ResourceExistsError
@@ -242,10 +254,10 @@ class SyncAzureTransport(_AzureProtocol):
         return [sent.id]
 
     def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
-        n = min(max_messages, RECEIVE_LIMIT)
+        params = self._receive_params(max_messages, visibility_timeout)
         with self._report.tracked("receive") as tries:
             try:
-                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                pages = self.client.receive_messages(**params)
                 return [self._message(item, time.time()) for item in next(pages.by_page(), [])]
             except self._errors as error:
                 raise self._report.failure("receive", error, tries) from None
@@ -268,7 +280,7 @@ class SyncAzureTransport(_AzureProtocol):
             except self._errors as error:
                 self._warn("visibility change", message.id, error, tries)
                 return [None]
-        return [message.with_receipt(updated.pop_receipt)]
+        return [self._renewed(message, updated)]
 
     def peek(self, limit: int) -> list[str] | None:
         with self._report.tracked("peek") as tries:
@@ -293,7 +305,7 @@ class SyncAzureTransport(_AzureProtocol):
         return True
 
 
-class AsyncAzureTransport(_AzureProtocol):
+class AsyncAzureTransport(_AzureRequests):
     def __init__(self, queue: str, encoding: Encoding) -> None:
         super().__init__(queue, encoding)
         from azure.core.exceptions import AzureError
@@ -353,10 +365,10 @@ class AsyncAzureTransport(_AzureProtocol):
         return [sent.id]
 
     async def receive(self, max_messages: int, visibility_timeout: int, wait_seconds: int) -> list[Message]:
-        n = min(max_messages, RECEIVE_LIMIT)
+        params = self._receive_params(max_messages, visibility_timeout)
         with self._report.tracked("receive") as tries:
             try:
-                pages = self.client.receive_messages(messages_per_page=n, visibility_timeout=visibility_timeout)
+                pages = self.client.receive_messages(**params)
                 try:
                     page = await pages.by_page().__anext__()
                 except StopAsyncIteration:
@@ -384,7 +396,7 @@ class AsyncAzureTransport(_AzureProtocol):
             except self._errors as error:
                 self._warn("visibility change", message.id, error, tries)
                 return [None]
-        return [message.with_receipt(updated.pop_receipt)]
+        return [self._renewed(message, updated)]
 
     async def peek(self, limit: int) -> list[str] | None:
         with self._report.tracked("peek") as tries:
@@ -409,7 +421,7 @@ class AsyncAzureTransport(_AzureProtocol):
         return True
 
 
-class AzureQueueLifecycle(_AzureProtocol):
+class AzureQueueLifecycle(_AzureRequests):
     """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
 
     def __init__(self, auth: AzureAuth, queue: str) -> None:

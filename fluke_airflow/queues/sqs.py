@@ -1,7 +1,7 @@
 """Amazon SQS: request limits, receipt handles and the blocking/asyncio transports.
 
 What is shared between the two transports (request parameters, response parsing, input
-checks) lives in :class:`_SQSProtocol`; each transport only awaits or doesn't.
+checks) lives in :class:`_SQSRequests`; each transport only awaits or doesn't.
 """
 
 from __future__ import annotations
@@ -81,8 +81,10 @@ def _mark_receive_attempts(client: Any) -> None:
     client.meta.events.register("before-send.sqs.ReceiveMessage", mark_receive_sent, unique_id="fluke-receive-sent")
 
 
-class _SQSProtocol:
-    """Sans-IO half of the SQS transports."""
+class _SQSRequests:
+    """The sans-IO half of the SQS transports: the requests they send (parameters, checked push
+    entries, chunks) and how SQS's answers read (messages, per-entry outcomes), with the queue's
+    own settings that shape both (size limit, FIFO, RedrivePolicy)."""
 
     delete_chunk_size = BATCH_ENTRIES
     visibility_chunk_size = BATCH_ENTRIES
@@ -348,7 +350,7 @@ class _SQSProtocol:
         return sum(int(response.get("Attributes", {}).get(name, 0)) for name in _COUNTS)
 
 
-class SyncSQSTransport(_SQSProtocol):
+class SyncSQSTransport(_SQSRequests):
     def __init__(self, auth: AWSAuth, queue: str, max_pool_connections: int) -> None:
         super().__init__(queue)
         from botocore.exceptions import BotoCoreError, ClientError
@@ -440,7 +442,7 @@ class SyncSQSTransport(_SQSProtocol):
         return True
 
 
-class AsyncSQSTransport(_SQSProtocol):
+class AsyncSQSTransport(_SQSRequests):
     def __init__(self, queue: str) -> None:
         super().__init__(queue)
         from botocore.exceptions import BotoCoreError, ClientError
@@ -550,7 +552,7 @@ class AsyncSQSTransport(_SQSProtocol):
         return True
 
 
-class SQSQueueLifecycle(_SQSProtocol):
+class SQSQueueLifecycle(_SQSRequests):
     """Create or delete one queue, blocking. Nothing is opened: the queue need not exist."""
 
     def __init__(self, auth: AWSAuth, queue: str) -> None:
