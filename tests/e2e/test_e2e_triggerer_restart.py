@@ -3,8 +3,8 @@
 Twenty triggers wait in one real triggerer, on both services, deferred sensors and asset watchers
 mixed (``tests/e2e/dags/e2e_restart.py``). The triggerer is restarted the way a deploy restarts it
 (SIGTERM, then a new process); the new one picks up all of them at once. Each trigger must log its
-first receive again, the triggerer must never report its event loop deadlocked, and the
-triggers must still work: one message per sensor completes every sensor, one message per watcher
+first receive again (a deadlocked event loop never does: issue 14's deadlock was permanent), and
+the triggers must still work: one message per sensor completes every sensor, one message per watcher
 queue becomes an asset event (and leaves its queue).
 
 Before the fix, the Azure triggers' shared auth was built under a threading lock while the
@@ -110,18 +110,23 @@ def test_a_restarted_triggerer_brings_twenty_triggers_back_to_polling(stack: Sta
                 f"{error}; sensors not polling: {missing}; watchers not polling: {sorted(watcher_names - polling)}; "
                 f"triggerer: {UNHEALTHY.findall(_since(triggerer_log, restart))}"
             ) from None
-        # The deadlock of issue 14 is Airflow's own health check firing (no word from the event loop
-        # for runner_health_check_threshold seconds): never. Airflow's "blocked for" watchdog is a
-        # wall clock over a 0.1 s sleep, so on a busy 2-core machine it also counts the time the
-        # OS gave other processes: recorded in the test's output, not asserted (no timed
-        # assertions). What a trigger does on the event loop at start-up is kept off it by
-        # design (imports, sessions, credentials and client set-up run in threads).
+        # The deadlock of issue 14 was permanent: a thread blocked on a lock that only the blocked
+        # event loop could release, so no trigger ever polled again and ``back()`` above timed out
+        # (the unit regression is tests/hooks/test_shared_auths.py). Airflow's own signals are wall
+        # clocks: "appears deadlocked" fires after runner_health_check_threshold (30 s) without a
+        # word from the runner, and the runner creates every trigger of a restart in one pass
+        # (deserialising the DAG for each deferred task) before it speaks again; "blocked for" is
+        # a 0.1 s sleep measured by the clock. On a busy 2-core machine both also count the time
+        # the OS gave other processes, so they are recorded here, not asserted (no timed
+        # assertions); what proves the loop alive is every trigger polling again, and working.
         after_restart = _since(triggerer_log, restart)
         triggers_started = after_restart[after_restart.index("] trigger ") :]
         deadlocked = [line for line in triggers_started.splitlines() if DEADLOCKED.search(line)]
-        assert not deadlocked, "the restarted triggerer's event loop deadlocked:\n" + "\n".join(deadlocked)
         blocks = [float(b) for b in BLOCKED.findall(triggers_started)]
-        print(f"[triggerer restart] event-loop watchdog reports after the restart: {blocks or 'none'}")
+        print(
+            f"[triggerer restart] event-loop watchdog reports after the restart: {blocks or 'none'}; "
+            f"health-check silences: {len(deadlocked)} (all triggers polled again)"
+        )
 
         # And they work: one message per sensor, one per watcher queue.
         sqs_bodies = [f"restart-sqs-{i}" for i in range(6)]
