@@ -149,8 +149,11 @@ SUPPORT_HOMES = {
     "AzureService": "devtools/admin.py",
 }
 """The shared helpers and where each is defined: tests, chaos, e2e, bench and devtools import them."""
-ONCE = {"unique_name", "wait_for", "until", "SQSAdmin", "AzureAdmin", "Backend", "SQSBackend", "AzureBackend",
-        "Services", "ProxiedService", "Stack"}  # fmt: skip
+ONCE = {
+    *("unique_name", "wait_for", "until"),
+    *("SQSAdmin", "AzureAdmin", "Backend", "SQSBackend", "AzureBackend"),
+    *("Services", "ProxiedService", "Stack"),
+}
 """Names the helpers had when they were copied (a second definition would be a copy again), and the
 facades over devtools/admin.py (the queue suite's backends, bench's services, chaos's proxied
 services, the e2e stack): at most one definition each."""
@@ -170,8 +173,11 @@ def support_definitions() -> dict[str, list[str]]:
 
 def test_each_test_helper_is_defined_once_in_its_home() -> None:
     found = support_definitions()
-    misplaced = {name: found[name] for name, home in SUPPORT_HOMES.items()
-                 if [where.split(":")[0] for where in found[name]] != [home]}  # fmt: skip
+    misplaced = {
+        name: found[name]
+        for name, home in SUPPORT_HOMES.items()
+        if [where.split(":")[0] for where in found[name]] != [home]
+    }
     copied = {name: places for name, places in found.items() if name in ONCE and len(places) > 1}
     assert not misplaced, f"defined elsewhere than in their home (import them from there): {misplaced}"
     assert not copied, f"defined more than once (use devtools/support.py and devtools/admin.py): {copied}"
