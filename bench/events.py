@@ -39,7 +39,8 @@ from typing import Any
 from bench.data import bodies
 from bench.protocol import ROOT
 from bench.services import Services
-from devtools.airflow_local import WORK, AirflowClient, AirflowError, LocalAirflow, wait_until
+from devtools.admin import AzureService, SQSService
+from devtools.airflow_local import WORK, AirflowClient, AirflowError, LocalAirflow, wait_for_airflow
 
 DAGS = ROOT / "bench" / "dags"
 AIRFLOW_NAME = "bench-events"
@@ -92,45 +93,28 @@ class Queue:
     service: str
     name: str
 
+    @property
+    def admin(self) -> SQSService | AzureService:
+        return self.services.sqs if self.service == "sqs" else self.services.azure
+
     def create(self) -> None:
-        if self.service == "sqs":
-            self.services.sqs.client.create_queue(QueueName=self.name)
-        else:
-            self.services.azure.service.create_queue(self.name)
+        self.admin.new_queue(self.name)
 
     def delete(self) -> None:
         with contextlib.suppress(Exception):
-            if self.service == "sqs":
-                self.services.sqs.delete(self.name)
-            else:
-                self.services.azure.delete(self.name)
+            self.admin.delete_queue(self.name)
 
     def total(self) -> int:
-        """Messages still in the queue, visible or not."""
+        """Messages still in the queue, visible or in flight."""
         if self.service == "sqs":
-            return sum(self.services.sqs.counts(self.name))
-        return self.services.azure.count(self.name)
+            counts = self.services.sqs.counts(self.name)
+            return counts["visible"] + counts["in_flight"]
+        return self.services.azure.total(self.name)
 
     def sender(self) -> Callable[[list[str]], None]:
         """A function that sends a few bodies (SQS: one batch of up to 10; Azure: one by one)."""
-        if self.service == "sqs":
-            client, url = self.services.sqs.client, self.services.sqs.url(self.name)
-
-            def send_sqs(chunk: list[str]) -> None:
-                answer = client.send_message_batch(
-                    QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
-                )
-                if answer.get("Failed"):
-                    raise RuntimeError(f"sending to {self.name} failed: {answer['Failed'][:1]}")
-
-            return send_sqs
-        client_azure = self.services.azure.service.get_queue_client(self.name)
-
-        def send_azure(chunk: list[str]) -> None:
-            for body in chunk:
-                client_azure.send_message(body)
-
-        return send_azure
+        admin, name = self.admin, self.name
+        return lambda chunk: admin.send(name, chunk)
 
     def push_burst(self, messages: list[str]) -> dict[str, float]:
         """All at once; returns when each body's request returned (``time.time()``)."""
@@ -332,12 +316,12 @@ class EventsBench:
             text = self.triggerer_log(since)
             return all(f"queue '{q.name}' done: polling" in text for q in queues)
 
-        wait_until(
-            f"the watchers of {[q.name for q in queues]} to poll their queues (a first receive done)",
+        wait_for_airflow(
             polling,
-            timeout,
-            1.0,
-            hint=f"; triggerer log: {self.airflow.log_path('triggerer')}",
+            what=f"the watchers of {[q.name for q in queues]} to poll their queues (a first receive done; "
+            f"triggerer log: {self.airflow.log_path('triggerer')})",
+            timeout=timeout,
+            interval=1.0,
         )
 
     def wait_processed(self, queue: Queue, ledger: Ledger, timeout: float) -> None:
@@ -352,7 +336,9 @@ class EventsBench:
             return finished and ledger.lost == 0 and queue.total() == 0
 
         try:
-            wait_until(f"{ledger.dag_id}'s runs to process every message pushed", done, timeout, 2.0)
+            wait_for_airflow(
+                done, what=f"{ledger.dag_id}'s runs to process every message pushed", timeout=timeout, interval=2.0
+            )
         except AirflowError as error:
             with contextlib.suppress(Exception):
                 error = AirflowError(f"{error}; {ledger.summary()}; left in the queue: {queue.total()}")
@@ -377,7 +363,12 @@ class EventsBench:
                     return False
             return True
 
-        wait_until(f"one warm-up run of each of {[dag_id_of(q) for q in queues]} to succeed", done, timeout, 1.0)
+        wait_for_airflow(
+            done,
+            what=f"one warm-up run of each of {[dag_id_of(q) for q in queues]} to succeed",
+            timeout=timeout,
+            interval=1.0,
+        )
 
     def phase(self, queue: Queue, phase: str, messages: list[str], rate: float, timeout: float) -> dict[str, Any]:
         ledger = Ledger(queue.service, phase, earlier=self.run_ids(dag_id(phase, queue.service)))

@@ -44,7 +44,7 @@ class MemoryResult:
 
 
 def run_memory(services: Services, contenders: Contenders, messages: int, log: Any = print) -> MemoryResult:
-    queue = services.sqs.create("mem")
+    queue = services.sqs.new_queue(prefix="mem")
     proxy = services.sqs_proxy
 
     def consumed() -> int:
@@ -77,7 +77,7 @@ def run_memory(services: Services, contenders: Contenders, messages: int, log: A
     finally:
         feeder.stop()
         worker.finish()
-        services.sqs.delete(queue)
+        services.sqs.delete_queue(queue)
     if done["count"] != messages:
         raise RuntimeError(f"the memory run polled {done['count']} of {messages} messages")
     return MemoryResult(

@@ -1,7 +1,8 @@
 """The emulators, the counting proxies in front of them, and admin clients that bypass the proxies.
 
-Admin clients (plain boto3 / azure-storage-queue talking to the emulator directly) create,
-seed, count and delete queues, so none of that shows up in a contender's request counts.
+Admin clients (devtools/admin.py: plain boto3 / azure-storage-queue talking to the emulator
+directly) create, seed, count and delete queues, so none of that shows up in a contender's
+request counts.
 """
 
 from __future__ import annotations
@@ -10,23 +11,19 @@ import collections
 import json
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.data import bodies
+from devtools.admin import AzureService, SQSService
 from devtools.emulators import ROOT, AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy
 
-
-def fresh_name(prefix: str) -> str:
-    """A name that is valid on both services (Azure: lowercase, digits and single hyphens)."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+SEND_THREADS = {"sqs": 4, "azure": 8}
+"""Threads an admin client seeds a queue with (order does not matter to a benchmark; time does)."""
 
 
 def snapshot(proxy: Proxy) -> collections.Counter[str]:
@@ -40,87 +37,14 @@ def snapshot(proxy: Proxy) -> collections.Counter[str]:
     raise RuntimeError("could not read the proxy's counts")
 
 
-class SQSAdmin:
-    def __init__(self, moto: MotoSQS) -> None:
-        import boto3
-        from botocore.config import Config
-
-        self.moto = moto
-        self.client: Any = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
-            aws_access_key_id=moto.access_key_id,
-            aws_secret_access_key=moto.secret_access_key,
-            region_name=moto.region,
-            config=Config(max_pool_connections=16),
-        )
-
-    def create(self, prefix: str = "bench") -> str:
-        name = fresh_name(prefix)
-        self.client.create_queue(QueueName=name)
-        return name
-
-    def url(self, name: str) -> str:
-        return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
-
-    def delete(self, name: str) -> None:
-        self.client.delete_queue(QueueUrl=self.url(name))
-
-    def counts(self, name: str) -> tuple[int, int]:
-        """(visible, in flight)."""
-        attributes = self.client.get_queue_attributes(
-            QueueUrl=self.url(name),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-    def send(self, name: str, messages: list[str], threads: int = 4) -> None:
-        url = self.url(name)
-        chunks = [messages[i : i + 10] for i in range(0, len(messages), 10)]
-
-        def send(chunk: list[str]) -> None:
-            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-            response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
-            if response.get("Failed"):
-                raise RuntimeError(f"seeding {name} failed: {response['Failed'][:1]}")
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(send, chunks))
-
-
-class AzureAdmin:
-    def __init__(self, azurite: AzuriteQueue) -> None:
-        from azure.storage.queue import QueueServiceClient
-
-        self.azurite = azurite
-        self.service = QueueServiceClient.from_connection_string(azurite.connection_string)
-
-    def create(self, prefix: str = "bench") -> str:
-        name = fresh_name(prefix)
-        self.service.create_queue(name)
-        return name
-
-    def delete(self, name: str) -> None:
-        self.service.delete_queue(name)
-
-    def count(self, name: str) -> int:
-        client = self.service.get_queue_client(name)
-        return int(client.get_queue_properties().approximate_message_count or 0)
-
-    def send(self, name: str, messages: list[str], threads: int = 8) -> None:
-        client = self.service.get_queue_client(name)
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(client.send_message, messages))
-
-
 @dataclass
 class Services:
     moto: MotoSQS
     azurite: AzuriteQueue
     sqs_proxy: Proxy
     azure_proxy: Proxy
-    sqs: SQSAdmin
-    azure: AzureAdmin
+    sqs: SQSService
+    azure: AzureService
 
     # -- what the contenders get: endpoints through the proxies -------------------------------------
     @property
@@ -141,7 +65,7 @@ class Services:
         msg/s), whatever its client did. Each Azure run now starts on an empty Azurite.
         """
         self.azurite.restart()
-        self.azure = AzureAdmin(self.azurite)
+        self.azure = AzureService(self.azurite)
 
     def sqs_spec(self) -> dict[str, Any]:
         return {
@@ -195,7 +119,7 @@ def running_services(logs: Path, *, patch_moto: bool = True) -> Iterator[Service
         azurite.start()
         try:
             with Proxy(moto.endpoint_url) as sqs_proxy, Proxy(azurite.account_url) as azure_proxy:
-                yield Services(moto, azurite, sqs_proxy, azure_proxy, SQSAdmin(moto), AzureAdmin(azurite))
+                yield Services(moto, azurite, sqs_proxy, azure_proxy, SQSService(moto), AzureService(azurite))
         finally:
             azurite.remove()
     finally:
@@ -212,7 +136,7 @@ class SQSFeeder:
     """
 
     def __init__(
-        self, admin: SQSAdmin, name: str, total: int, consumed: Callable[[], int], low: int = 1500, high: int = 3000
+        self, admin: SQSService, name: str, total: int, consumed: Callable[[], int], low: int = 1500, high: int = 3000
     ) -> None:
         self.admin = admin
         self.name = name
@@ -227,7 +151,7 @@ class SQSFeeder:
 
     def prefill(self) -> None:
         count = min(self.high, self.total)
-        self.admin.send(self.name, bodies(count, tag="f"))
+        self.admin.send(self.name, bodies(count, tag="f"), threads=SEND_THREADS["sqs"])
         self.sent = count
 
     def start(self) -> SQSFeeder:
@@ -242,7 +166,7 @@ class SQSFeeder:
                     self._stop.wait(0.05)
                     continue
                 count = min(self.high - backlog, self.total - self.sent)
-                self.admin.send(self.name, bodies(count, tag=f"f{self.sent}-"))
+                self.admin.send(self.name, bodies(count, tag=f"f{self.sent}-"), threads=SEND_THREADS["sqs"])
                 self.sent += count
         except BaseException as error:  # reported by stop()
             self.error = error
@@ -252,14 +176,3 @@ class SQSFeeder:
         self._thread.join(timeout=60)
         if self.error is not None:
             raise RuntimeError(f"the SQS feeder failed: {self.error!r}") from self.error
-
-
-def wait_for(what: str, probe: Any, timeout: float = 60.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)

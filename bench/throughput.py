@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.protocol import Worker, worker_env
-from bench.services import Services, snapshot
+from bench.services import SEND_THREADS, Services, snapshot
 
 # Contender ids -> labels for the report.
 LABELS = {
@@ -203,16 +203,16 @@ def _float_or_none(value: Any) -> float | None:
 def _left(services: Services, service: str, queue: str) -> int:
     """Messages in the queue, visible or not (asked directly on the emulator)."""
     if service == "sqs":
-        visible, in_flight = services.sqs.counts(queue)
-        return visible + in_flight
-    return services.azure.count(queue)
+        counts = services.sqs.counts(queue)
+        return counts["visible"] + counts["in_flight"]
+    return services.azure.total(queue)
 
 
 def _seed(services: Services, service: str, queue: str, messages: int, tag: str) -> None:
     from bench.data import bodies
 
     admin = services.sqs if service == "sqs" else services.azure
-    admin.send(queue, bodies(messages, tag=tag))
+    admin.send(queue, bodies(messages, tag=tag), threads=SEND_THREADS[service])
 
 
 def run_throughput(
@@ -241,7 +241,7 @@ def run_throughput(
                     if service == "azure":
                         services.fresh_azurite()
                         admin = services.azure
-                    queue = admin.create(f"tp-{op}")
+                    queue = admin.new_queue(prefix=f"tp-{op}")
                     try:
                         if op == "poll":
                             _seed(services, service, queue, messages, tag=f"s{round_index}-")
@@ -260,7 +260,7 @@ def run_throughput(
                         # twice (at least once) or end while some are still hidden; the report says so.
                         left = _left(services, service, queue)
                     finally:
-                        admin.delete(queue)
+                        admin.delete_queue(queue)
                     run = Run(
                         service,
                         op,

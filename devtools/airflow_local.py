@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import httpx
 
 from devtools.emulators import ROOT, AzuriteQueue, MotoSQS, free_port
+from devtools.support import wait_until
 
 WORK = ROOT / ".work"
 EXAMPLE_DAGS = ROOT / "example_dags"
@@ -59,21 +60,18 @@ def airflow_bin() -> str:
     return found
 
 
-def wait_until(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5, hint: str = "") -> T:
-    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-        except (httpx.HTTPError, OSError) as error:
-            value, last = None, error
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last})" if last else ""
-            raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{hint}")
-        time.sleep(interval)
+AIRFLOW_HICCUPS = (httpx.HTTPError, OSError)
+"""What a request to a running stack can fail with on the way (the API server restarting, a refused
+connection): a probe that fails so means "not yet"."""
+
+
+def wait_for_airflow(probe: Callable[[], T | None], *, what: str, timeout: float, interval: float = 0.5) -> T:
+    """:func:`devtools.support.wait_until` on a running Airflow stack: a probe that fails with
+    :data:`AIRFLOW_HICCUPS` is asked again, and running out of time is an :class:`AirflowError`,
+    like the stack's other failures (callers catch those to add what they know)."""
+    return wait_until(
+        probe, what=what, timeout=timeout, interval=interval, retry_on=AIRFLOW_HICCUPS, failure=AirflowError
+    )
 
 
 @dataclass
@@ -448,8 +446,8 @@ class LocalAirflow:
             health = self.health()
             return all((health.get(name) or {}).get("status") == "healthy" for name in ("metadatabase", *components))
 
-        wait_until(
-            "Airflow's components to report healthy", probe, timeout, interval=1.0, hint=f"; logs in {self.logs}"
+        wait_for_airflow(
+            probe, what=f"Airflow's components to report healthy (logs in {self.logs})", timeout=timeout, interval=1.0
         )
 
     def client(self) -> AirflowClient:
@@ -531,7 +529,7 @@ class AirflowClient:
             found = {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
             return set(dag_ids) <= found
 
-        wait_until(f"the DAGs {list(dag_ids)} to be parsed", probe, timeout, interval=1.0)
+        wait_for_airflow(probe, what=f"the DAGs {list(dag_ids)} to be parsed", timeout=timeout, interval=1.0)
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -586,7 +584,7 @@ class AirflowClient:
             run = self.run(dag_id, run_id)
             return run if run["state"] in FINISHED else None
 
-        return wait_until(f"DAG run {dag_id}/{run_id} to finish", probe, timeout, interval=1.0)
+        return wait_for_airflow(probe, what=f"DAG run {dag_id}/{run_id} to finish", timeout=timeout, interval=1.0)
 
     def wait_for_task_state(
         self,
@@ -605,7 +603,12 @@ class AirflowClient:
                 raise AirflowError(f"task {dag_id}/{run_id}/{task_id} is {ti['state']}, not one of {list(states)}")
             return None
 
-        return wait_until(f"task {dag_id}/{run_id}/{task_id} to be one of {list(states)}", probe, timeout, interval)
+        return wait_for_airflow(
+            probe,
+            what=f"task {dag_id}/{run_id}/{task_id} to be one of {list(states)}",
+            timeout=timeout,
+            interval=interval,
+        )
 
     def summary(self, dag_id: str, run_id: str) -> str:
         """``task=state`` for every task instance (mapped ones as ``task[i]``)."""

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.admin import AzureService, SQSService
 from devtools.airflow_local import (
     WORK,
     AirflowClient,
     AirflowError,
     LocalAirflow,
     emulator_connections,
-    wait_until,
+    wait_for_airflow,
 )
 from devtools.emulators import AzuriteQueue, MotoSQS
 
@@ -63,18 +64,8 @@ class Outcome:
 
 class Demo:
     def __init__(self, airflow: LocalAirflow, api: AirflowClient, moto: MotoSQS, azurite: AzuriteQueue) -> None:
-        import boto3
-        from azure.storage.queue import QueueServiceClient
-
         self.airflow, self.api = airflow, api
-        self.sqs = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
-            region_name=moto.region,
-            aws_access_key_id=moto.access_key_id,
-            aws_secret_access_key=moto.secret_access_key,
-        )
-        self.azure = QueueServiceClient.from_connection_string(azurite.connection_string)
+        self.sqs, self.azure = SQSService(moto), AzureService(azurite)
 
     def close(self) -> None:
         # Open keep-alive connections would make Azurite wait before it exits.
@@ -89,19 +80,16 @@ class Demo:
             # clear of an Airflow 3.3.2 race, apache/airflow#67287: a trigger that fires within a
             # second or two of the deferral can get its task failed by a stale executor event.)
             attributes = {"DelaySeconds": str(JOBS_DELAY)} if name == "fluke-jobs" else {}
-            self.sqs.create_queue(QueueName=name, Attributes=attributes)
+            self.sqs.new_queue(name, **attributes)
         for name in AZURE_QUEUES:
-            self.azure.create_queue(name)
+            self.azure.new_queue(name)
 
     def left_in(self, queue: str) -> int:
         """Messages still in a queue (visible or in flight)."""
         if queue in SQS_QUEUES:
-            url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-            attrs = self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-            )["Attributes"]
-            return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-        return int(self.azure.get_queue_client(queue).get_queue_properties().approximate_message_count or 0)
+            counts = self.sqs.counts(queue)
+            return counts["visible"] + counts["in_flight"]
+        return self.azure.total(queue)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
@@ -188,7 +176,7 @@ class Demo:
             return runs if seen >= len(ARRIVALS) or any(r["state"] == "failed" for r in runs) else None
 
         try:
-            runs = wait_until("the runs started by the burst of arrivals", finished_runs, timeout=300)
+            runs = wait_for_airflow(finished_runs, what="the runs started by the burst of arrivals", timeout=300)
         except AirflowError as error:
             return Outcome(d, False, "timeout", "no run was started by the messages", [str(error)])
         if any(r["state"] != "success" for r in runs):
@@ -196,7 +184,7 @@ class Demo:
             return Outcome(d, False, "failed", f"tasks: {states}", ["a run did not succeed"])
         seen = sum(self.xcom(d, r["dag_run_id"], "handle") or 0 for r in runs)
         with contextlib.suppress(AirflowError):  # reported below as what is left
-            wait_until("fluke-arrivals to be empty", lambda: self.left_in("fluke-arrivals") == 0, timeout=60)
+            wait_for_airflow(lambda: self.left_in("fluke-arrivals") == 0, what="fluke-arrivals to be empty", timeout=60)
         left = self.left_in("fluke-arrivals")
         kinds = {r["run_type"] for r in runs}
         text = (
@@ -220,9 +208,7 @@ class Demo:
             "example_queue_deferrable_mapping": self.deferrable_example,
             "example_queue_task_poll": self.task_poll_example,
         }
-        events = self.azure.get_queue_client("fluke-events")
-        for body in EVENTS:
-            events.send_message(body)
+        self.azure.send("fluke-events", EVENTS)
         say(f"Pushed {len(EVENTS)} messages to fluke-events for example_queue_task_poll")
         say()
         outcomes = []
@@ -234,12 +220,7 @@ class Demo:
             outcomes.append(outcome)
 
         api.unpause(EVENT_DAG)
-        arrivals = self.sqs.get_queue_url(QueueName="fluke-arrivals")["QueueUrl"]
-        for start in range(0, len(ARRIVALS), 10):
-            chunk = ARRIVALS[start : start + 10]
-            self.sqs.send_message_batch(
-                QueueUrl=arrivals, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
-            )
+        self.sqs.send("fluke-arrivals", ARRIVALS)
         outcome = self.event_example(earlier)
         report(outcome)
         outcomes.append(outcome)

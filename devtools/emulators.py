@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import azurite_patch
+from devtools.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,16 +35,17 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with code {process.returncode} before listening on port {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
+            return False
+
+    what = f"{name} to listen on 127.0.0.1:{port}"
+    wait_until(listening, what=what, timeout=timeout, interval=0.1, failure=RuntimeError)
 
 
 @dataclass

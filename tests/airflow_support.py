@@ -1,8 +1,8 @@
 """Shared helpers of the Airflow-level suites (tests/airflow, hooks, operators, sensors, triggers).
 
-* :class:`Service`: one emulator (moto's SQS server or Azurite) seen through an *independent*
-  SDK client (plain boto3 / azure-storage-queue, not our code): create queues, seed messages,
-  and check afterwards what is left in a queue.
+* The ``service``, ``sqs`` and ``azure`` fixtures: one emulator (moto's SQS server or Azurite)
+  seen through an *independent* SDK client (:mod:`devtools.admin`, not our code): create queues,
+  seed messages, and check afterwards what is left in a queue.
 * Connections go in as ``AIRFLOW_CONN_<ID>`` environment variables (JSON), as a user would
   set them; Airflow resolves them the same way in tasks, hooks and triggers.
 * :func:`run_dag` runs a DAG with ``dag.test()`` and reads the outcome back from the metadata
@@ -19,44 +19,24 @@ import json
 import logging
 import os
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import QueueServiceClient
 
+from devtools.admin import AZURE_CONN, SQS_CONN, AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.support import fresh_name, wait_until, wait_until_async
+
+# Service, SQSService, AzureService, fresh_name and wait_until were defined here once: still importable
+# from here for code written then; new code imports them from devtools.admin and devtools.support.
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = ROOT / "example_dags"
 TEST_DAGS = ROOT / "tests" / "dags"
-
-SQS_CONN = "fluke_sqs"
-AZURE_CONN = "fluke_azure"
-
-
-def fresh_name(prefix: str = "q") -> str:
-    """A queue name valid on both services (Azure: lowercase, digits, single hyphens)."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy (a bound on waiting, not an assertion on time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
 
 
 # -- connections ------------------------------------------------------------------------------------
@@ -82,180 +62,6 @@ def azure_connection(azurite: AzuriteQueue) -> dict[str, Any]:
 def set_connection(monkeypatch: Any, conn_id: str, conn: dict[str, Any]) -> str:
     monkeypatch.setenv(conn_env(conn_id), json.dumps(conn))
     return conn_id
-
-
-# -- the services, through independent clients ----------------------------------------------------------
-class Service:
-    """A queue service as the tests see it, through its own SDK (never fluke_airflow)."""
-
-    kind: str
-    conn_id: str
-    secrets: tuple[str, ...]
-
-    def create(self, name: str, **attributes: Any) -> str:
-        raise NotImplementedError
-
-    def delete_queue(self, name: str) -> None:
-        raise NotImplementedError
-
-    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
-        raise NotImplementedError
-
-    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
-        """One receive of visible messages: ``(body, handle)`` pairs, hidden for ``visibility_timeout``."""
-        raise NotImplementedError
-
-    def delete(self, name: str, handle: Any) -> None:
-        raise NotImplementedError
-
-    def release(self, name: str, handle: Any) -> None:
-        raise NotImplementedError
-
-    def total(self, name: str) -> int:
-        """Messages in the queue, visible or not (moto and Azurite count exactly)."""
-        raise NotImplementedError
-
-    def visible(self, name: str) -> int:
-        """Messages a receive could take now (not hidden by a receive or a delay)."""
-        raise NotImplementedError
-
-    # -- derived -------------------------------------------------------------------------------------
-    def drain(self, name: str) -> list[str]:
-        """Receive and delete every message visible now; their bodies."""
-        bodies: list[str] = []
-        while True:
-            batch = self.receive(name)
-            if not batch:
-                return bodies
-            for body, handle in batch:
-                bodies.append(body)
-                self.delete(name, handle)
-
-    def collect(self, name: str, count: int, *, timeout: float = 60.0) -> list[str]:
-        """Receive and delete until ``count`` messages came back (e.g. after a visibility timeout)."""
-        bodies: list[str] = []
-
-        def enough() -> bool:
-            bodies.extend(self.drain(name))
-            return len(bodies) >= count
-
-        wait_until(enough, timeout=timeout, interval=0.5, what=f"{count} message(s) in {name!r} (have {bodies})")
-        return bodies
-
-
-class SQSService(Service):
-    kind = "sqs"
-
-    def __init__(self, moto: MotoSQS, conn_id: str = SQS_CONN) -> None:
-        self.moto = moto
-        self.conn_id = conn_id
-        self.secrets = (moto.secret_access_key,)
-        self.client = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
-            region_name=moto.region,
-            aws_access_key_id=moto.access_key_id,
-            aws_secret_access_key=moto.secret_access_key,
-        )
-
-    def url(self, name: str) -> str:
-        return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
-
-    def create(self, name: str, **attributes: Any) -> str:
-        self.delete_queue(name)
-        attrs = {k: str(v) for k, v in attributes.items()}
-        if name.endswith(".fifo"):
-            attrs.setdefault("FifoQueue", "true")
-        return str(self.client.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"])
-
-    def delete_queue(self, name: str) -> None:
-        with contextlib.suppress(self.client.exceptions.QueueDoesNotExist):
-            self.client.delete_queue(QueueUrl=self.url(name))
-
-    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
-        url = self.url(name)
-        items = list(bodies)
-        for start in range(0, len(items), 10):
-            entries = [
-                {"Id": str(i), "MessageBody": body, "DelaySeconds": delay}
-                for i, body in enumerate(items[start : start + 10])
-            ]
-            response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
-            assert not response.get("Failed"), response["Failed"]
-
-    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
-        response = self.client.receive_message(
-            QueueUrl=self.url(name), MaxNumberOfMessages=10, VisibilityTimeout=visibility_timeout, WaitTimeSeconds=0
-        )
-        return [(m["Body"], m["ReceiptHandle"]) for m in response.get("Messages", [])]
-
-    def delete(self, name: str, handle: Any) -> None:
-        self.client.delete_message(QueueUrl=self.url(name), ReceiptHandle=handle)
-
-    def release(self, name: str, handle: Any) -> None:
-        """Make a message this client received visible again at once."""
-        self.client.change_message_visibility(QueueUrl=self.url(name), ReceiptHandle=handle, VisibilityTimeout=0)
-
-    def counts(self, name: str) -> dict[str, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        names.append("ApproximateNumberOfMessagesDelayed")
-        attributes = self.client.get_queue_attributes(QueueUrl=self.url(name), AttributeNames=names)["Attributes"]
-        return {k: int(v) for k, v in attributes.items()}
-
-    def total(self, name: str) -> int:
-        return sum(self.counts(name).values())
-
-    def visible(self, name: str) -> int:
-        return self.counts(name)["ApproximateNumberOfMessages"]
-
-    def in_flight(self, name: str) -> int:
-        return self.counts(name)["ApproximateNumberOfMessagesNotVisible"]
-
-
-class AzureService(Service):
-    kind = "azure"
-
-    def __init__(self, azurite: AzuriteQueue, conn_id: str = AZURE_CONN) -> None:
-        self.azurite = azurite
-        self.conn_id = conn_id
-        self.secrets = (azurite.key, azurite.connection_string)
-        self.client = QueueServiceClient.from_connection_string(azurite.connection_string)
-
-    def create(self, name: str, **attributes: Any) -> str:
-        self.delete_queue(name)
-        for _ in range(50):
-            try:
-                self.client.create_queue(name)
-                return name
-            except ResourceExistsError:  # still being deleted
-                time.sleep(0.2)
-        raise AssertionError(f"could not recreate the Azure queue {name!r}")
-
-    def delete_queue(self, name: str) -> None:
-        with contextlib.suppress(ResourceNotFoundError):
-            self.client.delete_queue(name)
-
-    def send(self, name: str, bodies: Iterable[str], *, delay: int = 0) -> None:
-        queue = self.client.get_queue_client(name)
-        for body in bodies:
-            queue.send_message(body, visibility_timeout=delay or None)
-
-    def receive(self, name: str, *, visibility_timeout: int = 60) -> list[tuple[str, Any]]:
-        queue = self.client.get_queue_client(name)
-        return [(m.content, m) for m in queue.receive_messages(max_messages=32, visibility_timeout=visibility_timeout)]
-
-    def delete(self, name: str, handle: Any) -> None:
-        self.client.get_queue_client(name).delete_message(handle)
-
-    def release(self, name: str, handle: Any) -> None:
-        """Make a message this client received visible again at once."""
-        self.client.get_queue_client(name).update_message(handle, visibility_timeout=0)
-
-    def total(self, name: str) -> int:
-        return int(self.client.get_queue_client(name).get_queue_properties().approximate_message_count or 0)
-
-    def visible(self, name: str) -> int:
-        return len(list(self.client.get_queue_client(name).peek_messages(max_messages=32)))
 
 
 # -- running DAGs -------------------------------------------------------------------------------------
@@ -698,14 +504,11 @@ class TriggererSupervisor:
 async def run_count_checks(supervisor: TriggererSupervisor, dag_id: str, more: int = 2) -> None:
     """Return once the trigger has asked for ``dag_id``'s run count ``more`` more times: past an event it
     is holding (it asked, found no new run, and asked again), seen in what it did rather than timed."""
-    import asyncio
-
     target = supervisor.run_count_requests[dag_id] + more
-    await asyncio.to_thread(
-        wait_until,
+    await wait_until_async(
         lambda: supervisor.run_count_requests[dag_id] >= target,
-        timeout=60,
         what=f"{more} more run-count request(s) for DAG {dag_id!r}",
+        timeout=60,
     )
 
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,10 +82,6 @@ def azurite() -> Iterator[AzuriteQueue]:
     server.start()
     yield server
     server.remove()
-
-
-def unique_name(prefix: str = "q") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 # -- Secret hygiene: no credential the emulators were given may appear in any output -----------------

@@ -137,3 +137,47 @@ def test_imports_only_go_down_the_layers() -> None:
             if layer(target) > layer(name) and not (name == "" or target.startswith(name)):
                 upward[name].append(target)
     assert not upward, dict(upward)
+
+
+# -- one test-support layer (issue 22): each helper defined once across tests/, bench/ and devtools/ ----------
+SUPPORT_HOMES = {
+    "fresh_name": "devtools/support.py",
+    "wait_until": "devtools/support.py",
+    "wait_until_async": "devtools/support.py",
+    "Service": "devtools/admin.py",
+    "SQSService": "devtools/admin.py",
+    "AzureService": "devtools/admin.py",
+}
+"""The shared helpers and where each is defined: tests, chaos, e2e, bench and devtools import them."""
+ONCE = {
+    *("unique_name", "wait_for", "until"),
+    *("SQSAdmin", "AzureAdmin", "Backend", "SQSBackend", "AzureBackend"),
+    *("Services", "ProxiedService", "Stack"),
+}
+"""Names the helpers had when they were copied (a second definition would be a copy again), and the
+facades over devtools/admin.py (the queue suite's backends, bench's services, chaos's proxied
+services, the e2e stack): at most one definition each."""
+
+
+def support_definitions() -> dict[str, list[str]]:
+    """Where each function or class of :data:`SUPPORT_HOMES` or :data:`ONCE` is defined, at any depth."""
+    found: dict[str, list[str]] = defaultdict(list)
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for folder in ("tests", "bench", "devtools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, kinds) and (node.name in SUPPORT_HOMES or node.name in ONCE):
+                    found[node.name].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_each_test_helper_is_defined_once_in_its_home() -> None:
+    found = support_definitions()
+    misplaced = {
+        name: found[name]
+        for name, home in SUPPORT_HOMES.items()
+        if [where.split(":")[0] for where in found[name]] != [home]
+    }
+    copied = {name: places for name, places in found.items() if name in ONCE and len(places) > 1}
+    assert not misplaced, f"defined elsewhere than in their home (import them from there): {misplaced}"
+    assert not copied, f"defined more than once (use devtools/support.py and devtools/admin.py): {copied}"

@@ -15,8 +15,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow_support import AzureService, SQSService, dagbag, load_dag, run_count_checks, run_dag, supervised
+from airflow_support import dagbag, load_dag, run_count_checks, run_dag, supervised
 
+from devtools.admin import AzureService, SQSService
 from fluke_airflow.triggers import QueuePollTrigger
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
@@ -218,7 +219,7 @@ def test_example_queue_event_driven_run_gets_the_arrived_messages(sqs: SQSServic
 
 
 def _wait_empty(service: Any, name: str) -> None:
-    from airflow_support import wait_until
+    from devtools.support import wait_until
 
     wait_until(lambda: service.total(name) == 0, timeout=60, what=f"{name} to be empty")
 

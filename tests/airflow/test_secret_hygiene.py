@@ -19,20 +19,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow_support import (
-    AzureService,
-    DagRunResult,
-    Service,
-    SQSService,
-    fresh_name,
-    iter_strings,
-    run_dag_captured,
-    set_connection,
-    wait_until,
-)
+from airflow_support import DagRunResult, iter_strings, run_dag_captured, set_connection
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 
+from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.support import fresh_name, wait_until
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import boto3
@@ -17,10 +16,6 @@ CLASSES = {
     ("azure", "sync"): AzureStorageQueue,
     ("azure", "async"): AsyncAzureStorageQueue,
 }
-
-
-def fresh_name(prefix: str = "auth") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def sqs_client(moto: Any, region: str = "us-east-1") -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from auth_support import fresh_name, sqs_client
+from auth_support import sqs_client
 from azure.storage.queue import QueueServiceClient
+
+from devtools.support import fresh_name
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -17,7 +19,7 @@ def flavour(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sqs_queue(moto: Any) -> str:
     """A fresh SQS queue in us-east-1."""
-    name = fresh_name()
+    name = fresh_name("auth")
     sqs_client(moto).create_queue(QueueName=name)
     return name
 
@@ -29,6 +31,6 @@ def azure_service(azurite: Any) -> QueueServiceClient:
 
 @pytest.fixture
 def azure_queue(azure_service: QueueServiceClient) -> str:
-    name = fresh_name()
+    name = fresh_name("auth")
     azure_service.create_queue(name)
     return name

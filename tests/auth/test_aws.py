@@ -9,9 +9,10 @@ import traceback
 
 import boto3
 import pytest
-from auth_support import fresh_name, open_queue, records_text, roundtrip, sqs_client
+from auth_support import open_queue, records_text, roundtrip, sqs_client
 from botocore.exceptions import BotoCoreError
 
+from devtools.support import fresh_name
 from fluke_airflow.auth import AWSAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError
 
@@ -43,7 +44,7 @@ async def test_region_enum_and_default_region(moto, flavour, monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    name = fresh_name()
+    name = fresh_name("auth")
     sqs_client(moto, "ap-southeast-2").create_queue(QueueName=name)
 
     auth = key_auth(moto, region=AWSAuth.Region.AP_SOUTHEAST_2)
@@ -69,7 +70,7 @@ def aws_files(tmp_path, monkeypatch, moto):
 
 
 async def test_from_profile(moto, aws_files, flavour):
-    name = fresh_name()
+    name = fresh_name("auth")
     sqs_client(moto, "eu-west-1").create_queue(QueueName=name)  # only in the profile's region
 
     auth = AWSAuth.from_profile("fluke-test", endpoint_url=moto.endpoint_url)
@@ -81,7 +82,7 @@ async def test_from_profile(moto, aws_files, flavour):
 
 
 async def test_from_profile_region_override(moto, aws_files, flavour):
-    name = fresh_name()
+    name = fresh_name("auth")
     sqs_client(moto, "us-west-2").create_queue(QueueName=name)
     auth = AWSAuth.from_profile("fluke-test", region="us-west-2", endpoint_url=moto.endpoint_url)
     assert sorted_batches(await roundtrip("sqs", flavour, auth, name)) == EXPECTED
@@ -94,7 +95,7 @@ async def test_from_profile_that_does_not_exist(moto, aws_files, flavour):
 
 
 async def test_from_boto3_session(moto, flavour):
-    name = fresh_name()
+    name = fresh_name("auth")
     sqs_client(moto, "eu-central-1").create_queue(QueueName=name)
     session = boto3.Session(
         aws_access_key_id=moto.access_key_id,
@@ -198,7 +199,7 @@ async def test_no_secret_in_repr_or_str(moto):
 
 async def test_no_secret_in_errors_or_logs(moto, flavour, caplog):
     caplog.set_level(logging.DEBUG)
-    secret, token = moto.secret_access_key, "FwoGZXIvYXdzEXAMPLETOKEN" + fresh_name()
+    secret, token = moto.secret_access_key, "FwoGZXIvYXdzEXAMPLETOKEN" + fresh_name("auth")
     auth = AWSAuth(moto.access_key_id, secret, token, endpoint_url=moto.endpoint_url)
     name = fresh_name("missing")
 
@@ -218,7 +219,7 @@ async def test_no_secret_when_the_endpoint_is_unreachable(flavour, caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket is closed
-    secret = "unreachable-secret-" + fresh_name()
+    secret = "unreachable-secret-" + fresh_name("auth")
     auth = AWSAuth("AKIAUNREACHABLE", secret, endpoint_url=f"http://127.0.0.1:{port}")
 
     with pytest.raises(QueueError) as failed:

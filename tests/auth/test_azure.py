@@ -8,9 +8,10 @@ import traceback
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from auth_support import fresh_name, open_queue, records_text, roundtrip
+from auth_support import open_queue, records_text, roundtrip
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 
+from devtools.support import fresh_name
 from fluke_airflow.auth import AzureAuth
 from fluke_airflow.exceptions import QueueError, QueueNotFoundError
 

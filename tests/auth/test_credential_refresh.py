@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from auth_support import fresh_name, sqs_client
+from auth_support import sqs_client
 from dateutil.tz import tzutc
 
+from devtools.support import fresh_name
 from fluke_airflow.auth import AWSAuth
 from fluke_airflow.queues import AsyncAmazonSQSQueue
 

@@ -10,7 +10,7 @@ import pytest
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy
 
-from .support import Service, azure_service, sqs_service
+from .support import ProxiedService, azure_service, sqs_service
 
 
 def _seed(request: pytest.FixtureRequest) -> int:
@@ -19,7 +19,7 @@ def _seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[Service]:
+def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[ProxiedService]:
     """moto with the real SQS's receipt semantics (see :class:`devtools.proxy.SQSReceipts`): a delete
     with an expired or superseded receipt handle succeeds and deletes nothing."""
     with Proxy(moto.endpoint_url, seed=_seed(request), sqs_receipts=True) as proxy:
@@ -27,11 +27,11 @@ def sqs(moto: MotoSQS, request: pytest.FixtureRequest) -> Iterator[Service]:
 
 
 @pytest.fixture
-def azure(azurite: AzuriteQueue, request: pytest.FixtureRequest) -> Iterator[Service]:
+def azure(azurite: AzuriteQueue, request: pytest.FixtureRequest) -> Iterator[ProxiedService]:
     with Proxy(azurite.account_url, seed=_seed(request)) as proxy:
         yield azure_service(azurite, proxy)
 
 
 @pytest.fixture(params=["sqs", "azure"])
-def service(request: pytest.FixtureRequest) -> Service:
+def service(request: pytest.FixtureRequest) -> ProxiedService:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]

@@ -15,15 +15,14 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.storage.queue import QueueServiceClient
 from terminal_support import section
 
+from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Fault, Proxy
 from fluke_airflow.auth import AWSAuth, AzureAuth
@@ -78,7 +77,7 @@ class FastRetryAzureAuth(AzureAuth):
 
 # -- the services behind the proxy ---------------------------------------------------------------------
 @dataclass
-class Service:
+class ProxiedService:
     """One emulator seen through a proxy: how to make a queue there and open ours on it."""
 
     name: str  # "sqs" or "azure"
@@ -90,12 +89,13 @@ class Service:
     wait_seconds: int
     visibility_timeout: int  # the scenarios' default
     max_attempts: int  # requests per call when every attempt fails
-    create: Callable[[str], None]
+    admin: Callable[[], Service]
+    """An admin client straight to the emulator (devtools/admin.py), opened for each use and closed
+    after it: a connection left open would hold up Azurite when a scenario restarts it."""
 
     def new_queue(self) -> str:
-        name = f"chaos-{uuid.uuid4().hex[:12]}"
-        self.create(name)
-        return name
+        with self.admin() as admin:
+            return admin.new_queue(prefix="chaos")
 
     def open(self, queue: str) -> Queue[Any]:
         cls = AmazonSQSQueue if self.name == "sqs" else AzureStorageQueue
@@ -106,21 +106,8 @@ class Service:
         return cls(self.auth, queue, suppress_output=True)
 
 
-def sqs_service(moto: MotoSQS, proxy: Proxy) -> Service:
-    import boto3
-
-    def create(name: str) -> None:
-        client = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
-            aws_access_key_id=moto.access_key_id,
-            aws_secret_access_key=moto.secret_access_key,
-            region_name=moto.region,
-        )
-        client.create_queue(QueueName=name)
-        client.close()
-
-    return Service(
+def sqs_service(moto: MotoSQS, proxy: Proxy) -> ProxiedService:
+    return ProxiedService(
         name="sqs",
         proxy=proxy,
         auth=AWSAuth(moto.access_key_id, moto.secret_access_key, region=moto.region, endpoint_url=proxy.url),
@@ -132,18 +119,14 @@ def sqs_service(moto: MotoSQS, proxy: Proxy) -> Service:
         # fluke_airflow.auth.aws configures retries={"mode": "standard", "max_attempts": 5}, and
         # botocore reads a Config's max_attempts as *retries*: 6 attempts in all.
         max_attempts=6,
-        create=create,
+        admin=lambda: SQSService(moto),
     )
 
 
-def azure_service(azurite: AzuriteQueue, proxy: Proxy, *, fast_retry: bool = not SDK_BACKOFF) -> Service:
-    def create(name: str) -> None:
-        with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
-            service.create_queue(name)
-
+def azure_service(azurite: AzuriteQueue, proxy: Proxy, *, fast_retry: bool = not SDK_BACKOFF) -> ProxiedService:
     conn = azurite.connection_string.replace(f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}")
     assert conn != azurite.connection_string
-    return Service(
+    return ProxiedService(
         name="azure",
         proxy=proxy,
         auth=(FastRetryAzureAuth if fast_retry else AzureAuth).from_conn_string(conn),
@@ -153,7 +136,7 @@ def azure_service(azurite: AzuriteQueue, proxy: Proxy, *, fast_retry: bool = not
         visibility_timeout=VISIBILITY_TIMEOUT,
         wait_seconds=0,
         max_attempts=4,  # azure-storage-queue: ExponentialRetry(retry_total=3)
-        create=create,
+        admin=lambda: AzureService(azurite),
     )
 
 
@@ -282,12 +265,12 @@ async def apush_all(queue: AsyncQueue[Any], ledger: Ledger, count: int = MESSAGE
 class Consumption:
     """How a scenario consumes: the poll arguments, the fault plan, and an optional hook per batch."""
 
-    service: Service
+    service: ProxiedService
     pre_delivery: bool
     faults: tuple[Fault, ...] = ()
     on_batch: Callable[[Ledger], None] | None = None
     visibility_timeout: int | None = None
-    """None: the service's (:attr:`Service.visibility_timeout`)."""
+    """None: the service's (:attr:`ProxiedService.visibility_timeout`)."""
     batch_size: int | None = None
 
     @property

@@ -21,12 +21,12 @@ import pytest
 
 from devtools.proxy import EntryFailure, ErrorStatus, Fault, Latency, Reset, Throttle, Timeout
 
-from .support import Consumption, Ledger, Service, aconsume, apush_all, consume, push_all, settle
+from .support import Consumption, Ledger, ProxiedService, aconsume, apush_all, consume, push_all, settle
 
-Plan = Callable[[Service], tuple[Fault, ...]]
+Plan = Callable[[ProxiedService], tuple[Fault, ...]]
 
 
-def transient(s: Service, *, failing_receive: bool = True) -> tuple[Fault, ...]:
+def transient(s: ProxiedService, *, failing_receive: bool = True) -> tuple[Fault, ...]:
     """Every kind of fault before the request reaches the service, on receives and deletes. Most
     are absorbed by the SDK's retries; some outlast them: deletes that fail for good (those
     messages come back) and, with ``failing_receive``, a receive that fails on every attempt
@@ -51,7 +51,7 @@ def transient(s: Service, *, failing_receive: bool = True) -> tuple[Fault, ...]:
     return tuple(faults)
 
 
-def lost_responses(s: Service) -> tuple[Fault, ...]:
+def lost_responses(s: ProxiedService) -> tuple[Fault, ...]:
     """The service did the work and the answer never arrived: deletes carried out upstream whose
     response is reset, replaced by a 500 or held; receives whose messages went invisible unseen."""
     return (
@@ -64,7 +64,7 @@ def lost_responses(s: Service) -> tuple[Fault, ...]:
     )
 
 
-def mixed(s: Service) -> tuple[Fault, ...]:
+def mixed(s: ProxiedService) -> tuple[Fault, ...]:
     """Both of the above at once, without a receive that fails for good."""
     return transient(s, failing_receive=False) + lost_responses(s)
 
@@ -80,7 +80,7 @@ SCENARIOS: dict[str, tuple[Plan, bool]] = {
 
 
 @pytest.mark.parametrize("scenario", ["transient", "lost-responses", "pre-transient", "pre-lost-responses"])
-def test_faults(service: Service, scenario: str) -> None:
+def test_faults(service: ProxiedService, scenario: str) -> None:
     faults, pre_delivery = SCENARIOS[scenario]
     ledger = Ledger(f"{scenario} {service.name}", service.delete)
     with service.open(service.new_queue()) as queue:
@@ -92,7 +92,7 @@ def test_faults(service: Service, scenario: str) -> None:
 
 
 @pytest.mark.parametrize("scenario", ["pre-mixed"])
-async def test_faults_async(service: Service, scenario: str) -> None:
+async def test_faults_async(service: ProxiedService, scenario: str) -> None:
     faults, pre_delivery = SCENARIOS[scenario]
     ledger = Ledger(f"{scenario} {service.name} async", service.delete)
     async with service.open_async(service.new_queue()) as queue:
@@ -103,7 +103,7 @@ async def test_faults_async(service: Service, scenario: str) -> None:
     settle(ledger, service.proxy, pre_delivery=pre_delivery)
 
 
-def test_batch_outlasting_its_visibility_timeout(service: Service) -> None:
+def test_batch_outlasting_its_visibility_timeout(service: ProxiedService) -> None:
     """Slow receives: the first messages of a batch become visible again while the batch is still
     filling, and the service hands them out a second time within the same poll. Pre-delivery
     delete must still deliver each message once (one copy per batch, the newest receipt)."""

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from devtools.admin import SQSService
 from devtools.emulators import MotoSQS
 from devtools.proxy import Latency, Timeout
 from fluke_airflow.queues.flows import collect_flow
 from fluke_airflow.queues.options import DeliveryOptions
 
-from .support import Service, body, number_of
+from .support import ProxiedService, body, number_of
 
 ATTEMPTS = 60
 """Polls, 0.25 s apart, to wait for a message to come back (1 s visibility timeout) before failing."""
@@ -29,16 +30,9 @@ ATTEMPTS = 60
 
 def held_upstream(moto: MotoSQS, queue: Any) -> int:
     """Messages moto holds, visible or in flight (asked directly, not through the proxy)."""
-    import boto3
-
-    client = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name=moto.region,
-                          aws_access_key_id=moto.access_key_id,
-                          aws_secret_access_key=moto.secret_access_key)  # fmt: skip
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    url = client.get_queue_url(QueueName=queue.get_name())["QueueUrl"]
-    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    client.close()
-    return sum(int(attributes[n]) for n in names)
+    with SQSService(moto) as admin:
+        counts = admin.counts(queue.get_name())
+    return counts["visible"] + counts["in_flight"]
 
 
 def poll_until_delivered(queue: Any, *, pre_delivery_delete: bool = True) -> list[int | None]:
@@ -54,7 +48,7 @@ def poll_until_delivered(queue: Any, *, pre_delivery_delete: bool = True) -> lis
 
 @pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "botocore"])
 def test_a_delete_that_reaches_sqs_late_is_not_delivered_and_comes_back_once(
-    moto: MotoSQS, sqs: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, direct: str
+    moto: MotoSQS, sqs: ProxiedService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, direct: str
 ) -> None:
     monkeypatch.setenv("FLUKE_AIRFLOW_SQS_DIRECT", direct)
     with sqs.open(sqs.new_queue()) as queue:
@@ -73,7 +67,7 @@ def test_a_delete_that_reaches_sqs_late_is_not_delivered_and_comes_back_once(
         assert queue.metrics.totals()["messages.late_delete"] == 1
 
 
-def test_a_delete_answered_late_is_not_delivered_though_sqs_did_it(moto: MotoSQS, sqs: Service) -> None:
+def test_a_delete_answered_late_is_not_delivered_though_sqs_did_it(moto: MotoSQS, sqs: ProxiedService) -> None:
     """At most once: the service deleted in time but its answer came after the deadline, so the client
     cannot tell it from the case above and does not deliver. The message is gone (the loss at most once
     allows), never delivered twice."""
@@ -87,7 +81,7 @@ def test_a_delete_answered_late_is_not_delivered_though_sqs_did_it(moto: MotoSQS
 
 
 def test_a_late_delete_after_delivery_is_reported_and_the_duplicate_explained(
-    sqs: Service, caplog: pytest.LogCaptureFixture
+    sqs: ProxiedService, caplog: pytest.LogCaptureFixture
 ) -> None:
     with sqs.open(sqs.new_queue()) as queue:
         queue.push(body(1))
@@ -101,7 +95,7 @@ def test_a_late_delete_after_delivery_is_reported_and_the_duplicate_explained(
         assert poll_until_delivered(queue, pre_delivery_delete=False) == [1]
 
 
-def test_a_late_delete_through_delete_messages_is_reported(moto: MotoSQS, sqs: Service) -> None:
+def test_a_late_delete_through_delete_messages_is_reported(moto: MotoSQS, sqs: ProxiedService) -> None:
     """The sensor's post-delivery delete goes through ``delete_messages``: judged the same way."""
     with sqs.open(sqs.new_queue()) as queue:
         queue.push(body(1))
@@ -113,7 +107,7 @@ def test_a_late_delete_through_delete_messages_is_reported(moto: MotoSQS, sqs: S
         assert held_upstream(moto, queue) == 1  # ...and indeed nothing was deleted
 
 
-def test_the_heartbeat_keeps_a_slow_batch_s_delete_in_time(moto: MotoSQS, sqs: Service) -> None:
+def test_the_heartbeat_keeps_a_slow_batch_s_delete_in_time(moto: MotoSQS, sqs: ProxiedService) -> None:
     """A consumer that takes longer than the visibility timeout: the heartbeat's renewals move the
     deadline (on the proxy too: ChangeMessageVisibilityBatch), so the delete counts and deletes."""
     with sqs.open(sqs.new_queue()) as queue:
@@ -129,7 +123,7 @@ def test_the_heartbeat_keeps_a_slow_batch_s_delete_in_time(moto: MotoSQS, sqs: S
 
 @pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "botocore"])
 def test_a_retried_receive_counts_from_the_attempt_that_answered(
-    sqs: Service, monkeypatch: pytest.MonkeyPatch, direct: str
+    sqs: ProxiedService, monkeypatch: pytest.MonkeyPatch, direct: str
 ) -> None:
     """The first receive attempt hangs 2.5 s and is dropped, longer than the 2 s timeout; the SDK sends
     it again. The messages were handed out by that second attempt, so their delete is in time."""
@@ -145,7 +139,7 @@ def test_a_retried_receive_counts_from_the_attempt_that_answered(
 
 @pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "aiobotocore"])
 async def test_a_retried_async_receive_counts_from_the_attempt_that_answered(
-    sqs: Service, monkeypatch: pytest.MonkeyPatch, direct: str
+    sqs: ProxiedService, monkeypatch: pytest.MonkeyPatch, direct: str
 ) -> None:
     """As above, through the asyncio driver and aiobotocore."""
     monkeypatch.setenv("FLUKE_AIRFLOW_SQS_DIRECT", direct)

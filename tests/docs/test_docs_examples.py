@@ -40,9 +40,9 @@ from typing import Any
 
 import boto3
 import pytest
-from airflow_support import AzureService, SQSService
 from azure.core.exceptions import ResourceExistsError
 
+from devtools.admin import AzureService, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
 
 pytestmark = pytest.mark.usefixtures("airflow_env")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from terminal_support import section
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -120,8 +120,11 @@ def processed_all(stack: Stack, dag_id: str, queue: EventQueue, ledger: Ledger) 
 
 def wait_processed(stack: Stack, dag_id: str, queue: EventQueue, ledger: Ledger, timeout: float) -> None:
     try:
-        wait_until(
-            f"{dag_id}'s runs to process every message", lambda: processed_all(stack, dag_id, queue, ledger), timeout, 2
+        wait_for_airflow(
+            lambda: processed_all(stack, dag_id, queue, ledger),
+            what=f"{dag_id}'s runs to process every message",
+            timeout=timeout,
+            interval=2,
         )
     except AirflowError as error:
         raise AirflowError(f"{error}; {ledger.report()}; left in the queue: {queue.total()}") from None

@@ -8,16 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from azure.storage.queue import QueueServiceClient
 from statsd_support import StatsdListener, statsd_config
 
+from devtools.admin import AzureService, SQSService
 from devtools.airflow_local import EXAMPLE_DAGS, AirflowClient, LocalAirflow, emulator_connections
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy
@@ -44,29 +43,35 @@ class Stack:
     api: AirflowClient
     moto: MotoSQS
     azurite: AzuriteQueue
-    sqs: Any  # boto3 SQS client (independent of our code)
-    azure: QueueServiceClient
+    sqs_admin: SQSService
+    azure_admin: AzureService
+    """The emulators through clients independent of our code (devtools/admin.py)."""
     statsd: StatsdListener
     """Where every component sends its metrics ([metrics] statsd_on), ours among them."""
     proxies: dict[str, Proxy] = field(default_factory=dict)
     """``sqs`` and ``azure``: the test proxies of a stack built with ``proxied=True``."""
+
+    @property
+    def sqs(self) -> Any:
+        """The stack's boto3 SQS client."""
+        return self.sqs_admin.client
+
+    @property
+    def azure(self) -> QueueServiceClient:
+        """The stack's azure-storage-queue service client."""
+        return self.azure_admin.client
 
     def triggerers(self) -> list[str]:
         """The stack's triggerers by component name (``triggerer``, ``triggerer-2``, ...)."""
         return [n for n in self.airflow.components if n == "triggerer" or n.startswith("triggerer-")]
 
     def new_sqs_queue(self, prefix: str, **attributes: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        return str(self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+        """A new SQS queue; its URL."""
+        return self.sqs_admin.url(self.sqs_admin.new_queue(prefix=prefix, **attributes))
 
     def sqs_counts(self, queue_url: str) -> dict[str, int]:
         """visible / in_flight / delayed, from SQS's approximate counters (exact on moto)."""
-        attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
-        return {
-            "visible": int(attrs["ApproximateNumberOfMessages"]),
-            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
-        }
+        return self.sqs_admin.counts(queue_url.rsplit("/", 1)[-1])
 
 
 STACK_DAGS = ("example_queue_deferrable_mapping", "example_queue_event_driven", "e2e_post_delivery_crash")
@@ -100,19 +105,12 @@ def running_stack(
     moto.start()
     try:
         azurite.start()
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
-            region_name=moto.region,
-            aws_access_key_id=moto.access_key_id,
-            aws_secret_access_key=moto.secret_access_key,
-        )
-        azure = QueueServiceClient.from_connection_string(azurite.connection_string)
+        sqs, azure = SQSService(moto), AzureService(azurite)
         clients += [sqs, azure]
         for queue in SQS_QUEUES:
-            sqs.create_queue(QueueName=queue)
+            sqs.new_queue(queue)
         for queue in AZURE_QUEUES:
-            azure.create_queue(queue)
+            azure.new_queue(queue)
         statsd = StatsdListener()
         clients.append(statsd)
         connections = emulator_connections(moto, azurite)
@@ -142,8 +140,8 @@ def running_stack(
                 api=api,
                 moto=moto,
                 azurite=azurite,
-                sqs=sqs,
-                azure=azure,
+                sqs_admin=sqs,
+                azure_admin=azure,
                 statsd=statsd,
                 proxies=proxies,
             )

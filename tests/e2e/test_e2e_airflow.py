@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -77,14 +77,14 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_feeds_mapped_tasks(stack: 
 
     ti = api.wait_for_task_state(dag_id, run_id, "wait_for_jobs", ["deferred"], timeout=180)
     assert ti["trigger"]["classpath"] == "fluke_airflow.triggers.poll.QueuePollTrigger", ti["trigger"]
-    wait_until(
-        "the trigger to start polling in the triggerer",
+    wait_for_airflow(
         lambda: "Waiting for messages on Amazon SQS queue" in _trigger_logs(stack, dag_id, run_id, "wait_for_jobs"),
+        what="the trigger to start polling in the triggerer",
         timeout=60,
     )
-    wait_until(
-        "the scheduler to see the deferring worker exit",
+    wait_for_airflow(
         lambda: _scheduler_saw_deferral_exit(stack, dag_id, run_id, "wait_for_jobs"),
+        what="the scheduler to see the deferring worker exit",
         timeout=60,
     )
     assert stack.sqs_counts(url) == {"visible": 0, "in_flight": 0, "delayed": 3}
@@ -110,9 +110,9 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_feeds_mapped_tasks(stack: 
     assert stack.sqs_counts(url) == {"visible": 0, "in_flight": 0, "delayed": 3}
     assert "Received 2 message(s)" in _trigger_logs(stack, dag_id, run_id, "wait_for_jobs")
     # The trigger counted them in the triggerer, through Airflow's own stats client ([metrics]).
-    counts = wait_until(
-        "the triggerer's metrics for the queue",
+    counts = wait_for_airflow(
         lambda: _handled(stack, 2, service="sqs", queue=_queue_name(url), conn_id="fluke_sqs"),
+        what="the triggerer's metrics for the queue",
         timeout=30,
     )
     assert counts["receive.errors"] == 0
@@ -140,7 +140,9 @@ def test_asset_watcher_runs_the_dag_on_arrival_and_deletes_after_the_event_is_st
         )
         return runs if seen >= len(bodies) else None
 
-    runs = wait_until("asset-triggered runs that received the 3 messages", runs_with_all_messages, timeout=180)
+    runs = wait_for_airflow(
+        runs_with_all_messages, what="asset-triggered runs that received the 3 messages", timeout=180
+    )
     events = []
     for run in runs:
         assert run["run_type"] == "asset_triggered", run
@@ -155,9 +157,9 @@ def test_asset_watcher_runs_the_dag_on_arrival_and_deletes_after_the_event_is_st
     assert all(e["name"] == "fluke_orders_queue" and e["extra"]["payload"]["queue"] == "fluke-arrivals" for e in events)
 
     # Deleted from the queue, and only after Airflow stored the asset events.
-    wait_until(
-        "fluke-arrivals to be empty (post-delivery delete)",
+    wait_for_airflow(
         lambda: stack.sqs_counts(url) == {"visible": 0, "in_flight": 0, "delayed": 0},
+        what="fluke-arrivals to be empty (post-delivery delete)",
         timeout=60,
     )
     stored = max(_when(e["timestamp"]) for e in events)
@@ -171,9 +173,9 @@ def test_asset_watcher_runs_the_dag_on_arrival_and_deletes_after_the_event_is_st
     assert all(when >= stored for when, _ in deletes), (deletes, stored)
     api.pause(dag_id)
     # The watcher's counts, from the triggerer through Airflow's stats client.
-    wait_until(
-        "the watcher's metrics for fluke-arrivals",
+    wait_for_airflow(
         lambda: _handled(stack, 3, service="sqs", queue="fluke-arrivals", conn_id="fluke_sqs"),
+        what="the watcher's metrics for fluke-arrivals",
         timeout=30,
     )
 
@@ -192,14 +194,14 @@ def test_post_delivery_messages_survive_a_killed_triggerer(stack: Stack) -> None
     api.unpause(dag_id)
     run_id = api.trigger(dag_id, {"queue": _queue_name(url)})["dag_run_id"]
     api.wait_for_task_state(dag_id, run_id, "wait", ["deferred"], timeout=180)
-    wait_until(
-        "the trigger to start polling in the triggerer",
+    wait_for_airflow(
         lambda: "Waiting for messages on Amazon SQS queue" in _trigger_logs(stack, dag_id, run_id, "wait"),
+        what="the trigger to start polling in the triggerer",
         timeout=60,
     )
-    wait_until(
-        "the scheduler to see the deferring worker exit",
+    wait_for_airflow(
         lambda: _scheduler_saw_deferral_exit(stack, dag_id, run_id, "wait"),
+        what="the scheduler to see the deferring worker exit",
         timeout=60,
     )
     bodies = [f"crash-{i}" for i in range(5)]
@@ -212,9 +214,9 @@ def test_post_delivery_messages_survive_a_killed_triggerer(stack: Stack) -> None
         stack.sqs.send_message_batch(
             QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
         )
-        wait_until(
-            "the trigger to receive the 5 messages (in flight in SQS)",
+        wait_for_airflow(
             lambda: stack.sqs_counts(url)["in_flight"] == len(bodies),
+            what="the trigger to receive the 5 messages (in flight in SQS)",
             timeout=60,
             interval=0.05,
         )

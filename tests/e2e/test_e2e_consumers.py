@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 from events_support import EventQueue, Ledger, bodies, book, show_accounting
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -49,7 +49,12 @@ class TriggererLog:
         return [line for line in self.text().splitlines() if all(p in line for p in parts)]
 
     def wait_for(self, what: str, *parts: str, timeout: float = 240) -> str:
-        return wait_until(what, lambda: next(iter(self.lines(*parts)), None), timeout, 1.0, hint=f"; log: {self.path}")
+        return wait_for_airflow(
+            lambda: next(iter(self.lines(*parts)), None),
+            what=f"{what} (log: {self.path})",
+            timeout=timeout,
+            interval=1.0,
+        )
 
 
 @contextlib.contextmanager
@@ -89,7 +94,12 @@ def test_a_watcher_naming_only_an_unknown_dag_says_so_and_takes_no_message(stack
                             "stalled: taking no messages, no DAG of dag_ids exists in Airflow")  # fmt: skip
         assert "'e2e_consumers_typo_WRONG'" in line
         # The check is repeated on each health line (every few seconds here): still nothing taken.
-        wait_until("a second health line", lambda: len(log.lines("stalled: taking no messages")) >= 2, 120, 1.0)
+        wait_for_airflow(
+            lambda: len(log.lines("stalled: taking no messages")) >= 2,
+            what="a second health line",
+            timeout=120,
+            interval=1.0,
+        )
         counts = stack.sqs_counts(queue.url)
         assert counts == {"visible": 3, "in_flight": 0, "delayed": 0}, f"messages taken from the queue: {counts}"
         assert not stack.api.runs(TYPO), "no event may have been fired"
@@ -115,7 +125,7 @@ def test_a_watcher_naming_one_unknown_dag_serves_the_one_that_exists(stack: Stac
             runs = book(stack, PARTIAL, ledger)
             return all(r["state"] == "success" for r in runs) and not ledger.lost and queue.total() == 0
 
-        wait_until(f"{PARTIAL} to process every message", processed, 300, 2.0)
+        wait_for_airflow(processed, what=f"{PARTIAL} to process every message", timeout=300, interval=2.0)
     ledger.report()
     assert ledger.duplicates == 0
 
@@ -139,7 +149,9 @@ def test_a_paused_consumer_is_named_the_other_is_served_and_unpaused_it_gets_eve
 
         # Paused: Airflow queues no event for it, so it starts no run and has none queued or running.
         queue.push(batches[0])
-        wait_until(f"{PAUSE_A} to process the first batch", lambda: has(PAUSE_A, batches[0]), 240, 2.0)
+        wait_for_airflow(
+            lambda: has(PAUSE_A, batches[0]), what=f"{PAUSE_A} to process the first batch", timeout=240, interval=2.0
+        )
         error = log.wait_for("the ERROR naming the paused DAG", "[error",
                              f"consumer DAG '{PAUSE_B}' started no run for the event fired")  # fmt: skip
         assert "has no run queued or running. It is paused (unpause it" in error
@@ -150,7 +162,9 @@ def test_a_paused_consumer_is_named_the_other_is_served_and_unpaused_it_gets_eve
 
         # The other DAG is served meanwhile.
         queue.push(batches[1])
-        wait_until(f"{PAUSE_A} to process the second batch", lambda: has(PAUSE_A, batches[1]), 240, 2.0)
+        wait_for_airflow(
+            lambda: has(PAUSE_A, batches[1]), what=f"{PAUSE_A} to process the second batch", timeout=240, interval=2.0
+        )
         assert not stack.api.runs(PAUSE_B), "a paused DAG starts no run"
 
         # Unpaused: the next event starts it, and its run gets every event stored meanwhile.
@@ -163,11 +177,11 @@ def test_a_paused_consumer_is_named_the_other_is_served_and_unpaused_it_gets_eve
                 return all(r["state"] == "success" for r in runs) and not ledger.lost
 
             try:
-                wait_until(f"{dag_id} to process every message", processed, 300, 2.0)
+                wait_for_airflow(processed, what=f"{dag_id} to process every message", timeout=300, interval=2.0)
             except AirflowError as error:
                 raise AirflowError(f"{error}; {ledger.report()}; left in the queue: {queue.total()}") from None
         log.wait_for("the INFO that the DAG is back in the pacing", f"consumer DAG '{PAUSE_B}' started a run again")
-        wait_until("the queue to be empty", lambda: queue.total() == 0, 120, 1.0)
+        wait_for_airflow(lambda: queue.total() == 0, what="the queue to be empty", timeout=120, interval=1.0)
     for ledger in ledgers.values():
         ledger.report()
         assert ledger.duplicates == 0, ledger.processed.most_common(3)

@@ -43,7 +43,7 @@ from events_support import (
     waiting_events,
 )
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -77,7 +77,7 @@ def watching(stack: Stack, dag_ids: list[str], queues: dict[tuple[str, str], Eve
         return all(any(polling(stack, n, q.name, at) for n, at in starts.items()) for q in queues.values())
 
     try:
-        wait_until("every scenario's watcher to poll its queue", polled, 180, 1.0)
+        wait_for_airflow(polled, what="every scenario's watcher to poll its queue", timeout=180, interval=1.0)
         yield
     finally:
         for dag_id in dag_ids:
@@ -181,7 +181,12 @@ def test_two_filtered_watchers_of_one_queue_each_get_exactly_their_messages(
             book(stack, f"e2e_events_route_{region}_{service}", ledger)
         return all(not ledger.lost for ledger in ledgers.values()) and queue.total() == len(orders["apac"])
 
-    wait_until(f"both {service} assets to get their orders, and only the unmatched to stay", routed, 300, 2.0)
+    wait_for_airflow(
+        routed,
+        what=f"both {service} assets to get their orders, and only the unmatched to stay",
+        timeout=300,
+        interval=2.0,
+    )
     for ledger in ledgers.values():
         ledger.notes.append(f"{len(orders['apac'])} matching neither left in the queue")
         ledger.report()
@@ -202,7 +207,7 @@ def test_the_triggerer_killed_mid_burst_loses_nothing(stack: Stack, events: Any,
 
     held_by = holder(stack, queue.name) or "triggerer"  # with two triggerers, the one that has the watcher
     try:
-        wait_until(f"{dag_id} to start consuming the burst", consuming, 180, 0.5)
+        wait_for_airflow(consuming, what=f"{dag_id} to start consuming the burst", timeout=180, interval=0.5)
         left = queue.total()
         airflow.kill_component(held_by)  # SIGKILL, the whole process group
     finally:

@@ -47,7 +47,7 @@ import pytest
 from azure.storage.queue import QueueClient
 from terminal_support import section
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -246,9 +246,9 @@ class Faults:
         have its task failed by the stale "success" event, so the tests push only after it)."""
         for run_id in run_ids:
             self.api.wait_for_task_state(dag_id, run_id, "wait", ["deferred"], timeout=180)
-        wait_until(
-            f"the triggers of {dag_id} to start polling in the triggerer",
+        wait_for_airflow(
             lambda: all("Waiting for messages on " in self._trigger_logs(dag_id, r) for r in run_ids),
+            what=f"the triggers of {dag_id} to start polling in the triggerer",
             timeout=90,
         )
         scheduler_log = self.stack.airflow.log_path("scheduler")
@@ -260,7 +260,9 @@ class Faults:
             )
             return needle in scheduler_log.read_text(errors="replace")
 
-        wait_until(f"the scheduler to see {dag_id}'s deferring workers exit", lambda: all(map(seen, run_ids)), 60)
+        wait_for_airflow(
+            lambda: all(map(seen, run_ids)), what=f"the scheduler to see {dag_id}'s deferring workers exit", timeout=60
+        )
 
     def _trigger_logs(self, dag_id: str, run_id: str) -> str:
         folder = self.stack.airflow.logs / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=wait"
@@ -370,7 +372,7 @@ def _stopped_between_receive_and_xcom(
             raise AssertionError(f"the run ended before the sensor stopped: {faults.api.summary(dag_id, run_id)}")
         return False
 
-    wait_until(f"{dag_id}'s sensor to receive and stop before its XCom ({marker})", stopped, timeout=180)
+    wait_for_airflow(stopped, what=f"{dag_id}'s sensor to receive and stop before its XCom ({marker})", timeout=180)
     held = json.loads(marker.read_text())
     ti = faults.api.task_instance(dag_id, run_id, "wait")
     assert ti["state"] == "running" and ti["try_number"] == 1, ti
@@ -459,7 +461,7 @@ def test_downstream_failure_releases_and_a_successful_run_deletes(faults: Faults
     assert sorted(ledger.in_failed_runs) == sorted(ledger.pushed)
     # Released with the sensor's retry_delay (30 s, seconds after the run ended): hidden, then back.
     assert queue.counts() == {"visible": 0, "in_flight": 20, "delayed": 0}
-    wait_until("the released messages to come back", lambda: queue.counts()["visible"] == 20, timeout=120)
+    wait_for_airflow(lambda: queue.counts()["visible"] == 20, what="the released messages to come back", timeout=120)
 
     conf = {"queue": queue.name, "fail": False}
     faults.run_until_empty(ledger, dag_id, queue, conf, collect_task="process_or_fail")
@@ -517,7 +519,9 @@ def test_triggerer_killed_while_several_triggers_hold_messages(faults: Faults) -
             return (post_in_flight, pushed - pre_visible) if settled and delivered else None
 
         try:
-            post_held, pre_held = wait_until(f"the {2 * sensors} triggers to deliver", all_delivered, 60, 0.2)
+            post_held, pre_held = wait_for_airflow(
+                all_delivered, what=f"the {2 * sensors} triggers to deliver", timeout=60, interval=0.2
+            )
         except AirflowError as error:
             last = seen[-1] if seen else None
             raise AirflowError(f"{error}; last counts {last}; runner: {airflow.process_states('triggerer')}") from None

@@ -58,7 +58,7 @@ from test_e2e_event_driven import (
     watching,
 )
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 from devtools.postgres import PostgresCluster
 from devtools.proxy import Timeout
 
@@ -149,7 +149,9 @@ def test_a_scheduler_killed_mid_burst_loses_nothing_and_duplicates_nothing(
                         return name, ti
         return None
 
-    killed, task = wait_until(f"a scheduler to run a task of {dag_id} mid-burst", running_task, 180, 0.2)
+    killed, task = wait_for_airflow(
+        running_task, what=f"a scheduler to run a task of {dag_id} mid-burst", timeout=180, interval=0.2
+    )
     left = queue.total()
     try:
         airflow.kill_component(killed)  # SIGKILL, with its executor's task processes
@@ -222,17 +224,19 @@ def test_a_triggerer_stopped_past_the_health_threshold_releases_its_batch_to_the
         shown = stack.statsd.of("messages.in_flight", queue=queue.name)
         return name if name and shown and shown[-1].value == full else None
 
-    stopped = wait_until(f"a triggerer to hold the {full} messages of {queue.name}", held_by, 180, 0.5)
+    stopped = wait_for_airflow(
+        held_by, what=f"a triggerer to hold the {full} messages of {queue.name}", timeout=180, interval=0.5
+    )
     other = next(n for n in stack.triggerers() if n != stopped)
     mark, stopped_at = log_size(stack, other), log_size(stack, stopped)
     airflow.signal_component(stopped, signal.SIGSTOP)  # frozen: no heartbeat, no renewal, no release
     try:
         proxy.clear_faults()  # the other triggerer's receives go through; the stopped one's stays held
-        wait_until(
-            f"the {other} to take the watcher of {queue.name} over from the stopped {stopped}",
+        wait_for_airflow(
             lambda: watching_line(queue.name) in log_text(stack, other, mark),
-            240,
-            1.0,
+            what=f"the {other} to take the watcher of {queue.name} over from the stopped {stopped}",
+            timeout=240,
+            interval=1.0,
         )
     finally:
         airflow.signal_component(stopped, signal.SIGCONT)

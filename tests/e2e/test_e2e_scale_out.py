@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from events_support import EventQueue, Ledger, bodies, book, holder, log_text, polling, show_accounting, wait_processed
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -58,22 +58,22 @@ def two_triggerers(stack: Stack) -> Any:
         # The split's first two watchers fill the first triggerer ...
         for dag_id in dags("split")[0::2]:
             api.unpause(dag_id)
-        wait_until(
-            "the first triggerer to take the first watcher of each split queue",
+        wait_for_airflow(
             lambda: all(polling(stack, "triggerer", f"e2e-scale-split-{s}", starts["triggerer"]) for s in SERVICES),
-            180,
-            1.0,
+            what="the first triggerer to take the first watcher of each split queue",
+            timeout=180,
+            interval=1.0,
         )
         # ... so the second triggerer gets their twins.
         airflow.add_triggerer("triggerer-2")
         airflow.start_component("triggerer-2")
         for dag_id in dags("split")[1::2]:
             api.unpause(dag_id)
-        wait_until(
-            "the second triggerer to take the second watcher of each split queue",
+        wait_for_airflow(
             lambda: all(polling(stack, "triggerer-2", f"e2e-scale-split-{s}") for s in SERVICES),
-            180,
-            1.0,
+            what="the second triggerer to take the second watcher of each split queue",
+            timeout=180,
+            interval=1.0,
         )
         yield starts
     finally:
@@ -103,8 +103,9 @@ def test_watchers_placed_on_two_triggerers_say_so_and_still_process_every_messag
         }
 
     queues = {f"e2e-scale-split-{s}" for s in SERVICES}
-    found = wait_until("both triggerers to report the split of both queues", lambda: (
-        errors() if all(q >= queues for q in errors().values()) else None), 120, 1.0)  # fmt: skip
+    found = wait_for_airflow(lambda: (
+        errors() if all(q >= queues for q in errors().values()) else None),
+        what="both triggerers to report the split of both queues", timeout=120, interval=1.0)  # fmt: skip
     assert found == {"triggerer": queues, "triggerer-2": queues}
 
     for service in SERVICES:
@@ -124,7 +125,7 @@ def _competing_consumers_process_every_message(stack: Stack, service: str) -> No
         ledger.runs = side_a.runs + side_b.runs
         return not ledger.lost and queue.total() == 0
 
-    wait_until(f"the split {service} queue's messages to be processed", processed, 300, 2.0)
+    wait_for_airflow(processed, what=f"the split {service} queue's messages to be processed", timeout=300, interval=2.0)
     ledger.notes.append(f"asset a got {len(side_a.processed)}, asset b got {len(side_b.processed)}")
     ledger.report()
     assert not ledger.lost  # competing consumers: every message reached one of them
@@ -138,11 +139,11 @@ def test_two_assets_with_one_trigger_each_get_every_message_whatever_the_placeme
     for dag_id in dags("fanout"):
         api.unpause(dag_id)
     for service in SERVICES:
-        wait_until(
-            f"the fan-out {service} watcher to poll",
+        wait_for_airflow(
             lambda s=service: any(polling(stack, n, f"e2e-scale-fanout-{s}") for n in ("triggerer", "triggerer-2")),
-            180,
-            1.0,
+            what=f"the fan-out {service} watcher to poll",
+            timeout=180,
+            interval=1.0,
         )
         (asset_a,) = api.request("GET", "/assets", params={"name_pattern": f"e2e_scale_fanout_{service}_a"})["assets"]
         (asset_b,) = api.request("GET", "/assets", params={"name_pattern": f"e2e_scale_fanout_{service}_b"})["assets"]
@@ -182,13 +183,15 @@ def _failover_loses_nothing(stack: Stack, service: str) -> None:
     airflow = stack.airflow
     queue = EventQueue(stack, service, f"e2e-scale-failover-{service}")
     dag_id = f"e2e_scale_failover_{service}"
-    held_by = wait_until(f"the failover {service} watcher to poll", lambda: holder(stack, queue.name), 180, 1.0)
+    held_by = wait_for_airflow(
+        lambda: holder(stack, queue.name), what=f"the failover {service} watcher to poll", timeout=180, interval=1.0
+    )
     other = "triggerer-2" if held_by == "triggerer" else "triggerer"
     ledger = Ledger(f"failover {service}: {held_by} SIGKILLed", bodies("failover", 400))
     queue.push(ledger.pushed)
     # Killed while it works through the burst: runs exist, and most messages still wait.
     consuming = lambda: bool(book(stack, dag_id, ledger)) and queue.total() > 150  # noqa: E731
-    wait_until(f"{dag_id} to start consuming the burst", consuming, 180, 0.3)
+    wait_for_airflow(consuming, what=f"{dag_id} to start consuming the burst", timeout=180, interval=0.3)
     left = queue.total()
     mark = airflow.log_path(other).stat().st_size
     airflow.kill_component(held_by)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceExistsError
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -79,12 +79,12 @@ def test_a_restarted_triggerer_brings_twenty_triggers_back_to_polling(stack: Sta
     try:
         for task_id in SENSORS:
             api.wait_for_task_state(SENSOR_DAG, run_id, task_id, ["deferred"], timeout=300)
-        wait_until(
-            "all 20 triggers to poll before the restart",
+        wait_for_airflow(
             lambda: (
                 all(FIRST_RECEIVE.search(_sensor_log(stack, run_id, t)) for t in SENSORS)
                 and _watchers_polling(_since(triggerer_log, start)) >= watcher_names
             ),
+            what="all 20 triggers to poll before the restart",
             timeout=180,
             interval=1.0,
         )
@@ -102,7 +102,7 @@ def test_a_restarted_triggerer_brings_twenty_triggers_back_to_polling(stack: Sta
             return sensors and _watchers_polling(_since(triggerer_log, restart)) >= watcher_names
 
         try:
-            wait_until("all 20 triggers to poll again after the restart", back, timeout=240, interval=1.0)
+            wait_for_airflow(back, what="all 20 triggers to poll again after the restart", timeout=240, interval=1.0)
         except AirflowError as error:
             missing = [t for t in SENSORS if _sensor_log(stack, run_id, t).count("First receive from") <= before[t]]
             polling = _watchers_polling(_since(triggerer_log, restart))
@@ -156,7 +156,11 @@ def test_a_restarted_triggerer_brings_twenty_triggers_back_to_polling(stack: Sta
             ]
             return all(sum(c.values()) == 0 for c in sqs_left) and not any(azure_left)
 
-        wait_until("every watcher to take its message (asset event stored, then deleted)", watcher_queues_empty, 120)
+        wait_for_airflow(
+            watcher_queues_empty,
+            what="every watcher to take its message (asset event stored, then deleted)",
+            timeout=120,
+        )
     finally:
         api.pause(WATCHER_DAG)
         api.pause(SENSOR_DAG)

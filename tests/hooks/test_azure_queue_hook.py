@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow_support import AzureService, fresh_name, set_connection
+from airflow_support import set_connection
 from azure.storage.queue import (
     AccountSasPermissions,
     QueueClient,
@@ -23,7 +23,9 @@ from azure.storage.queue import (
 )
 from pushed import accepted
 
+from devtools.admin import AzureService
 from devtools.emulators import AzuriteQueue
+from devtools.support import fresh_name
 from fluke_airflow.hooks import AzureStorageQueueHook, get_queue_hook
 from fluke_airflow.queues import AzureStorageQueue
 
@@ -143,7 +145,7 @@ def test_message_encoding_extra(azurite: AzuriteQueue, azure: AzureService, monk
     decoded = QueueClient.from_connection_string(
         azurite.connection_string, name, message_decode_policy=TextBase64DecodePolicy()
     )
-    from airflow_support import wait_until
+    from devtools.support import wait_until
 
     wait_until(lambda: list(decoded.peek_messages()), what="the message to be visible again")
     assert decoded.peek_messages()[0].content == "héllo\x00binary-safe"

@@ -13,16 +13,10 @@ from typing import Any
 import greenback
 import pytest
 from airflow.sdk import Connection
-from airflow_support import (
-    TriggererSupervisor,
-    azure_connection,
-    fresh_name,
-    set_connection,
-    sqs_connection,
-    supervised,
-)
+from airflow_support import TriggererSupervisor, azure_connection, set_connection, sqs_connection, supervised
 
 from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.support import fresh_name
 from fluke_airflow.hooks.base import SharedAuths, connection_fingerprint
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"

@@ -12,10 +12,12 @@ import urllib.request
 from typing import Any
 
 import pytest
-from airflow_support import SQSService, fresh_name, set_connection, sqs_connection
+from airflow_support import set_connection, sqs_connection
 from pushed import accepted
 
+from devtools.admin import SQSService
 from devtools.emulators import MotoSQS
+from devtools.support import fresh_name
 from fluke_airflow.hooks import AmazonSQSQueueHook, get_queue_hook
 from fluke_airflow.queues import AmazonSQSQueue
 

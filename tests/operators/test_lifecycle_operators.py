@@ -11,20 +11,13 @@ import json
 from typing import Any
 
 import pytest
-from airflow_support import (
-    AzureService,
-    DagRunResult,
-    Service,
-    SQSService,
-    fresh_name,
-    run_dag_captured,
-    set_connection,
-    sqs_connection,
-)
+from airflow_support import DagRunResult, run_dag_captured, set_connection, sqs_connection
 from azure.core.exceptions import ResourceNotFoundError
 
+from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy, ServiceError
+from devtools.support import fresh_name
 from fluke_airflow.operators import QueueCreateOperator, QueueDeleteOperator, QueuePurgeOperator, QueuePushOperator
 
 pytestmark = pytest.mark.usefixtures("airflow_env")

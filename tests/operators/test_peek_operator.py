@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import Service
 
+from devtools.admin import Service
 from fluke_airflow.operators import QueuePeekOperator
 
 pytestmark = pytest.mark.usefixtures("airflow_env")

@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_support import (
-    AzureService,
-    DagRunResult,
-    Service,
-    SQSService,
-    fresh_name,
-    run_dag_captured,
-    set_connection,
-    sqs_connection,
-)
+from airflow_support import DagRunResult, run_dag_captured, set_connection, sqs_connection
 
+from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
+from devtools.support import fresh_name
 from fluke_airflow.operators import QueuePushOperator
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
@@ -103,7 +96,7 @@ def test_delay_seconds_from_a_text_template(service: Service, queue: str) -> Non
     assert service.total(queue) == 12
     assert service.drain(queue) == []  # all hidden for the next ten minutes
     if isinstance(service, SQSService):
-        assert service.counts(queue)["ApproximateNumberOfMessagesDelayed"] == 12
+        assert service.counts(queue)["delayed"] == 12
 
 
 # -- SQS FIFO --------------------------------------------------------------------------------------------------

@@ -6,17 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow_support import (
-    AzureService,
-    SQSService,
-    fresh_name,
-    run_dag_captured,
-    set_connection,
-    sqs_connection,
-)
+from airflow_support import run_dag_captured, set_connection, sqs_connection
 
+from devtools.admin import AzureService, SQSService
 from devtools.emulators import MotoSQS
 from devtools.proxy import EntryFailure, Proxy
+from devtools.support import fresh_name
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 

@@ -2,8 +2,8 @@
 with the blocking and the asyncio classes.
 
 * ``backend`` (params ``sqs``/``azure``): the service, with an *independent* SDK client
-  (plain boto3 / azure-storage-queue, not our code) to create queues, seed messages and
-  check what is left in a queue afterwards.
+  (:mod:`devtools.admin`: plain boto3 / azure-storage-queue, not our code) to create queues,
+  seed messages and check what is left in a queue afterwards.
 * ``flavour`` (params ``sync``/``async``) and ``open_queue``: build our queue class for that
   backend and flavour, wrapped in :class:`Facade` so one ``async`` test body drives both.
 * Every request our SQS queues make goes through a botocore event hook, every request our
@@ -15,27 +15,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from devtools.admin import AzureService, Service, SQSService
 from fluke_airflow.auth import AWSAuth, AzureAuth
 from fluke_airflow.queues import AmazonSQSQueue, AsyncAmazonSQSQueue, AsyncAzureStorageQueue, AzureStorageQueue
 from fluke_airflow.queues.base import AsyncQueue
 
 SQS_BATCH_OPERATIONS = ("SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch")
-
-
-def fresh_name(prefix: str = "q") -> str:
-    """A name valid on both services (Azure: lowercase, digits, single hyphens)."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 # -- driving a sync or an async queue from one test body ------------------------------------------
@@ -110,44 +101,20 @@ class Facade:
             self.queue.__exit__(*exc)
 
 
-# -- the two services, seen through independent SDK clients ----------------------------------------
-@dataclass
-class Backend:
-    name: str
+# -- the two services, seen through independent SDK clients (devtools/admin.py) -------------------------
+class Backend(Service):
+    """A service's admin client, plus what a test needs to open our queue classes on it: the auth,
+    the sync and async classes, and the recording of their requests to check against the limits."""
+
     auth: Any
     classes: dict[str, type]
     receive_limit: int
-    requests: list[Any] = field(default_factory=list)
 
-    # implemented per service
-    def create_queue(self, name: str | None = None, **attributes: Any) -> str: ...
-    def send(self, queue: str, bodies: list[str]) -> None: ...
-    def receive_all(self, queue: str, visibility_timeout: int = 60) -> list[str]: ...
-    def total(self, queue: str) -> int: ...
-    def visible(self, queue: str) -> int: ...
-    def delete_queue(self, queue: str) -> None: ...
-    def record(self, queue: Any, log: list[Any]) -> None: ...
-    def check_limits(self, log: list[Any]) -> None: ...
-    def max_body_bytes(self, queue: str) -> int: ...
+    def record(self, queue: Any, log: list[Any]) -> None:
+        raise NotImplementedError
 
-    def seed(self, queue: str, count: int, prefix: str = "m") -> list[str]:
-        bodies = [f"{prefix}-{i:03d}" for i in range(count)]
-        self.send(queue, bodies)
-        return bodies
-
-    def drain(self, queue: str) -> list[str]:
-        """Take (and delete) every message now visible; sorted bodies."""
-        return sorted(self.receive_all(queue))
-
-    def drain_eventually(self, queue: str, expected: int, within: float = 30.0) -> list[str]:
-        """Drain until ``expected`` messages were taken (hidden ones reappear after their
-        visibility timeout) or ``within`` seconds passed; sorted bodies."""
-        deadline = time.monotonic() + within
-        taken = self.drain(queue)
-        while len(taken) < expected and time.monotonic() < deadline:
-            time.sleep(0.25)
-            taken += self.drain(queue)
-        return sorted(taken)
+    def check_limits(self, log: list[Any]) -> None:
+        raise NotImplementedError
 
 
 class _RecordedDirect:
@@ -166,70 +133,18 @@ class _RecordedDirect:
         return await self._direct.acall(client, operation, params)
 
 
-class SQSBackend(Backend):
+class SQSBackend(Backend, SQSService):
+    receive_limit = 10
+
     def __init__(self, moto: Any) -> None:
-        super().__init__(
-            name="sqs",
-            auth=AWSAuth(
-                aws_access_key_id=moto.access_key_id,
-                aws_secret_access_key=moto.secret_access_key,
-                region="us-east-1",
-                endpoint_url=moto.endpoint_url,
-            ),
-            classes={"sync": AmazonSQSQueue, "async": AsyncAmazonSQSQueue},
-            receive_limit=10,
-        )
-        self.client = boto3.client(
-            "sqs",
-            endpoint_url=moto.endpoint_url,
+        super().__init__(moto)
+        self.auth = AWSAuth(
             aws_access_key_id=moto.access_key_id,
             aws_secret_access_key=moto.secret_access_key,
-            region_name="us-east-1",
+            region=moto.region,
+            endpoint_url=moto.endpoint_url,
         )
-        self._urls: dict[str, str] = {}
-
-    def url(self, queue: str) -> str:
-        return self._urls[queue]
-
-    def create_queue(self, name: str | None = None, **attributes: Any) -> str:
-        name = name or fresh_name("sqs")
-        attrs = {k: str(v) for k, v in attributes.items()}
-        self._urls[name] = self.client.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
-        return name
-
-    def send(self, queue: str, bodies: list[str]) -> None:
-        for i in range(0, len(bodies), 10):
-            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
-            response = self.client.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
-            assert not response.get("Failed"), response
-
-    def receive_all(self, queue: str, visibility_timeout: int = 60) -> list[str]:
-        bodies: list[str] = []
-        while True:
-            messages = self.client.receive_message(
-                QueueUrl=self.url(queue), MaxNumberOfMessages=10, VisibilityTimeout=visibility_timeout
-            ).get("Messages", [])
-            if not messages:
-                return bodies
-            bodies += [m["Body"] for m in messages]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-            self.client.delete_message_batch(QueueUrl=self.url(queue), Entries=entries)
-
-    def _attributes(self, queue: str) -> dict[str, str]:
-        return self.client.get_queue_attributes(QueueUrl=self.url(queue), AttributeNames=["All"])["Attributes"]
-
-    def total(self, queue: str) -> int:
-        a = self._attributes(queue)
-        return sum(int(a[k]) for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
-
-    def visible(self, queue: str) -> int:
-        return int(self._attributes(queue)["ApproximateNumberOfMessages"])
-
-    def max_body_bytes(self, queue: str) -> int:
-        return int(self._attributes(queue)["MaximumMessageSize"])
-
-    def delete_queue(self, queue: str) -> None:
-        self.client.delete_queue(QueueUrl=self.url(queue))
+        self.classes = {"sync": AmazonSQSQueue, "async": AsyncAmazonSQSQueue}
 
     def record(self, queue: Any, log: list[Any]) -> None:
         """Record (operation, parameters) of every API call of this queue's botocore client, and
@@ -262,56 +177,13 @@ class SQSBackend(Backend):
                 assert 0 <= params.get("WaitTimeSeconds", 0) <= 20, params
 
 
-class AzureBackend(Backend):
+class AzureBackend(Backend, AzureService):
+    receive_limit = 32
+
     def __init__(self, azurite: Any) -> None:
-        super().__init__(
-            name="azure",
-            auth=AzureAuth.from_conn_string(azurite.connection_string),
-            classes={"sync": AzureStorageQueue, "async": AsyncAzureStorageQueue},
-            receive_limit=32,
-        )
-        self.service = QueueServiceClient.from_connection_string(azurite.connection_string)
-
-    def client(self, queue: str, base64: bool = False) -> Any:
-        if base64:
-            return self.service.get_queue_client(
-                queue, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
-            )
-        return self.service.get_queue_client(queue)
-
-    def create_queue(self, name: str | None = None, **attributes: Any) -> str:
-        name = name or fresh_name("az")
-        self.service.create_queue(name)
-        return name
-
-    def send(self, queue: str, bodies: list[str], base64: bool = False) -> None:
-        client = self.client(queue, base64)
-        for body in bodies:
-            client.send_message(body)
-
-    def receive_all(self, queue: str, visibility_timeout: int = 60, base64: bool = False) -> list[str]:
-        client = self.client(queue, base64)
-        bodies: list[str] = []
-        while True:
-            pages = client.receive_messages(messages_per_page=32, visibility_timeout=visibility_timeout).by_page()
-            page = list(next(pages, []))
-            if not page:
-                return bodies
-            for message in page:
-                bodies.append(message.content)
-                client.delete_message(message)
-
-    def total(self, queue: str) -> int:
-        return int(self.client(queue).get_queue_properties().approximate_message_count or 0)
-
-    def visible(self, queue: str) -> int:
-        return len(self.client(queue).peek_messages(max_messages=32))
-
-    def max_body_bytes(self, queue: str) -> int:
-        return 65_536
-
-    def delete_queue(self, queue: str) -> None:
-        self.service.delete_queue(queue)
+        super().__init__(azurite)
+        self.auth = AzureAuth.from_conn_string(azurite.connection_string)
+        self.classes = {"sync": AzureStorageQueue, "async": AsyncAzureStorageQueue}
 
     def record(self, queue: Any, log: list[Any]) -> None:
         """Record (method, path, query) of every request of this queue's SDK client."""
@@ -393,7 +265,7 @@ def open_queue(opener: Callable[..., Any], backend: Backend) -> OpenQueue:
 @pytest.fixture
 def queue_name(backend: Backend) -> Iterator[str]:
     """A fresh, empty queue on the backend."""
-    name = backend.create_queue()
+    name = backend.new_queue()
     yield name
 
 

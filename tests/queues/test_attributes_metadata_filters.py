@@ -21,7 +21,7 @@ ATTRIBUTES = {
 
 # -- attributes on push --------------------------------------------------------------------------------------
 async def test_attributes_reach_sqs_as_boto3_sees_them(sqs_backend, opener):
-    name = sqs_backend.create_queue()
+    name = sqs_backend.new_queue()
     q = await opener(sqs_backend, name)
     per_message = [{"n": {"DataType": "Number", "StringValue": str(i)}} for i in range(12)]
     assert await q.push("one", message_attributes=ATTRIBUTES)
@@ -41,7 +41,7 @@ async def test_attributes_reach_sqs_as_boto3_sees_them(sqs_backend, opener):
 
 
 async def test_attributes_count_towards_the_size_limit_before_anything_is_sent(sqs_backend, opener):
-    name = sqs_backend.create_queue(MaximumMessageSize="1024")
+    name = sqs_backend.new_queue(MaximumMessageSize="1024")
     q = await opener(sqs_backend, name)
     big = {"pad": {"DataType": "String", "StringValue": "x" * 1010}}  # 15 + 3 + 6 + 1010 bytes
     with pytest.raises(ValueError, match=r"and its message_attributes are 1034 bytes as sent; .* at most 1024"):
@@ -52,7 +52,7 @@ async def test_attributes_count_towards_the_size_limit_before_anything_is_sent(s
 
 
 async def test_azure_refuses_attributes_and_says_why(azure_backend, opener):
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     q = await opener(azure_backend, name)
     with pytest.raises(ValueError, match="message_attributes are an Amazon SQS feature: Azure Queue Storage"):
         await q.push_many(["a"], message_attributes={"k": {"DataType": "String", "StringValue": "v"}})
@@ -61,7 +61,7 @@ async def test_azure_refuses_attributes_and_says_why(azure_backend, opener):
 
 # -- metadata on receive -------------------------------------------------------------------------------------
 async def test_sqs_metadata_is_what_sqs_reports(sqs_backend, opener):
-    name = sqs_backend.create_queue(f"meta-{int(time.time() * 1000) % 10**9}.fifo", FifoQueue="true")
+    name = sqs_backend.new_queue(f"meta-{int(time.time() * 1000) % 10**9}.fifo", FifoQueue="true")
     before = int(time.time() * 1000) - 2000
     sqs_backend.client.send_message(
         QueueUrl=sqs_backend.url(name), MessageBody="fifo-body", MessageGroupId="g-1", MessageDeduplicationId="d-1",
@@ -84,9 +84,9 @@ async def test_sqs_metadata_is_what_sqs_reports(sqs_backend, opener):
 
 
 async def test_azure_metadata_is_what_azure_reports(azure_backend, opener):
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     azure_backend.send(name, ["azure-body"])
-    (peeked,) = azure_backend.client(name).peek_messages(max_messages=1)
+    (peeked,) = azure_backend.queue_client(name).peek_messages(max_messages=1)
     q = await opener(azure_backend, name)
     (batch,) = await q.poll_messages(batch_size=1, visibility_timeout=60, heartbeat=False).collect()
     (message,) = batch
@@ -107,7 +107,7 @@ async def test_a_filter_delivers_matches_and_leaves_the_rest_hidden_without_spin
     ).collect()  # fmt: skip
     assert sorted(b for batch in batches for b in batch) == sorted(wanted)
     assert backend.total(queue_name) == 5 and backend.visible(queue_name) == 0  # left, hidden, not deleted
-    receives = [r for r in q.requests if (r[0] == "ReceiveMessage" if backend.name == "sqs" else r[0] == "GET")]
+    receives = [r for r in q.requests if (r[0] == "ReceiveMessage" if backend.kind == "sqs" else r[0] == "GET")]
     assert len(receives) <= 4, f"the poll must not spin on messages it leaves: {len(receives)} receives"
 
 
@@ -118,17 +118,17 @@ async def test_unmatched_delete_and_dead_letter(backend, open_queue, queue_name)
         message_filtering="literal", message_filtering_match_values=["keep-1"], unmatched="delete"
     ).collect()
     assert got == [["keep-1"]] and backend.total(queue_name) == 0
-    dead = backend.create_queue()
+    dead = backend.new_queue()
     backend.send(queue_name, ["keep-2", "odd-1"])
     got = await q.poll(
         message_filtering="literal", message_filtering_match_values=["keep-2"], unmatched="dead_letter",
         dead_letter_queue=dead,
     ).collect()  # fmt: skip
-    assert got == [["keep-2"]] and backend.total(queue_name) == 0 and backend.drain(dead) == ["odd-1"]
+    assert got == [["keep-2"]] and backend.total(queue_name) == 0 and sorted(backend.drain(dead)) == ["odd-1"]
 
 
 async def test_attribute_filters_on_sqs(sqs_backend, opener):
-    name = sqs_backend.create_queue()
+    name = sqs_backend.new_queue()
     q = await opener(sqs_backend, name)
     for i, kind in enumerate(["created", "deleted", "created"]):
         await q.push(f"e-{i}", message_attributes={"type": {"DataType": "String", "StringValue": kind}})
@@ -137,6 +137,6 @@ async def test_attribute_filters_on_sqs(sqs_backend, opener):
 
 
 async def test_attribute_filters_on_azure_say_there_are_none(azure_backend, opener):
-    q = await opener(azure_backend, azure_backend.create_queue())
+    q = await opener(azure_backend, azure_backend.new_queue())
     with pytest.raises(ValueError, match="message_filtering_attributes filter on SQS message attributes"):
         q.poll(message_filtering_attributes={"type": "x"})

@@ -69,7 +69,7 @@ async def test_bad_poll_argument(backend, q, queue_name, kwargs, error, says):
 
 async def test_visibility_timeout_above_the_service_limit(backend, q, queue_name):
     backend.seed(queue_name, 2)
-    limit = MAX_VISIBILITY[backend.name]
+    limit = MAX_VISIBILITY[backend.kind]
 
     with pytest.raises(ValueError, match=rf"visibility_timeout must be an integer >= \d and at most {limit}"):
         q.poll(visibility_timeout=limit + 1)
@@ -80,7 +80,7 @@ async def test_visibility_timeout_above_the_service_limit(backend, q, queue_name
 
 async def test_azure_visibility_timeout_zero(azure_backend, opener):
     """Azure refuses to receive with a visibility timeout of 0 (the minimum is 1 second)."""
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     azure_backend.seed(name, 1)
     q = await opener(azure_backend, name)
 
@@ -91,7 +91,7 @@ async def test_azure_visibility_timeout_zero(azure_backend, opener):
 
 
 async def test_sqs_visibility_timeout_zero_is_allowed(sqs_backend, opener):
-    name = sqs_backend.create_queue()
+    name = sqs_backend.new_queue()
     sqs_backend.seed(name, 1)
     q = await opener(sqs_backend, name)
     assert await q.poll(visibility_timeout=0).collect() == [["m-000"]]
@@ -144,7 +144,7 @@ async def test_message_over_the_size_limit(backend, q, queue_name):
 
 
 async def test_unknown_push_option(backend, q, queue_name):
-    allowed = {"sqs": "delay_seconds, message_group_id", "azure": "delay_seconds, time_to_live"}[backend.name]
+    allowed = {"sqs": "delay_seconds, message_group_id", "azure": "delay_seconds, time_to_live"}[backend.kind]
     with pytest.raises(TypeError, match=rf"unknown option\(s\) \['colour'\] for .*; allowed: {allowed}"):
         await q.push("x", colour="red")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
@@ -171,7 +171,7 @@ async def test_bad_change_visibility_timeout(backend, q, queue_name):
     backend.seed(queue_name, 1)
     batches = q.poll_messages(visibility_timeout=30)
     batch = await batches.__anext__()
-    limit = MAX_VISIBILITY[backend.name]
+    limit = MAX_VISIBILITY[backend.kind]
     for timeout in (-1, limit + 1):
         with pytest.raises(ValueError, match=rf"timeout must be an integer >= 0 and at most {limit}"):
             await q.change_visibility(batch, timeout)
@@ -209,17 +209,17 @@ async def test_empty_queue_name(backend, name):
 async def test_valid_names_at_the_limits(sqs_backend, azure_backend, opener):
     """The name rules are not stricter than the services'."""
     # Azure's shortest names (3 characters) are few: take one no other test (or run) created.
-    taken = {q.name for q in azure_backend.service.list_queues(name_starts_with="a-")}
+    taken = {q.name for q in azure_backend.client.list_queues(name_starts_with="a-")}
     shortest = next(f"a-{c}" for c in "0123456789abcdefghijklmnopqrstuvwxyz" if f"a-{c}" not in taken)
     for backend, name in (
         (sqs_backend, "A_b-" + uuid.uuid4().hex + "c" * 44),
         (azure_backend, uuid.uuid4().hex + "a" * 31),
         (azure_backend, shortest),
     ):
-        backend.create_queue(name)
+        backend.new_queue(name)
         q = await opener(backend, name)
         assert await q.push("ok") is True
-        assert backend.drain(name) == ["ok"]
+        assert sorted(backend.drain(name)) == ["ok"]
 
 
 async def test_queue_that_does_not_exist(backend, flavour):
@@ -237,7 +237,7 @@ async def test_queue_that_does_not_exist(backend, flavour):
 
 
 async def test_sqs_queue_url_that_does_not_exist(sqs_backend, flavour):
-    url = sqs_backend.url(sqs_backend.create_queue()).rsplit("/", 1)[0] + "/gone-" + uuid.uuid4().hex[:8]
+    url = sqs_backend.url(sqs_backend.new_queue()).rsplit("/", 1)[0] + "/gone-" + uuid.uuid4().hex[:8]
     with pytest.raises(QueueNotFoundError, match=re.escape(url)):
         queue = sqs_backend.classes[flavour](sqs_backend.auth, url)
         if flavour == "async":
@@ -248,11 +248,11 @@ async def test_wrong_auth_type(backend, azurite, moto):
     other = {
         "sqs": AzureAuth.from_conn_string(azurite.connection_string),
         "azure": AWSAuth(moto.access_key_id, moto.secret_access_key, endpoint_url=moto.endpoint_url),
-    }[backend.name]
+    }[backend.kind]
     expected = {"sqs": "auth must be an AWSAuth for an Amazon SQS queue", "azure": "auth must be an AzureAuth"}
     for cls in backend.classes.values():
         for auth in (other, None, "key=secret"):
-            with pytest.raises(TypeError, match=rf"{expected[backend.name]}.*got {type(auth).__name__}"):
+            with pytest.raises(TypeError, match=rf"{expected[backend.kind]}.*got {type(auth).__name__}"):
                 cls(auth, "some-queue")
 
 

@@ -406,7 +406,7 @@ async def test_azure_connection_reset_counts_the_retries(
 ) -> None:
     """With the SDK's backoff made short (client options), every retry happens: the error counts
     them, as many as the proxy saw requests beyond the first."""
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     queues = {"sync": AzureStorageQueue, "async": AsyncAzureStorageQueue}
     with Proxy(azurite.account_url) as proxy:
         auth = AzureAuth.from_account_key(azurite.key, account_url=proxy.endpoint).with_client_options(
@@ -455,7 +455,7 @@ async def test_azure_missing_queue(azurite: AzuriteQueue, flavour, monkeypatch, 
 
 async def test_azure_wrong_account_key(azurite: AzuriteQueue, azure_backend, flavour, monkeypatch, caplog_all) -> None:
     """Azurite checks the shared key signature as Azure does: HTTP 403 AuthenticationFailed."""
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     wrong = fresh_key()
     conn_id = set_connection(monkeypatch, "err_az_key", azure_connection(azurite.account_url, wrong))
 
@@ -474,7 +474,7 @@ async def test_azure_wrong_account_key(azurite: AzuriteQueue, azure_backend, fla
 async def test_azure_wrong_key_in_a_connection_string(
     azurite: AzuriteQueue, azure_backend, flavour, monkeypatch, caplog_all
 ) -> None:
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     wrong = fresh_key()
     conn = {"conn_type": "azure_storage_queue",
             "extra": {"connection_string": azurite.connection_string.replace(azurite.key, wrong)}}  # fmt: skip
@@ -515,7 +515,7 @@ async def test_azure_sas_signed_with_a_wrong_key(
     azurite: AzuriteQueue, azure_backend, flavour, monkeypatch, caplog_all
 ) -> None:
     """Azurite checks a SAS token's signature as Azure does: HTTP 403 AuthenticationFailed."""
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     token = sas(azurite, name, fresh_key(), read=True, process=True)
     conn_id = set_connection(monkeypatch, "err_az_sas", sas_connection(azurite, token))
 
@@ -537,7 +537,7 @@ async def test_azure_missing_permission(azurite: AzuriteQueue, azure_backend, fl
     """A SAS that may read (open, peek) but not process (receive): Azurite refuses the receive as Azure
     does, HTTP 403 AuthorizationPermissionMismatch ("Queue service error codes" / "Common REST API
     error codes": "This request is not authorized to perform this operation using this permission")."""
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     token = sas(azurite, name, azurite.key, read=True)
     conn_id = set_connection(monkeypatch, "err_az_denied", sas_connection(azurite, token))
 

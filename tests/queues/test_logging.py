@@ -50,7 +50,7 @@ async def test_bodies_never_logged_above_debug(backend, q, queue_name, marker, c
     with pytest.raises(RuntimeError):
         async for _ in q.poll(batch_size=5, visibility_timeout=1):
             raise RuntimeError("consumer failed")
-    backend.drain_eventually(queue_name, 15)
+    backend.collect(queue_name, 15, timeout=30, interval=0.25)
     backend.send(queue_name, bodies[:7])
     assert sum(map(len, await q.poll(batch_size=3).collect())) == 7
     backend.send(queue_name, bodies[:4])
@@ -86,7 +86,7 @@ async def test_delete_results_per_message_and_failures_logged_by_id(backend, q, 
 
     assert results == [True, False, True]
     await batches.aclose()
-    assert backend.drain_eventually(queue_name, 1) == [batch[1].body]
+    assert sorted(backend.collect(queue_name, 1, timeout=30, interval=0.25)) == [batch[1].body]
     warnings = texts(caplog.records, logging.WARNING, "fluke_airflow")
     assert any(batch[1].id in t for t in warnings)
     assert not [t for t in texts(caplog.records) if marker in t]

@@ -5,7 +5,6 @@ RedrivePolicy, and redrives back to the source queue."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from statsd_support import StatsdListener, statsd_in_this_process
 
+from devtools.support import WaitTimeout, wait_until
 from fluke_airflow.queues.attributes import DEAD_LETTER_ATTRIBUTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -29,21 +29,24 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
 
 
 def settled_counts(listener: StatsdListener, expected: dict[str, int], **tags: str) -> dict[str, int]:
-    """The counters once they reached ``expected`` (UDP arrives a little later), or as they are
-    after 60 s, for the assertion to show."""
-    deadline = time.monotonic() + 60
-    while True:
+    """The non-zero counters once those in ``expected`` reached it (UDP arrives a little later), or
+    as they are after 60 s, for the assertion to show."""
+
+    def settled() -> dict[str, int] | None:
         counts = listener.counts(**tags)
-        got = {name: counts[name] for name in expected}
-        if got == expected or time.monotonic() > deadline:
-            return {name: n for name, n in counts.items() if n}
-        time.sleep(0.05)
+        reached = {name: counts[name] for name in expected} == expected
+        return {name: n for name, n in counts.items() if n} if reached else None
+
+    try:
+        return wait_until(settled, what=f"the counters to reach {expected}", timeout=60, interval=0.05)
+    except WaitTimeout:
+        return {name: n for name, n in listener.counts(**tags).items() if n}
 
 
 def visibility_requests(backend: Any, q: Any) -> list[int]:
     """The visibility timeouts our queue asked the service for, in order (one per message on Azure,
     one per entry of a ChangeMessageVisibilityBatch on SQS)."""
-    if backend.name == "sqs":
+    if backend.kind == "sqs":
         return [
             e["VisibilityTimeout"] for op, p in q.requests if op == "ChangeMessageVisibilityBatch" for e in p["Entries"]
         ]
@@ -72,7 +75,7 @@ async def test_a_poll_reports_every_message_to_statsd(backend, q, queue_name, st
     got = [body for batch in await q.poll(batch_size=10).collect() for body in batch]
     assert sorted(got) == bodies
     expected = {"messages.pushed": 25, "messages.received": 25, "messages.delivered": 25, "messages.deleted": 25}
-    tags = {"queue": queue_name, "service": backend.name}
+    tags = {"queue": queue_name, "service": backend.kind}
     assert settled_counts(statsd, expected, **tags) == expected
     handoffs = statsd.of("handoff", **tags)
     assert handoffs and all(m.kind == "ms" and m.value >= 0 for m in handoffs)
@@ -94,22 +97,20 @@ async def test_a_released_batch_stays_hidden_for_the_retry_delay(backend, q, que
     assert visibility_requests(backend, q) == [300, 300, 300]
     # Still in the queue, and not visible to any consumer: an independent receive gets nothing.
     assert backend.total(queue_name) == 3 and backend.visible(queue_name) == 0
-    assert backend.receive_all(queue_name) == []
+    assert backend.drain(queue_name) == []
 
 
 async def test_without_a_retry_delay_a_released_batch_is_back_at_once(backend, q, queue_name) -> None:
     await q.push_many(["x", "y", "z"])
     await fail_first_batch(q, batch_size=3)
     assert visibility_requests(backend, q) == [0, 0, 0]
-    assert sorted(backend.receive_all(queue_name)) == ["x", "y", "z"]
+    assert sorted(backend.drain(queue_name)) == ["x", "y", "z"]
 
 
 async def test_the_delay_doubles_with_each_receive_under_exponential_backoff(backend, q, queue_name) -> None:
     await q.push_many(["again"])
     for _ in range(3):
-        deadline = time.monotonic() + 30
-        while backend.visible(queue_name) == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: backend.visible(queue_name) > 0, what="the message to be back", timeout=30, interval=0.2)
         await fail_first_batch(q, retry_delay=1, retry_exponential_backoff=True, max_retry_delay=3)
     # Received 1, 2, 3 times: 1 s, then 2 s, then 4 s capped at 3 s.
     assert visibility_requests(backend, q) == [1, 2, 3]
@@ -126,26 +127,26 @@ async def test_retry_arguments_are_checked_before_anything_is_received(backend, 
 
 # -- poison queues ------------------------------------------------------------------------------------------
 async def test_azure_moves_poison_messages_to_the_poison_queue_it_creates(azure_backend, opener) -> None:
-    name = azure_backend.create_queue()
+    name = azure_backend.new_queue()
     body = 'poison ✓ {"id": 1}  \n'
     azure_backend.send(name, [body])
     q = await opener(azure_backend, name)
     await fail_first_batch(q, max_receive_count=1)  # received once, and failed
     assert await q.poll(max_receive_count=1).collect() == []  # received a second time: poison
     assert azure_backend.total(name) == 0
-    assert azure_backend.receive_all(f"{name}-poison") == [body]  # the body exactly as it was
+    assert azure_backend.drain(f"{name}-poison") == [body]  # the body exactly as it was
     azure_backend.delete_queue(f"{name}-poison")
 
 
 async def test_a_poison_queue_name_too_long_for_azure_is_refused(azure_backend, opener) -> None:
-    name = azure_backend.create_queue(f"long-{uuid.uuid4().hex}-{'x' * 20}")
+    name = azure_backend.new_queue(f"long-{uuid.uuid4().hex}-{'x' * 20}")
     q = await opener(azure_backend, name)
     with pytest.raises(ValueError, match=r"the poison queue of queue .*: queue .*-poison' is not a valid"):
         await q.poll(max_receive_count=1).collect()
 
 
 async def test_an_sqs_dead_letter_says_why_where_from_and_after_how_many_receives(sqs_backend, opener) -> None:
-    name, dlq = sqs_backend.create_queue(), sqs_backend.create_queue()
+    name, dlq = sqs_backend.new_queue(), sqs_backend.new_queue()
     q = await opener(sqs_backend, name)
     await q.push_many(["bad"], message_attributes={"team": {"DataType": "String", "StringValue": "data"}})
     await fail_first_batch(q, max_receive_count=1, dead_letter_queue=dlq)
@@ -163,18 +164,18 @@ async def test_an_sqs_dead_letter_says_why_where_from_and_after_how_many_receive
 
 
 async def test_sqs_max_receive_count_needs_a_dead_letter_queue(sqs_backend, opener) -> None:
-    q = await opener(sqs_backend, sqs_backend.create_queue())
+    q = await opener(sqs_backend, sqs_backend.new_queue())
     with pytest.raises(ValueError, match="max_receive_count needs a dead_letter_queue on Amazon SQS"):
         await q.poll(max_receive_count=3).collect()
 
 
 async def test_sqs_refuses_a_max_receive_count_its_redrive_policy_makes_unreachable(sqs_backend, opener, caplog):
-    dlq = sqs_backend.create_queue()
+    dlq = sqs_backend.new_queue()
     arn = sqs_backend.client.get_queue_attributes(QueueUrl=sqs_backend.url(dlq), AttributeNames=["QueueArn"])
     policy = json.dumps({"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": "3"})
-    name = sqs_backend.create_queue(RedrivePolicy=policy)
+    name = sqs_backend.new_queue(RedrivePolicy=policy)
     sqs_backend.send(name, ["m"])
-    other = sqs_backend.create_queue()
+    other = sqs_backend.new_queue()
     q = await opener(sqs_backend, name)
     assert await q.redrive_policy() == (dlq, 3)
     with pytest.raises(ValueError, match=rf"max_receive_count=3 can never take effect .* moves a message to '{dlq}'"):
@@ -187,7 +188,7 @@ async def test_sqs_refuses_a_max_receive_count_its_redrive_policy_makes_unreacha
 
 # -- redrive ------------------------------------------------------------------------------------------------
 async def test_a_redrive_moves_dead_letters_back_as_they_were(backend, opener, statsd) -> None:
-    source, dead = backend.create_queue(), backend.create_queue()
+    source, dead = backend.new_queue(), backend.new_queue()
     bodies = [f"dead-{i:02d}" for i in range(15)]
     backend.send(dead, bodies)
     q = backend.classes["sync"](backend.auth, dead)  # redrive is a task's job: the blocking class
@@ -199,12 +200,12 @@ async def test_a_redrive_moves_dead_letters_back_as_they_were(backend, opener, s
     finally:
         q.close()
     assert sorted(r.message.body for r in first + rest) == bodies
-    assert backend.drain(source) == bodies and backend.total(dead) == 0
+    assert sorted(backend.drain(source)) == bodies and backend.total(dead) == 0
     assert settled_counts(statsd, {"messages.redriven": 15}, queue=dead).get("messages.redriven") == 15
 
 
 async def test_an_sqs_redrive_drops_only_our_dead_letter_attributes(sqs_backend) -> None:
-    source, dead = sqs_backend.create_queue(), sqs_backend.create_queue()
+    source, dead = sqs_backend.new_queue(), sqs_backend.new_queue()
     attributes = {
         "team": {"DataType": "String", "StringValue": "data"},
         DEAD_LETTER_ATTRIBUTES[0]: {"DataType": "String", "StringValue": "max_receive_count=3"},
@@ -223,8 +224,8 @@ async def test_an_sqs_redrive_drops_only_our_dead_letter_attributes(sqs_backend)
 
 async def test_a_fifo_redrive_keeps_each_group_in_order(sqs_backend) -> None:
     fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-    source = sqs_backend.create_queue(f"src-{uuid.uuid4().hex[:10]}.fifo", **fifo)
-    dead = sqs_backend.create_queue(f"dlq-{uuid.uuid4().hex[:10]}.fifo", **fifo)
+    source = sqs_backend.new_queue(f"src-{uuid.uuid4().hex[:10]}.fifo", **fifo)
+    dead = sqs_backend.new_queue(f"dlq-{uuid.uuid4().hex[:10]}.fifo", **fifo)
     url = sqs_backend.url(dead)
     for group in ("a", "b"):
         for i in range(12):

@@ -42,7 +42,7 @@ def proxy(moto: MotoSQS) -> Iterator[Proxy]:
 
 def _queue(backend: SQSBackend, bodies: int = 0) -> tuple[str, str]:
     """A new queue on moto (created directly, not through the proxy) holding ``bodies`` messages."""
-    name = backend.create_queue(f"direct-{uuid.uuid4().hex[:12]}")
+    name = backend.new_queue(f"direct-{uuid.uuid4().hex[:12]}")
     url = backend.url(name)
     for i in range(bodies):
         backend.client.send_message(QueueUrl=url, MessageBody=f"body {i}", MessageAttributes=ATTRIBUTES)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import Deferred, DripFeed, SendWhenDeferred, Service, SQSService, run_dag_captured, set_connection
+from airflow_support import Deferred, DripFeed, SendWhenDeferred, run_dag_captured, set_connection
 
+from devtools.admin import Service, SQSService
 from fluke_airflow import _airflow
 from fluke_airflow.sensors import QueuePollSensor
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import Service, fresh_name, run_dag_captured, set_connection
+from airflow_support import run_dag_captured, set_connection
 
+from devtools.admin import Service
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy, Timeout
+from devtools.support import fresh_name
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 

@@ -8,8 +8,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from airflow_support import Service, run_dag_captured
+from airflow_support import run_dag_captured
 from statsd_support import StatsdListener, statsd_in_this_process
+
+from devtools.admin import Service
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
@@ -21,7 +23,7 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
 
 
 def counts_when(listener: StatsdListener, expected: dict[str, int], **tags: str) -> dict[str, int]:
-    from airflow_support import wait_until
+    from devtools.support import wait_until
 
     def reached() -> bool:
         counts = listener.counts(**tags)

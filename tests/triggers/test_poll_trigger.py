@@ -18,19 +18,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from airflow.triggers.base import TriggerEvent
-from airflow_support import (
-    Service,
-    TriggererSupervisor,
-    fresh_name,
-    run_count_checks,
-    set_connection,
-    sqs_connection,
-    supervised,
-    wait_until,
-)
+from airflow_support import TriggererSupervisor, run_count_checks, set_connection, sqs_connection, supervised
 
+from devtools.admin import Service
 from devtools.emulators import MotoSQS
 from devtools.proxy import Proxy
+from devtools.support import fresh_name, wait_until_async
 from fluke_airflow import _airflow
 from fluke_airflow.exceptions import QueueNotFoundError
 from fluke_airflow.triggers import QueuePollTrigger
@@ -57,18 +50,14 @@ async def next_event(events: AsyncIterator[TriggerEvent]) -> TriggerEvent:
     return await asyncio.wait_for(events.__anext__(), timeout=60)
 
 
-async def wait_for(condition: Any, what: str) -> None:
-    await asyncio.to_thread(wait_until, condition, timeout=60, what=what)
-
-
 def bodies_of(event: TriggerEvent) -> list[str]:
     return sorted(m["body"] for m in event.payload["messages"])
 
 
 async def first_receive_done(caplog: pytest.LogCaptureFixture) -> None:
     """Until the trigger logged that its first receive came back (the deliveries loop's INFO line)."""
-    await wait_for(
-        lambda: any(r.getMessage().startswith("First receive from ") for r in caplog.records), "the first receive"
+    await wait_until_async(
+        lambda: any(r.getMessage().startswith("First receive from ") for r in caplog.records), what="the first receive"
     )
 
 
@@ -93,7 +82,7 @@ async def test_watch_mode_event_has_the_bodies_and_deletes_once_the_consumer_run
         assert service.visible(queue) == 1  # "later" waits in the queue, not received
         # The scheduler starts the run (which only a stored event does): deleted, polling goes on.
         supervisor.start_run(CONSUMER)
-        await wait_for(lambda: service.total(queue) <= 1, "the delivered messages to be deleted")
+        await wait_until_async(lambda: service.total(queue) <= 1, what="the delivered messages to be deleted")
         later = await asyncio.wait_for(pending, timeout=60)
         assert bodies_of(later) == ["later"]
         assert "GetDRCount" in supervisor.requests
@@ -113,7 +102,7 @@ async def test_watch_mode_takes_nothing_without_a_consumer_that_exists_and_paces
     events = trigger_for(service, queue, dag_ids=["nc_on_typo_WRONG"]).run()
     pending = asyncio.ensure_future(events.__anext__())
     try:
-        await wait_for(lambda: "the watcher takes no messages" in caplog.text, "the ERROR")
+        await wait_until_async(lambda: "the watcher takes no messages" in caplog.text, what="the ERROR")
         await asyncio.sleep(2.5)
         assert not pending.done() and service.total(queue) == 1
     finally:
@@ -129,7 +118,9 @@ async def test_watch_mode_takes_nothing_without_a_consumer_that_exists_and_paces
         assert f"Meanwhile the watcher paces on '{CONSUMER}' only" in caplog.text
         pending = asyncio.ensure_future(events.__anext__())
         supervisor.start_run(CONSUMER)  # the unknown DAG is not waited for
-        await wait_for(lambda: service.total(queue) == 0, "the delete once the consumer that exists has run")
+        await wait_until_async(
+            lambda: service.total(queue) == 0, what="the delete once the consumer that exists has run"
+        )
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
     finally:
@@ -173,7 +164,7 @@ async def test_event_per_message_fires_the_next_only_after_a_run_for_the_last(
         assert len({e.payload["message"]["id"] for e in got}) == 4
         pending = asyncio.ensure_future(events.__anext__())
         supervisor.start_run(CONSUMER)
-        await wait_for(lambda: service.total(queue) == 0, "the four messages to be deleted")
+        await wait_until_async(lambda: service.total(queue) == 0, what="the four messages to be deleted")
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
     finally:
@@ -189,7 +180,9 @@ async def test_a_batching_window_gathers_messages_that_arrive_meanwhile(
     try:
         pending = asyncio.ensure_future(next_event(events))
         await asyncio.to_thread(service.send, queue, ["first"])
-        await wait_for(lambda: service.total(queue) == 1 and service.visible(queue) == 0, "the trigger to take 'first'")
+        await wait_until_async(
+            lambda: service.total(queue) == 1 and service.visible(queue) == 0, what="the trigger to take 'first'"
+        )
         assert not pending.done(), "the window is still open"
         await asyncio.to_thread(service.send, queue, ["second", "third"])
         event = await pending
@@ -240,7 +233,7 @@ async def test_a_message_that_wakes_the_trigger_goes_out_at_once(
         events = trigger.run()
         pending = asyncio.ensure_future(next_event(events))
         try:
-            await wait_for(lambda: proxy.counts["ReceiveMessage"] >= 1, "the trigger's first long poll")
+            await wait_until_async(lambda: proxy.counts["ReceiveMessage"] >= 1, what="the trigger's first long poll")
             sqs.send(queue, ["wake up"])
             event = await pending
             assert bodies_of(event) == ["wake up"]
@@ -271,10 +264,13 @@ async def test_triggers_of_one_connection_share_one_client(service: Service) -> 
         def sharing() -> list[Any]:
             return [a._share for a in SHARED_AUTHS.values() if a._share is not None and a._share.users()]
 
-        for _ in range(300):
-            if sum(share.users() for share in sharing()) == len(names):
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(
+            lambda: sum(share.users() for share in sharing()) == len(names),
+            what=f"the {len(names)} triggers to share one auth",
+            timeout=30,
+            interval=0.1,
+            blocking=False,
+        )
         shares = sharing()
         assert len(shares) == 1 and shares[0].clients() == 1 and shares[0].users() == len(names)
         for name in names:

@@ -26,20 +26,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from airflow_support import (
-    Service,
-    TriggererSupervisor,
-    azure_connection,
-    fresh_name,
-    set_connection,
-    sqs_connection,
-    supervised,
-    wait_until,
-)
+from airflow_support import TriggererSupervisor, azure_connection, set_connection, sqs_connection, supervised
 from statsd_support import StatsdListener, statsd_in_this_process
 
+from devtools.admin import Service
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Latency, Proxy
+from devtools.support import fresh_name, wait_until_async
 from fluke_airflow.triggers import QueuePollTrigger
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
@@ -65,11 +58,6 @@ def holding(statsd: StatsdListener, queue: str, n: int) -> bool:
     """Whether the watcher's ``messages.in_flight`` gauge says it holds ``n`` messages of ``queue``."""
     shown = statsd.of("messages.in_flight", queue=queue)
     return bool(shown) and shown[-1].value == n
-
-
-async def until(condition: Any, what: str, timeout: float = 60) -> None:
-    """A bounded wait off the event loop (the trigger under test runs on it)."""
-    await asyncio.to_thread(wait_until, condition, timeout=timeout, what=what)
 
 
 async def cancel(task: asyncio.Future[Any]) -> None:
@@ -124,10 +112,12 @@ async def test_a_watcher_cancelled_while_its_batch_gathers_releases_it(
 
     task = asyncio.ensure_future(run_trigger())
     try:
-        await until(lambda: "done: polling" in caplog.text, "the watcher to poll")
+        await wait_until_async(lambda: "done: polling" in caplog.text, what="the watcher to poll")
         await asyncio.to_thread(service.send, queue, ["g-1", "g-2", "g-3"])
         # Received (hidden for HOLD s) and gathering for WINDOW s.
-        await until(lambda: holding(statsd, queue, 3), "the watcher to hold the three messages it received")
+        await wait_until_async(
+            lambda: holding(statsd, queue, 3), what="the watcher to hold the three messages it received"
+        )
     finally:
         await cancel(task)
     assert not events
@@ -148,10 +138,12 @@ async def test_a_watcher_stopped_while_the_supervisor_is_frozen_releases_what_it
     with stream_module.watchers(producer.key).join(object(), [CONSUMER], ["orders_asset"]):
         pending = asyncio.ensure_future(stream.__anext__())
         try:
-            await until(lambda: "done: polling" in caplog.text, "the producer to poll")
+            await wait_until_async(lambda: "done: polling" in caplog.text, what="the producer to poll")
             supervisor.delay = 3600  # the supervisor stops answering
             await asyncio.to_thread(service.send, queue, ["f-1"])
-            await until(lambda: producer.in_flight() == 1, "the producer to hold the message it received")
+            await wait_until_async(
+                lambda: producer.in_flight() == 1, what="the producer to hold the message it received"
+            )
             await asyncio.sleep(0.5)
             assert not pending.done(), "no event while the supervisor does not answer"
             assert supervisor.requests, "the producer is waiting for the supervisor"
@@ -247,7 +239,9 @@ async def test_a_deferred_sensors_trigger_cancelled_while_filling_its_delivery_r
         events = trigger.run()
         pending = asyncio.ensure_future(events.__anext__())
         try:
-            await until(lambda: proxy.fired()[f"Latency {receive}"] >= 1, "the trigger's second receive")
+            await wait_until_async(
+                lambda: proxy.fired()[f"Latency {receive}"] >= 1, what="the trigger's second receive"
+            )
             assert not pending.done()
         finally:
             await cancel(pending)
@@ -274,9 +268,11 @@ async def test_a_watchers_own_run_releases_a_gathering_batch_and_keeps_a_yielded
     events = trigger.run()
     pending = asyncio.ensure_future(events.__anext__())
     try:
-        await until(lambda: "done: polling" in caplog.text, "the watcher to poll")
+        await wait_until_async(lambda: "done: polling" in caplog.text, what="the watcher to poll")
         await asyncio.to_thread(service.send, queue, ["w-1", "w-2"])
-        await until(lambda: holding(statsd, queue, 2), "the watcher to hold the two messages it received")
+        await wait_until_async(
+            lambda: holding(statsd, queue, 2), what="the watcher to hold the two messages it received"
+        )
     finally:
         await cancel(pending)
         await events.aclose()
@@ -311,14 +307,14 @@ async def test_a_release_waits_out_the_long_poll_its_cancellation_cut(
         stream = producer.open_stream()
         pending = asyncio.ensure_future(stream.__anext__())
         try:
-            await until(lambda: "done: polling" in caplog.text, "the producer to poll")
+            await wait_until_async(lambda: "done: polling" in caplog.text, what="the producer to poll")
             await asyncio.to_thread(sqs.send, queue, ["c-1", "c-2", "c-3"])
 
             def long_polling() -> float | None:  # holding the three, in a long poll with 10 s or more to go
                 ends = producer._watch.received.long_poll_ends  # white box: when the receive in flight ends at SQS
                 return ends if producer.in_flight() == 3 and ends and ends - time.monotonic() > 10 else None
 
-            await until(long_polling, "the producer to long-poll within its batching window")
+            await wait_until_async(long_polling, what="the producer to long-poll within its batching window")
             ends = long_polling() or time.monotonic()
         finally:
             await cancel(pending)

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from airflow_support import Service, SQSService, TriggererSupervisor, run_count_checks, supervised, wait_until
+from airflow_support import TriggererSupervisor, run_count_checks, supervised
 
+from devtools.admin import Service, SQSService
+from devtools.support import wait_until_async
 from fluke_airflow.queues import lifecycle
 from fluke_airflow.triggers import QueuePollTrigger
 
@@ -119,7 +121,7 @@ async def test_unclean_outcome_releases_after_the_retry_delay(service: Service, 
         await producer.advance([item(payload, acked=1, failed=1)])
         service.send(queue, ["control"])
         assert [body for body, _ in service.receive(queue, visibility_timeout=5)] == ["control"]
-        await asyncio.to_thread(wait_until, lambda: service.visible(queue) > 0, timeout=60, what="the control message")
+        await wait_until_async(lambda: service.visible(queue) > 0, what="the control message", timeout=60)
         assert service.drain(queue) == ["control"] and service.total(queue) == 2
     finally:
         await close(producer, stream)
@@ -176,7 +178,7 @@ async def test_the_ids_are_recorded_before_the_delete_and_a_redelivery_starts_no
         stream = again.open_stream()
         pending = asyncio.ensure_future(stream.__anext__())
         try:
-            await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the delete")
+            await wait_until_async(lambda: service.total(queue) == 0, what="the delete", timeout=60)
             # The next event is the next message's: "once" started none (it would have come first).
             service.send(queue, ["next"])
             raw_next, _ = await asyncio.wait_for(pending, timeout=60)
@@ -227,13 +229,6 @@ class Watchers:
         finally:
             await self.manager.unsubscribe(trigger_id, self.key)
 
-    async def wait(self, condition: Any, what: str) -> None:
-        for _ in range(600):
-            if condition():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"gave up waiting for {what}")
-
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -259,14 +254,19 @@ async def test_two_watchers_get_every_message_and_deletes_wait_for_persistence(
         [watcher(service, queue, dag_ids=["first"]), watcher(service, queue, dag_ids=["second"])],
     )
     try:
-        await watchers.wait(lambda: len(watchers.events[0]) == 1 and len(watchers.events[1]) == 1, "the events")
+        await wait_until_async(
+            lambda: len(watchers.events[0]) == 1 and len(watchers.events[1]) == 1,
+            what="the events",
+            interval=0.1,
+            blocking=False,
+        )
         # One poll for both assets: neither took messages away from the other.
         for i in (0, 1):
             assert sorted(m["body"] for m in watchers.events[i][0].payload["messages"]) == ["o-1", "o-2", "o-3"]
         assert len(watchers.seqs) == 2
         assert service.total(queue) == 3  # the asset events are not persisted yet: nothing deleted
         watchers.manager.confirm_persisted(watchers.seqs)  # what the triggerer does once they are stored
-        await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the deletes")
+        await wait_until_async(lambda: service.total(queue) == 0, what="the deletes", timeout=60)
         # The next event waits for a run of both consumer DAGs.
         service.send(queue, ["o-4"])
         await run_count_checks(supervisor, "second")
@@ -275,7 +275,12 @@ async def test_two_watchers_get_every_message_and_deletes_wait_for_persistence(
         await run_count_checks(supervisor, "second")
         assert len(watchers.events[0]) == 1, "the second DAG has no run yet"
         supervisor.start_run("second")
-        await watchers.wait(lambda: len(watchers.events[0]) == 2 and len(watchers.events[1]) == 2, "the next event")
+        await wait_until_async(
+            lambda: len(watchers.events[0]) == 2 and len(watchers.events[1]) == 2,
+            what="the next event",
+            interval=0.1,
+            blocking=False,
+        )
         assert not watchers.failures
     finally:
         await watchers.stop()
@@ -288,14 +293,16 @@ async def test_one_event_per_message_is_one_run_per_message(
     watchers = Watchers(SharedStreamManager(ack_timeout=120), [watcher(service, queue, event_per_message=True)])
     try:
         for n in (1, 2, 3):
-            await watchers.wait(lambda n=n: len(watchers.events[0]) == n, f"event {n}")
+            await wait_until_async(
+                lambda n=n: len(watchers.events[0]) == n, what=f"event {n}", interval=0.1, blocking=False
+            )
             watchers.manager.confirm_persisted(watchers.seqs)
             await run_count_checks(supervisor, CONSUMER)
             assert len(watchers.events[0]) == n, "the next message waits for a run of the last one"
             supervisor.start_run(CONSUMER)
         got = [e.payload["message"]["body"] for e in watchers.events[0]]
         assert sorted(got) == ["e-1", "e-2", "e-3"]
-        await asyncio.to_thread(wait_until, lambda: service.total(queue) == 0, timeout=60, what="the deletes")
+        await wait_until_async(lambda: service.total(queue) == 0, what="the deletes", timeout=60)
         assert not watchers.failures
     finally:
         await watchers.stop()
@@ -305,12 +312,14 @@ async def test_unpersisted_events_are_released_after_the_ack_timeout(service: Se
     service.send(queue, ["u-1", "u-2"])
     watchers = Watchers(SharedStreamManager(ack_timeout=1.0), [watcher(service, queue)])
     try:
-        await watchers.wait(lambda: watchers.events[0], "the event")
+        await wait_until_async(lambda: watchers.events[0], what="the event", interval=0.1, blocking=False)
         # Never confirmed persisted (the triggerer died before storing it): the subscriber fails at the
         # ack timeout, and the messages are released, visible again long before their visibility timeout.
         collected = await asyncio.to_thread(service.collect, queue, 2, timeout=60)
         assert sorted(collected) == ["u-1", "u-2"]
-        await watchers.wait(lambda: watchers.failures, "the subscriber to be failed")
+        await wait_until_async(
+            lambda: watchers.failures, what="the subscriber to be failed", interval=0.1, blocking=False
+        )
     finally:
         await watchers.stop()
 
@@ -329,7 +338,9 @@ async def test_a_watcher_naming_only_an_unknown_dag_takes_no_message_and_says_so
     service.send(queue, ["t-1", "t-2"])
     watchers = Watchers(SharedStreamManager(ack_timeout=120), [watcher(service, queue, dag_ids=["nc_on_typo_WRONG"])])
     try:
-        await watchers.wait(lambda: "stalled: taking no messages" in caplog.text, "the health line")
+        await wait_until_async(
+            lambda: "stalled: taking no messages" in caplog.text, what="the health line", interval=0.1, blocking=False
+        )
         error = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
         assert "'nc_on_typo_WRONG' in this watcher's dag_ids do not exist in Airflow" in error
         assert "Set dag_ids to the DAG(s) scheduled on the watcher's asset" in error
@@ -337,7 +348,9 @@ async def test_a_watcher_naming_only_an_unknown_dag_takes_no_message_and_says_so
         if isinstance(service, SQSService):
             assert service.in_flight(queue) == 0, "not received: the messages stay visible to other consumers"
         supervisor.missing.clear()  # the DAG file fixed: the next health line finds it, the watcher starts
-        await watchers.wait(lambda: watchers.events[0], "the event once the DAG exists")
+        await wait_until_async(
+            lambda: watchers.events[0], what="the event once the DAG exists", interval=0.1, blocking=False
+        )
         assert sorted(m["body"] for m in watchers.events[0][0].payload["messages"]) == ["t-1", "t-2"]
         assert not watchers.failures
     finally:
@@ -360,13 +373,18 @@ async def test_a_consumer_that_starts_no_run_stalls_and_is_paced_on_again_once_i
 
     async def event(n: int, body: str) -> None:
         service.send(queue, [body])
-        await watchers.wait(lambda: len(watchers.events[0]) == n, f"event {n}")
+        await wait_until_async(lambda: len(watchers.events[0]) == n, what=f"event {n}", interval=0.1, blocking=False)
         watchers.manager.confirm_persisted(watchers.seqs)
 
     try:
         await event(1, "s-1")
         supervisor.start_run("first")
-        await watchers.wait(lambda: "consumer DAG 'second' started no run" in caplog.text, "the stall's ERROR")
+        await wait_until_async(
+            lambda: "consumer DAG 'second' started no run" in caplog.text,
+            what="the stall's ERROR",
+            interval=0.1,
+            blocking=False,
+        )
         error = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
         assert "It is paused (unpause it" in error and "The watcher paces on 'first' meanwhile" in error
         await event(2, "s-2")  # served without a run of 'second'
@@ -374,7 +392,12 @@ async def test_a_consumer_that_starts_no_run_stalls_and_is_paced_on_again_once_i
         await event(3, "s-3")  # 'second' is unpaused: this event starts it
         supervisor.start_run("first")
         supervisor.start_run("second")
-        await watchers.wait(lambda: "consumer DAG 'second' started a run again" in caplog.text, "'second' back")
+        await wait_until_async(
+            lambda: "consumer DAG 'second' started a run again" in caplog.text,
+            what="'second' back",
+            interval=0.1,
+            blocking=False,
+        )
         await event(4, "s-4")
         supervisor.busy["second"] = 1  # its run for event 3 goes on: busy, not stalled
         supervisor.start_run("first")
@@ -382,7 +405,7 @@ async def test_a_consumer_that_starts_no_run_stalls_and_is_paced_on_again_once_i
         await asyncio.sleep(2.5)
         assert len(watchers.events[0]) == 4, "'second' is paced on again: the next event waits for its run"
         supervisor.start_run("second")
-        await watchers.wait(lambda: len(watchers.events[0]) == 5, "event 5")
+        await wait_until_async(lambda: len(watchers.events[0]) == 5, what="event 5", interval=0.1, blocking=False)
         got = [m["body"] for e in watchers.events[0] for m in e.payload["messages"]]
         assert got == ["s-1", "s-2", "s-3", "s-4", "s-5"]
         assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
@@ -406,10 +429,15 @@ async def test_the_health_line_counts_what_no_watcher_filter_took(
     filtered = watcher(service, queue, message_filtering="literal", message_filtering_match_values=["keep-1"])
     watchers = Watchers(SharedStreamManager(ack_timeout=120), [filtered])
     try:
-        await watchers.wait(lambda: watchers.events[0], "the event")
+        await wait_until_async(lambda: watchers.events[0], what="the event", interval=0.1, blocking=False)
         assert [m["body"] for m in watchers.events[0][0].payload["messages"]] == ["keep-1"]
         watchers.manager.confirm_persisted(watchers.seqs)
-        await watchers.wait(lambda: "filtered out 2" in caplog.text, "a health line with the unmatched count")
+        await wait_until_async(
+            lambda: "filtered out 2" in caplog.text,
+            what="a health line with the unmatched count",
+            interval=0.1,
+            blocking=False,
+        )
         assert service.total(queue) == 2, "unmatched='leave': left in the queue"
     finally:
         await watchers.stop()

@@ -6,24 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from airflow_support import (
-    Service,
-    TriggererSupervisor,
-    azure_connection,
-    fresh_name,
-    set_connection,
-    sqs_connection,
-    supervised,
-    wait_until,
-)
+from airflow_support import TriggererSupervisor, azure_connection, set_connection, sqs_connection, supervised
 from statsd_support import StatsdListener, statsd_in_this_process
 
+from devtools.admin import Service
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.proxy import Proxy, Timeout
+from devtools.support import fresh_name, wait_until_async
 from fluke_airflow.triggers import QueuePollTrigger
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
@@ -40,10 +32,6 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
 async def supervisor() -> AsyncIterator[TriggererSupervisor]:
     with supervised(asyncio.get_running_loop()) as answering:
         yield answering
-
-
-async def wait_for(condition: Any, what: str) -> None:
-    await asyncio.to_thread(wait_until, condition, timeout=60, what=what)
 
 
 async def test_a_watcher_reports_its_messages_and_logs_a_health_line(
@@ -64,9 +52,11 @@ async def test_a_watcher_reports_its_messages_and_logs_a_health_line(
         event = await asyncio.wait_for(events.__anext__(), timeout=60)
         assert len(event.payload["messages"]) == 30
         pending = asyncio.ensure_future(events.__anext__())
-        await wait_for(lambda: "holding 30" in caplog.text, "a health line while the watcher holds the batch")
+        await wait_until_async(
+            lambda: "holding 30" in caplog.text, what="a health line while the watcher holds the batch"
+        )
         supervisor.start_run(CONSUMER)
-        await wait_for(lambda: service.total(queue) == 0, "the batch to be deleted")
+        await wait_until_async(lambda: service.total(queue) == 0, what="the batch to be deleted")
         tags = {"queue": queue, "service": service.kind, "conn_id": service.conn_id}
         expected = {"messages.received": 30, "messages.delivered": 30, "messages.deleted": 30}
 
@@ -74,13 +64,15 @@ async def test_a_watcher_reports_its_messages_and_logs_a_health_line(
             counts = statsd.counts(**tags)
             return all(counts[k] == v for k, v in expected.items())
 
-        await asyncio.to_thread(wait_until, arrived, timeout=60, what=f"{expected} in {statsd.counts(**tags)}")
+        await wait_until_async(arrived, what=f"{expected} in {statsd.counts(**tags)}", timeout=60)
         # Up as the receives bring the batch in (held from the receive on: a cancelled watcher
         # releases them), 30 while the event waits for its run, 0 once deleted; sent on change only.
         shown = [m.value for m in statsd.of("messages.in_flight", **tags)]
         assert shown[-2:] == [30, 0] and shown[:-1] == sorted(set(shown[:-1])), shown
         deletes_counted = ("received 0, delivered 0, deleted 30", "received 30, delivered 30, deleted 30")
-        await wait_for(lambda: any(line in caplog.text for line in deletes_counted), "a health line with the deletes")
+        await wait_until_async(
+            lambda: any(line in caplog.text for line in deletes_counted), what="a health line with the deletes"
+        )
         line = next(r.getMessage() for r in caplog.records if "holding 30" in r.getMessage())
         assert line.startswith(f"Watcher of {'Amazon SQS' if service.kind == 'sqs' else 'Azure Queue Storage'} queue")
         assert "last successful receive" in line and "ago" in line
@@ -123,7 +115,9 @@ async def test_a_trigger_whose_receive_hangs_rebuilds_its_client_and_carries_on(
         events = trigger.run()
         pending = asyncio.ensure_future(events.__anext__())
         try:
-            await wait_for(lambda: "Rebuilding the client" in caplog.text, "the trigger to give up on the receive")
+            await wait_until_async(
+                lambda: "Rebuilding the client" in caplog.text, what="the trigger to give up on the receive"
+            )
             await asyncio.to_thread(service.send, queue, ["after the hang"])
             event = await asyncio.wait_for(pending, timeout=60)
             assert [m["body"] for m in event.payload["messages"]] == ["after the hang"]
@@ -137,5 +131,5 @@ async def test_a_trigger_whose_receive_hangs_rebuilds_its_client_and_carries_on(
     wait = 1 if kind == "sqs" else 0  # Azure has no long polling: its receives do not wait
     assert f"did not answer within {wait + 2} s (its {wait} s wait plus 2 s)" in warning.getMessage()
     assert sum("Rebuilding the client" in r.getMessage() for r in caplog.records) == 1
-    await wait_for(lambda: statsd.counts(queue=queue)["receive.stalled"] == 1, "the stall to be counted")
+    await wait_until_async(lambda: statsd.counts(queue=queue)["receive.stalled"] == 1, what="the stall to be counted")
     service.delete_queue(queue)
