@@ -97,12 +97,15 @@ class QueuePollSensor(BaseSensorOperator):
     :param unmatched: What becomes of a message no filter takes: ``'leave'`` it in the queue (visible again to
         other consumers after ``visibility_timeout``), ``'delete'`` it, or move it to the dead-letter queue
         (``'dead_letter'``). Watchers sharing one poll loop must agree on it. Default ``"leave"``.
+    :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if it
+        succeeded and release them for redelivery (after ``retry_delay``) if not. Sensor: adds a teardown task
+        ``<task_id>_settle`` that renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to
+        cover the run), and the run decides once every other task is done. Watcher: each event's messages stay
+        hidden until the runs of every DAG of ``dag_ids`` that took the event have ended; ``message_task_id``
+        lets a mapped task decide per message (Airflow 3.3+, with this provider's plugin loaded in the
+        scheduler). Default ``False``.
     :param deferrable: Wait in the triggerer and free the worker slot (default: ``[operators]
         default_deferrable``). Default ``conf.getboolean("operators", "default_deferrable", fallback=False)``.
-    :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if every
-        other task succeeded and release them for redelivery if not. Adds a teardown task ``<task_id>_settle``
-        that renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to cover the run).
-        Default ``False``.
     :param include_metadata: The XCom is a list of message dicts (id, body, receive count, the service's
         metadata and SQS message attributes; never the receipt) instead of the bodies. Default ``False``.
     :param executor_queue: The executor queue: ``BaseOperator``'s ``queue``, which ``queue`` names the message
@@ -138,8 +141,8 @@ class QueuePollSensor(BaseSensorOperator):
     message_filtering_config: Any
     message_filtering_attributes: dict[str, Any] | None
     unmatched: str
-    deferrable: bool
     delete_on_dag_success: bool
+    deferrable: bool
     include_metadata: bool
     executor_queue: str | None
     # -- end --
@@ -165,8 +168,8 @@ class QueuePollSensor(BaseSensorOperator):
         message_filtering_config: Any = None,
         message_filtering_attributes: dict[str, Any] | None = None,
         unmatched: str = "leave",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         delete_on_dag_success: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         include_metadata: bool = False,
         executor_queue: str | None = None,
         # -- end --

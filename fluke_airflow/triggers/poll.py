@@ -35,7 +35,7 @@ from fluke_airflow.queues.arguments import TRIGGER, DeliverySettings, WatchArgum
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.pacing import RunGate
-from fluke_airflow.triggers.watch import Watch
+from fluke_airflow.triggers.watch import KeepUntilRunsEnd, Watch
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,13 @@ class QueuePollTrigger(BaseEventTrigger):
         with its task's own ``retry_delay``.) Default ``30.0``.
     :param retry_exponential_backoff: ``True`` doubles ``retry_delay`` for each earlier receive of a message, a
         number >= 1 multiplies it, ``False`` keeps it. Default ``True``.
+    :param delete_on_dag_success: Keep the messages (hidden) until the DAG run ends, then delete them if it
+        succeeded and release them for redelivery (after ``retry_delay``) if not. Sensor: adds a teardown task
+        ``<task_id>_settle`` that renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to
+        cover the run), and the run decides once every other task is done. Watcher: each event's messages stay
+        hidden until the runs of every DAG of ``dag_ids`` that took the event have ended; ``message_task_id``
+        lets a mapped task decide per message (Airflow 3.3+, with this provider's plugin loaded in the
+        scheduler). Default ``False``.
     :param max_retry_delay: The longest such delay (default: the service's longest visibility timeout for
         ``poll``, 15 minutes for a trigger). Default ``900.0``.
     :param dag_ids: The DAG(s) scheduled on the watcher's asset. The watcher takes the next messages only once
@@ -106,6 +113,11 @@ class QueuePollTrigger(BaseEventTrigger):
         waits in the queue. Required on Airflow before 3.4. Default ``None``.
     :param event_per_message: One asset event, and so one DAG run, per message (in the queue's order), instead
         of one per batch. Default ``False``.
+    :param message_task_id: With ``delete_on_dag_success``: the task of the consumer DAG that decides per
+        message, mapped over ``queue_messages(triggering_asset_events)``: map index *i* is the run's message
+        *i*; a message is deleted if its task instance succeeded (or was skipped) and released if not, as
+        Lambda's ``ReportBatchItemFailures``. Without it, or in a run without such a mapped task, the whole run
+        decides. Default ``None``.
     :param single_event: Stop after the first event (set by the sensor; automatic for deferred tasks). Default
         ``False``.
 
@@ -138,9 +150,11 @@ class QueuePollTrigger(BaseEventTrigger):
         unmatched: str = "leave",
         retry_delay: float | timedelta = 30.0,
         retry_exponential_backoff: bool | float = True,
+        delete_on_dag_success: bool = False,
         max_retry_delay: float | timedelta | None = 900.0,
         dag_ids: list[str] | tuple[str, ...] | None = None,
         event_per_message: bool = False,
+        message_task_id: str | None = None,
         single_event: bool = False,
         # -- end --
     ) -> None:
@@ -154,6 +168,13 @@ class QueuePollTrigger(BaseEventTrigger):
         self.watch = WatchArguments(**arguments.check(TRIGGER, _of(WatchArguments, given), only=WatchArguments))
         if self.watch.dag_ids is None and not self.single_event and _airflow.scheduler_strands_events():
             raise ValueError(DAG_IDS_REQUIRED)
+        arguments.check_watch(self.settings, self.watch)
+        if self.settings.delete_on_dag_success and not self.single_event and not _airflow.has_asset_state_store():
+            raise ValueError(
+                "delete_on_dag_success=True on a watcher needs Airflow 3.3 or later: the watcher keeps what it "
+                "handed over in the asset state store (AIP-103), which this Airflow does not have; use ack mode "
+                "(the default) or a QueuePollSensor(delete_on_dag_success=True)"
+            )
 
     @property
     def single_event(self) -> bool:
@@ -170,6 +191,8 @@ class QueuePollTrigger(BaseEventTrigger):
             single_event=self.watch.single_event,
             dag_ids=list(self.watch.dag_ids) if self.watch.dag_ids else None,
         )
+        if self.watch.message_task_id is not None:
+            kwargs["message_task_id"] = self.watch.message_task_id
         return CLASSPATH, kwargs
 
     @property
@@ -178,7 +201,7 @@ class QueuePollTrigger(BaseEventTrigger):
 
     def stream_key(self) -> tuple[Any, ...]:
         """What must be equal for watchers to share one poll loop (``dag_ids`` and filters need not be)."""
-        return (*self.settings.stream_key(), self.watch.event_per_message)
+        return (*self.settings.stream_key(), self.watch.event_per_message, self.watch.message_task_id)
 
     # -- events ---------------------------------------------------------------------------------------
     def _task_event(self, messages: Sequence[Message], service: str) -> TriggerEvent:
@@ -237,14 +260,17 @@ class QueuePollTrigger(BaseEventTrigger):
         gate = RunGate(dag_ids, settings.queue) if dag_ids else None
         registry = PollerRegistry(settings.conn_id, settings.queue, self.stream_key(),
                                   lambda: (tuple(asset_names(self)), dag_ids))  # fmt: skip
+        keep = None
+        if settings.delete_on_dag_success:
+            keep = KeepUntilRunsEnd(settings.conn_id, self.watch.message_task_id)
         watch = Watch(queue, options, event_per_message=self.event_per_message, poke_interval=settings.poke_interval,
-                      delivered=None)  # fmt: skip
+                      delivered=None, keep=keep)  # fmt: skip
         try:
             async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight):
-                async for held in watch.batches(lambda: asset_names(self)):
+                async for held in watch.batches(lambda: asset_names(self), lambda: dag_ids):
                     before = await gate.snapshot() if gate else {}
                     held.handed_over = True
-                    raw = payloads.delivery(settings.queue, queue.service, held.messages)
+                    raw = payloads.delivery(settings.queue, queue.service, held.messages, token=held.token)
                     for event in self._watch_events(raw, held.messages):
                         yield event
                     if gate:

@@ -15,6 +15,10 @@ stopping) is settled by :mod:`fluke_airflow.queues.lifecycle`:
   (apache/airflow#73454: a trigger moved to another triggerer gets ``on_kill`` too), so it comes
   back after its visibility timeout and the delivered-ids record keeps it from a second run.
 
+With ``delete_on_dag_success`` a stored batch is not acknowledged: it is handed to
+:class:`~fluke_airflow.triggers.kept.KeptDeliveries`, which holds it until the consumer runs that
+took it end, and a message that comes back is first asked about there (its run may still be going).
+
 Between two batches the caller waits on the
 :class:`~fluke_airflow.triggers.pacing.RunGate`.
 """
@@ -34,6 +38,7 @@ from fluke_airflow.queues.lifecycle import Outcome, settle
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.delivered import DeliveredIds
+from fluke_airflow.triggers.kept import KeptDeliveries, Supervisor
 
 log = logging.getLogger("fluke_airflow.triggers")
 
@@ -47,6 +52,8 @@ class Held:
     holding: AsyncHolding | None
     """Renews the batch's visibility (None with pre-delivery delete: the messages are gone already)."""
     assets: tuple[str, ...]
+    token: str | None = None
+    """Names the delivery in its events when the consumer runs decide its fate (``delete_on_dag_success``)."""
     handed_over: bool = False
     settled: asyncio.Future[tuple[str, ...] | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -62,6 +69,16 @@ class Held:
         return await self.holding.stop() if self.holding else self.messages
 
 
+@dataclass(frozen=True)
+class KeepUntilRunsEnd:
+    """``delete_on_dag_success``: what the watch needs to keep its deliveries until their runs end."""
+
+    conn_id: str
+    message_task_id: str | None = None
+    supervisor: Supervisor | None = None
+    """Who answers about runs and the asset state store (default: the triggerer's supervisor)."""
+
+
 class Watch:
     """The batches of one poll loop, from the receive to their settling."""
 
@@ -73,38 +90,58 @@ class Watch:
         event_per_message: bool,
         poke_interval: float,
         delivered: DeliveredIds | None,
+        keep: KeepUntilRunsEnd | None = None,
     ) -> None:
         self.queue = queue
         self.options = options
         self.event_per_message = event_per_message
         self.poke_interval = poke_interval
         self.delivered = delivered
+        self.keep = keep
+        self.kept: KeptDeliveries | None = None
         self._open: set[Held] = set()
         self._seq = 0
 
     def in_flight(self) -> int:
-        """Messages held hidden until Airflow has stored their events."""
-        return sum(len(h.messages) for h in self._open)
+        """Messages held hidden until Airflow has stored their events (or, kept, until their runs end)."""
+        return sum(len(h.messages) for h in self._open) + (self.kept.in_flight() if self.kept else 0)
 
-    async def batches(self, assets: Any) -> AsyncIterator[Held]:
+    async def batches(self, assets: Any, dag_ids: Any = tuple) -> AsyncIterator[Held]:
         """Held batches, forever; ``assets()`` names the assets whose state stores keep the
-        delivered-ids record at the time of each batch."""
+        delivered-ids record at the time of each batch, ``dag_ids()`` the consumer DAGs."""
         options = self.options
+        kept = self.kept = self._kept(assets) if self.keep else None
 
         def flow() -> Any:
-            return watch_flow(options, event_per_message=self.event_per_message)
+            spared = options.but(spared=kept.spared()) if kept else options
+            return watch_flow(spared, event_per_message=self.event_per_message)
 
         async for messages in deliveries(self.queue, options.queue, self.poke_interval, flow):
             held_by = tuple(assets())
             try:
                 messages = await self._fresh(messages, held_by)
+                if not messages:
+                    continue
+                held = self._hold(messages, held_by)
+                if kept is not None:
+                    held.token = kept.new_token()
+                    await kept.announce(held.token, messages, tuple(dag_ids()))
             except BaseException:
                 await self.queue.run_flow(settle(messages, Outcome.CANCELLED, options))
                 raise
-            if messages:
-                yield self._hold(messages, held_by)
+            yield held
 
-    async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
+    def _kept(self, assets: Any) -> KeptDeliveries:
+        assert self.keep is not None
+
+        async def acknowledge(messages: list[Message]) -> list[Message]:
+            return await self._acknowledge(messages, tuple(assets()))
+
+        return KeptDeliveries(self.queue, self.options, conn_id=self.keep.conn_id, assets=assets,
+                              message_task_id=self.keep.message_task_id, acknowledge=acknowledge,
+                              supervisor=self.keep.supervisor)  # fmt: skip
+
+    async def _not_delivered(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
         """``messages`` without those already handed to Airflow, which are deleted (again) instead."""
         if self.delivered is None:
             return messages
@@ -121,6 +158,14 @@ class Watch:
         )
         await self.queue.run_flow(settle(seen, Outcome.ACKNOWLEDGED, self.options))
         return [m for m in messages if m.id not in self.delivered]
+
+    async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
+        """``messages`` without those Airflow already has: handed over before (ack mode), or kept
+        for a run that is still going or has succeeded (``delete_on_dag_success``)."""
+        messages = await self._not_delivered(messages, assets)
+        if self.kept is not None and messages:
+            messages, _ = await self.kept.sort(messages)
+        return messages
 
     def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> Held:
         self._seq += 1
@@ -142,25 +187,32 @@ class Watch:
         elif not stored:
             log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery",
                         self.options.queue, len(current))  # fmt: skip
+            if self.kept is not None and held.token:
+                await self.kept.not_stored(held.token)
             await self.queue.run_flow(settle(current, Outcome.FAILED, self.options))
             held.resolve(None)
         else:
             done = [m for m in current if taken is None or m.id in taken]
-            await self._acknowledge(done, held.assets)
+            if self.kept is not None and held.token:
+                await self.kept.stored(held.token, done, consumers or ())  # deleted once their runs succeed
+            else:
+                await self._acknowledge(done, held.assets)
             await self.queue.run_flow(settle([m for m in current if m not in done], Outcome.UNMATCHED, self.options))
             held.resolve(consumers)
         self.queue.metrics.gauge(metrics.IN_FLIGHT, self.in_flight())
 
-    async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> None:
+    async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
         if not messages:
-            return
+            return []
         if self.delivered is not None:
             # Before the delete: a message that comes back after it must not start another run.
             self.delivered.add(m.id for m in messages)
             await self.delivered.save(assets)
-        deleted = await self.queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, self.options))
-        log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
-                 self.options.queue)  # fmt: skip
+        deleted: list[Message] = await self.queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, self.options))
+        if self.kept is None:
+            log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
+                     self.options.queue)  # fmt: skip
+        return deleted
 
     async def aclose(self) -> None:
         """The holder stops: release at once what was never handed to Airflow; leave hidden what was
@@ -175,6 +227,10 @@ class Watch:
                          "back after visibility_timeout=%d s unless deleted", self.options.queue, len(current),
                          self.options.visibility_timeout)  # fmt: skip
             else:
+                if self.kept is not None and held.token:
+                    await self.kept.not_stored(held.token)
                 await self.queue.run_flow(settle(current, Outcome.CANCELLED, self.options))
             held.resolve(None)
+        if self.kept is not None:
+            await self.kept.aclose()
         self.queue.metrics.gauge(metrics.IN_FLIGHT, 0)
