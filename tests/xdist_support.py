@@ -19,6 +19,7 @@ from typing import Any
 E2E = "tests/e2e/"
 STACK_GROUPS = {
     "test_e2e_event_driven.py": "e2e-events",
+    "test_e2e_success.py": "e2e-success",
     "test_e2e_scale_out.py": "e2e-triggerers",
     "test_e2e_triggerer_restart.py": "e2e-triggerers",
     "test_e2e_faults.py": "e2e-faults",
