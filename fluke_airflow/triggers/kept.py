@@ -206,7 +206,7 @@ class KeptDeliveries:
         assets: Callable[[], Sequence[str]],
         acknowledge: Acknowledge,
         supervisor: Supervisor | None = None,
-        interval: float = CHECK_INTERVAL,
+        interval: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
@@ -215,7 +215,7 @@ class KeptDeliveries:
         self.assets = assets
         self.acknowledge = acknowledge
         self.supervisor = supervisor or Supervisor()
-        self.interval = interval
+        self.interval = CHECK_INTERVAL if interval is None else interval
         self.clock = clock
         digest = hashlib.sha256(f"{conn_id}\0{options.queue}".encode()).hexdigest()[:16]
         self.index_key = f"fluke_airflow.kept.{digest}"

@@ -77,7 +77,8 @@ def test_the_listener_records_each_delivery_under_its_token_in_its_asset() -> No
     assert set(records) == {(1, runs.run_key("t1", "consumer")), (1, runs.run_key("t2", "consumer"))}
     first = records[(1, runs.run_key("t1", "consumer"))]
     assert first == {"dag_id": "consumer", "run_id": "run-1", "messages": {"id-a": 0, "id-b": 1}, "total": 5}
-    assert runs.run_key("t1", "consumer") != runs.run_key("t1", "other") and len(runs.run_key("t" * 32, "x" * 250)) < 100
+    assert runs.run_key("t1", "consumer") != runs.run_key("t1", "other")
+    assert len(runs.run_key("t" * 32, "x" * 250)) < 100  # the state store's keys: 512 characters at most
 
 
 def test_a_run_without_deliveries_records_nothing() -> None:
@@ -148,10 +149,12 @@ def test_without_message_task_id_the_run_state_decides() -> None:
 
 def watcher(**values: Any) -> tuple[DeliverySettings, WatchArguments]:
     given = {"conn_id": "c", "queue": "q", **values}
-    settings = DeliverySettings.checked(TRIGGER, {k: v for k, v in given.items() if k in DeliverySettings.__annotations__})
-    watch = WatchArguments(**arguments.check(TRIGGER, {k: v for k, v in given.items()
-                                                      if k in WatchArguments.__annotations__}, only=WatchArguments))  # fmt: skip
-    return settings, watch
+
+    def of(declared: type) -> dict[str, Any]:
+        return {k: v for k, v in given.items() if k in arguments.names(declared, TRIGGER)}
+
+    settings = DeliverySettings.checked(TRIGGER, of(DeliverySettings))
+    return settings, WatchArguments(**arguments.check(TRIGGER, of(WatchArguments), only=WatchArguments))
 
 
 @pytest.mark.parametrize(
