@@ -556,6 +556,10 @@ class TriggererSupervisor:
         if self.delay:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
+            if msg.run_ids is not None:  # the runs among these in one of these states
+                states = [self.run_states.get((msg.dag_id, run)) for run in msg.run_ids]
+                wanted = [s for s in states if s is not None and (not msg.states or s in msg.states)]
+                return comms.DRCount(count=len(wanted))
             return comms.DRCount(count=self.runs.get(msg.dag_id, 0))
         # The asset state store's messages exist from Airflow 3.3 on.
         if isinstance(msg, getattr(comms, "GetAssetStateStoreByName", ())):

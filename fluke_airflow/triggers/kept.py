@@ -91,6 +91,15 @@ class Supervisor:
             return None
         raise RuntimeError(f"the triggerer's supervisor gave no state for run {dag_id}/{run_id}: {answer!r}")
 
+    async def finished(self, dag_id: str, run_ids: Sequence[str]) -> int:
+        """How many of ``run_ids`` have ended: one request for every run of a DAG that is going."""
+        from airflow.sdk.execution_time.comms import DRCount, GetDRCount
+
+        answer = await _comms().asend(GetDRCount(dag_id=dag_id, run_ids=list(run_ids), states=list(FINISHED)))
+        if not isinstance(answer, DRCount):
+            raise RuntimeError(f"the triggerer's supervisor could not count the runs of DAG {dag_id!r}: {answer!r}")
+        return int(answer.count)
+
     async def task_states(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
         """``{task_id: state}``, or for a mapped task ``{f"{task_id}_{map_index}": state, ...}``."""
         from airflow.sdk.execution_time.comms import GetTaskStates, TaskStatesResult
@@ -225,6 +234,12 @@ class KeptDeliveries:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._warned: set[tuple[str, str, str]] = set()
+        self._quiet: set[tuple[str, str]] = set()
+        """(dag id, run id) of runs known to be still going at this look (no need to ask each)."""
+        self._index_changes = 0
+        self._index_saved = 0
+        self._index_lock = asyncio.Lock()
+        self._writes: set[asyncio.Future[Any]] = set()
 
     # -- the public steps, in the order a delivery takes them ------------------------------------------------
     def new_token(self) -> str:
@@ -248,8 +263,9 @@ class KeptDeliveries:
         kept.state = dict.fromkeys(kept.ids, "held")
         async with self._lock:
             self._kept[token] = kept
-        await self._write_all(self._record_key(token), {"queue": self.options.queue, "ids": kept.ids})
-        await self._save_index()
+        # Both before the event fires, at once: a watcher after a restart finds the record through the index.
+        record = self._write_all(self._record_key(token), {"queue": self.options.queue, "ids": kept.ids})
+        await asyncio.gather(record, self._save_index())
 
     async def stored(self, token: str, messages: list[Message], consumers: Sequence[str]) -> None:
         """Airflow stored the events: keep ``messages`` (those some watcher's filter took) hidden
@@ -266,7 +282,7 @@ class KeptDeliveries:
             kept.ids = [i for i in kept.ids if i in taken]
             again = {i for _, owned in kept.holdings for i in owned}  # came back meanwhile, held with a newer receipt
             self._hold(kept, [m for m in messages if m.id not in again])
-        await self._save_index()
+        self._later(self._save_index())  # off the hand-over's path: unconfirmed is handled after a restart too
         self.start()
 
     async def not_stored(self, token: str) -> None:
@@ -347,10 +363,23 @@ class KeptDeliveries:
     async def check(self) -> None:
         """One look at every kept delivery's runs; settle those whose runs have all ended."""
         await self.load()
+        await self._which_are_going()
         for kept in list(self._kept.values()):
             if kept.confirmed:
                 await self._look(kept)
         await self._drop_finished()
+
+    async def _which_are_going(self) -> None:
+        """The runs still going, with one request per DAG rather than one per run."""
+        going: dict[str, set[str]] = {}
+        for kept in self._kept.values():
+            for dag_id, run in kept.runs.items():
+                if run.failed is None:
+                    going.setdefault(dag_id, set()).add(run.run_id)
+        self._quiet = set()
+        for dag_id, run_ids in going.items():
+            if await self.supervisor.finished(dag_id, sorted(run_ids)) == 0:
+                self._quiet |= {(dag_id, run_id) for run_id in run_ids}
 
     async def _look(self, kept: Kept) -> None:
         now = self.clock()
@@ -362,6 +391,8 @@ class KeptDeliveries:
                     continue
                 run = kept.runs[dag_id] = Run(record)
             if run.failed is not None and now - run.looked < FINISHED_INTERVAL:
+                continue
+            if (dag_id, run.run_id) in self._quiet:
                 continue
             run.looked = now
             state = await self.supervisor.run_state(dag_id, run.run_id)
@@ -527,18 +558,32 @@ class KeptDeliveries:
     async def _drop(self, kept: Kept) -> None:
         with contextlib.suppress(Exception):
             await self._stop_holding(kept)
-        await self._save_index()
+        self._later(self._save_index())
         for asset in self.assets():
-            await self._call(self.supervisor.delete(asset, self._record_key(kept.token)), "delete", asset)
+            self._later(self._call(self.supervisor.delete(asset, self._record_key(kept.token)), "delete", asset))
+
+    def _later(self, write: Awaitable[Any]) -> None:
+        """A write to the state store that nothing waits for (a restart before it is handled)."""
+        future = asyncio.ensure_future(write)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
 
     # -- the asset state store -----------------------------------------------------------------------------------
     def _record_key(self, token: str) -> str:
         return f"{self.index_key}.{token}"
 
     async def _save_index(self) -> None:
-        deliveries = {k.token: {"dags": list(k.dags), "at": k.at, "stored": k.stored} for k in self._kept.values()}
-        value = {"queue": self.options.queue, "deliveries": deliveries}
-        await self._write_all(self.index_key, value)
+        """Write the index of deliveries in flight as it is now, or return once a write that started
+        after this call has (writes go one at a time, so an older one never lands last)."""
+        self._index_changes += 1
+        wanted = self._index_changes
+        async with self._index_lock:
+            if self._index_saved >= wanted:
+                return
+            changes = self._index_changes
+            deliveries = {k.token: {"dags": list(k.dags), "at": k.at, "stored": k.stored} for k in self._kept.values()}
+            await self._write_all(self.index_key, {"queue": self.options.queue, "deliveries": deliveries})
+            self._index_saved = changes
 
     async def _write_all(self, key: str, value: Any) -> None:
         for asset in self.assets():
@@ -587,6 +632,8 @@ class KeptDeliveries:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         for kept in self._kept.values():
             with contextlib.suppress(Exception):
                 await self._stop_holding(kept)
