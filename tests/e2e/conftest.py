@@ -34,7 +34,7 @@ FAST_SUPERVISORS = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2"}
 task's start on the stack's one executor slot, was noticed up to 5 s late (minutes over the tier)."""
 
 # Every queue the example DAGs use by default; the watcher's queue must exist before it starts.
-SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals")
+SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals", "fluke-invoice-jobs", "fluke-invoice-jobs-dlq")
 AZURE_QUEUES = ("fluke-invoices", "fluke-events")
 
 
