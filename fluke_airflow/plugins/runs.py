@@ -50,17 +50,17 @@ def run_records(dag_id: str, run_id: str, events: Iterable[Any]) -> Records:
     delivery token and asset, with the map index of each of the delivery's messages in the run."""
     from fluke_airflow.delivery.payloads import TOKEN, ordered_messages
 
-    views: list[Any] = []
     assets_of: dict[str, set[int]] = {}
+    payloads: list[tuple[Any, Any]] = []
     for event in events:
         payload = (event.extra or {}).get("payload") if isinstance(event.extra, Mapping) else None
         token = payload.get(TOKEN) if isinstance(payload, Mapping) else None
         if token:
             assets_of.setdefault(str(token), set()).add(event.asset_id)
-        views.append((event.timestamp, event.asset.name, event.asset.uri, payload))
-    if not assets_of:
+        payloads.append((event, payload))
+    if not assets_of:  # no delete_on_dag_success watcher fed this run: its events' assets are not even loaded
         return {}
-    ordered = ordered_messages(views)
+    ordered = ordered_messages((e.timestamp, e.asset.name, e.asset.uri, payload) for e, payload in payloads)
     records: Records = {}
     for token, asset_ids in assets_of.items():
         indexes = {str(m["id"]): i for i, (t, m) in enumerate(ordered) if t == token}
