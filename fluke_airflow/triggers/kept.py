@@ -392,8 +392,8 @@ class KeptDeliveries:
                 run = kept.runs[dag_id] = Run(record)
             if run.failed is not None and now - run.looked < FINISHED_INTERVAL:
                 continue
-            if (dag_id, run.run_id) in self._quiet:
-                continue
+            if (dag_id, run.run_id) in self._quiet and now - run.looked < FINISHED_INTERVAL:
+                continue  # still going (asked once every FINISHED_INTERVAL all the same: a deleted run counts nowhere)
             run.looked = now
             state = await self.supervisor.run_state(dag_id, run.run_id)
             if state is None:

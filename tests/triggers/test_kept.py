@@ -157,3 +157,24 @@ async def test_a_failed_run_cleared_and_succeeded_by_hand_deletes_the_released_m
         finally:
             await stream.aclose()
             await producer.aclose()
+
+
+async def test_a_run_deleted_from_airflow_counts_as_failed(
+    service: Service, queue: str, supervisor: TriggererSupervisor
+) -> None:
+    """A deleted run is in no count of ended runs: the watcher still asks each run now and then,
+    and releases the messages of one Airflow no longer knows."""
+    service.send(queue, ["orphan"])
+    producer = producer_for(service, queue, message_task_id=None)
+    with stream_module.watchers(producer.key).join(object(), [CONSUMER], [ASSET]):
+        stream = producer.open_stream()
+        raw, payload = await asyncio.wait_for(stream.__anext__(), timeout=60)
+        try:
+            await producer.advance([stored(payload)])
+            take_run(supervisor, raw, "r1")
+            await until("the watcher to follow the run", lambda: producer.in_flight() == 1)
+            del supervisor.run_states[(CONSUMER, "r1")]  # deleted by a user
+            assert await asyncio.to_thread(service.collect, queue, 1) == ["orphan"]
+        finally:
+            await stream.aclose()
+            await producer.aclose()
