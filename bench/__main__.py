@@ -2,11 +2,12 @@
 
 Sizes: the default run uses the issue's 2,000 messages of ~200 bytes, 3 alternating rounds,
 500 and 1,000 idle triggers, a 20,000-message memory run and the ``events`` measure (a real
-Airflow: a burst of 1,000 and 5 msg/s for 60 s, per service): about 35 minutes on 2 cores, most of
+Airflow: a burst of 1,000 and 5 msg/s for 60 s, per service, and the burst again into a watcher with
+``delete_on_dag_success``): about 35 minutes on 2 cores, most of
 it spent on the emulators (fluke-api and the provider send 2,000 requests one by one), on the
 triggers' 20 s and 61 s cycles, which the idle and latency measures must wait out (the 1,000-trigger
 run alone takes about 4 minutes: its 1,000 queues are created and deleted one by one), and on
-Airflow (``events`` alone took 7-9 minutes at a load average of 10; less on a quiet machine).
+Airflow (``events`` alone took 10-12 minutes at a load average of 10-17; less on a quiet machine).
 ``--quick`` is a smoke run of about 8 minutes (``events``: a burst of 200 and 20 s of stream) that
 writes its report under ``.work/bench/`` instead of ``docs/benchmarks/``, runs 50 and 100 idle
 triggers (too few for the idle targets, which the report then shows as not measured) and leaves out
@@ -275,6 +276,18 @@ def run(args: argparse.Namespace, sizes: Sizes, argv: list[str]) -> dict[str, An
     return results
 
 
+def merged(earlier: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """``--only``: the measures run again replace theirs in the report's earlier results, which keep
+    the rest (and a note saying which sections come from which run)."""
+    measures = [m for m in MEASURES if m in again]
+    note = (
+        f"The {', '.join(measures)} measure(s) were run again on their own ({again['command']}, {again['date']}, "
+        f"1-minute load average {again['machine']['load_average_start'][0]:.1f} at the start); their section(s) "
+        "report that run, the others the run described above."
+    )
+    return {**earlier, **{m: again[m] for m in measures}, "notes": [*earlier.get("notes", []), note]}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -290,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(raw.read_text())
     else:
         results = run(args, sizes, argv)
+        if args.only and raw.exists():
+            results = merged(json.loads(raw.read_text()), results)
         raw.write_text(json.dumps(results, indent=1, default=str) + "\n")
     from bench.build_report import write_report
 

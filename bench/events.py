@@ -10,7 +10,11 @@ service, in turn:
 * **burst**: ``burst`` messages pushed at once (SQS: batches of 10 on 4 threads; Azure: one
   request per message on 8 threads). Time from the first push to the end of the last run that
   processed one of them;
-* **stream**: ``rate`` messages a second for ``seconds`` seconds, one request per message.
+* **stream**: ``rate`` messages a second for ``seconds`` seconds, one request per message;
+* **success**: the burst again, into a watcher with ``delete_on_dag_success=True``: each batch is
+  kept hidden until its run succeeded, then deleted (beside ``burst``'s ack mode, which deletes a
+  batch once its asset event is stored). The phase ends when the last run has ended and the
+  queue is empty, as the others do.
 
 A message counts as processed when a run whose task returned its body has succeeded; the bench
 reads, through the REST API, each run's XCom, its asset events' timestamps, its task instance and
@@ -46,7 +50,9 @@ DAGS = ROOT / "bench" / "dags"
 AIRFLOW_NAME = "bench-events"
 LOGS = WORK / f"airflow-{AIRFLOW_NAME}" / "logs"
 """The components' logs (and the task logs): kept after the run, removed when the next one starts."""
-PHASES = ("burst", "stream")
+PHASES = ("burst", "stream", "success")
+BURSTS = ("burst", "success")
+"""The phases that push a burst: ``success`` is ``burst`` with ``delete_on_dag_success=True``."""
 SERVICES = ("sqs", "azure")
 CONNECTIONS = {"sqs": "bench_events_sqs", "azure": "bench_events_azure"}
 """As ``bench/dags/bench_events.py`` names them (that file stays free of bench imports)."""
@@ -374,7 +380,7 @@ class EventsBench:
         ledger = Ledger(queue.service, phase, earlier=self.run_ids(dag_id(phase, queue.service)))
         since = self.log_size()
         started = time.time()
-        if phase == "burst":
+        if phase in BURSTS:
             ledger.pushed = queue.push_burst(messages)
         else:
             ledger.pushed = queue.push_stream(messages, rate)
@@ -484,6 +490,14 @@ def run_events(
                         bodies(count, tag=f"s-{service}-{tag}-"),
                         rate,
                         timeout=seconds + 300,
+                    )
+                    log(f"  {service}: a burst of {burst} into a delete_on_dag_success watcher")
+                    measured["success"] = bench.phase(
+                        queues[("success", service)],
+                        "success",
+                        bodies(burst, tag=f"k-{service}-{tag}-"),
+                        rate,
+                        timeout=180 + 0.5 * burst,
                     )
                     results["services"][service] = measured
             finally:

@@ -413,6 +413,10 @@ class TriggererSupervisor:
         self.missing: set[str] = set()
         self.store: dict[tuple[str, str], Any] = {}
         self.variables: dict[str, Any] = {}
+        self.run_states: dict[tuple[str, str], str] = {}
+        """(dag id, run id) -> state: what ``GetDagRunState`` answers (a missing run: an error)."""
+        self.task_states: dict[tuple[str, str], dict[str, str | None]] = {}
+        """(dag id, run id) -> ``GetTaskStates``' answer for that run (mapped: ``task_i``)."""
 
     def start_run(self, dag_id: str) -> None:
         """What the scheduler does when it creates a run of ``dag_id``."""
@@ -427,6 +431,10 @@ class TriggererSupervisor:
         if self.delay:
             await asyncio.sleep(self.delay)  # the supervisor takes a moment to answer
         if isinstance(msg, comms.GetDRCount):
+            if msg.run_ids is not None:  # the runs among these in one of these states
+                states = [self.run_states.get((msg.dag_id, run)) for run in msg.run_ids]
+                wanted = [s for s in states if s is not None and (not msg.states or s in msg.states)]
+                return comms.DRCount(count=len(wanted))
             if not msg.states:
                 self.run_count_requests[msg.dag_id] += 1
             counted = self.busy if msg.states else self.runs
@@ -443,6 +451,21 @@ class TriggererSupervisor:
             return comms.AssetStateStoreResult(value=self.store[key])
         if isinstance(msg, getattr(comms, "SetAssetStateStoreByName", ())):
             self.store[(msg.name, msg.key)] = msg.value
+        if isinstance(msg, getattr(comms, "DeleteAssetStateStoreByName", ())):
+            self.store.pop((msg.name, msg.key), None)
+        if isinstance(msg, comms.GetDagRunState):
+            state = self.run_states.get((msg.dag_id, msg.run_id))
+            if state is None:
+                from airflow.sdk.exceptions import ErrorType
+
+                return comms.ErrorResponse(error=ErrorType.GENERIC_ERROR, detail={"status_code": 404})
+            return comms.DagRunStateResult(state=state)
+        if isinstance(msg, comms.GetTaskStates):
+            found = {run: states for (dag, run), states in self.task_states.items()
+                     if dag == msg.dag_id and (msg.run_ids is None or run in msg.run_ids)}  # fmt: skip
+            wanted = {run: {k: v for k, v in states.items() if not msg.task_ids or k.rsplit("_", 1)[0] in
+                            msg.task_ids or k in msg.task_ids} for run, states in found.items()}  # fmt: skip
+            return comms.TaskStatesResult(task_states=wanted)
         if isinstance(msg, comms.GetVariable):
             if msg.key not in self.variables:
                 from airflow.sdk.exceptions import ErrorType

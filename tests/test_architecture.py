@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     # what the sensor, the settle sensor and the trigger share; checks of operator arguments
     ("delivery", "_args"),
     # Airflow's side
-    ("operators", "sensors", "triggers", "messaging"),
+    ("operators", "sensors", "triggers", "messaging", "plugins"),
 ]
 """Each module belongs to the first entry that is it or a package above it; layers in order, lowest first."""
 

@@ -20,6 +20,7 @@ E2E = "tests/e2e/"
 STACK_GROUPS = {
     "test_e2e_event_driven.py": "e2e-events",
     "test_e2e_consumers.py": "e2e-events",
+    "test_e2e_success.py": "e2e-events",
     "test_e2e_scale_out.py": "e2e-triggerers",
     "test_e2e_triggerer_restart.py": "e2e-triggerers",
     "test_e2e_faults.py": "e2e-faults",
@@ -27,7 +28,10 @@ STACK_GROUPS = {
     "test_e2e_browser.py": "e2e-faults",
     "test_e2e_postgres.py": "e2e-postgres",  # a stack of its own: PostgreSQL, two schedulers, two triggerers
 }
-"""The e2e module -> its stack's group; a module missing here gets a stack of its own."""
+"""The e2e module -> its stack's group; a module missing here gets a stack of its own.
+test_e2e_success.py shares the event-driven stack: its needs are the same (watchers on queues of its
+own, the triggerer killed and restarted, nothing left behind), and a fourth stack on 2 cores would
+slow every other."""
 
 
 def unit_of(nodeid: str) -> str:

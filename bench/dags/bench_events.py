@@ -1,8 +1,10 @@
 """The ``events`` measure's DAGs (``bench/events.py``): queue arrivals start DAG runs.
 
-For each phase (``burst``, ``stream``) and service (``sqs``, ``azure``), a DAG scheduled on an
-asset whose ``AssetWatcher`` runs ``QueuePollTrigger`` with its defaults: only the connection,
-the queue (one of its own) and ``dag_ids`` are set. The task returns the bodies of the messages
+For each phase (``burst``, ``stream``, ``success``) and service (``sqs``, ``azure``), a DAG
+scheduled on an asset whose ``AssetWatcher`` runs ``QueuePollTrigger`` with its defaults: only the
+connection, the queue (one of its own) and ``dag_ids`` are set, and for ``success``
+``delete_on_dag_success=True`` (a batch is deleted once its run succeeded, not once its event is
+stored). The task returns the bodies of the messages
 its run's asset events carried; the bench reads them (and the run's end) through the REST API.
 """
 
@@ -16,7 +18,9 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 from fluke_airflow.triggers import QueuePollTrigger
 
 CONNECTIONS = {"sqs": "bench_events_sqs", "azure": "bench_events_azure"}
-PHASES = ("burst", "stream")
+PHASES = ("burst", "stream", "success")
+WATCHERS: dict[str, dict[str, Any]] = {"success": {"delete_on_dag_success": True}}
+"""Beyond the defaults: the ``success`` phase's watcher deletes a batch once its run succeeded."""
 
 
 def queue_name(phase: str, service: str) -> str:
@@ -34,7 +38,10 @@ def _dag(phase: str, service: str) -> None:
             AssetWatcher(
                 name=f"bench_events_{phase}_{service}",
                 trigger=QueuePollTrigger(
-                    conn_id=CONNECTIONS[service], queue=queue_name(phase, service), dag_ids=[dag_id(phase, service)]
+                    conn_id=CONNECTIONS[service],
+                    queue=queue_name(phase, service),
+                    dag_ids=[dag_id(phase, service)],
+                    **WATCHERS.get(phase, {}),
                 ),
             )
         ],

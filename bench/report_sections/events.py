@@ -73,11 +73,17 @@ def section(results: dict[str, Any], out: Path) -> str:
     ]
     loads = [events.get("load_average_start", [0.0])[0], events.get("load_average_end", [0.0])[0]]
     cpus = (results.get("machine") or {}).get("cpus") or 1
+    modes = [
+        {"label": SERVICE_LABELS.get(service, service), "ack": ph["burst"], "success": ph["success"]}
+        for service, ph in events["services"].items()
+        if "burst" in ph and "success" in ph
+    ]
     return render(
         "events",
         failed=None,
         events=events,
         phases=phases,
+        modes=modes,
         stages=STAGES,
         bounds=_bounds(events),
         loads=loads,

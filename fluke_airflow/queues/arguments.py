@@ -282,6 +282,15 @@ class DeliverySettings:
         "``False`` keeps it.",
         check=backoff, poll=False, trigger=True, accepts="bool | float",
     )  # fmt: skip
+    delete_on_dag_success: bool = argument(
+        "Keep the messages (hidden) until the DAG run ends, then delete them if it succeeded and release them "
+        "for redelivery (after ``retry_delay``) if not. Sensor: adds a teardown task ``<task_id>_settle`` that "
+        "renews their visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to cover the run), and the "
+        "run decides once every other task is done. Watcher: each event's messages stay hidden until the runs "
+        "of every DAG of ``dag_ids`` that took the event have ended; ``message_task_id`` lets a mapped task "
+        "decide per message (Airflow 3.3+, with this provider's plugin loaded in the scheduler).",
+        check=flag, sensor=False, trigger=False,
+    )  # fmt: skip
     max_retry_delay: float | None = argument(
         "The longest such delay (default: the service's longest visibility timeout for ``poll``, 15 minutes "
         "for a trigger).",
@@ -348,6 +357,13 @@ class WatchArguments:
         "One asset event, and so one DAG run, per message (in the queue's order), instead of one per batch.",
         check=flag, trigger=False,
     )  # fmt: skip
+    message_task_id: str | None = argument(
+        "With ``delete_on_dag_success``: the task of the consumer DAG that decides per message, mapped over "
+        "``queue_messages(triggering_asset_events)``: map index *i* is the run's message *i*; a message is "
+        "deleted if its task instance succeeded (or was skipped) and released if not, as Lambda's "
+        "``ReportBatchItemFailures``. Without it, or in a run without such a mapped task, the whole run decides.",
+        check=text(none=True), trigger=None,
+    )  # fmt: skip
     single_event: bool = argument(
         "Stop after the first event (set by the sensor; automatic for deferred tasks).", check=flag, trigger=False
     )
@@ -360,12 +376,6 @@ class SensorArguments:
     deferrable: bool = argument(
         "Wait in the triggerer and free the worker slot (default: ``[operators] default_deferrable``).",
         check=flag, sensor=False, source='conf.getboolean("operators", "default_deferrable", fallback=False)',
-    )  # fmt: skip
-    delete_on_dag_success: bool = argument(
-        "Keep the messages (hidden) until the DAG run ends, then delete them if every other task succeeded and "
-        "release them for redelivery if not. Adds a teardown task ``<task_id>_settle`` that renews their "
-        "visibility meanwhile (SQS; on Azure set ``visibility_timeout`` to cover the run).",
-        check=flag, sensor=False,
     )  # fmt: skip
     include_metadata: bool = argument(
         "The XCom is a list of message dicts (id, body, receive count, the service's metadata and SQS message "
@@ -576,3 +586,32 @@ def _settle_mode(values: dict[str, Any], pending: set[str]) -> None:
 
 RULES: tuple[Callable[[dict[str, Any], set[str]], None], ...] = (_dead_letters, _filters, _window, _settle_mode)
 """The checks that look at several arguments at once, each declared once."""
+
+MAX_SETTLED_DELIVERY = 1000
+"""The most messages in one event of a ``delete_on_dag_success`` watcher: their ids are kept in the
+asset state store until the runs end, and Airflow caps a value there at 64 KiB
+(``[state_store] max_value_storage_bytes``)."""
+
+
+def check_watch(settings: DeliverySettings, watch: WatchArguments) -> None:
+    """The rules between a watcher's delivery settings and its watch arguments (a trigger in an
+    ``AssetWatcher``; a deferred sensor's trigger sets ``single_event`` and skips them)."""
+    if watch.message_task_id is not None and not settings.delete_on_dag_success:
+        raise ValueError(
+            "message_task_id names the task that decides per message whether it is deleted; it needs "
+            "delete_on_dag_success=True (without it a watcher deletes messages once their events are stored)"
+        )
+    if not settings.delete_on_dag_success or watch.single_event:
+        return
+    if not watch.dag_ids:
+        raise ValueError(
+            "delete_on_dag_success=True needs dag_ids: the DAG(s) scheduled on the watcher's asset, whose runs "
+            "decide whether the messages of an event are deleted (all succeeded) or released, e.g. "
+            "dag_ids=['process_orders']"
+        )
+    if settings.per_delivery > MAX_SETTLED_DELIVERY:
+        raise ValueError(
+            f"delete_on_dag_success=True takes at most {MAX_SETTLED_DELIVERY} messages per event (batch_size/"
+            f"num_messages is {settings.per_delivery}): their ids stay in Airflow's asset state store until the "
+            "runs end, where a value is capped at 64 KiB"
+        )

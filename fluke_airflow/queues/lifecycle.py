@@ -15,14 +15,17 @@ The code that faces Airflow (sensors, triggers) only reports what happened to th
 holds, as an :class:`Outcome`; :func:`settle` turns the outcome into steps, counts and logs it.
 With ``pre_delivery_delete`` the acknowledgement comes before the hand-over: only what
 :func:`settle` deleted is handed over. While messages are held, :func:`renew_flow` keeps them
-hidden.
+hidden. A watcher with ``delete_on_dag_success`` holds a delivery until the consumer runs that took
+it have ended; :func:`after_runs` then splits it by what the runs report (deleted, released,
+held back behind a failed message of its FIFO group, dead-lettered).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fluke_airflow.queues import metrics
@@ -260,7 +263,7 @@ def triage(batch: list[Message], options: DeliveryOptions) -> Settling:
     filter takes go by the unmatched policy. Returns the rest, in the order received."""
     limit = options.max_receive_count
     if limit is not None and options.dead_letter_queue is not None:
-        poison = [m for m in batch if m.receive_count > limit]
+        poison = [m for m in batch if m.receive_count > limit and m.id not in options.spared]
         if poison:
             moved = yield from settle(poison, Outcome.POISON, options)
             for message in poison:
@@ -274,7 +277,8 @@ def triage(batch: list[Message], options: DeliveryOptions) -> Settling:
                     "moved it to the" if message in moved else "could NOT move it to the",
                     options.dead_letter_queue,
                 )
-            batch = [m for m in batch if m.receive_count <= limit]
+            gone = {m.id for m in poison}
+            batch = [m for m in batch if m.id not in gone]
     taken, left = options.filter.split(batch)
     if left:
         yield from settle(left, Outcome.UNMATCHED, options)
@@ -449,3 +453,44 @@ def _note(step: Step, result: Any, held: Held) -> None:
     elif isinstance(step, Overlap):
         for inner, inner_result in zip(step.steps, result, strict=True):
             _note(inner, inner_result, held)
+
+
+# -- after the consumer runs (a watcher with delete_on_dag_success) -------------------------------------------
+@dataclass
+class RunVerdicts:
+    """What becomes of a delivery's messages once every consumer run that took it has ended."""
+
+    acknowledged: list[Message] = field(default_factory=list)
+    """Every run succeeded with them: deleted."""
+    failed: list[Message] = field(default_factory=list)
+    """A run, or the message's deciding task instance, did not succeed: released after the retry delay."""
+    held_back: list[Message] = field(default_factory=list)
+    """Succeeded, but follow a failed message of their FIFO message group in the delivery: released
+    at once (the failed one, hidden for its retry delay, keeps the group locked), to be delivered
+    again after it, so that they do not overtake it (Lambda's advice for partial batch responses
+    on FIFO)."""
+    poison: list[Message] = field(default_factory=list)
+    """Failed on their ``max_receive_count``-th receive: moved to the dead-letter queue now rather
+    than after one more retry delay. They hold nothing back: they will not run again."""
+
+
+def after_runs(messages: Sequence[Message], failed: Collection[str], options: DeliveryOptions) -> RunVerdicts:
+    """Split a delivery's ``messages`` (in the order they were handed over) by the ids of those that
+    ``failed`` in some consumer run. Free of I/O: the caller deletes, releases and dead-letters."""
+    verdicts = RunVerdicts()
+    blocked: set[str] = set()  # FIFO message groups with a failed message earlier in this delivery
+    limit = options.max_receive_count
+    for message in messages:
+        group = message.metadata.get("MessageGroupId")
+        if message.id in failed:
+            if limit is not None and options.dead_letter_queue is not None and message.receive_count >= limit:
+                verdicts.poison.append(message)
+            else:
+                verdicts.failed.append(message)
+                if group is not None:
+                    blocked.add(group)
+        elif group is not None and group in blocked:
+            verdicts.held_back.append(message)
+        else:
+            verdicts.acknowledged.append(message)
+    return verdicts

@@ -79,6 +79,9 @@ class DeliveryOptions:
     block them (SQS FIFO: a message group is locked while any of its messages is in flight)."""
     level: int = logging.INFO
     """How loudly the poll logs its batches (DEBUG with ``suppress_output``)."""
+    spared: frozenset[str] = frozenset()
+    """Ids not to dead-letter for their receive count: a watcher's messages that came back while the
+    consumer run of their earlier delivery is still going (a triggerer restart lost their receipts)."""
 
     @property
     def per_delivery(self) -> int:

@@ -84,8 +84,8 @@ class QueuePollSensor(BaseSensorOperator):
     region_name: str | None
     verify: bool | str | None
     botocore_config: dict[str, Any] | None
-    deferrable: bool
     delete_on_dag_success: bool
+    deferrable: bool
     include_metadata: bool
     sqs_queue: str | None
     aws_conn_id: str | None
@@ -120,8 +120,8 @@ class QueuePollSensor(BaseSensorOperator):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         delete_on_dag_success: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         include_metadata: bool = False,
         sqs_queue: str | None = None,
         aws_conn_id: str | None = None,

@@ -35,7 +35,7 @@ from fluke_airflow.queues.arguments import TRIGGER, DeliverySettings, WatchArgum
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.pacing import RunGate
-from fluke_airflow.triggers.watch import Watch
+from fluke_airflow.triggers.watch import KeepUntilRunsEnd, Watch
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,11 @@ class QueuePollTrigger(BaseEventTrigger):
         botocore_config: dict[str, Any] | None = None,
         retry_delay: float | timedelta = 30.0,
         retry_exponential_backoff: bool | float = True,
+        delete_on_dag_success: bool = False,
         max_retry_delay: float | timedelta | None = 900.0,
         dag_ids: list[str] | tuple[str, ...] | None = None,
         event_per_message: bool = False,
+        message_task_id: str | None = None,
         single_event: bool = False,
         # -- end --
     ) -> None:
@@ -98,6 +100,13 @@ class QueuePollTrigger(BaseEventTrigger):
         self.watch = WatchArguments(**arguments.check(TRIGGER, _of(WatchArguments, given), only=WatchArguments))
         if self.watch.dag_ids is None and not self.single_event and _airflow.scheduler_strands_events():
             raise ValueError(DAG_IDS_REQUIRED)
+        arguments.check_watch(self.settings, self.watch)
+        if self.settings.delete_on_dag_success and not self.single_event and not _airflow.has_asset_state_store():
+            raise ValueError(
+                "delete_on_dag_success=True on a watcher needs Airflow 3.3 or later: the watcher keeps what it "
+                "handed over in the asset state store (AIP-103), which this Airflow does not have; use ack mode "
+                "(the default) or a QueuePollSensor(delete_on_dag_success=True)"
+            )
 
     @property
     def single_event(self) -> bool:
@@ -114,6 +123,8 @@ class QueuePollTrigger(BaseEventTrigger):
             single_event=self.watch.single_event,
             dag_ids=list(self.watch.dag_ids) if self.watch.dag_ids else None,
         )
+        if self.watch.message_task_id is not None:
+            kwargs["message_task_id"] = self.watch.message_task_id
         return CLASSPATH, kwargs
 
     @property
@@ -122,7 +133,7 @@ class QueuePollTrigger(BaseEventTrigger):
 
     def stream_key(self) -> tuple[Any, ...]:
         """What must be equal for watchers to share one poll loop (``dag_ids`` and filters need not be)."""
-        return (*self.settings.stream_key(), self.watch.event_per_message)
+        return (*self.settings.stream_key(), self.watch.event_per_message, self.watch.message_task_id)
 
     # -- events ---------------------------------------------------------------------------------------
     def _task_event(self, messages: Sequence[Message], service: str) -> TriggerEvent:
@@ -182,15 +193,18 @@ class QueuePollTrigger(BaseEventTrigger):
         gate = RunGate(dag_ids, settings.queue, queue_metrics=queue.metrics, need_a_run=True)
         registry = PollerRegistry(settings.conn_id, settings.queue, self.stream_key(),
                                   lambda: (tuple(asset_names(self)), dag_ids))  # fmt: skip
+        keep = None
+        if settings.delete_on_dag_success:
+            keep = KeepUntilRunsEnd(settings.conn_id, self.watch.message_task_id)
         watch = Watch(queue, options, event_per_message=self.event_per_message, poke_interval=settings.poke_interval,
-                      delivered=None)  # fmt: skip
+                      delivered=None, keep=keep)  # fmt: skip
         try:
             async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
                 await gate.ready()  # no consumer DAG exists: no message taken
-                async for batch in watch.batches(lambda: asset_names(self)):
+                async for batch in watch.batches(lambda: asset_names(self), lambda: dag_ids):
                     before = await gate.snapshot()
                     batch.handed_over = True
-                    raw = payloads.delivery(settings.queue, queue.service, batch.messages)
+                    raw = payloads.delivery(settings.queue, queue.service, batch.messages, token=batch.token)
                     for event in self._watch_events(raw, batch.messages):
                         yield event
                     await gate.consumed(before)

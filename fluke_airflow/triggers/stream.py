@@ -4,9 +4,10 @@ One producer polls a queue for every watcher of it in this triggerer (watchers w
 give the same stream key). A batch becomes one raw event; ``advance()`` reports what Airflow did
 with the asset events derived from it, and the watch lifecycle
 (:mod:`~fluke_airflow.triggers.watch`) settles the batch: deleted once stored (its ids recorded
-first, for redeliveries), released when not stored, the unmatched policy for what no watcher
-took. Between two events the producer waits until the consumer DAGs of every watcher have started
-a run for the last one (:mod:`~fluke_airflow.triggers.pacing`); meanwhile the batch stays hidden.
+first, for redeliveries), or with ``delete_on_dag_success`` kept until the consumer runs that took
+it end; released when not stored; the unmatched policy for what no watcher took. Between two
+events the producer waits until the consumer DAGs of every watcher have started a run for the
+last one (:mod:`~fluke_airflow.triggers.pacing`); meanwhile the batch stays hidden.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fluke_airflow.queues.arguments import DeliverySettings, WatchArguments
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
 from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
-from fluke_airflow.triggers.watch import Batch, Watch
+from fluke_airflow.triggers.watch import Batch, KeepUntilRunsEnd, Watch
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,11 @@ class QueueStreamProducer(SharedStreamProducer):
         queue, options = await aopen_queue(settings.unfiltered(), watch=True)
         self._queue = queue
         delivered = DeliveredIds(settings.conn_id, settings.queue) if _airflow.has_asset_state_store() else None
+        keep = None
+        if settings.delete_on_dag_success:
+            keep = KeepUntilRunsEnd(settings.conn_id, self.watch.message_task_id)
         watch = self._watch = Watch(queue, options, event_per_message=self.watch.event_per_message,
-                                    poke_interval=settings.poke_interval, delivered=delivered)  # fmt: skip
+                                    poke_interval=settings.poke_interval, delivered=delivered, keep=keep)  # fmt: skip
         self._members = members = watchers(self.key)
         log.info("Watching %s queue %r (connection %r)", queue.service, settings.queue, settings.conn_id)
         registry = PollerRegistry(
@@ -119,10 +123,11 @@ class QueueStreamProducer(SharedStreamProducer):
         async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
             try:
                 await gate.ready()  # no consumer DAG exists: no message taken
-                async for batch in watch.batches(members.assets):
+                async for batch in watch.batches(members.assets, members.dag_ids):
                     before = await gate.snapshot()
                     batch.handed_over = True
-                    yield payloads.delivery(settings.queue, queue.service, batch.messages, batch.seq), batch
+                    payload = payloads.delivery(settings.queue, queue.service, batch.messages, batch.seq, batch.token)
+                    yield payload, batch
                     consumers = await batch.settled
                     if consumers:
                         await gate.consumed({d: n for d, n in before.items() if d in consumers})

@@ -15,6 +15,10 @@ stopping) is settled by :mod:`fluke_airflow.queues.lifecycle`:
   (apache/airflow#73454: a trigger moved to another triggerer gets ``on_kill`` too), so it comes
   back after its visibility timeout and the delivered-ids record keeps it from a second run.
 
+With ``delete_on_dag_success`` a stored batch is not acknowledged: it is handed to
+:class:`~fluke_airflow.triggers.kept.KeptDeliveries`, which holds it until the consumer runs that
+took it end, and a message that comes back is first asked about there (its run may still be going).
+
 Between two batches the caller waits on the
 :class:`~fluke_airflow.triggers.pacing.RunGate`.
 """
@@ -35,6 +39,7 @@ from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.queues.steps import Cancelled
 from fluke_airflow.triggers.delivered import DeliveredIds
+from fluke_airflow.triggers.kept import KeptDeliveries, Supervisor
 
 log = logging.getLogger("fluke_airflow.triggers")
 
@@ -48,6 +53,8 @@ class Batch:
     holding: AsyncHolding | None
     """Renews the batch's visibility (None with pre-delivery delete: the messages are gone already)."""
     assets: tuple[str, ...]
+    token: str | None = None
+    """Names the delivery in its events when the consumer runs decide its fate (``delete_on_dag_success``)."""
     handed_over: bool = False
     settled: asyncio.Future[tuple[str, ...] | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -63,6 +70,16 @@ class Batch:
         return await self.holding.stop() if self.holding else self.messages
 
 
+@dataclass(frozen=True)
+class KeepUntilRunsEnd:
+    """``delete_on_dag_success``: what the watch needs to keep its deliveries until their runs end."""
+
+    conn_id: str
+    message_task_id: str | None = None
+    supervisor: Supervisor | None = None
+    """Who answers about runs and the asset state store (default: the triggerer's supervisor)."""
+
+
 class Watch:
     """The batches of one poll loop, from the receive to their settling."""
 
@@ -74,12 +91,15 @@ class Watch:
         event_per_message: bool,
         poke_interval: float,
         delivered: DeliveredIds | None,
+        keep: KeepUntilRunsEnd | None = None,
     ) -> None:
         self.queue = queue
         self.options = options
         self.event_per_message = event_per_message
         self.poke_interval = poke_interval
         self.delivered = delivered
+        self.keep = keep
+        self.kept: KeptDeliveries | None = None
         self.received = Held(lambda _: self._gauge())
         """Received and not yet in a batch: released at once if the watcher stops before."""
         self._open: set[Batch] = set()
@@ -87,8 +107,10 @@ class Watch:
         self._shown = 0
 
     def in_flight(self) -> int:
-        """Messages held hidden until Airflow has stored their events (received ones included)."""
-        return len(self.received) + sum(len(b.messages) for b in self._open)
+        """Messages held hidden until Airflow has stored their events (received ones included), and,
+        kept (``delete_on_dag_success``), until their runs end."""
+        kept = self.kept.in_flight() if self.kept else 0
+        return len(self.received) + sum(len(b.messages) for b in self._open) + kept
 
     def _gauge(self) -> None:
         """``messages.in_flight``, sent when it changed."""
@@ -96,13 +118,15 @@ class Watch:
             self._shown = self.in_flight()
             self.queue.metrics.gauge(metrics.IN_FLIGHT, self._shown)
 
-    async def batches(self, assets: Any) -> AsyncIterator[Batch]:
+    async def batches(self, assets: Any, dag_ids: Any = tuple) -> AsyncIterator[Batch]:
         """Held batches, forever; ``assets()`` names the assets whose state stores keep the
-        delivered-ids record at the time of each batch."""
+        delivered-ids record at the time of each batch, ``dag_ids()`` the consumer DAGs."""
         options = self.options
+        kept = self.kept = self._kept(assets) if self.keep else None
 
         def flow() -> Any:
-            return watch_flow(options, event_per_message=self.event_per_message)
+            spared = options.but(spared=kept.spared()) if kept else options
+            return watch_flow(spared, event_per_message=self.event_per_message)
 
         received = self.received
         async for messages in deliveries(self.queue, options.queue, self.poke_interval, flow, received):
@@ -113,12 +137,30 @@ class Watch:
                 await self.queue.run_flow(release_held(received, stopped(_cancelled(error)), options.queue))
                 raise
             received.only(messages)
-            if messages:
-                batch = self._hold(messages, held_by)
-                received.handed_on()  # the batch holds them now (the gauge shows no change)
-                yield batch
+            if not messages:
+                continue
+            batch = self._hold(messages, held_by)
+            received.handed_on()  # the batch holds them now (the gauge shows no change)
+            if kept is not None:
+                try:
+                    batch.token = kept.new_token()
+                    await kept.announce(batch.token, messages, tuple(dag_ids()))
+                except BaseException:
+                    await self.settle(batch, stored=False, tried=False)  # never handed over: released at once
+                    raise
+            yield batch
 
-    async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
+    def _kept(self, assets: Any) -> KeptDeliveries:
+        assert self.keep is not None
+
+        async def acknowledge(messages: list[Message]) -> list[Message]:
+            return await self._acknowledge(messages, tuple(assets()))
+
+        return KeptDeliveries(self.queue, self.options, conn_id=self.keep.conn_id, assets=assets,
+                              message_task_id=self.keep.message_task_id, acknowledge=acknowledge,
+                              supervisor=self.keep.supervisor)  # fmt: skip
+
+    async def _not_delivered(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
         """``messages`` without those already handed to Airflow, which are deleted (again) instead."""
         if self.delivered is None:
             return messages
@@ -135,6 +177,14 @@ class Watch:
         )
         await self.queue.run_flow(settle(seen, Outcome.ACKNOWLEDGED, self.options))
         return [m for m in messages if m.id not in self.delivered]
+
+    async def _fresh(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
+        """``messages`` without those Airflow already has: handed over before (ack mode), or kept
+        for a run that is still going or has succeeded (``delete_on_dag_success``)."""
+        messages = await self._not_delivered(messages, assets)
+        if self.kept is not None and messages:
+            messages, _ = await self.kept.sort(messages)
+        return messages
 
     def _hold(self, messages: list[Message], assets: tuple[str, ...]) -> Batch:
         self._seq += 1
@@ -157,26 +207,33 @@ class Watch:
             if tried:
                 log.warning("Queue %r: %d message(s) were not handed over; releasing them for redelivery",
                             self.options.queue, len(current))  # fmt: skip
+            if self.kept is not None and batch.token:
+                await self.kept.not_stored(batch.token)
             outcome = Outcome.FAILED if tried else Outcome.CANCELLED
             await self.queue.run_flow(settle(current, outcome, self.options))
             batch.resolve(None)
         else:
             done = [m for m in current if taken is None or m.id in taken]
-            await self._acknowledge(done, batch.assets)
+            if self.kept is not None and batch.token:
+                await self.kept.stored(batch.token, done, consumers or ())  # deleted once their runs succeed
+            else:
+                await self._acknowledge(done, batch.assets)
             await self.queue.run_flow(settle([m for m in current if m not in done], Outcome.UNMATCHED, self.options))
             batch.resolve(consumers)
         self._gauge()
 
-    async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> None:
+    async def _acknowledge(self, messages: list[Message], assets: Sequence[str]) -> list[Message]:
         if not messages:
-            return
+            return []
         if self.delivered is not None:
             # Before the delete: a message that comes back after it must not start another run.
             self.delivered.add(m.id for m in messages)
             await self.delivered.save(assets)
-        deleted = await self.queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, self.options))
-        log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
-                 self.options.queue)  # fmt: skip
+        deleted: list[Message] = await self.queue.run_flow(settle(messages, Outcome.ACKNOWLEDGED, self.options))
+        if self.kept is None:
+            log.info("Deleted %d message(s) from queue %r after their asset events were stored", len(deleted),
+                     self.options.queue)  # fmt: skip
+        return deleted
 
     async def aclose(self, taken: Callable[[int], Collection[str]] | None = None) -> None:
         """The watcher stops. What was never handed to Airflow is released at once; so is what was
@@ -193,6 +250,8 @@ class Watch:
                 ({m.id for m in current} if taken is None else set(taken(batch.seq))) if batch.handed_over else set()
             )
             unclaimed.keep([m for m in current if m.id not in claimed])
+            if self.kept is not None and batch.token and not batch.handed_over:
+                await self.kept.not_stored(batch.token)
             kept += sum(1 for m in current if m.id in claimed)
             batch.resolve(None)
         if not self.options.pre_delivery_delete:
@@ -205,6 +264,8 @@ class Watch:
                     self.options.visibility_timeout,
                 )
             await self.queue.run_flow(release_held(unclaimed, stopped(None), self.options.queue))
+        if self.kept is not None:
+            await self.kept.aclose()  # what runs still hold stays hidden, recorded for the next watcher
         self._gauge()
 
 

@@ -28,6 +28,7 @@ EXAMPLE_DAG_IDS = {
     "example_queue_deferrable_mapping",
     "example_queue_task_poll",
     "example_queue_event_driven",
+    "example_queue_event_driven_success",
     "example_queue_delete_on_success",
     "example_queue_filtering",
     "example_queue_orders_eu",
@@ -216,6 +217,36 @@ def test_example_queue_event_driven_run_gets_the_arrived_messages(sqs: SQSServic
     assert count == 4
     assert sorted(m["body"] for m in extra["payload"]["messages"]) == bodies
     assert sqs.total("fluke-arrivals") == 0
+
+
+def test_example_queue_event_driven_success_maps_a_task_that_decides_per_message() -> None:
+    """The watcher keeps each batch until its run ends and lets the mapped ``process`` decide per
+    message; the task side: ``messages`` lists the run's messages, ``process`` fails for a bad one."""
+    from datetime import datetime, timezone
+
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    dag = load_dag("example_queue_event_driven_success")
+    (asset,) = dag.timetable.asset_condition.objects
+    trigger = asset.watchers[0].trigger
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["delete_on_dag_success"] is True and kwargs["message_task_id"] == "process"
+    assert kwargs["dag_ids"] == ["example_queue_event_driven_success"] and kwargs["max_receive_count"] == 3
+    rebuilt = QueuePollTrigger(**BaseSerialization.deserialize(BaseSerialization.serialize(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert dag.task_dict["process"].task_id == kwargs["message_task_id"]
+
+    bodies = [json.dumps({"id": "inv-1", "amount": 10}), json.dumps({"id": "inv-2", "amount": -5})]
+    payload = {"queue": "fluke-invoice-jobs", "service": "Amazon SQS", "delivery_token": "t1",
+               "messages": [{"id": f"m{i}", "body": b, "receive_count": 1} for i, b in enumerate(bodies)]}  # fmt: skip
+    event = SimpleNamespace(asset=asset, timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                            extra={"from_trigger": True, "payload": payload})  # fmt: skip
+    listed = dag.task_dict["messages"].python_callable(triggering_asset_events={asset: [event]})
+    assert [m["id"] for m in listed] == ["m0", "m1"]
+    process = dag.task_dict["process"].python_callable
+    assert process(listed[0]) == "inv-1"
+    with pytest.raises(ValueError, match="inv-2"):
+        process(listed[1])
 
 
 def _wait_empty(service: Any, name: str) -> None:

@@ -156,6 +156,20 @@ def test_cli_providers_list_and_hooks() -> None:
     assert hooks["aws"]["package_name"] == "apache-airflow-providers-amazon"  # the SQS side: aws, unchanged
 
 
+@pytest.mark.usefixtures("airflow_env")
+def test_airflow_loads_the_providers_plugin_and_its_listener_with_the_default_configuration() -> None:
+    """``delete_on_dag_success`` watchers depend on the listener running where DAG runs change state.
+    Airflow reads ``provider.yaml``'s plugins only with ``[core] lazy_discover_providers = False``
+    (3.3.2's ``plugins_manager._get_plugins``), so the plugin comes through an ``airflow.plugins``
+    entry point, which every component loads whatever its configuration."""
+    (entry,) = [e for e in entry_points(group="airflow.plugins") if e.value.startswith("fluke_airflow.")]
+    assert entry.name == "fluke_airflow" and entry.load().listeners[0].__name__ == "fluke_airflow.plugins.runs"
+    assert "plugins" not in provider_yaml(), "listed twice, Airflow would report the second as an import error"
+    (plugins,) = cli(("plugins",))
+    (ours,) = [p for p in plugins if p["name"] == "fluke_airflow"]
+    assert ours["listeners"] == ["fluke_airflow.plugins.runs"]
+
+
 def test_dag_parsing_loads_no_cloud_sdk() -> None:
     """What a DAG file imports must stay cheap: the scheduler parses DAG files over and over."""
     code = (

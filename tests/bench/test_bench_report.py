@@ -37,3 +37,16 @@ def test_markdown_joins_wrapped_lines_per_block() -> None:
     joined += ["| a | b |", "| --- | --- |", "| 1 | - |", "| 2 | 3 |", ""]
     joined += ["- an item wrapped", "- another item", "", *kept]
     assert markdown("\n".join(wrapped)) == "\n".join(joined)
+
+
+def test_a_measure_run_on_its_own_replaces_only_its_section_and_says_so() -> None:
+    """``python -m bench --only events`` keeps the report's other measures (``merged``)."""
+    from bench.__main__ import merged
+
+    earlier = {"date": "d1", "command": "make bench", "throughput": {"a": 1}, "events": {"old": True}}
+    again = {"date": "d2", "command": "python -m bench --only events", "events": {"new": True},
+             "machine": {"load_average_start": [3.0, 2.0, 1.0]}}  # fmt: skip
+    result = merged(earlier, again)
+    assert result["throughput"] == {"a": 1} and result["events"] == {"new": True} and result["date"] == "d1"
+    (note,) = result["notes"]
+    assert "events" in note and "python -m bench --only events" in note and "d2" in note

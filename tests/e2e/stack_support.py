@@ -33,7 +33,7 @@ HEALTH_LINES = {"AIRFLOW__FLUKE_AIRFLOW__HEALTH_LOG_INTERVAL": "10"}
 (test_e2e_consumers.py: the line that says why a watcher is stalled)."""
 
 # Every queue the example DAGs use by default; the watcher's queue must exist before it starts.
-SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals")
+SQS_QUEUES = ("fluke-orders", "fluke-jobs", "fluke-arrivals", "fluke-invoice-jobs", "fluke-invoice-jobs-dlq")
 AZURE_QUEUES = ("fluke-invoices", "fluke-events")
 
 
