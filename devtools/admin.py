@@ -49,6 +49,11 @@ class Service:
         """Delete the queue; one that does not exist is no error."""
         raise NotImplementedError
 
+    def exists(self, name: str) -> bool:
+        """Whether the service has the queue now (asked each time: our code may have created or
+        deleted it)."""
+        raise NotImplementedError
+
     # -- messages ------------------------------------------------------------------------------------
     def send(self, name: str, bodies: Iterable[str], *, delay: int | None = None, threads: int = 1) -> None:
         """Send ``bodies`` in order. ``delay``: seconds each stays hidden (None: the queue's own
@@ -169,6 +174,14 @@ class SQSService(Service):
             self.client.delete_queue(QueueUrl=self.url(name))
         self._urls.pop(name, None)
 
+    def exists(self, name: str) -> bool:
+        try:
+            self._urls[name] = str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
+        except self.client.exceptions.QueueDoesNotExist:
+            self._urls.pop(name, None)
+            return False
+        return True
+
     def send(self, name: str, bodies: Iterable[str], *, delay: int | None = None, threads: int = 1) -> None:
         url, items = self.url(name), list(bodies)
         timing = {} if delay is None else {"DelaySeconds": delay}
@@ -272,6 +285,15 @@ class AzureService(Service):
 
         with contextlib.suppress(ResourceNotFoundError):
             self.client.delete_queue(name)
+
+    def exists(self, name: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.client.get_queue_client(name).get_queue_properties()
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def send(
         self, name: str, bodies: Iterable[str], *, delay: int | None = None, threads: int = 1, base64: bool = False

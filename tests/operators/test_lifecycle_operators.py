@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from airflow_support import DagRunResult, run_dag_captured, set_connection, sqs_connection
-from azure.core.exceptions import ResourceNotFoundError
 
 from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
@@ -37,18 +36,7 @@ def logged(output: str, text: str) -> str:
 
 
 def exists(service: Service, name: str) -> bool:
-    if isinstance(service, SQSService):
-        try:
-            service.url(name)
-        except service.client.exceptions.QueueDoesNotExist:
-            return False
-        return True
-    assert isinstance(service, AzureService)
-    try:
-        service.client.get_queue_client(name).get_queue_properties()
-    except ResourceNotFoundError:
-        return False
-    return True
+    return service.exists(name)
 
 
 def settings_of(service: Service, name: str) -> dict[str, str]:
