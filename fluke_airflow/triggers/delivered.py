@@ -4,7 +4,9 @@ A message comes back when its delete did not happen: the delete failed at the se
 triggerer died after Airflow stored the asset event but before the delete. The watcher records
 the ids of every delivery once Airflow has confirmed its asset events stored, *before* it
 deletes the messages, in the state store of each asset it feeds (Airflow 3.3+), keeping the
-latest :data:`LIMIT`. A message whose id is there is deleted without a new event. The record
+latest :data:`LIMIT` in memory and as many of the latest as fit in Airflow's cap on a stored value
+(``[state_store] max_value_storage_bytes``, 64 KiB by default: about 1,500 SQS or Azure ids;
+Airflow logs a warning on every write above it). A message whose id is there is deleted without a new event. The record
 cannot cover the second or so between Airflow storing an event and confirming it to the
 trigger: a triggerer killed then hands those messages out again (a duplicate, at least once).
 """
@@ -12,6 +14,7 @@ trigger: a triggerer killed then hands those messages out again (a duplicate, at
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -21,6 +24,35 @@ log = logging.getLogger("fluke_airflow.triggers")
 
 LIMIT = 2000
 """Ids kept per queue and asset: well above what a triggerer holds at once (a batch per watcher)."""
+STORE_MARGIN = 256
+"""Bytes of the state store's cap left free: its own wrapping of the value."""
+
+
+def store_budget() -> int:
+    """The most bytes a value in the asset state store should take (0: no cap), from Airflow's
+    ``[state_store] max_value_storage_bytes`` (65,535 when Airflow does not say)."""
+    try:
+        from airflow.configuration import conf
+
+        limit = conf.getint("state_store", "max_value_storage_bytes", fallback=65535)
+    except Exception:  # no such section before Airflow 3.3, which has no state store either
+        limit = 65535
+    return max(limit - STORE_MARGIN, 1) if limit > 0 else 0
+
+
+def fitting(value: dict[str, Any], ids: list[str], budget: int) -> dict[str, Any]:
+    """``value`` with the newest of ``ids`` (oldest first) that keep its JSON within ``budget``."""
+    full = {**value, "ids": ids}
+    if budget <= 0 or len(json.dumps(full)) <= budget:
+        return full
+    room = budget - len(json.dumps({**value, "ids": []}))
+    kept: list[str] = []
+    for message_id in reversed(ids):
+        room -= len(json.dumps(message_id)) + 2  # the id and its ", "
+        if room < 0:
+            break
+        kept.append(message_id)
+    return {**value, "ids": kept[::-1]}
 
 
 def asset_names(trigger: Any) -> list[str]:
@@ -63,7 +95,7 @@ class DeliveredIds:
                 self.add(str(i) for i in value.get("ids", []) if i not in self._ids)
 
     async def save(self, assets: Sequence[str]) -> None:
-        value = {"queue": self.queue, "ids": list(self._ids)}
+        value = fitting({"queue": self.queue}, list(self._ids), store_budget())
         for name in assets:
             await self._call("write", name, value)
 
