@@ -60,7 +60,7 @@ class QueueBase(Generic[AuthT]):
     long_polling: ClassVar[bool] = False
     """Whether a receive can wait for messages at the service (SQS) or returns at once (Azure)."""
     max_hidden_seconds: ClassVar[int]
-    """How long the service lets one delivery stay hidden in total (heartbeats stop there)."""
+    """How long the service lets one delivery stay hidden in total (renewals stop there)."""
     receive_limit: ClassVar[int]
     """The most messages one receive request returns (SQS 10, Azure 32)."""
     has_message_attributes: ClassVar[bool] = False

@@ -185,7 +185,7 @@ class QueuePollTrigger(BaseEventTrigger):
         that the events were stored, so the messages stay hidden until the consumer DAGs have
         started their run (which they do only from stored events), and are deleted then."""
         from fluke_airflow.triggers.delivered import asset_names
-        from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
+        from fluke_airflow.triggers.pollers import PollerRegistry, presence
 
         settings = self.settings
         dag_ids = self.watch.dag_ids or ()
@@ -199,7 +199,7 @@ class QueuePollTrigger(BaseEventTrigger):
         watch = Watch(queue, options, event_per_message=self.event_per_message, poke_interval=settings.poke_interval,
                       delivered=None, keep=keep)  # fmt: skip
         try:
-            async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
+            async with presence(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
                 await gate.ready()  # no consumer DAG exists: no message taken
                 async for batch in watch.batches(lambda: asset_names(self), lambda: dag_ids):
                     before = await gate.snapshot()

@@ -200,9 +200,10 @@ class PollerRegistry:
 
 
 @contextlib.asynccontextmanager
-async def heartbeats(registry: PollerRegistry) -> AsyncIterator[PollerRegistry]:
-    """Keep ``registry``'s heartbeat going while the block runs; a failing Variable store is logged
-    once and never stops the watcher."""
+async def presence(registry: PollerRegistry) -> AsyncIterator[PollerRegistry]:
+    """Announce this poll loop in the queue's Variable while the block runs (its heartbeat there:
+    "heartbeat" in this module is that presence, never a visibility renewal); a failing Variable
+    store is logged once and never stops the watcher."""
 
     async def loop() -> None:
         failed = False

@@ -26,7 +26,7 @@ from fluke_airflow.delivery.open import aopen_queue
 from fluke_airflow.queues.arguments import DeliverySettings, WatchArguments
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
-from fluke_airflow.triggers.pollers import PollerRegistry, heartbeats
+from fluke_airflow.triggers.pollers import PollerRegistry, presence
 from fluke_airflow.triggers.watch import Batch, KeepUntilRunsEnd, Watch
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class QueueStreamProducer(SharedStreamProducer):
             settings.conn_id, settings.queue, self.key, lambda: (members.assets(), members.dag_ids())
         )
         gate = RunGate(members.dag_ids, settings.queue, queue_metrics=queue.metrics)
-        async with heartbeats(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
+        async with presence(registry), health_lines(queue, watcher_name(queue, settings), watch.in_flight, gate):
             try:
                 await gate.ready()  # no consumer DAG exists: no message taken
                 async for batch in watch.batches(members.assets, members.dag_ids):
