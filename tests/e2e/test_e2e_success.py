@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from terminal_support import section
 
-from devtools.airflow_local import AirflowError, wait_until
+from devtools.airflow_local import AirflowError, wait_for_airflow
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -206,8 +206,12 @@ def settled(stack: Stack, dag_id: str, queue: Queue, ledger: Ledger, *, dead: in
 
 def wait_settled(stack: Stack, dag_id: str, queue: Queue, ledger: Ledger, timeout: float, **kwargs: Any) -> None:
     try:
-        wait_until(f"{dag_id} to process or dead-letter every message", lambda: settled(stack, dag_id, queue, ledger,
-                   **kwargs), timeout, 3)  # fmt: skip
+        wait_for_airflow(
+            lambda: settled(stack, dag_id, queue, ledger, **kwargs),
+            what=f"{dag_id} to process or dead-letter every message",
+            timeout=timeout,
+            interval=3,
+        )
     except AirflowError as error:
         raise AirflowError(f"{error}; {ledger.report()}; left in the queue: {queue.total()}") from None
 
@@ -232,7 +236,7 @@ def queues(stack: Stack) -> Any:
         return all(f"queue '{q.name}' done: polling" in text for q in made.values())
 
     try:
-        wait_until("every watcher to poll its queue", polling, 180, 1.0)
+        wait_for_airflow(polling, what="every watcher to poll its queue", timeout=180, interval=1.0)
         yield made
     finally:
         for dag_id in DAG_IDS:
@@ -288,18 +292,20 @@ def test_a_failed_run_brings_its_batch_back_and_a_cleared_run_that_succeeds_dele
         failed = [r for r in runs if r["state"] == "failed"]
         return failed if len(failed) >= 2 else None
 
-    second = wait_until(f"{dag_id} to fail twice (the batch back after 3 s)", failed_twice, 420, 2)[1]
+    second = wait_for_airflow(
+        failed_twice, what=f"{dag_id} to fail twice (the batch back after 3 s)", timeout=420, interval=2
+    )[1]
     assert all(ledger.attempts[b] == 2 for b in ledger.pushed), f"both runs took the batch: {ledger.attempts}"
     assert queue.total() == len(ledger.pushed), "released, not deleted: hidden for the retry delay (300 s)"
 
     api.request("PATCH", f"/variables/{variable}", json={"key": variable, "value": "no"})
     cleared_at = time.monotonic()
     api.request("POST", f"/dags/{dag_id}/dagRuns/{second['dag_run_id']}/clear", json={"dry_run": False})
-    wait_until(
-        f"{dag_id}'s cleared run to succeed and its messages to be deleted",
+    wait_for_airflow(
         lambda: settled(stack, dag_id, queue, ledger, mapped=False),
-        480,
-        2,
+        what=f"{dag_id}'s cleared run to succeed and its messages to be deleted",
+        timeout=480,
+        interval=2,
     )
     ledger.notes.append(f"deleted {time.monotonic() - cleared_at:.0f}s after the clear (retry delay 300 s)")
     ledger.report()
@@ -324,7 +330,7 @@ def test_the_triggerer_killed_while_runs_go_loses_nothing_and_reruns_no_succeede
         return states["success"] >= 1 and states["running"] >= 1
 
     try:
-        wait_until(f"{dag_id} to have a run done and one going", going, 420, 1.0)
+        wait_for_airflow(going, what=f"{dag_id} to have a run done and one going", timeout=420, interval=1.0)
         airflow.kill_component("triggerer")  # SIGKILL, the whole process group
         held = queue.total()
     finally:
