@@ -14,17 +14,57 @@ from fluke_airflow.queues import validation as check
 from fluke_airflow.queues.arguments import is_template
 
 __all__ = ["as_int", "check_message_arg", "connection_overrides", "deprecated_alias", "is_template", "messages_from",
-           "optional_int", "ported"]  # fmt: skip
+           "optional_int", "ported", "reject_misspelt"]  # fmt: skip
 
 
-def ported(ours: str, value: Any, theirs: str, their_value: Any, *, default: Any = None) -> Any:
-    """An argument given under our name or the amazon provider's (``theirs``), not both; required."""
+def ported(ours: str, value: Any, theirs: str, their_value: Any, *, default: Any = None, hint: str = "") -> Any:
+    """An argument given under our name or the amazon provider's (``theirs``), not both; required
+    (``hint`` completes the error when it is missing)."""
     if value is not None and their_value is not None:
         raise TypeError(f"give {ours} or {theirs} (the amazon provider's name for it), not both")
     found = value if value is not None else their_value if their_value is not None else default
     if found is None:
-        raise TypeError(f"{ours} is required (or {theirs}, the amazon provider's name for it)")
+        raise TypeError(f"{ours} is required (or {theirs}, the amazon provider's name for it){hint}")
     return found
+
+
+def executor_queue_hint(kwargs: dict[str, Any]) -> str:
+    """What to add to "queue_name is required" when the task was given ``queue`` (directly or through
+    ``default_args``): that is Airflow's executor queue, never the message queue."""
+    if kwargs.get("queue") is None:
+        return ""
+    return (
+        f"; queue={kwargs['queue']!r} is Airflow's executor queue (BaseOperator's, often set by default_args for "
+        "Celery), not the message queue: name the message queue with queue_name="
+    )
+
+
+def reject_misspelt(cls: type, kwargs: dict[str, Any]) -> None:
+    """Fail on an argument ``cls`` does not take that is close to one it does (``num_message``),
+    naming the one meant; Airflow's own error only lists the arguments it did not know."""
+    import difflib
+
+    known = _known_arguments(cls)
+    wrong = [name for name in kwargs if name not in known and not name.startswith("_")]  # Airflow's own: _airflow_...
+    meant = {name: difflib.get_close_matches(name, known, n=1, cutoff=0.8) for name in wrong}
+    typos = [f"{name} (did you mean {match[0]}?)" for name, match in meant.items() if match]
+    if typos:
+        raise TypeError(f"{cls.__name__} does not take {', '.join(typos)}")
+
+
+def _known_arguments(cls: type) -> list[str]:
+    """Every named argument of ``cls``'s ``__init__`` and of those it passes ``**kwargs`` on to."""
+    import inspect
+
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                names[name] = None
+    return list(names)
 
 
 def deprecated_alias(theirs: str, value: Any, ours: str, our_value: Any) -> Any:

@@ -108,6 +108,7 @@ class QueueCreateOperator(BaseOperator):
         metadata: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         _check_create(queue_name, attributes, tags, metadata)
         self.conn_id = conn_id
@@ -150,6 +151,7 @@ class QueueDeleteOperator(BaseOperator):
         ignore_if_missing: bool = True,
         **kwargs: Any,
     ) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         _check_queue(queue_name)
         self.conn_id = conn_id
@@ -195,6 +197,7 @@ class QueuePurgeOperator(BaseOperator):
     ui_color = "#ead1dc"
 
     def __init__(self, *, conn_id: str, queue_name: str, **kwargs: Any) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         _check_queue(queue_name)
         self.conn_id = conn_id

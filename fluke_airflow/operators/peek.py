@@ -30,6 +30,7 @@ class QueuePeekOperator(BaseOperator):
     ui_color = "#deebf7"
 
     def __init__(self, *, conn_id: str, queue_name: str, max_messages: int = 10, **kwargs: Any) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         _args.optional_int("max_messages", max_messages, minimum=1, maximum=10)
         self.conn_id = conn_id

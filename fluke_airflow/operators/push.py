@@ -85,11 +85,13 @@ class QueuePushOperator(BaseOperator):
         region: str | None = None,
         **kwargs: Any,
     ) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         conn_id = _args.ported(
             "conn_id", conn_id, "aws_conn_id", aws_conn_id, default="aws_default" if sqs_queue else None
         )
-        queue_name = _args.ported("queue_name", queue_name, "sqs_queue", sqs_queue)
+        hint = _args.executor_queue_hint(kwargs)
+        queue_name = _args.ported("queue_name", queue_name, "sqs_queue", sqs_queue, hint=hint)
         message = _args.ported("message", message, "message_content", message_content)
         if region is not None:
             region_name = _args.deprecated_alias("region", region, "region_name", region_name)

@@ -49,6 +49,7 @@ class QueueRedriveOperator(BaseOperator):
         message_encoding: str | None = None,
         **kwargs: Any,
     ) -> None:
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         _args.optional_int("max_messages", max_messages, minimum=1)
         _args.optional_int("visibility_timeout", visibility_timeout, minimum=1)

@@ -26,7 +26,9 @@ _SECRETS = re.compile(
     r"password|secret|client_secret)=[^\s&;'\",)]*"
 )
 _QUERY = re.compile(r"(https?://[^\s?'\"]*)\?[^\s'\"]*")
-_MAX_MESSAGE = 300
+_MAX_MESSAGE = 1000
+"""Long enough for a service's whole message (Azurite's API-version refusal names its fix in its last
+words, after 330 characters); a longer one is an HTML error page or a dump."""
 
 
 def scrub(text: str) -> str:

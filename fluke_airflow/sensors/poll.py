@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
+from fluke_airflow import _args
 from fluke_airflow._airflow import conf
 from fluke_airflow.queues import arguments
 from fluke_airflow.queues.arguments import SENSOR
@@ -137,6 +138,7 @@ class QueuePollSensor(BaseSensorOperator):
         given = {name: passed[_ATTRIBUTE.get(name, name)] for name in arguments.defaults(SENSOR)}
         ported = _ported_arguments(given, kwargs)
         own_task_id = kwargs.get("task_id", "")
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         for name, value in arguments.check(SENSOR, given, templates_allowed=True).items():
             setattr(self, _ATTRIBUTE.get(name, name), value)
@@ -374,7 +376,6 @@ def _ported_arguments(given: dict[str, Any], kwargs: dict[str, Any]) -> _Ported:
     """The sensor's own arguments (in ``given``, updated in place) from those of the amazon
     provider's ``SqsSensor`` (also in ``given``); ``waiter_delay`` becomes the operator's
     ``poke_interval`` (in ``kwargs``)."""
-    from fluke_airflow import _args
     from fluke_airflow.queues import validation as check
 
     for ours, theirs, shown in (("conn_id", "aws_conn_id", "conn_id"), ("queue", "sqs_queue", "queue_name")):

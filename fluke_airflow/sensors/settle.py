@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from fluke_airflow import _args
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -63,6 +65,7 @@ class QueueSettleSensor(BaseSensorOperator):
         # run's messages would stay unsettled (redelivered after visibility_timeout, success or not).
         kwargs.setdefault("retries", 3)
         kwargs.setdefault("retry_delay", timedelta(seconds=kwargs["poke_interval"]))
+        _args.reject_misspelt(type(self), kwargs)
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.queue_name = queue_name

@@ -204,3 +204,11 @@ async def test_async_queues_that_share_use_one_service_client(azurite, azure_ser
     assert auth._share.clients() == 1 and auth._share.users() == 1
     await queues[2].close()
     assert auth._share.clients() == 0
+
+
+@pytest.mark.unit
+async def test_use_development_storage_is_azurites_well_known_account():
+    """``UseDevelopmentStorage=true``, as the connection docs show for Azurite on its default port."""
+    auth = AzureAuth.from_conn_string("UseDevelopmentStorage=true")
+    assert (auth.method, auth.account_url) == ("connection_string", "http://127.0.0.1:10001/devstoreaccount1")
+    assert "Eby8vdM02" not in repr(auth)

@@ -279,6 +279,10 @@ def _import_dag_block(block: Block, tmp_path: Path, emulators: Emulators) -> Non
         assert bag.dags[dag_id].tasks, f"{block}: {dag_id} has no task"
 
 
+AZURITE_WELL_KNOWN_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's published key of its default account; the suite's Azurite has an account of its own."""
+
+
 def _run_connections(block: Block, emulators: Emulators, tmp_path: Path) -> int:
     """The ``export AIRFLOW_CONN_X='{...}'`` of a bash block: valid; the emulator ones pass the CLI's test."""
     from airflow.models.connection import Connection
@@ -292,6 +296,7 @@ def _run_connections(block: Block, emulators: Emulators, tmp_path: Path) -> int:
         text = re.sub(r"http://127\.0\.0\.1:10001/devstoreaccount1", emulators.azurite.account_url, text)
         text = re.sub(r"http://127\.0\.0\.1:\d+(?![\d/])", emulators.moto.endpoint_url, text)
         text = text.replace('"<account key>"', json.dumps(emulators.azurite.key))
+        text = text.replace(json.dumps(AZURITE_WELL_KNOWN_KEY), json.dumps(emulators.azurite.key))  # devstoreaccount1's
         text = text.replace('"password": "test"', json.dumps({"password": emulators.moto.secret_access_key})[1:-1])
         text = text.replace('"login": "test"', json.dumps({"login": emulators.moto.access_key_id})[1:-1])
         env = {

@@ -17,7 +17,8 @@ from airflow_support import DagRunResult, run_dag_captured, set_connection, sqs_
 from devtools.admin import AzureService, Service, SQSService
 from devtools.emulators import AzuriteQueue, MotoSQS
 from devtools.support import fresh_name
-from fluke_airflow.operators import QueuePushOperator
+from fluke_airflow.operators import QueuePeekOperator, QueuePushOperator
+from fluke_airflow.sensors import QueuePollSensor
 
 pytestmark = pytest.mark.usefixtures("airflow_env")
 
@@ -244,6 +245,40 @@ def test_a_bad_dag_file_is_an_import_error_naming_the_argument(tmp_path: Path) -
 def test_executor_queue_is_separate_from_the_message_queue() -> None:
     op = QueuePushOperator(task_id="p", conn_id="c", queue_name="orders", message="m", queue="gpu")
     assert (op.queue_name, op.queue) == ("orders", "gpu")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: QueuePushOperator(task_id="p", conn_id="c", queue_name="q", message="m", delay_second=3),
+         "QueuePushOperator does not take delay_second (did you mean delay_seconds?)"),
+        (lambda: QueuePollSensor(task_id="s", conn_id="c", queue_name="q", num_message=5, visiblity_timeout=9),
+         "QueuePollSensor does not take num_message (did you mean num_messages?), visiblity_timeout (did you "
+         "mean visibility_timeout?)"),
+        (lambda: QueuePeekOperator(task_id="k", conn_id="c", queue_name="q", max_message=5),
+         "QueuePeekOperator does not take max_message (did you mean max_messages?)"),
+        (lambda: QueuePushOperator(task_id="p", conn_id="c", queue_name="q", message="m", retires=2),
+         "QueuePushOperator does not take retires (did you mean retries?)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_argument_names_the_one_meant(make: Any, expected: str) -> None:
+    with pytest.raises(TypeError) as raised:
+        make()
+    assert str(raised.value) == expected
+
+
+def test_an_unknown_argument_without_a_likely_meaning_is_airflows_error() -> None:
+    with pytest.raises(TypeError, match="Invalid arguments were passed to QueuePushOperator"):
+        QueuePushOperator(task_id="p", conn_id="c", queue_name="q", message="m", colour="blue")
+
+
+def test_the_executor_queue_given_as_the_message_queue_says_which_is_which() -> None:
+    """A user who writes ``queue=`` (every operator's executor queue) for the message queue is told."""
+    with pytest.raises(TypeError, match=r"queue='orders' is Airflow's executor queue .* queue_name="):
+        QueuePushOperator(task_id="p", conn_id="c", message="m", queue="orders")
+    without = r"^queue_name is required \(or sqs_queue, the amazon provider's name for it\)$"
+    with pytest.raises(TypeError, match=without):
+        QueuePushOperator(task_id="p", conn_id="c", message="m")
 
 
 def test_connection_errors_name_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:

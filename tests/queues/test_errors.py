@@ -624,3 +624,20 @@ def test_a_retry_budget_and_a_deadline_the_earlier_wins() -> None:
     assert RetryLimit().for_call() is None and RetryLimit().connect_timeout(20.0) == 20.0
     assert RetryLimit(deadline=soon).connect_timeout(20.0) <= 5.0
     assert RetryLimit(deadline=Deadline.within(-10, "past")).connect_timeout(20.0) == 1.0
+
+
+@pytest.mark.unit
+def test_scrub_keeps_a_service_message_whole_and_shortens_a_dump() -> None:
+    """Azurite refuses an API version it does not know with 360 characters whose last words name the
+    fix (a new user met it cut at 300: "... Visual Studio Code configura")."""
+    from fluke_airflow.queues.causes import scrub
+
+    azurite = (
+        "The API version 2026-10-06 is not supported by Azurite. Please upgrade Azurite to latest version and "
+        "retry. If you are using Azurite in Visual Studio Code, please upgrade Azurite extension. Azurite "
+        'command line parameter "--skipApiVersionCheck" or Visual Studio Code configuration "Skip API Version '
+        'Check" can skip this error.'
+    )
+    assert scrub(azurite) == azurite
+    dump = "<html>" + "x" * 5000
+    assert len(scrub(dump)) <= 1000 and scrub(dump).endswith("...")
