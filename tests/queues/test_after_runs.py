@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flow_support import drive
 
 from fluke_airflow.queues import lifecycle
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions, RetryPolicy
-from fluke_airflow.queues.steps import DeadLetter, Delete, SetVisibility, Tally
+from fluke_airflow.queues.steps import DeadLetter, SetVisibility
 
 pytestmark = pytest.mark.unit
 
@@ -68,21 +69,10 @@ def test_a_message_moved_to_the_dead_letter_queue_holds_back_nothing() -> None:
 
 
 def drive_triage(batch: list[Message], options: DeliveryOptions) -> tuple[list[Message], list[Any]]:
-    flow = lifecycle.triage(batch, options)
-    steps: list[Any] = []
-    result: Any = None
-    while True:
-        try:
-            step = flow.send(result)
-        except StopIteration as stop:
-            return stop.value, steps
-        steps.append(step)
-        if isinstance(step, DeadLetter):
-            result = [True] * len(step.messages)
-        elif isinstance(step, Delete | SetVisibility):
-            result = [True] * len(step.messages) if isinstance(step, Delete) else list(step.messages)
-        elif isinstance(step, Tally):
-            result = None
+    def answer(step: Any) -> Any:
+        return list(step.messages) if isinstance(step, SetVisibility) else [True] * len(step.messages)
+
+    return drive(lifecycle.triage(batch, options), answer)
 
 
 def test_a_message_whose_run_is_still_going_is_not_dead_lettered_for_its_receive_count() -> None:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from flow_support import drive
 
 from fluke_airflow.queues import lifecycle
 from fluke_airflow.queues.drivers import SyncDriver
@@ -28,14 +29,12 @@ from fluke_airflow.queues.steps import (
     Delete,
     DeleteAnswer,
     Deliver,
-    Flow,
     Now,
     Overlap,
     Receive,
     Renewal,
     SetVisibility,
     Sleep,
-    Tally,
 )
 
 pytestmark = pytest.mark.unit
@@ -43,23 +42,6 @@ pytestmark = pytest.mark.unit
 
 def msg(i: int, delete_by: float = 0.0, receipt: str = "r1") -> Message:
     return Message(id=f"m{i}", body=f"body-{i}", receipt=receipt, receive_count=1, delete_by=delete_by)
-
-
-def drive(flow: Flow, answer: Callable[[Any], Any], tallies: Counter[str]) -> tuple[Any, list[Any]]:
-    """Run ``flow`` to its end, answering each step with ``answer(step)``; Tally steps are summed up."""
-    steps: list[Any] = []
-    result: Any = None
-    while True:
-        try:
-            step = flow.send(result)
-        except StopIteration as stop:
-            return stop.value, steps
-        if isinstance(step, Tally):
-            tallies[step.name] += step.n
-            result = None
-            continue
-        steps.append(step)
-        result = answer(step)
 
 
 def answered(at: float, ok: bool = True) -> Callable[[Delete], list[DeleteAnswer]]:

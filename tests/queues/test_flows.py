@@ -6,10 +6,10 @@ redelivery within a batch, FIFO group blocking, release on stop, oversize delive
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flow_support import drive
 
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.queues import lifecycle
@@ -44,25 +44,6 @@ pytestmark = pytest.mark.unit
 
 def msg(i: int, body: str | None = None, receipt: str = "r1", count: int = 1) -> Message:
     return Message(id=f"m{i}", body=body if body is not None else f"body-{i}", receipt=receipt, receive_count=count)
-
-
-def drive(flow: Flow, answer: Callable[[Any], Any], tallies: Counter[str] | None = None) -> tuple[Any, list[Any]]:
-    """Run ``flow`` to its end, answering each step with ``answer(step)``; the result and the steps.
-    :class:`Tally` steps (what the flow counts) are added up in ``tallies``, not listed."""
-    steps: list[Any] = []
-    result: Any = None
-    while True:
-        try:
-            step = flow.send(result)
-        except StopIteration as stop:
-            return stop.value, steps
-        if isinstance(step, Tally):
-            if tallies is not None:
-                tallies[step.name] += step.n
-            result = None
-            continue
-        steps.append(step)
-        result = answer(step)
 
 
 def skip_tallies(flow: Flow, step: Any) -> Any:
