@@ -299,12 +299,22 @@ class LocalAirflow:
             (("triggerer", "job_heartbeat_sec"), 2),
             (("triggerer", "triggerer_health_check_threshold"), 10),
             (("scheduler", "task_instance_heartbeat_sec"), 5),
+            # A task's supervisor gives up on an Execution API call after 5 s by default and retries
+            # it; on a busy machine the first call can still succeed late, and the retry's 409/400
+            # fails the task ("Workload execution failed"). Airflow's own advice: raise it under load.
+            (("workers", "execution_api_timeout"), 120),
         ]
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def migrate(self) -> None:
         (self.home / "passwords.json").write_text(json.dumps({USERNAME: self.password}) + "\n")
         log = self.log_path("db-migrate")
+        database = self.home / "airflow.db"
+        if self.database_url is None and not database.exists():
+            from devtools.airflow_db import migrated
+
+            migrated(database, env=self.env(), log=log)  # a copy of this virtualenv's migrated template
+            return
         with open(log, "ab") as out:
             result = subprocess.run(
                 [airflow_bin(), "db", "migrate"],

@@ -11,8 +11,6 @@ import atexit
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 from terminal_support import SECTIONS, section
 
+from devtools import airflow_db as airflow_database
 from devtools.emulators import AzuriteQueue, MotoSQS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,14 +54,19 @@ for _name in [n for n in os.environ if n.startswith(("AIRFLOW_CONN_", "AIRFLOW_V
 atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Migrate this virtualenv's template database before the first test, outside every test's
+    timeout (devtools/airflow_db.py): xdist's workers all get here, one migrates, the rest wait."""
+    if any("airflow_db" in getattr(item, "fixturenames", ()) or "/e2e/" in item.nodeid for item in session.items):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        airflow_database.template(log=LOGS / "db-migrate.log")
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[Path]:
     """A migrated metadata database (SQLite) in this session's AIRFLOW_HOME (removed at exit)."""
-    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    airflow = Path(sys.executable).parent / "airflow"
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    airflow_database.migrated(AIRFLOW_HOME / "airflow.db", log=LOGS / "db-migrate.log")
     yield AIRFLOW_HOME
 
 

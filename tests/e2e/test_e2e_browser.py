@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from devtools.airflow_local import USERNAME
 
 if TYPE_CHECKING:
@@ -133,6 +135,7 @@ def _serve(directory: Path) -> tuple[str, Callable[[], None]]:
     return f"http://127.0.0.1:{server.server_address[1]}", stop
 
 
+@pytest.mark.timeout(900)  # a Sphinx build with -W: minutes of CPU on a busy machine
 def test_docs_pages_fit_at_1400_px(tmp_path: Path) -> None:
     """The docs built as ``make docs`` builds them (``-W``), served over HTTP, in Chromium at 1400 px:
     the widest table and code blocks fit the content column without a scrollbar, and the theme
