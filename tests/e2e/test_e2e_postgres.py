@@ -14,7 +14,10 @@ the dead one's task runs within ``orphaned_tasks_check_interval``, 10 s, of that
 2. A scheduler SIGKILLed while its executor runs a task of a burst's runs: the other one carries
    on and resets the dead one's task, which runs again; every message processed once, in few
    runs, none empty.
-3. A triggerer SIGSTOPped past the health threshold while it holds a received batch, then
+3. ``delete_on_dag_success`` (test_e2e_success.py's ``kill`` DAGs): a scheduler SIGKILLed while its
+   executor runs a task of a run that holds messages; the provider's listener runs in both
+   schedulers: nothing lost, no message run again after a run succeeded with it.
+4. A triggerer SIGSTOPped past the health threshold while it holds a received batch, then
    SIGCONTed: Airflow hands the watcher to the other triggerer and cancels it in the first, which
    releases the batch; the other one receives it at once. The watcher's ``visibility_timeout`` is
    600 s and the wait for the messages is far shorter, so only a release can make the test pass.
@@ -57,6 +60,13 @@ from test_e2e_event_driven import (
     test_the_triggerer_killed_mid_burst_loses_nothing,
     watching,
 )
+
+# test_e2e_success.py's pieces, for its ``kill`` DAGs on this module's stack.
+from test_e2e_success import Ledger as SuccessLedger
+from test_e2e_success import Queue as SuccessQueue
+from test_e2e_success import assert_nothing_lost_nor_run_after_success, wait_settled
+from test_e2e_success import bodies as success_bodies
+from test_e2e_success import queue_name as success_queue_name
 
 from devtools.airflow_local import AirflowError, wait_for_airflow
 from devtools.postgres import PostgresCluster
@@ -138,19 +148,8 @@ def test_a_scheduler_killed_mid_burst_loses_nothing_and_duplicates_nothing(
     ledger = Ledger(f"scheduler SIGKILL mid-burst {service}", bodies("schedkill", 300))
     queue.push(ledger.pushed)
 
-    def running_task() -> tuple[str, dict[str, Any]] | None:
-        """A scheduler whose executor runs one of the DAG's tasks now (4 s each), and that task."""
-        for run in api.runs(dag_id):
-            if run["state"] != "running":
-                continue
-            for ti in api.task_instances(dag_id, run["dag_run_id"]):
-                for name in SCHEDULERS:
-                    if ti["state"] == "running" and ti["pid"] in process_tree(airflow, name):
-                        return name, ti
-        return None
-
     killed, task = wait_for_airflow(
-        running_task, what=f"a scheduler to run a task of {dag_id} mid-burst", timeout=180, interval=0.2
+        lambda: running_task(stack, dag_id), what=f"a scheduler to run a task of {dag_id} mid-burst", timeout=180
     )
     left = queue.total()
     try:
@@ -173,6 +172,18 @@ def test_a_scheduler_killed_mid_burst_loses_nothing_and_duplicates_nothing(
     airflow.wait_healthy(timeout=180)
 
 
+def running_task(stack: Stack, dag_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A scheduler whose executor runs one of ``dag_id``'s tasks now, and that task."""
+    for run in stack.api.runs(dag_id):
+        if run["state"] != "running":
+            continue
+        for ti in stack.api.task_instances(dag_id, run["dag_run_id"]):
+            for name in SCHEDULERS:
+                if ti["state"] == "running" and ti["pid"] in process_tree(stack.airflow, name):
+                    return name, ti
+    return None
+
+
 def process_tree(airflow: Any, name: str) -> set[int]:
     """The pids of a component's processes (its executor's task processes among them)."""
     import psutil
@@ -187,7 +198,47 @@ def process_tree(airflow: Any, name: str) -> set[int]:
         return set()
 
 
-# -- 3. a triggerer SIGSTOPped while it holds a received batch ---------------------------------------------------
+# -- 3. delete_on_dag_success: a scheduler SIGKILLed while the runs that hold messages go ----------------------
+@pytest.fixture(scope="module")
+def success_kill(stack: Stack) -> Iterator[dict[str, SuccessQueue]]:
+    """test_e2e_success.py's ``kill`` watchers (``delete_on_dag_success``, runs of 10, 1 s a message)."""
+    queues = {sv: SuccessQueue(stack, sv, success_queue_name("kill", sv)) for sv in SERVICES}
+    with watching(stack, [f"e2e_success_kill_{sv}" for sv in SERVICES], queues, "Scheduler SIGKILL, success mode"):
+        yield queues
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_scheduler_killed_while_delete_on_dag_success_runs_go_loses_nothing(
+    stack: Stack, success_kill: dict[str, SuccessQueue], service: str
+) -> None:
+    """The listener that records which run took which delivery runs in the schedulers: one killed
+    while a run holds messages, the other finishes the runs and their messages are deleted (or
+    released and run again where a killed task's run failed), none lost, none run after success."""
+    airflow, queue, dag_id = stack.airflow, success_kill[service], f"e2e_success_kill_{service}"
+    ledger = SuccessLedger(f"scheduler SIGKILL while runs go {service} (PostgreSQL)", success_bodies("pgkill", 40))
+    queue.push(ledger.pushed)
+    killed, task = wait_for_airflow(
+        lambda: running_task(stack, dag_id), what=f"a scheduler to run a task of {dag_id}", timeout=240
+    )
+    held = queue.total()
+    try:
+        airflow.kill_component(killed)  # SIGKILL, with its executor's task processes
+        wait_settled(stack, dag_id, queue, ledger, timeout=720)
+    finally:
+        if not airflow.components[killed].running:
+            airflow.start_component(killed)
+    states = {r["dag_run_id"]: r["state"] for r in ledger.runs}
+    ledger.notes.append(
+        f"SIGKILLed the {killed} running {task['task_id']}[{task['map_index']}] of a run, {held} message(s) in the "
+        f"queue; that run {states.get(task['dag_run_id'], '?')}"
+    )
+    ledger.report()
+    assert_nothing_lost_nor_run_after_success(ledger)
+    airflow.wait_healthy(timeout=180)
+
+
+# -- 4. a triggerer SIGSTOPped while it holds a received batch ---------------------------------------------------
 @pytest.fixture(scope="module")
 def handover(stack: Stack) -> Iterator[None]:
     yield
