@@ -32,6 +32,7 @@ from fluke_airflow.delivery.open import aopen_queue
 from fluke_airflow.exceptions import DeliveryTooLarge
 from fluke_airflow.queues import arguments
 from fluke_airflow.queues.arguments import TRIGGER, DeliverySettings, WatchArguments
+from fluke_airflow.queues.drivers import finish
 from fluke_airflow.queues.message import Message
 from fluke_airflow.queues.options import DeliveryOptions
 from fluke_airflow.triggers.pacing import RunGate
@@ -210,8 +211,8 @@ class QueuePollTrigger(BaseEventTrigger):
                     await gate.consumed(before)
                     await watch.settle(batch, stored=True)
                     await gate.ready()
-        finally:
-            await watch.aclose()
+        finally:  # to its end, through the triggerer's repeated cancellations
+            await finish(watch.aclose())
 
     # -- shared stream (Airflow 3.3+): one poll per queue, deletes after persistence ---------------------
     def shared_stream_key(self) -> Any:

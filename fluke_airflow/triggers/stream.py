@@ -24,6 +24,7 @@ from fluke_airflow.delivery import payloads
 from fluke_airflow.delivery.health import health_lines, watcher_name
 from fluke_airflow.delivery.open import aopen_queue
 from fluke_airflow.queues.arguments import DeliverySettings, WatchArguments
+from fluke_airflow.queues.drivers import finish
 from fluke_airflow.triggers.delivered import DeliveredIds
 from fluke_airflow.triggers.pacing import RunGate
 from fluke_airflow.triggers.pollers import PollerRegistry, presence
@@ -157,8 +158,8 @@ class QueueStreamProducer(SharedStreamProducer):
 
     async def aclose(self) -> None:
         """Stop holding the batches never advanced: :meth:`Watch.aclose` releases what no watcher took."""
-        if self._watch is not None:
-            await self._watch.aclose(taken=self._reported)
+        if self._watch is not None:  # to its end, through the triggerer's repeated cancellations
+            await finish(self._watch.aclose(taken=self._reported))
         if self._queue is not None:
             await self._queue.close()
             self._queue = None

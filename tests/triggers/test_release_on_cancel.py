@@ -326,3 +326,64 @@ async def test_a_release_waits_out_the_long_poll_its_cancellation_cut(
         assert "first waiting" in caplog.text
     finally:
         sqs.delete_queue(queue)
+
+
+@pytest.mark.parametrize("kind", ["sqs", "azure"])
+async def test_a_release_goes_to_its_end_while_the_triggerer_cancels_again_and_again(
+    kind: str,
+    moto: MotoSQS,
+    azurite: AzuriteQueue,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Airflow's triggerer cancels a trigger it was told to cancel again on each loop until the
+    trigger has ended (``cancelling_triggers`` goes with every sync). Seen on a busy machine: the
+    release of a cancelled trigger's batch took longer than a loop, and the second cancellation cut
+    it after 26 of 32 messages; the other 6 stayed hidden for the visibility timeout. Here every
+    release request takes 0.3 s at the proxy, and the trigger is cancelled again every 50 ms until
+    it ends: every message must be visible again."""
+    service: Service = request.getfixturevalue(kind)
+    queue = fresh_name("recancel")
+    service.create(queue)
+    upstream = moto.endpoint_url if kind == "sqs" else azurite.account_url
+    receive, release, full = (
+        ("ReceiveMessage", "ChangeMessageVisibilityBatch", 10) if kind == "sqs" else ("GET messages", "PUT message", 32)
+    )
+    caplog.set_level(logging.INFO, logger="fluke_airflow")
+    bodies = [f"r-{i:02d}" for i in range(full)]
+    service.send(queue, bodies)
+    with Proxy(upstream) as proxy:
+        if kind == "sqs":
+            conn = sqs_connection(moto, endpoint_url=proxy.url)
+        else:
+            conn = azure_connection(azurite)
+            conn["extra"]["connection_string"] = conn["extra"]["connection_string"].replace(
+                f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}"
+            )
+        conn_id = set_connection(monkeypatch, f"fluke_{kind}_recancel", conn)
+        # Every receive after the first waits; every release request takes 0.3 s.
+        proxy.inject(Latency(operation=receive, skip=1, seconds=600), Latency(operation=release, seconds=0.3))
+        trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, single_event=True, num_messages=2 * full,
+                                   visibility_timeout=HOLD, wait_time_seconds=1, poke_interval=0.2)  # fmt: skip
+        events = trigger.run()
+        pending = asyncio.ensure_future(events.__anext__())
+        try:
+            await wait_until_async(
+                lambda: proxy.fired()[f"Latency {receive}"] >= 1, what="the trigger's second receive"
+            )
+            cancellations = 0
+            while not pending.done():  # as the triggerer's loop does
+                pending.cancel()
+                cancellations += 1
+                await asyncio.sleep(0.05)
+            await asyncio.gather(pending, return_exceptions=True)
+        finally:
+            await cancel(pending)
+            await events.aclose()
+    try:
+        assert visible_now(service, queue) == bodies, "a cancellation during the release cut it"
+        assert f"holding {full} received message(s)" in released_line(caplog)
+        assert cancellations > 1, "the release ended before a second cancellation: nothing tested"
+    finally:
+        service.delete_queue(queue)
