@@ -64,6 +64,19 @@ def set_connection(monkeypatch: Any, conn_id: str, conn: dict[str, Any]) -> str:
     return conn_id
 
 
+def proxied_connection(monkeypatch: Any, conn_id: str, kind: str, moto: MotoSQS, azurite: AzuriteQueue,
+                       proxy: Any) -> str:  # fmt: skip
+    """Connection ``conn_id`` to moto (``kind`` ``"sqs"``) or Azurite through ``proxy`` (devtools/proxy.py)."""
+    if kind == "sqs":
+        conn = sqs_connection(moto, endpoint_url=proxy.url)
+    else:
+        conn = azure_connection(azurite)
+        conn["extra"]["connection_string"] = azurite.connection_string.replace(
+            f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}"
+        )
+    return set_connection(monkeypatch, conn_id, conn)
+
+
 # -- running DAGs -------------------------------------------------------------------------------------
 @cache
 def dagbag_class() -> Any:

@@ -148,16 +148,8 @@ def test_a_scheduler_killed_mid_burst_loses_nothing_and_duplicates_nothing(
     ledger = Ledger(f"scheduler SIGKILL mid-burst {service}", bodies("schedkill", 300))
     queue.push(ledger.pushed)
 
-    killed, task = wait_for_airflow(
-        lambda: running_task(stack, dag_id), what=f"a scheduler to run a task of {dag_id} mid-burst", timeout=180
-    )
-    left = queue.total()
-    try:
-        airflow.kill_component(killed)  # SIGKILL, with its executor's task processes
+    with scheduler_killed(stack, dag_id, queue) as (killed, task, left):
         wait_processed(stack, dag_id, queue, ledger, timeout=600)
-    finally:
-        if not airflow.components[killed].running:
-            airflow.start_component(killed)
     tries = api.task_instance(dag_id, task["dag_run_id"], "received")["try_number"]
     ledger.notes.append(
         f"SIGKILLed the {killed} running a task, {left} message(s) in the queue; that task ran again ({tries} tries)"
@@ -170,6 +162,22 @@ def test_a_scheduler_killed_mid_burst_loses_nothing_and_duplicates_nothing(
     assert all(ledger.runs), f"a run without messages: {[len(r) for r in ledger.runs]}"
     assert len(ledger.runs) <= 12, f"300 messages, at most 100 per event: {[len(r) for r in ledger.runs]}"
     airflow.wait_healthy(timeout=180)
+
+
+@contextlib.contextmanager
+def scheduler_killed(stack: Stack, dag_id: str, queue: Any) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """SIGKILL the scheduler whose executor runs a task of ``dag_id`` (with its task processes);
+    yields its name, that task and the messages in ``queue`` then; starts it again on the way out."""
+    killed, task = wait_for_airflow(
+        lambda: running_task(stack, dag_id), what=f"a scheduler to run a task of {dag_id}", timeout=240
+    )
+    left = queue.total()
+    try:
+        stack.airflow.kill_component(killed)
+        yield killed, task, left
+    finally:
+        if not stack.airflow.components[killed].running:
+            stack.airflow.start_component(killed)
 
 
 def running_task(stack: Stack, dag_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -218,16 +226,8 @@ def test_a_scheduler_killed_while_delete_on_dag_success_runs_go_loses_nothing(
     airflow, queue, dag_id = stack.airflow, success_kill[service], f"e2e_success_kill_{service}"
     ledger = SuccessLedger(f"scheduler SIGKILL while runs go {service} (PostgreSQL)", success_bodies("pgkill", 40))
     queue.push(ledger.pushed)
-    killed, task = wait_for_airflow(
-        lambda: running_task(stack, dag_id), what=f"a scheduler to run a task of {dag_id}", timeout=240
-    )
-    held = queue.total()
-    try:
-        airflow.kill_component(killed)  # SIGKILL, with its executor's task processes
+    with scheduler_killed(stack, dag_id, queue) as (killed, task, held):
         wait_settled(stack, dag_id, queue, ledger, timeout=720)
-    finally:
-        if not airflow.components[killed].running:
-            airflow.start_component(killed)
     states = {r["dag_run_id"]: r["state"] for r in ledger.runs}
     ledger.notes.append(
         f"SIGKILLed the {killed} running {task['task_id']}[{task['map_index']}] of a run, {held} message(s) in the "

@@ -26,7 +26,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from airflow_support import TriggererSupervisor, azure_connection, set_connection, sqs_connection, supervised
+from airflow_support import (
+    TriggererSupervisor,
+    proxied_connection,
+    supervised,
+)
 from statsd_support import StatsdListener, statsd_in_this_process
 
 from devtools.admin import Service
@@ -225,14 +229,7 @@ async def test_a_deferred_sensors_trigger_cancelled_while_filling_its_delivery_r
     bodies = [f"t-{i:02d}" for i in range(full)]
     service.send(queue, bodies)
     with Proxy(upstream) as proxy:
-        if kind == "sqs":
-            conn = sqs_connection(moto, endpoint_url=proxy.url)
-        else:
-            conn = azure_connection(azurite)
-            conn["extra"]["connection_string"] = conn["extra"]["connection_string"].replace(
-                f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}"
-            )
-        conn_id = set_connection(monkeypatch, f"fluke_{kind}_fill", conn)
+        conn_id = proxied_connection(monkeypatch, f"fluke_{kind}_fill", kind, moto, azurite, proxy)
         proxy.inject(Latency(operation=receive, skip=1, seconds=600))  # every receive after the first
         trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, single_event=True, num_messages=2 * full,
                                    visibility_timeout=HOLD, wait_time_seconds=1, poke_interval=0.2)  # fmt: skip
@@ -354,14 +351,7 @@ async def test_a_release_goes_to_its_end_while_the_triggerer_cancels_again_and_a
     bodies = [f"r-{i:02d}" for i in range(full)]
     service.send(queue, bodies)
     with Proxy(upstream) as proxy:
-        if kind == "sqs":
-            conn = sqs_connection(moto, endpoint_url=proxy.url)
-        else:
-            conn = azure_connection(azurite)
-            conn["extra"]["connection_string"] = conn["extra"]["connection_string"].replace(
-                f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}"
-            )
-        conn_id = set_connection(monkeypatch, f"fluke_{kind}_recancel", conn)
+        conn_id = proxied_connection(monkeypatch, f"fluke_{kind}_recancel", kind, moto, azurite, proxy)
         # Every receive after the first waits; every release request takes 0.3 s.
         proxy.inject(Latency(operation=receive, skip=1, seconds=600), Latency(operation=release, seconds=0.3))
         trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, single_event=True, num_messages=2 * full,

@@ -9,7 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from airflow_support import TriggererSupervisor, azure_connection, set_connection, sqs_connection, supervised
+from airflow_support import (
+    TriggererSupervisor,
+    proxied_connection,
+    supervised,
+)
 from statsd_support import StatsdListener, statsd_in_this_process
 
 from devtools.admin import Service
@@ -100,14 +104,7 @@ async def test_a_trigger_whose_receive_hangs_rebuilds_its_client_and_carries_on(
     monkeypatch.setenv("AIRFLOW__FLUKE_AIRFLOW__RECEIVE_STALL_GRACE", "2")
     caplog.set_level(logging.INFO, logger="fluke_airflow")
     with Proxy(upstream) as proxy:
-        if kind == "sqs":
-            conn = sqs_connection(moto, endpoint_url=proxy.url)
-        else:
-            conn = azure_connection(azurite)
-            conn["extra"]["connection_string"] = conn["extra"]["connection_string"].replace(
-                f"QueueEndpoint={azurite.account_url}", f"QueueEndpoint={proxy.endpoint}"
-            )
-        conn_id = set_connection(monkeypatch, f"fluke_{kind}_stall", conn)
+        conn_id = proxied_connection(monkeypatch, f"fluke_{kind}_stall", kind, moto, azurite, proxy)
         # The first receive never gets an answer: a hung connection (the proxy holds it for 10 minutes).
         proxy.inject(Timeout(operation=receive, first=1, seconds=600))
         trigger = QueuePollTrigger(conn_id=conn_id, queue=queue, single_event=True, wait_time_seconds=1,
