@@ -82,6 +82,10 @@ __all__ = [
     "test_the_triggerer_killed_mid_burst_loses_nothing",
 ]
 
+# The event-driven group's tests, collected here too, carry no timeout of their own; here the
+# first of them also starts PostgreSQL and a four-component Airflow.
+pytestmark = pytest.mark.timeout(900)
+
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 PG_DAGS = Path(__file__).resolve().parent / "dags_postgres"
 SCENARIOS = ("burst", "stream", "single", "kill")

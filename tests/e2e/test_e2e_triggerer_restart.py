@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from devtools.airflow_local import AirflowError, wait_for_airflow
@@ -56,6 +57,7 @@ def _watchers_polling(text: str) -> set[str]:
     return {m.group(2) for m in FIRST_RECEIVE.finditer(text) if m.group(2).startswith("e2e-restart-")}
 
 
+@pytest.mark.timeout(900)  # 20 triggers through a restart; its waits are bounded on their own
 def test_a_restarted_triggerer_brings_twenty_triggers_back_to_polling(stack: Stack) -> None:
     api, airflow = stack.api, stack.airflow
     triggerer_log = airflow.log_path("triggerer")

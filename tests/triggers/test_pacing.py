@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from airflow_support import TriggererSupervisor, supervised
 
+from devtools.support import wait_until_async
 from fluke_airflow.delivery.health import health_lines
 from fluke_airflow.queues import metrics
 from fluke_airflow.triggers.consumers import PROBE_GROUP, SupervisorRuns, dag_found
@@ -154,7 +155,7 @@ async def test_with_no_consumer_that_exists_the_watcher_takes_nothing_until_one_
     scheduler.missing.add("nc_on_typo_WRONG")
     g = gate(scheduler, "nc_on_typo_WRONG")
     ready = asyncio.ensure_future(g.ready())
-    await settle_down()
+    await wait_until_async(lambda: errors(logs), what="the gate's ERROR")  # its first check, however busy the machine
     assert not ready.done(), "no consumer exists: no message may be taken"
     (error,) = errors(logs)
     assert "'nc_on_typo_WRONG' in this watcher's dag_ids do not exist in Airflow" in error
@@ -287,6 +288,7 @@ async def test_without_a_shared_stream_a_batch_no_consumer_ran_for_is_held(logs:
         scheduler.now = now
         await settle_down()
         assert not waiting.done(), f"no run at {now} s: the event may not be stored"
+    await wait_until_async(lambda: errors(logs), what="the gate's ERROR")
     (error,) = errors(logs)
     assert "the watcher holds the last batch until one of them starts a run" in error
     assert not [r for r in logs.records if r.levelno == logging.WARNING], "a stalled DAG is not called busy"

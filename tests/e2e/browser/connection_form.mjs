@@ -18,7 +18,7 @@ const env = (name) => {
 };
 const url = env('AIRFLOW_URL');
 const connId = env('CONN_ID');
-const STEP_TIMEOUT = 30_000;
+const STEP_TIMEOUT = 120_000; // a hang guard: the UI answers slowly on a busy machine
 
 const result = { steps: [], fields: { standard: [], extra: [] }, tests: [] };
 const step = (name) => {

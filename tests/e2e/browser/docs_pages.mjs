@@ -29,7 +29,7 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width, height: 1000 } });
-  page.setDefaultTimeout(30_000);
+  page.setDefaultTimeout(120_000); // a hang guard: slow on a busy machine
   for (const path of pages) {
     const response = await page.goto(`${base}/${path}`);
     if (!response || !response.ok()) throw new Error(`${path}: HTTP ${response && response.status()}`);
