@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from fluke_airflow import _airflow
+from fluke_airflow import _airflow, _args
 from fluke_airflow.delivery import payloads
 from fluke_airflow.delivery.deliveries import deliveries, sensor_flow
 from fluke_airflow.delivery.health import health_lines, watcher_name
@@ -54,6 +54,12 @@ class QueuePollTrigger(BaseEventTrigger):
     """
 
     __doc__ = f"{__doc__}{arguments.param_docs(TRIGGER)}"  # every argument, from its declaration
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> QueuePollTrigger:
+        """Name the argument meant for a misspelt one (``dag_id``): Python's own TypeError, raised
+        before ``__init__`` runs, says only which argument it did not expect."""
+        _args.reject_misspelt(cls, kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -485,3 +485,24 @@ def test_bad_arguments_raise_clear_errors(kwargs: dict[str, Any], error: type[Ex
     kwargs = {"dag_ids": ["consumer"], **kwargs}
     with pytest.raises(error, match=names):
         QueuePollTrigger(conn_id="c", queue="q", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"dag_id": ["consumer"]}, "QueuePollTrigger does not take dag_id (did you mean dag_ids?)"),
+        ({"dag_ids": ["consumer"], "visiblity_timeout": 60, "batchsize": 5},
+         "QueuePollTrigger does not take visiblity_timeout (did you mean visibility_timeout?), batchsize (did you "
+         "mean batch_size?)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_argument_names_the_one_meant(kwargs: dict[str, Any], expected: str) -> None:
+    """In a DAG file, an import error the UI shows: as for the operators and the sensor."""
+    with pytest.raises(TypeError) as raised:
+        QueuePollTrigger(conn_id="c", queue="q", **kwargs)
+    assert str(raised.value) == expected
+
+
+def test_an_unknown_argument_without_a_likely_meaning_is_pythons_error() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        QueuePollTrigger(conn_id="c", queue="q", dag_ids=["consumer"], colour="blue")
